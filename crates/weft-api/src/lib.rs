@@ -1,0 +1,24 @@
+//! Weft's resource model.
+//!
+//! - [`load`] reads YAML files and directories into typed [`resources`], with errors that name
+//!   the file, line and field;
+//! - [`validate`] checks the set as a whole (references, duplicates, matches, ports) and builds
+//!   the [`model::Model`] the rest of Weft uses;
+//! - [`compile`] turns the model into one proxy's [`view::ProxyView`]: the same code serves a
+//!   proxy reading files and (later) the control plane.
+//!
+//! No I/O beyond reading files.
+
+pub mod compile;
+pub mod diagnostic;
+pub mod duration;
+pub mod load;
+pub mod model;
+pub mod resources;
+pub mod validate;
+pub mod view;
+
+pub use diagnostic::{Diagnostic, Diagnostics, InvalidConfig, Severity};
+
+/// The namespace of an object that names none, as kubectl applies it.
+pub const DEFAULT_NAMESPACE: &str = "default";

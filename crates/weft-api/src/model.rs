@@ -1,0 +1,150 @@
+//! The validated model: every resource checked, translated into the terms the proxy thinks in,
+//! with references still by name. [`crate::validate::build`] makes it; [`crate::compile`] turns
+//! it into per-proxy views.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::view::{
+    FilterView, LoadBalancer, MeshView, Protocol, RequestMatch, WorkloadView,
+};
+
+#[derive(Clone, Debug, Default)]
+pub struct Model {
+    pub mesh: MeshView,
+    /// Services by `(namespace, name)`.
+    pub services: BTreeMap<(String, String), ServiceModel>,
+    pub workloads: Vec<WorkloadModel>,
+    pub routes: Vec<RouteModel>,
+    /// Load balancer settings by `(namespace, service)` and port (`None`: every port).
+    pub load_balancers: BTreeMap<(String, String), Vec<(Option<u16>, LoadBalancer)>>,
+    /// Counts of resources by kind, for summaries.
+    pub counts: BTreeMap<&'static str, usize>,
+    /// Policies parsed and checked but not yet enforced by this version of Weft.
+    pub unenforced: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServiceModel {
+    pub name: String,
+    pub namespace: String,
+    pub vip: Option<IpAddr>,
+    pub selector: BTreeMap<String, String>,
+    pub ports: Vec<ServicePortModel>,
+}
+
+impl ServiceModel {
+    pub fn port(&self, port: u16) -> Option<&ServicePortModel> {
+        self.ports.iter().find(|p| p.port == port)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ServicePortModel {
+    pub port: u16,
+    pub name: Option<String>,
+    pub target: TargetPort,
+    pub protocol: Protocol,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetPort {
+    Number(u16),
+    /// Resolved per workload through its `ports` map.
+    Name(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct WorkloadModel {
+    pub view: WorkloadView,
+    /// Named ports, for named `targetPort`s.
+    pub ports: BTreeMap<String, u16>,
+    pub weight: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RouteKind {
+    Http,
+    Grpc,
+    Tcp,
+}
+
+impl RouteKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteKind::Http => "HTTPRoute",
+            RouteKind::Grpc => "GRPCRoute",
+            RouteKind::Tcp => "TCPRoute",
+        }
+    }
+}
+
+/// A route, with its matches parsed and its filters translated; backends still by name.
+#[derive(Clone, Debug)]
+pub struct RouteModel {
+    pub kind: RouteKind,
+    pub namespace: String,
+    pub name: String,
+    /// For precedence ties: older first (RFC 3339 strings sort by time).
+    pub creation_timestamp: String,
+    pub parents: Vec<ParentModel>,
+    pub rules: Vec<RuleModel>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentModel {
+    pub namespace: String,
+    pub service: String,
+    pub port: Option<u16>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RuleModel {
+    pub name: Option<String>,
+    /// With each match, its precedence key (see [`MatchRank`]).
+    pub matches: Vec<(RequestMatch, MatchRank)>,
+    pub filters: Vec<FilterModel>,
+    pub backends: Vec<BackendRefModel>,
+    pub request_timeout_ms: Option<u64>,
+    pub backend_request_timeout_ms: Option<u64>,
+    pub retry: Option<crate::view::RetryView>,
+}
+
+/// A filter; mirrors still name their backend.
+#[derive(Clone, Debug)]
+pub enum FilterModel {
+    Plain(FilterView),
+    Mirror {
+        backend: BackendName,
+        per_million: u32,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct BackendRefModel {
+    pub backend: BackendName,
+    pub weight: u32,
+    pub filters: Vec<FilterModel>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendName {
+    pub namespace: String,
+    pub service: String,
+    pub port: u16,
+    /// Whether the Service and port exist (references to missing ones are kept so requests
+    /// that pick them fail as the Gateway API says, with a 500).
+    pub resolved: bool,
+}
+
+/// Sort key of one match: greater sorts first. HTTPRoute: exact path, then regex, then the
+/// longest prefix, then method, header count, query count. GRPCRoute: service length, method
+/// length, header count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MatchRank {
+    pub primary: u8,
+    pub length: usize,
+    pub secondary: usize,
+    pub headers: usize,
+    pub query: usize,
+}

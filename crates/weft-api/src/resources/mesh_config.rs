@@ -1,0 +1,39 @@
+//! `weft.dev/v1alpha1 MeshConfig`: the mesh-wide settings that are Weft's own.
+
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeshConfigSpec {
+    /// SPIFFE trust domain, e.g. `cluster.local`.
+    #[serde(default)]
+    pub trust_domain: Option<String>,
+    /// DNS suffix of Service names (`svc.ns.svc.<clusterDomain>`).
+    #[serde(default)]
+    pub cluster_domain: Option<String>,
+    /// CIDR from which Weft assigns Service VIPs that have no `clusterIP`.
+    #[serde(default)]
+    pub service_cidr: Option<String>,
+    #[serde(default)]
+    pub proxy: Option<ProxyDefaults>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxyDefaults {
+    #[serde(default)]
+    pub outbound_port: Option<u16>,
+    #[serde(default)]
+    pub inbound_port: Option<u16>,
+    #[serde(default)]
+    pub admin_port: Option<u16>,
+    /// How long protocol detection waits for the client's first bytes (e.g. `300ms`).
+    #[serde(default)]
+    pub detect_timeout: Option<String>,
+    /// Default whole-request timeout for HTTP routes that set none (e.g. `15s`; `0s` = none).
+    #[serde(default)]
+    pub request_timeout: Option<String>,
+    /// Default connect timeout to endpoints (e.g. `1s`).
+    #[serde(default)]
+    pub connect_timeout: Option<String>,
+}

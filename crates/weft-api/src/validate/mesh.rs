@@ -1,0 +1,97 @@
+//! `MeshConfig`: at most one, with valid ports and durations.
+
+use crate::diagnostic::Diagnostics;
+use crate::duration;
+use crate::model::Model;
+use crate::resources::Resource;
+
+use super::{HintExt, Reporter};
+
+pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagnostics) {
+    let mut configs = resources.iter().filter_map(|r| match r {
+        Resource::MeshConfig(o) => Some((r, o)),
+        _ => None,
+    });
+    let Some((first, config)) = configs.next() else {
+        return;
+    };
+    for (other, _) in configs {
+        Reporter::new(diags, other)
+            .error("metadata.name", "a second MeshConfig: there can be only one")
+            .with_hint(format!(
+                "merge it into the one at {}:{}",
+                first.source().file.display(),
+                first.source().line
+            ));
+    }
+    let mut rep = Reporter::new(diags, first);
+    let spec = &config.spec;
+    let mesh = &mut model.mesh;
+    if let Some(td) = &spec.trust_domain {
+        if td.is_empty() || td.contains('/') || td.contains(':') {
+            rep.error("spec.trustDomain", format!("`{td}` is not a trust domain"))
+                .with_hint("a DNS-like name such as `cluster.local` or `example.org`");
+        } else {
+            mesh.trust_domain = td.clone();
+        }
+    }
+    if let Some(cd) = &spec.cluster_domain {
+        if cd.is_empty() || cd.starts_with('.') || cd.ends_with('.') {
+            rep.error("spec.clusterDomain", format!("`{cd}` is not a DNS suffix"))
+                .with_hint("e.g. `cluster.local`");
+        } else {
+            mesh.cluster_domain = cd.clone();
+        }
+    }
+    if let Some(cidr) = &spec.service_cidr {
+        if super::services::parse_cidr(cidr).is_none() {
+            rep.error("spec.serviceCIDR", format!("`{cidr}` is not a CIDR"))
+                .with_hint("an IPv4 range such as `10.96.0.0/16` with room for every Service");
+        }
+    }
+    let Some(proxy) = &spec.proxy else {
+        return;
+    };
+    for (field, value, slot) in [
+        ("spec.proxy.outboundPort", proxy.outbound_port, &mut mesh.outbound_port),
+        ("spec.proxy.inboundPort", proxy.inbound_port, &mut mesh.inbound_port),
+        ("spec.proxy.adminPort", proxy.admin_port, &mut mesh.admin_port),
+    ] {
+        match value {
+            Some(0) => {
+                rep.error(field, "port 0 is not a port")
+                    .with_hint("use 1-65535");
+            }
+            Some(p) => *slot = p,
+            None => {}
+        }
+    }
+    let ports = [mesh.outbound_port, mesh.inbound_port, mesh.admin_port];
+    if ports[0] == ports[1] || ports[0] == ports[2] || ports[1] == ports[2] {
+        rep.error(
+            "spec.proxy",
+            format!(
+                "the proxy's outbound ({}), inbound ({}) and admin ({}) ports must differ",
+                ports[0], ports[1], ports[2]
+            ),
+        );
+    }
+    for (field, value, slot) in [
+        ("spec.proxy.detectTimeout", &proxy.detect_timeout, &mut mesh.detect_timeout_ms),
+        ("spec.proxy.requestTimeout", &proxy.request_timeout, &mut mesh.request_timeout_ms),
+        ("spec.proxy.connectTimeout", &proxy.connect_timeout, &mut mesh.connect_timeout_ms),
+    ] {
+        if let Some(text) = value {
+            match duration::parse(text) {
+                Ok(d) => *slot = d.as_millis() as u64,
+                Err(e) => {
+                    rep.error(field, e);
+                }
+            }
+        }
+    }
+    if proxy.detect_timeout.is_some() && mesh.detect_timeout_ms == 0 {
+        rep.error("spec.proxy.detectTimeout", "detection needs a timeout above zero")
+            .with_hint("300ms is a good default");
+    }
+}

@@ -1,0 +1,165 @@
+//! Validating a set of resources as a whole and building the [`Model`].
+//!
+//! Each resource is checked on its own (values, matches, filters), then against the others
+//! (references, duplicates, conflicting ports and addresses). Every problem is reported, with
+//! its file, line and field, before the caller decides: a set with any error is not used.
+
+mod filters;
+mod matches;
+mod mesh;
+mod policy;
+mod routes;
+mod services;
+
+use std::collections::BTreeMap;
+
+use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::model::Model;
+use crate::resources::{Resource, Source, Spanned};
+
+/// Validates `resources` and builds the model. The model is `None` when there are errors.
+pub fn build(resources: &[Resource]) -> (Option<Model>, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    check_duplicates(resources, &mut diags);
+
+    let mut model = Model::default();
+    for r in resources {
+        *model.counts.entry(r.kind().name()).or_default() += 1;
+    }
+    mesh::build(resources, &mut model, &mut diags);
+    services::build(resources, &mut model, &mut diags);
+    routes::build(resources, &mut model, &mut diags);
+    policy::build(resources, &mut model, &mut diags);
+
+    if diags.has_errors() {
+        (None, diags)
+    } else {
+        (Some(model), diags)
+    }
+}
+
+/// Loads a directory and validates it: the one call a proxy or `weft validate` makes.
+pub fn load_and_build(dir: &std::path::Path) -> (Option<Model>, Diagnostics) {
+    let (resources, mut diags) = crate::load::load_dir(dir);
+    let (model, more) = build(&resources);
+    diags.extend(more);
+    if diags.has_errors() {
+        (None, diags)
+    } else {
+        (model, diags)
+    }
+}
+
+fn check_duplicates(resources: &[Resource], diags: &mut Diagnostics) {
+    let mut seen: BTreeMap<(String, String, String), &Source> = BTreeMap::new();
+    for r in resources {
+        let meta = r.meta();
+        let key = (
+            r.kind().name().to_string(),
+            meta.namespace().to_string(),
+            meta.name().to_string(),
+        );
+        if let Some(first) = seen.get(&key) {
+            diags.push(
+                Diagnostic::error(format!(
+                    "duplicate {}: the same kind, namespace and name were already defined at {}:{}",
+                    r.display_name(),
+                    first.file.display(),
+                    first.line
+                ))
+                .at(r.source().file.as_path(), r.source().line)
+                .resource(r.display_name())
+                .field("metadata.name")
+                .hint("rename one of them, or delete the copy"),
+            );
+        } else {
+            seen.insert(key, r.source());
+        }
+    }
+}
+
+/// Reports problems of one resource with the right file, line and resource name.
+pub(crate) struct Reporter<'a> {
+    pub diags: &'a mut Diagnostics,
+    pub source: &'a Source,
+    pub resource: String,
+}
+
+impl<'a> Reporter<'a> {
+    pub fn new(diags: &'a mut Diagnostics, r: &'a Resource) -> Self {
+        Self {
+            resource: r.display_name(),
+            source: r.source(),
+            diags,
+        }
+    }
+
+    /// An error at the resource's first line.
+    pub fn error(&mut self, field: impl Into<String>, message: impl Into<String>) -> &mut Diagnostic {
+        let line = self.source.line;
+        self.error_at(line, field, message)
+    }
+
+    /// An error at the line of a spanned value.
+    pub fn error_span<T>(
+        &mut self,
+        span: &Spanned<T>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let line = self.source.line_of(span);
+        self.error_at(line, field, message)
+    }
+
+    pub fn error_at(
+        &mut self,
+        line: u64,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.push(Diagnostic::error(message), line, field)
+    }
+
+    pub fn warning_at(
+        &mut self,
+        line: u64,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.push(Diagnostic::warning(message), line, field)
+    }
+
+    fn push(&mut self, d: Diagnostic, line: u64, field: impl Into<String>) -> &mut Diagnostic {
+        let d = d
+            .at(self.source.file.as_path(), line)
+            .resource(self.resource.clone())
+            .field(field);
+        self.diags.push(d);
+        let last = self.diags.0.len() - 1;
+        &mut self.diags.0[last]
+    }
+}
+
+/// Adds a hint to a diagnostic in place.
+pub(crate) trait HintExt {
+    fn with_hint(&mut self, hint: impl Into<String>);
+}
+
+impl HintExt for Diagnostic {
+    fn with_hint(&mut self, hint: impl Into<String>) {
+        self.hint = Some(hint.into());
+    }
+}
+
+/// Kubernetes DNS-1123 label: what Service and namespace names must be.
+pub(crate) fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+#[cfg(test)]
+mod tests;

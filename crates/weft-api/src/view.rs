@@ -1,0 +1,345 @@
+//! One proxy's view of the mesh: what [`crate::compile`] produces and the proxy serves from.
+//!
+//! It is plain data (serde both ways) so that it can be shown on the admin `/config` endpoint,
+//! written as a snapshot, and later carried by the control plane's protocol. Everything a
+//! request needs is resolved here, off the request path: route precedence is already sorted,
+//! backend references are already resolved to endpoints, durations are milliseconds.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProxyView {
+    /// A digest of the view's content: equal views have equal versions.
+    pub version: String,
+    pub mesh: MeshView,
+    /// The workload this proxy runs beside, when it has one.
+    pub workload: Option<WorkloadView>,
+    /// Services this proxy can call, in name order.
+    pub services: Vec<ServiceView>,
+    /// Every (Service, port) a route or a Service port sends to, by [`BackendView::key`].
+    pub backends: BTreeMap<String, BackendView>,
+    /// Every workload address in the mesh, so traffic to a workload's own address (not a
+    /// Service) can be recognised and sent to it directly.
+    pub workloads: Vec<WorkloadView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeshView {
+    pub trust_domain: String,
+    pub cluster_domain: String,
+    pub outbound_port: u16,
+    pub inbound_port: u16,
+    pub admin_port: u16,
+    pub detect_timeout_ms: u64,
+    /// Whole-request timeout for HTTP when a route sets none; 0 means none.
+    pub request_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for MeshView {
+    fn default() -> Self {
+        Self {
+            trust_domain: "cluster.local".into(),
+            cluster_domain: "cluster.local".into(),
+            outbound_port: 4140,
+            inbound_port: 4143,
+            admin_port: 4191,
+            detect_timeout_ms: 300,
+            request_timeout_ms: 0,
+            connect_timeout_ms: 1000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadView {
+    pub name: String,
+    pub namespace: String,
+    pub address: IpAddr,
+    pub labels: BTreeMap<String, String>,
+    pub service_account: String,
+    /// False for workloads declared without a proxy (`weft.dev/proxy: none`): traffic to them
+    /// goes straight to their port, not through a peer proxy.
+    pub meshed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceView {
+    pub name: String,
+    pub namespace: String,
+    /// The virtual IP traffic to this Service is addressed to; `None` for headless Services.
+    pub vip: Option<IpAddr>,
+    pub ports: Vec<ServicePortView>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1 (`appProtocol: http`).
+    Http1,
+    /// HTTP/2 without TLS (`http2`, `kubernetes.io/h2c`).
+    Http2,
+    /// gRPC: HTTP/2 with trailers (`grpc`).
+    Grpc,
+    /// Opaque TCP: bytes are forwarded, never parsed (`tcp`, TLS ports).
+    Tcp,
+    /// Undeclared: detected from the client's first bytes.
+    Detect,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePortView {
+    pub port: u16,
+    pub name: Option<String>,
+    pub protocol: Protocol,
+    /// Where traffic goes when no route is attached: this Service's own endpoints.
+    pub default_backend: String,
+    /// HTTPRoute rules attached to this port, as seen by this proxy's namespace.
+    pub http: RoutingTable,
+    /// GRPCRoute rules attached to this port.
+    pub grpc: RoutingTable,
+    /// The TCPRoute attached to this port, if any.
+    pub tcp: Option<TcpRouteView>,
+}
+
+/// Rules in the order the Gateway API's precedence says to try their matches.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoutingTable {
+    /// Every match of every rule, sorted by precedence; the first that matches wins.
+    pub matches: Vec<MatchEntry>,
+    pub rules: Vec<RuleView>,
+}
+
+impl RoutingTable {
+    /// True when at least one route is attached: then a request no rule matches gets a 404
+    /// instead of going to the Service's own endpoints.
+    pub fn is_attached(&self) -> bool {
+        !self.rules.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MatchEntry {
+    /// Index into [`RoutingTable::rules`].
+    pub rule: usize,
+    #[serde(rename = "match")]
+    pub matcher: RequestMatch,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestMatch {
+    pub path: PathMatch,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ValueMatch>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty", rename = "queryParams")]
+    pub query_params: Vec<ValueMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value")]
+pub enum PathMatch {
+    Exact(String),
+    /// Element-wise prefix, stored without a trailing slash (except `/` itself).
+    PathPrefix(String),
+    RegularExpression(String),
+}
+
+impl Default for PathMatch {
+    fn default() -> Self {
+        PathMatch::PathPrefix("/".into())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ValueMatch {
+    /// Header names are lower-cased; query parameter names are kept as written.
+    pub name: String,
+    #[serde(flatten)]
+    pub value: StringMatch,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value")]
+pub enum StringMatch {
+    Exact(String),
+    RegularExpression(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleView {
+    pub route: RouteRef,
+    pub filters: Vec<FilterView>,
+    pub backends: Vec<WeightedBackend>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_request_timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryView>,
+}
+
+/// Which route and rule produced a decision: shown in metrics, logs and `weft-error`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub rule: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_name: Option<String>,
+}
+
+impl RouteRef {
+    /// `namespace/name`, the value of the `route` metric label.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WeightedBackend {
+    /// Key into [`ProxyView::backends`]; `None` when the reference did not resolve (requests
+    /// that pick it get a 500, as the Gateway API specifies).
+    pub backend: Option<String>,
+    pub weight: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<FilterView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum FilterView {
+    RequestHeaderModifier(HeaderModifierView),
+    ResponseHeaderModifier(HeaderModifierView),
+    RequestRedirect(RedirectView),
+    #[serde(rename = "URLRewrite")]
+    UrlRewrite(RewriteView),
+    RequestMirror(MirrorView),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HeaderModifierView {
+    /// (lower-case name, value) pairs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "value")]
+pub enum PathModifierView {
+    ReplaceFullPath(String),
+    ReplacePrefixMatch(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RedirectView {
+    pub scheme: Option<String>,
+    pub hostname: Option<String>,
+    pub path: Option<PathModifierView>,
+    pub port: Option<u16>,
+    pub status_code: u16,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RewriteView {
+    pub hostname: Option<String>,
+    pub path: Option<PathModifierView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MirrorView {
+    /// `None` when the mirror backend did not resolve: nothing is mirrored.
+    pub backend: Option<String>,
+    /// Share of requests mirrored, in millionths (1_000_000 = all).
+    pub per_million: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryView {
+    /// Statuses that are retried; empty means the Gateway API default (none but connection
+    /// failures).
+    pub codes: Vec<u16>,
+    /// Retries after the first attempt.
+    pub attempts: u32,
+    pub backoff_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TcpRouteView {
+    pub route: RouteRef,
+    pub backends: Vec<WeightedBackend>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendView {
+    /// `namespace/service:port`.
+    pub key: String,
+    pub service: String,
+    pub namespace: String,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub load_balancer: LoadBalancer,
+    pub endpoints: Vec<EndpointView>,
+}
+
+impl BackendView {
+    pub fn key_for(namespace: &str, service: &str, port: u16) -> String {
+        format!("{namespace}/{service}:{port}")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointView {
+    /// The workload's address and the Service's target port on it.
+    pub addr: SocketAddr,
+    pub workload: String,
+    pub namespace: String,
+    pub service_account: String,
+    pub meshed: bool,
+    pub weight: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum LoadBalancer {
+    /// Power of two choices over peak-EWMA latency (the default).
+    #[default]
+    PeakEwma,
+    RoundRobin,
+    LeastRequest,
+    Random,
+    /// Consistent hashing on a request header.
+    HashHeader { name: String },
+    /// Consistent hashing on a cookie; when the request has none and `ttl_s` is set, the proxy
+    /// sets one.
+    HashCookie {
+        name: String,
+        path: Option<String>,
+        ttl_s: Option<u64>,
+    },
+    HashSourceIp,
+    HashQueryParameter { name: String },
+}
