@@ -1,1 +1,187 @@
-fn main() {}
+//! `weft-bench`: the Weft data-plane benchmark.
+//!
+//! In one run it measures, at fixed request rates over HTTP/1.1 keep-alive on loopback,
+//! client → backend directly and through one Weft proxy, two Weft proxies (the mesh hop),
+//! Envoy and nginx, with open-loop latency (no coordinated omission), the proxies' peak RSS
+//! and CPU per request. It prints a Markdown table and writes it to `bench/RESULTS.md`, with
+//! the same data in `bench/results.json`.
+//!
+//! Module map: [`cli`] flags; [`children`] child processes and their cleanup; [`peers`] the
+//! nginx / Envoy / Weft programs; [`setups`] starting a setup; [`loadgen`] the load
+//! generator; [`procstat`] /proc readings; [`measure`] one setup at one rate; [`report`]
+//! tables and files.
+
+mod children;
+mod cli;
+mod loadgen;
+mod measure;
+mod peers;
+mod procstat;
+mod report;
+mod setups;
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use cli::{Args, Plan, SetupKind};
+use report::{Meta, Report, SetupNote};
+use setups::Started;
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("weft-bench: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<ExitCode> {
+    let plan = Plan::from_args(Args::parse())?;
+    children::install_signal_handler()?;
+    prepare_work_dir(&plan)?;
+    let mut meta = Meta::collect(&plan);
+    if !plan.setups.contains(&SetupKind::Direct) {
+        eprintln!("weft-bench: warning: `direct` is not in --setups; added latency will be blank");
+    }
+
+    let nginx_bin = peers::nginx::binary(plan.nginx.as_deref())
+        .map_err(|missing| anyhow::anyhow!("the backend needs {missing}"))?;
+    meta.add_peer("nginx", &nginx_bin, "-v");
+    eprintln!("weft-bench: starting the backend (nginx on {})", peers::BACKEND);
+    let mut backend = peers::nginx::start_backend(&nginx_bin, &plan.work_dir.join("backend"))?;
+    let backend_tracked = procstat::Tracked::tree("backend nginx", backend.pid());
+
+    let mut report = Report::new(meta);
+    for &kind in &plan.setups {
+        let name = kind.name();
+        eprintln!("weft-bench: starting setup {name}");
+        let mut running = match setups::start(kind, &plan) {
+            Ok(Started::Running(running)) => running,
+            Ok(Started::Skipped(reason)) => {
+                eprintln!("\n!!! weft-bench: SKIPPING {name}: {reason}\n");
+                report.skipped.push(SetupNote {
+                    setup: name.to_string(),
+                    reason,
+                });
+                continue;
+            }
+            Err(e) => {
+                eprintln!("\n!!! weft-bench: setup {name} FAILED: {e:#}\n");
+                report.failed.push(SetupNote {
+                    setup: name.to_string(),
+                    reason: format!("{e:#}"),
+                });
+                continue;
+            }
+        };
+        record_peer(&mut report.meta, kind, &plan);
+        for &rate in &plan.rates {
+            eprintln!(
+                "weft-bench: {name} at {rate} req/s: {:?} warm-up + {:?} measured",
+                plan.warmup, plan.duration
+            );
+            let measured = measure::measure(&running, rate, &plan, &backend_tracked)
+                .and_then(|row| running.check_alive().map(|()| row))
+                .and_then(|row| backend_alive(&mut backend).map(|()| row));
+            match measured {
+                Ok(row) => {
+                    eprintln!(
+                        "weft-bench: {name} at {rate} req/s: {} ok, {} failed",
+                        row.ok, row.failed
+                    );
+                    report.rows.push(row);
+                }
+                Err(e) => {
+                    eprintln!("\n!!! weft-bench: {name} at {rate} req/s FAILED: {e:#}\n");
+                    report.failed.push(SetupNote {
+                        setup: format!("{name} @ {rate} req/s"),
+                        reason: format!("{e:#}"),
+                    });
+                    break;
+                }
+            }
+        }
+        drop(running);
+    }
+    drop(backend);
+
+    report.finish();
+    print!("\n{}", report::render(&report));
+    report.write(&plan.out_md, &plan.out_json)?;
+    eprintln!(
+        "\nweft-bench: wrote {} and {}",
+        plan.out_md.display(),
+        plan.out_json.display()
+    );
+    Ok(exit_code(&plan, &report))
+}
+
+/// Non-zero when a setup failed, when `--require-all` and a setup was skipped, or when
+/// `--smoke` and a request failed.
+fn exit_code(plan: &Plan, report: &Report) -> ExitCode {
+    let mut bad = Vec::new();
+    if !report.failed.is_empty() {
+        bad.push(format!("{} setup(s) failed", report.failed.len()));
+    }
+    if plan.require_all && !report.skipped.is_empty() {
+        bad.push(format!(
+            "{} setup(s) skipped with --require-all",
+            report.skipped.len()
+        ));
+    }
+    if report.any_failed_requests() {
+        let msg = "some requests failed (see 'Failed requests')".to_string();
+        if plan.smoke {
+            bad.push(msg);
+        } else {
+            eprintln!("weft-bench: warning: {msg}");
+        }
+    }
+    if bad.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("weft-bench: FAILED: {}", bad.join("; "));
+        ExitCode::from(1)
+    }
+}
+
+fn backend_alive(backend: &mut children::Proc) -> Result<()> {
+    match backend.exited() {
+        None => Ok(()),
+        Some(status) => anyhow::bail!(
+            "the backend nginx exited ({status}); last lines of {}:\n{}",
+            backend.log_path().display(),
+            backend.log_tail(20)
+        ),
+    }
+}
+
+fn record_peer(meta: &mut Meta, kind: SetupKind, plan: &Plan) {
+    match kind {
+        SetupKind::Envoy => {
+            if let Ok(bin) = peers::envoy::binary(plan.envoy.as_deref(), &plan.workspace) {
+                meta.add_peer("envoy", &bin, "--version");
+            }
+        }
+        SetupKind::Weft1 | SetupKind::Weft2 => meta.add_peer("weft", &plan.weft, "--version"),
+        SetupKind::Direct | SetupKind::Nginx => {}
+    }
+}
+
+/// Clears the scratch directories this run will use (and only those) under `work_dir`.
+fn prepare_work_dir(plan: &Plan) -> Result<()> {
+    let names = plan.setups.iter().map(|k| k.name()).chain(["backend"]);
+    for name in names {
+        let dir = plan.work_dir.join(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)
+                .with_context(|| format!("clearing {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
+}

@@ -1,1 +1,65 @@
-fn main() {}
+//! `weft`: one binary for every part of the mesh.
+//!
+//! - `weft proxy`: the data plane, beside a workload (static mode: from a config directory);
+//! - `weft validate`: checks a config directory and summarises it;
+//! - `weft echo`: the echo server tests and examples run behind the mesh.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "weft", version, about = "Weft: a service mesh that stays out of the way")]
+struct Cli {
+    /// Log filter (tracing-subscriber syntax), e.g. `info` or `weft_proxy=debug`.
+    #[arg(long, global = true, env = "WEFT_LOG", default_value = "info")]
+    log: String,
+    /// Log format.
+    #[arg(long, global = true, env = "WEFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a proxy beside a workload.
+    Proxy(cmd::proxy::Args),
+    /// Check a directory of mesh resources and summarise what it declares.
+    Validate(cmd::validate::Args),
+    /// Run the echo server (HTTP/1.1, h2c and gRPC on each --http address; TCP echo on --tcp).
+    Echo(cmd::echo::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log, cli.log_format);
+    let result = match cli.command {
+        Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Validate(args) => cmd::validate::run(args),
+        Command::Echo(args) => cmd::echo::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

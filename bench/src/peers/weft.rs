@@ -1,0 +1,155 @@
+//! Weft proxies in static mode (`weft proxy --config-dir`), as an explicit HTTP proxy: the
+//! client sends origin-form requests with `Host: backend.bench:8080` to the outbound address.
+//!
+//! * weft-1: one proxy (workload `client`); the backend WorkloadEntry is annotated
+//!   `weft.dev/proxy: none`, so the proxy reaches the backend directly.
+//! * weft-2: proxy A (workload `client`) → proxy B (workload `backend`, inbound
+//!   127.0.20.1:4143) → backend: the mesh hop.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::{addr, is_executable, wait_ready, Missing};
+use crate::children::Proc;
+
+/// What the load generator puts in `Host` when talking to a Weft outbound listener.
+pub const HOST: &str = "backend.bench:8080";
+/// How long a Weft proxy gets to report `/ready`.
+const READY: Duration = Duration::from_secs(10);
+
+/// Addresses and identity of one `weft proxy`.
+pub struct ProxySpec {
+    pub name: &'static str,
+    pub workload: &'static str,
+    pub outbound: &'static str,
+    pub inbound: &'static str,
+    pub admin: &'static str,
+    pub app_ip: &'static str,
+}
+
+/// Proxy A (and the only proxy of weft-1): the client's sidecar.
+pub const CLIENT: ProxySpec = ProxySpec {
+    name: "weft A (client)",
+    workload: "client",
+    outbound: "127.0.20.2:4140",
+    inbound: "127.0.20.2:4143",
+    admin: "127.0.20.2:4191",
+    app_ip: "127.0.20.2",
+};
+
+/// Proxy B: the backend's sidecar.
+pub const BACKEND: ProxySpec = ProxySpec {
+    name: "weft B (backend)",
+    workload: "backend",
+    outbound: "127.0.20.1:4140",
+    inbound: "127.0.20.1:4143",
+    admin: "127.0.20.1:4191",
+    app_ip: "127.0.20.1",
+};
+
+/// The `weft` binary at `path`, or how to build it.
+pub fn binary(path: &Path) -> Result<PathBuf, Missing> {
+    if is_executable(path) {
+        return Ok(path.to_path_buf());
+    }
+    Err(Missing {
+        what: "weft",
+        looked: path.display().to_string(),
+        install: "cargo build --release -p weft   (in the workspace root), or pass --weft PATH"
+            .to_string(),
+    })
+}
+
+/// Writes the bench mesh (Service `backend`, WorkloadEntries `backend` and `client`) into
+/// `dir/config/`. With `backend_meshed == false` the backend is annotated as having no proxy.
+pub fn write_config(dir: &Path, backend_meshed: bool) -> Result<PathBuf> {
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).with_context(|| format!("creating {}", config.display()))?;
+    let annotations = if backend_meshed {
+        ""
+    } else {
+        "\n  annotations: {weft.dev/proxy: none}"
+    };
+    let yaml = format!(
+        "# written by weft-bench\n\
+         apiVersion: v1\n\
+         kind: Service\n\
+         metadata: {{name: backend, namespace: bench}}\n\
+         spec:\n  \
+           selector: {{app: backend}}\n  \
+           ports: [{{name: http, port: 8080, appProtocol: http}}]\n\
+         ---\n\
+         apiVersion: networking.istio.io/v1\n\
+         kind: WorkloadEntry\n\
+         metadata:\n  \
+           name: backend\n  \
+           namespace: bench{annotations}\n\
+         spec: {{address: 127.0.20.1, labels: {{app: backend}}}}\n\
+         ---\n\
+         apiVersion: networking.istio.io/v1\n\
+         kind: WorkloadEntry\n\
+         metadata: {{name: client, namespace: bench}}\n\
+         spec: {{address: 127.0.20.2, labels: {{app: client}}}}\n"
+    );
+    let path = config.join("mesh.yaml");
+    std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+    Ok(config)
+}
+
+/// Starts one `weft proxy` and waits (at most 10 s) for its admin `/ready` to return 200.
+pub fn start_proxy(bin: &Path, config: &Path, spec: &ProxySpec, dir: &Path) -> Result<Proc> {
+    let mut cmd = Command::new(bin);
+    cmd.arg("proxy")
+        .arg("--config-dir")
+        .arg(config)
+        .args(["--workload", spec.workload, "--namespace", "bench"])
+        .args(["--outbound-addr", spec.outbound, "--inbound-addr", spec.inbound])
+        .args(["--admin-addr", spec.admin, "--app-ip", spec.app_ip]);
+    // Per-request logging would be charged to the proxy's CPU; Envoy and nginx run with
+    // access logs off, so keep Weft quiet too unless the caller asked for logs.
+    if std::env::var_os("RUST_LOG").is_none() {
+        cmd.env("RUST_LOG", "warn");
+    }
+    let log = dir.join(format!("weft-{}.log", spec.workload));
+    let mut proc = Proc::spawn(spec.name, &mut cmd, &log)?;
+    wait_ready(&mut proc, addr(spec.admin)?, "/ready", spec.admin, READY).with_context(|| {
+        format!(
+            "starting `{}` (config {})",
+            describe(&cmd),
+            config.display()
+        )
+    })?;
+    Ok(proc)
+}
+
+/// Waits until a request through `entry`'s outbound listener reaches the backend with 200;
+/// on failure, includes the log tails of every proxy on the path.
+pub fn probe(entry: &mut Proc, spec: &ProxySpec, others: &[&Proc]) -> Result<()> {
+    let res = wait_ready(entry, addr(spec.outbound)?, "/", HOST, READY);
+    res.with_context(|| {
+        let mut msg = format!(
+            "GET / with Host: {HOST} through {} at {} did not return 200",
+            spec.name, spec.outbound
+        );
+        for p in others {
+            msg.push_str(&format!(
+                "\nlast lines of {} ({}):\n{}",
+                p.name(),
+                p.log_path().display(),
+                p.log_tail(20)
+            ));
+        }
+        msg
+    })
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

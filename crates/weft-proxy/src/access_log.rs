@@ -1,0 +1,103 @@
+//! JSON access log lines (off by default), one per HTTP request, written by a task of its
+//! own through a bounded queue: a slow stdout drops lines (counted) instead of slowing
+//! requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{Request, Response};
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use crate::http::errors::WEFT_ERROR;
+use crate::metrics::Metrics;
+
+const QUEUE: usize = 4096;
+
+#[derive(Clone)]
+pub struct AccessLog {
+    tx: mpsc::Sender<String>,
+    metrics: Arc<Metrics>,
+}
+
+impl AccessLog {
+    /// Starts the writer task; lines go to stdout.
+    pub fn stdout(metrics: Arc<Metrics>) -> AccessLog {
+        let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
+        tokio::spawn(async move {
+            let mut out = tokio::io::stdout();
+            while let Some(line) = rx.recv().await {
+                if out.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+                let _ = out.flush().await;
+            }
+        });
+        AccessLog { tx, metrics }
+    }
+
+    pub fn write(&self, line: String) {
+        if self.tx.try_send(line).is_err() {
+            self.metrics.access_log_dropped.inc();
+        }
+    }
+}
+
+/// One request's log line, filled in as the request goes.
+#[derive(Serialize)]
+pub struct Entry {
+    timestamp: f64,
+    direction: &'static str,
+    client: String,
+    method: String,
+    authority: String,
+    path: String,
+    protocol: String,
+    destination_service: String,
+    route: String,
+    status: u16,
+    duration_ms: f64,
+    weft_error: Option<String>,
+}
+
+impl Entry {
+    pub fn outbound<B>(req: &Request<B>, client: SocketAddr) -> Entry {
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
+            .unwrap_or_default();
+        Entry {
+            timestamp: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            direction: crate::metrics::OUTBOUND,
+            client: client.to_string(),
+            method: req.method().to_string(),
+            authority,
+            path: req.uri().path().to_string(),
+            protocol: format!("{:?}", req.version()),
+            destination_service: String::new(),
+            route: String::new(),
+            status: 0,
+            duration_ms: 0.0,
+            weft_error: None,
+        }
+    }
+
+    pub fn route(&mut self, service: &str, route: &str) {
+        self.destination_service = service.to_string();
+        self.route = route.to_string();
+    }
+
+    /// The finished line, newline-terminated.
+    pub fn finish<B>(mut self, resp: &Response<B>, elapsed: Duration) -> String {
+        self.status = resp.status().as_u16();
+        self.duration_ms = elapsed.as_secs_f64() * 1000.0;
+        self.weft_error = resp.headers().get(WEFT_ERROR).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let mut line = serde_json::to_string(&self).unwrap_or_default();
+        line.push('\n');
+        line
+    }
+}

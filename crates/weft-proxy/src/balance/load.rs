@@ -1,0 +1,98 @@
+//! Per-endpoint load: outstanding requests and a peak-sensitive moving average of latency.
+//!
+//! Lock-free: an endpoint's numbers are atomics updated by whichever request finishes; a lost
+//! update between two racing requests only blurs an average.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The average forgets with this time constant.
+const DECAY_NANOS: f64 = 10_000_000_000.0;
+/// An endpoint nothing is known about is assumed this slow, so new endpoints get tried
+/// without being flooded.
+const DEFAULT_RTT_NANOS: f64 = 1_000_000.0;
+
+pub(super) fn now_nanos() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+#[derive(Debug)]
+pub struct Load {
+    pending: AtomicU32,
+    ewma_bits: AtomicU64,
+    stamp: AtomicU64,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Self {
+            pending: AtomicU32::new(0),
+            ewma_bits: AtomicU64::new(DEFAULT_RTT_NANOS.to_bits()),
+            stamp: AtomicU64::new(now_nanos()),
+        }
+    }
+}
+
+/// Counts a request as outstanding until dropped; `observe` records its latency.
+pub struct InFlight<'a> {
+    load: &'a Load,
+    start: Instant,
+}
+
+impl Load {
+    pub fn pending(&self) -> u32 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    pub fn start(&self) -> InFlight<'_> {
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        InFlight { load: self, start: Instant::now() }
+    }
+
+    /// Expected cost of one more request: the decayed latency average times (pending + 1).
+    pub(super) fn ewma_cost(&self, now: u64) -> f64 {
+        let ewma = self.decayed(now);
+        ewma * f64::from(self.pending() + 1)
+    }
+
+    fn decayed(&self, now: u64) -> f64 {
+        let ewma = f64::from_bits(self.ewma_bits.load(Ordering::Relaxed));
+        let elapsed = now.saturating_sub(self.stamp.load(Ordering::Relaxed)) as f64;
+        ewma * (-elapsed / DECAY_NANOS).exp()
+    }
+
+    fn observe(&self, rtt: Duration) {
+        let now = now_nanos();
+        let rtt = rtt.as_nanos() as f64;
+        let prev = self.decayed(now);
+        // Peak-sensitive: a slower response is taken at once, a faster one blends in.
+        let next = if rtt > prev {
+            rtt
+        } else {
+            let elapsed = now.saturating_sub(self.stamp.load(Ordering::Relaxed)) as f64;
+            let w = (-elapsed / DECAY_NANOS).exp();
+            prev * w + rtt * (1.0 - w)
+        };
+        self.ewma_bits.store(next.to_bits(), Ordering::Relaxed);
+        self.stamp.store(now, Ordering::Relaxed);
+    }
+
+    pub fn latency_estimate(&self) -> Duration {
+        Duration::from_nanos(self.decayed(now_nanos()) as u64)
+    }
+}
+
+impl InFlight<'_> {
+    /// Records how long the request took (call once the response head arrived).
+    pub fn observe(self) {
+        self.load.observe(self.start.elapsed());
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.load.pending.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,45 @@
+//! HTTP plumbing shared by the outbound and inbound sides: body types, synthesized errors,
+//! header hygiene, route filters, upstream connections, upgrades and the server settings
+//! that bound what a client may send.
+
+pub mod errors;
+pub mod filters;
+pub mod headers;
+pub mod server;
+pub mod upgrade;
+pub mod upstream;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full};
+
+/// Errors a body can carry through the proxy.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every body the proxy sends or receives, boxed so requests and responses from any source
+/// (a client, an upstream, the proxy itself) have one type.
+pub type Body = BoxBody<Bytes, BoxError>;
+
+pub fn empty() -> Body {
+    Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+pub fn boxed<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + Sync + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed()
+}
+
+/// True for a gRPC request (by content type).
+pub fn is_grpc<B>(req: &http::Request<B>) -> bool {
+    req.headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}

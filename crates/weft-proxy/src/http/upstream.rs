@@ -1,0 +1,173 @@
+//! Connections to upstreams.
+//!
+//! - To a meshed endpoint: one multiplexed HTTP/2 connection per endpoint, to the peer
+//!   proxy's inbound port, opened with the transport header ([`H2Connection`]). HTTP/1
+//!   requests ride it as HTTP/2 with `weft-orig-proto`, so a thousand keep-alive clients cost
+//!   the peer one connection.
+//! - To an application (inbound) or an endpoint without a proxy: HTTP/1 through a pooled
+//!   client, HTTP/2 through an [`H2Connection`] without a header.
+//!
+//! A ready connection is found without locking (`arc-swap`); only opening a new one takes an
+//! async mutex, so that concurrent requests wait for one connect instead of racing many.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::client::conn::http2;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::Body;
+use crate::io::transport::{Carriage, Header};
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("connecting to {addr}: {source}")]
+    Connect { addr: SocketAddr, source: std::io::Error },
+    #[error("connecting to {addr}: timed out after {timeout:?}")]
+    ConnectTimeout { addr: SocketAddr, timeout: Duration },
+    #[error("HTTP/2 handshake with {addr}: {source}")]
+    Handshake { addr: SocketAddr, source: hyper::Error },
+    #[error("request to {addr} failed: {source}")]
+    Request { addr: SocketAddr, source: hyper::Error },
+    #[error("request to {addr} failed: {source}")]
+    Pooled { addr: SocketAddr, source: hyper_util::client::legacy::Error },
+}
+
+impl UpstreamError {
+    /// True when the request certainly never reached the application (safe to retry even if
+    /// not idempotent).
+    pub fn never_sent(&self) -> bool {
+        match self {
+            UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. } | UpstreamError::Handshake { .. } => true,
+            UpstreamError::Request { source, .. } => source.is_canceled(),
+            UpstreamError::Pooled { source, .. } => source.is_connect(),
+        }
+    }
+}
+
+/// Opens a TCP connection with a deadline, tuned for proxying.
+pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, UpstreamError> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => {
+            crate::io::tune(&s);
+            Ok(s)
+        }
+        Ok(Err(source)) => Err(UpstreamError::Connect { addr, source }),
+        Err(_) => Err(UpstreamError::ConnectTimeout { addr, timeout }),
+    }
+}
+
+/// One multiplexed HTTP/2 connection, reopened on demand.
+pub struct H2Connection {
+    dial: SocketAddr,
+    header: Option<Header>,
+    ready: ArcSwapOption<http2::SendRequest<Body>>,
+    connecting: tokio::sync::Mutex<()>,
+}
+
+impl H2Connection {
+    /// A connection to a peer proxy at `peer` for its local port `target_port`.
+    pub fn new(peer: SocketAddr, target_port: u16) -> Self {
+        Self::with_header(peer, Some(Header { carriage: Carriage::Http2, port: target_port }))
+    }
+
+    /// A plain h2c connection (no transport header).
+    pub fn plain(addr: SocketAddr) -> Self {
+        Self::with_header(addr, None)
+    }
+
+    fn with_header(dial: SocketAddr, header: Option<Header>) -> Self {
+        Self { dial, header, ready: ArcSwapOption::empty(), connecting: tokio::sync::Mutex::new(()) }
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.dial
+    }
+
+    pub async fn send(&self, req: Request<Body>, connect_timeout: Duration) -> Result<Response<Incoming>, UpstreamError> {
+        let mut sender = self.sender(connect_timeout).await?;
+        let result = sender.send_request(req).await;
+        if let Err(e) = &result {
+            if e.is_closed() || e.is_canceled() {
+                self.ready.store(None);
+            }
+        }
+        result.map_err(|source| UpstreamError::Request { addr: self.dial, source })
+    }
+
+    async fn sender(&self, connect_timeout: Duration) -> Result<http2::SendRequest<Body>, UpstreamError> {
+        if let Some(s) = self.ready.load_full() {
+            if !s.is_closed() {
+                return Ok((*s).clone());
+            }
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(s) = self.ready.load_full() {
+            if !s.is_closed() {
+                return Ok((*s).clone());
+            }
+        }
+        let mut stream = connect(self.dial, connect_timeout).await?;
+        if let Some(h) = self.header {
+            stream
+                .write_all(&h.encode())
+                .await
+                .map_err(|source| UpstreamError::Connect { addr: self.dial, source })?;
+        }
+        let handshake = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .adaptive_window(true)
+            .handshake(TokioIo::new(stream));
+        let (sender, conn) = match tokio::time::timeout(connect_timeout, handshake).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(source)) => return Err(UpstreamError::Handshake { addr: self.dial, source }),
+            Err(_) => return Err(UpstreamError::ConnectTimeout { addr: self.dial, timeout: connect_timeout }),
+        };
+        let addr = self.dial;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%addr, error = %e, "HTTP/2 connection closed");
+            }
+        });
+        self.ready.store(Some(std::sync::Arc::new(sender.clone())));
+        Ok(sender)
+    }
+}
+
+/// A pooled HTTP/1 client (keep-alive connections to applications and unmeshed endpoints).
+pub fn http1_client(connect_timeout: Duration) -> Client<HttpConnector, Body> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(connect_timeout));
+    connector.enforce_http(true);
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(256)
+        .set_host(true)
+        .build(connector)
+}
+
+/// Sends an HTTP/1 request to `addr` through the pooled client. The request's Host header is
+/// kept; only the connection target comes from `addr`.
+pub async fn send_http1(
+    client: &Client<HttpConnector, Body>,
+    addr: SocketAddr,
+    mut req: Request<Body>,
+) -> Result<Response<Incoming>, UpstreamError> {
+    let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    if let Ok(uri) = format!("http://{addr}{pq}").parse() {
+        *req.uri_mut() = uri;
+    }
+    *req.version_mut() = http::Version::HTTP_11;
+    client.request(req).await.map_err(|source| UpstreamError::Pooled { addr, source })
+}

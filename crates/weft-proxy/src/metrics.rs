@@ -1,0 +1,247 @@
+//! Prometheus metrics (`prometheus-client`), served on the admin endpoint.
+//!
+//! Label values come from bounded sets only: directions, Service and route names, status
+//! codes, gRPC statuses, detection outcomes. Never paths, query strings or client ports.
+//!
+//! The request path takes no lock: metric handles for a route are resolved when a config
+//! snapshot is built ([`RouteStats`]), and per-status counters are cached copy-on-write, so a
+//! response only increments atomics once its status has been seen on that route.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+pub const INBOUND: &str = "inbound";
+pub const OUTBOUND: &str = "outbound";
+
+/// Latency buckets, in seconds: 100 µs to 10 s.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub direction: &'static str,
+    pub destination_service: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub direction: &'static str,
+    pub destination_service: String,
+    pub route: String,
+    pub response_code: String,
+    pub grpc_status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TcpLabels {
+    pub direction: &'static str,
+    pub destination_service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DetectLabels {
+    pub direction: &'static str,
+    pub protocol: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub direction: &'static str,
+    pub reason: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    duration: HistogramFamily,
+    pub tcp_opened: Family<TcpLabels, Counter>,
+    pub tcp_closed: Family<TcpLabels, Counter>,
+    pub tcp_sent: Family<TcpLabels, Counter>,
+    pub tcp_received: Family<TcpLabels, Counter>,
+    pub detections: Family<DetectLabels, Counter>,
+    pub proxy_errors: Family<ErrorLabels, Counter>,
+    pub config_reloads: Family<ResultLabels, Counter>,
+    pub config_timestamp: Gauge,
+    pub access_log_dropped: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("weft");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("requests", "HTTP requests by direction, destination Service, route and status", requests.clone());
+        let duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "request_duration",
+            "HTTP request latency, from request head received to response head sent",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        let tcp_opened = Family::<TcpLabels, Counter>::default();
+        registry.register("tcp_connections_opened", "TCP connections opened", tcp_opened.clone());
+        let tcp_closed = Family::<TcpLabels, Counter>::default();
+        registry.register("tcp_connections_closed", "TCP connections closed", tcp_closed.clone());
+        let tcp_sent = Family::<TcpLabels, Counter>::default();
+        registry.register_with_unit("tcp_sent", "Bytes sent to the destination over opaque TCP", Unit::Bytes, tcp_sent.clone());
+        let tcp_received = Family::<TcpLabels, Counter>::default();
+        registry.register_with_unit(
+            "tcp_received",
+            "Bytes received from the destination over opaque TCP",
+            Unit::Bytes,
+            tcp_received.clone(),
+        );
+        let detections = Family::<DetectLabels, Counter>::default();
+        registry.register("protocol_detections", "Protocol detection outcomes on undeclared ports", detections.clone());
+        let proxy_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register("proxy_errors", "Responses and refusals the proxy made itself, by reason", proxy_errors.clone());
+        let config_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register("config_reloads", "Configuration reloads by result", config_reloads.clone());
+        let config_timestamp = Gauge::default();
+        registry.register_with_unit(
+            "config_last_reload_success_timestamp",
+            "When the configuration in use was loaded (Unix time)",
+            Unit::Seconds,
+            config_timestamp.clone(),
+        );
+        let access_log_dropped = Counter::default();
+        registry.register("access_log_dropped", "Access log lines dropped because the writer fell behind", access_log_dropped.clone());
+        Arc::new(Self {
+            registry,
+            requests,
+            duration,
+            tcp_opened,
+            tcp_closed,
+            tcp_sent,
+            tcp_received,
+            detections,
+            proxy_errors,
+            config_reloads,
+            config_timestamp,
+            access_log_dropped,
+        })
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+
+    /// Metric handles for one route: resolved once per config snapshot, not per request.
+    pub fn route(self: &Arc<Self>, direction: &'static str, service: &str, route: &str) -> Arc<RouteStats> {
+        let labels = RouteLabels { direction, destination_service: service.to_string(), route: route.to_string() };
+        let duration = self.duration.get_or_create_owned(&labels);
+        Arc::new(RouteStats { metrics: self.clone(), labels, duration, codes: ArcSwap::from_pointee(Vec::new()) })
+    }
+
+    pub fn tcp(&self, direction: &'static str, service: &str) -> TcpStats {
+        let labels = TcpLabels { direction, destination_service: service.to_string() };
+        TcpStats {
+            opened: self.tcp_opened.get_or_create_owned(&labels),
+            closed: self.tcp_closed.get_or_create_owned(&labels),
+            sent: self.tcp_sent.get_or_create_owned(&labels),
+            received: self.tcp_received.get_or_create_owned(&labels),
+        }
+    }
+
+    pub fn detected(&self, direction: &'static str, protocol: &'static str) {
+        self.detections.get_or_create(&DetectLabels { direction, protocol }).inc();
+    }
+
+    pub fn proxy_error(&self, direction: &'static str, reason: &'static str) {
+        self.proxy_errors.get_or_create(&ErrorLabels { direction, reason }).inc();
+    }
+}
+
+/// Handles for one route's request metrics.
+pub struct RouteStats {
+    metrics: Arc<Metrics>,
+    labels: RouteLabels,
+    duration: Histogram,
+    /// (status, grpc-status) → counter, grown copy-on-write when a new status appears.
+    codes: ArcSwap<Vec<(u16, Option<u32>, Counter)>>,
+}
+
+impl RouteStats {
+    pub fn record(&self, status: u16, grpc_status: Option<u32>, elapsed: Duration) {
+        self.duration.observe(elapsed.as_secs_f64());
+        let codes = self.codes.load();
+        if let Some((_, _, c)) = codes.iter().find(|(s, g, _)| *s == status && *g == grpc_status) {
+            c.inc();
+            return;
+        }
+        let labels = RequestLabels {
+            direction: self.labels.direction,
+            destination_service: self.labels.destination_service.clone(),
+            route: self.labels.route.clone(),
+            response_code: status.to_string(),
+            grpc_status: grpc_status.map(|g| g.to_string()).unwrap_or_default(),
+        };
+        let counter = self.metrics.requests.get_or_create_owned(&labels);
+        counter.inc();
+        // At most a few dozen distinct statuses per route: the cache stays small.
+        if codes.len() < 64 {
+            let mut next = Vec::clone(&codes);
+            next.push((status, grpc_status, counter));
+            self.codes.store(Arc::new(next));
+        }
+    }
+
+    pub fn service(&self) -> &str {
+        &self.labels.destination_service
+    }
+
+    pub fn route(&self) -> &str {
+        &self.labels.route
+    }
+}
+
+pub struct TcpStats {
+    pub opened: Counter,
+    pub closed: Counter,
+    pub sent: Counter,
+    pub received: Counter,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_by_route_and_status() {
+        let m = Metrics::new();
+        let r = m.route(OUTBOUND, "ns/echo", "ns/route");
+        r.record(200, None, Duration::from_millis(2));
+        r.record(200, None, Duration::from_millis(3));
+        r.record(503, None, Duration::from_millis(1));
+        let text = m.encode();
+        assert!(text.contains(r#"weft_requests_total{direction="outbound",destination_service="ns/echo",route="ns/route",response_code="200",grpc_status=""} 2"#), "{text}");
+        assert!(text.contains(r#"response_code="503""#), "{text}");
+        assert!(text.contains("weft_request_duration_seconds_bucket"), "{text}");
+    }
+}

@@ -1,0 +1,118 @@
+//! The outbound side: connections the local workload makes.
+//!
+//! A connection's target is decided once, when it is accepted: the Service its original
+//! destination (VIP and port) belongs to, a workload's own address, or — for a connection made
+//! to the proxy directly — nothing yet, in which case it must be HTTP and each request is
+//! routed by its authority (explicit proxy mode). Anything else is refused, with a log line
+//! that says what was dialed.
+
+mod forward;
+mod http;
+mod tcp;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::net::{TcpListener, TcpStream};
+use weft_api::view::Protocol;
+
+use crate::detect::{self, Detected};
+use crate::io::{orig_dst, PrefixedIo};
+use crate::metrics::OUTBOUND;
+use crate::run::Context;
+
+/// What a connection was addressed to.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A Service VIP and port (captured connection).
+    Service(SocketAddr),
+    /// A workload's own address and port (captured connection to a pod IP).
+    Workload(SocketAddr),
+    /// The proxy itself: route each HTTP request by its authority.
+    Explicit,
+}
+
+pub async fn serve(listener: TcpListener, cx: Arc<Context>) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = cx.drain.signaled() => break,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let cx = cx.clone();
+                let guard = cx.drain.guard();
+                tokio::spawn(async move {
+                    handle(stream, peer, &cx).await;
+                    drop(guard);
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "outbound accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
+    crate::io::tune(&stream);
+    let snapshot = cx.state.load_full();
+    let (target, declared) = match orig_dst::original_dst(&stream) {
+        None => (Target::Explicit, Protocol::Detect),
+        Some(dst) => {
+            if let Some(sp) = snapshot.by_addr(dst) {
+                (Target::Service(dst), sp.protocol)
+            } else if snapshot.workload_at(dst.ip()).is_some() {
+                (Target::Workload(dst), Protocol::Detect)
+            } else {
+                cx.metrics.proxy_error(OUTBOUND, "unknown-destination");
+                tracing::warn!(
+                    %client, destination = %dst,
+                    "refusing connection: {dst} is neither a Service VIP and port nor a workload address in the mesh"
+                );
+                return;
+            }
+        }
+    };
+    let (protocol, prefix) = match declared {
+        Protocol::Http1 => (Detected::Http1, Bytes::new()),
+        Protocol::Http2 | Protocol::Grpc => (Detected::Http2, Bytes::new()),
+        Protocol::Tcp => (Detected::Opaque, Bytes::new()),
+        Protocol::Detect => {
+            let timeout = std::time::Duration::from_millis(snapshot.mesh.detect_timeout_ms.max(1));
+            match detect::detect(&mut stream, timeout).await {
+                Ok((d, bytes)) => {
+                    cx.metrics.detected(OUTBOUND, d.label());
+                    (d, bytes)
+                }
+                Err(e) => {
+                    tracing::debug!(%client, error = %e, "connection failed during detection");
+                    return;
+                }
+            }
+        }
+    };
+    drop(snapshot);
+    let io = PrefixedIo::new(prefix, stream);
+    match (protocol, &target) {
+        (Detected::Http1, _) => {
+            let svc = http::Handler::new(cx.clone(), target, client);
+            crate::http::server::serve_http1(io, svc, cx.limits, &cx.drain).await;
+        }
+        (Detected::Http2, _) => {
+            let svc = http::Handler::new(cx.clone(), target, client);
+            crate::http::server::serve_http2(io, svc, cx.limits, &cx.drain).await;
+        }
+        (Detected::Closed, _) => {}
+        (_, Target::Explicit) => {
+            cx.metrics.proxy_error(OUTBOUND, "explicit-not-http");
+            tracing::warn!(
+                %client,
+                "refusing connection made to the proxy directly: it did not start with an HTTP request, so there is no way to tell where it is going"
+            );
+        }
+        (_, Target::Service(dst) | Target::Workload(dst)) => tcp::forward(io, *dst, client, cx).await,
+    }
+}

@@ -1,0 +1,246 @@
+//! The proxy's compiled configuration: a [`Snapshot`] built from a view off the request path
+//! and swapped in whole ([`Shared`]). A request loads the current snapshot once and uses it
+//! to the end, so a config change never mixes two configurations in one request.
+
+pub mod endpoint;
+pub mod table;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use weft_api::view::{MeshView, ProxyView, Protocol, WorkloadView};
+
+pub use endpoint::{Backend, Endpoint, Registry};
+pub use table::{Filter, Rule, Table, WeightedBackend};
+
+use crate::metrics::{Metrics, OUTBOUND};
+
+/// The current snapshot, swapped atomically on config change.
+pub type Shared = Arc<ArcSwap<Snapshot>>;
+
+pub struct Snapshot {
+    pub view: Arc<ProxyView>,
+    pub mesh: MeshView,
+    /// The proxy's namespace: short names (`svc`) resolve in it.
+    pub namespace: String,
+    pub services: Vec<Arc<Service>>,
+    by_addr: HashMap<SocketAddr, Arc<ServicePort>>,
+    by_name: HashMap<String, Arc<Service>>,
+    workloads: HashMap<IpAddr, WorkloadView>,
+}
+
+pub struct Service {
+    pub name: String,
+    pub namespace: String,
+    pub vip: Option<IpAddr>,
+    pub ports: Vec<Arc<ServicePort>>,
+}
+
+pub struct ServicePort {
+    /// `namespace/name`.
+    pub service: String,
+    /// The host name requests to this port carry by default (`name.namespace:port`).
+    pub authority: String,
+    pub port: u16,
+    pub protocol: Protocol,
+    pub http: Table,
+    pub grpc: Table,
+    pub tcp: Option<TcpRoute>,
+    /// What traffic gets when no route is attached: the Service's own endpoints.
+    pub default_rule: Arc<Rule>,
+}
+
+pub struct TcpRoute {
+    pub rule: Arc<Rule>,
+}
+
+impl Snapshot {
+    /// An empty snapshot: the proxy refuses everything until a config loads.
+    pub fn empty(namespace: &str) -> Snapshot {
+        Snapshot {
+            view: Arc::new(ProxyView::default()),
+            mesh: MeshView::default(),
+            namespace: namespace.to_string(),
+            services: Vec::new(),
+            by_addr: HashMap::new(),
+            by_name: HashMap::new(),
+            workloads: HashMap::new(),
+        }
+    }
+
+    pub fn build(view: ProxyView, namespace: &str, metrics: &Arc<Metrics>, registry: &Registry) -> Snapshot {
+        let inbound_port = view.mesh.inbound_port;
+        let backends: HashMap<String, Arc<Backend>> = view
+            .backends
+            .iter()
+            .map(|(k, b)| (k.clone(), Arc::new(registry.backend(b, inbound_port))))
+            .collect();
+        let resolve = |key: &Option<String>| key.as_ref().and_then(|k| backends.get(k).cloned());
+        let build_rule = |rule: &weft_api::view::RuleView, service: &str| -> Arc<Rule> {
+            let filters = |fs: &[weft_api::view::FilterView]| -> Vec<Filter> {
+                fs.iter()
+                    .map(|f| match f {
+                        weft_api::view::FilterView::RequestMirror(m) => Filter::Mirror {
+                            backend: resolve(&m.backend),
+                            per_million: m.per_million,
+                        },
+                        other => Filter::Plain(other.clone()),
+                    })
+                    .collect()
+            };
+            let wbs: Vec<WeightedBackend> = rule
+                .backends
+                .iter()
+                .map(|b| WeightedBackend { backend: resolve(&b.backend), weight: b.weight, filters: filters(&b.filters) })
+                .collect();
+            Arc::new(Rule {
+                route: rule.route.clone(),
+                filters: filters(&rule.filters),
+                total_weight: wbs.iter().map(|b| u64::from(b.weight)).sum(),
+                backends: wbs,
+                request_timeout: rule.request_timeout_ms.map(Duration::from_millis),
+                backend_request_timeout: rule.backend_request_timeout_ms.map(Duration::from_millis),
+                retry: rule.retry.clone(),
+                stats: metrics.route(OUTBOUND, service, &rule.route.label()),
+            })
+        };
+        let build_table = |t: &weft_api::view::RoutingTable, service: &str| Table {
+            matches: t.matches.iter().filter_map(table::compile_match).collect(),
+            rules: t.rules.iter().map(|r| build_rule(r, service)).collect(),
+        };
+        let mut services = Vec::new();
+        let mut by_addr = HashMap::new();
+        let mut by_name = HashMap::new();
+        for s in &view.services {
+            let label = format!("{}/{}", s.namespace, s.name);
+            let ports: Vec<Arc<ServicePort>> = s
+                .ports
+                .iter()
+                .map(|p| {
+                    let default_view = weft_api::view::RuleView {
+                        route: weft_api::view::RouteRef {
+                            kind: "Service".into(),
+                            namespace: s.namespace.clone(),
+                            name: "default".into(),
+                            rule: 0,
+                            rule_name: None,
+                        },
+                        filters: Vec::new(),
+                        backends: vec![weft_api::view::WeightedBackend {
+                            backend: Some(p.default_backend.clone()),
+                            weight: 1,
+                            filters: Vec::new(),
+                        }],
+                        request_timeout_ms: None,
+                        backend_request_timeout_ms: None,
+                        retry: None,
+                    };
+                    let mut default_rule = build_rule(&default_view, &label);
+                    if let Some(rule) = Arc::get_mut(&mut default_rule) {
+                        rule.stats = metrics.route(OUTBOUND, &label, "default");
+                    }
+                    Arc::new(ServicePort {
+                        service: label.clone(),
+                        authority: format!("{}.{}:{}", s.name, s.namespace, p.port),
+                        port: p.port,
+                        protocol: p.protocol,
+                        http: build_table(&p.http, &label),
+                        grpc: build_table(&p.grpc, &label),
+                        tcp: p.tcp.as_ref().map(|t| {
+                            let rv = weft_api::view::RuleView {
+                                route: t.route.clone(),
+                                filters: Vec::new(),
+                                backends: t.backends.clone(),
+                                request_timeout_ms: None,
+                                backend_request_timeout_ms: None,
+                                retry: None,
+                            };
+                            TcpRoute { rule: build_rule(&rv, &label) }
+                        }),
+                        default_rule,
+                    })
+                })
+                .collect();
+            let svc = Arc::new(Service { name: s.name.clone(), namespace: s.namespace.clone(), vip: s.vip, ports });
+            if let Some(vip) = s.vip {
+                for p in &svc.ports {
+                    by_addr.insert(SocketAddr::new(vip, p.port), p.clone());
+                }
+            }
+            let domain = &view.mesh.cluster_domain;
+            by_name.insert(format!("{}.{}", s.name, s.namespace), svc.clone());
+            by_name.insert(format!("{}.{}.svc", s.name, s.namespace), svc.clone());
+            by_name.insert(format!("{}.{}.svc.{domain}", s.name, s.namespace), svc.clone());
+            if s.namespace == namespace {
+                by_name.insert(s.name.clone(), svc.clone());
+            }
+            services.push(svc);
+        }
+        let workloads = view.workloads.iter().map(|w| (w.address, w.clone())).collect();
+        Snapshot {
+            mesh: view.mesh.clone(),
+            view: Arc::new(view),
+            namespace: namespace.to_string(),
+            services,
+            by_addr,
+            by_name,
+            workloads,
+        }
+    }
+
+    /// The Service port a connection to `addr` (a VIP and port) is for.
+    pub fn by_addr(&self, addr: SocketAddr) -> Option<&Arc<ServicePort>> {
+        self.by_addr.get(&addr)
+    }
+
+    /// The Service port an HTTP authority names: `svc`, `svc.ns`, `svc.ns.svc.<domain>` or a
+    /// VIP, with an optional port (80 when absent).
+    pub fn by_authority(&self, authority: &str) -> Option<&Arc<ServicePort>> {
+        let (host, port) = split_authority(authority)?;
+        let port = port.unwrap_or(80);
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return self.by_addr(SocketAddr::new(ip, port));
+        }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let svc = self.by_name.get(&host)?;
+        svc.ports.iter().find(|p| p.port == port)
+    }
+
+    /// The workload whose own address this is (traffic sent to a pod IP, not a Service).
+    pub fn workload_at(&self, ip: IpAddr) -> Option<&WorkloadView> {
+        self.workloads.get(&ip)
+    }
+}
+
+/// Splits `host[:port]` / `[v6]:port`. `None` for an unparsable port.
+pub fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return match after.strip_prefix(':') {
+            Some(p) => Some((host, Some(p.parse().ok()?))),
+            None if after.is_empty() => Some((host, None)),
+            None => None,
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => Some((host, Some(port.parse().ok()?))),
+        Some(_) => Some((authority, None)), // bare IPv6
+        None => Some((authority, None)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_authority;
+
+    #[test]
+    fn splits_authorities() {
+        assert_eq!(split_authority("echo"), Some(("echo", None)));
+        assert_eq!(split_authority("echo.ns:8080"), Some(("echo.ns", Some(8080))));
+        assert_eq!(split_authority("[::1]:80"), Some(("::1", Some(80))));
+        assert_eq!(split_authority("echo:http"), None);
+    }
+}

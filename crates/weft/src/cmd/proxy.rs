@@ -1,0 +1,70 @@
+//! `weft proxy`: the data plane.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use weft_proxy::ProxyConfig;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory of mesh resources (YAML), watched for changes.
+    #[arg(long, env = "WEFT_CONFIG_DIR")]
+    config_dir: PathBuf,
+    /// The WorkloadEntry this proxy runs beside.
+    #[arg(long, env = "WEFT_WORKLOAD")]
+    workload: Option<String>,
+    /// The proxy's namespace (decides which consumer routes apply; short names resolve in it).
+    #[arg(long, env = "WEFT_NAMESPACE", default_value = weft_api::DEFAULT_NAMESPACE)]
+    namespace: String,
+    /// Outbound listener (captured or explicit-proxy traffic from the workload).
+    #[arg(long, env = "WEFT_OUTBOUND_ADDR", default_value = "0.0.0.0:4140")]
+    outbound_addr: SocketAddr,
+    /// Inbound listener (traffic to the workload).
+    #[arg(long, env = "WEFT_INBOUND_ADDR", default_value = "0.0.0.0:4143")]
+    inbound_addr: SocketAddr,
+    /// Admin listener: /ready, /live, /metrics, /config.
+    #[arg(long, env = "WEFT_ADMIN_ADDR", default_value = "127.0.0.1:4191")]
+    admin_addr: SocketAddr,
+    /// Where the local application listens (inbound traffic goes to APP_IP:<port>).
+    #[arg(long, env = "WEFT_APP_IP", default_value = "127.0.0.1")]
+    app_ip: IpAddr,
+    /// Write a JSON access log line per request to stdout.
+    #[arg(long, env = "WEFT_ACCESS_LOG")]
+    access_log: bool,
+    /// How long in-flight requests may take to finish after SIGTERM (e.g. 10s).
+    #[arg(long, env = "WEFT_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    drain_timeout: std::time::Duration,
+    /// Worker threads (0: one per CPU).
+    #[arg(long, env = "WEFT_THREADS", default_value_t = 1)]
+    threads: usize,
+}
+
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    weft_api::duration::parse(s)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut config = ProxyConfig::new(args.config_dir);
+    config.workload = args.workload;
+    config.namespace = args.namespace;
+    config.outbound_addr = args.outbound_addr;
+    config.inbound_addr = args.inbound_addr;
+    config.admin_addr = args.admin_addr;
+    config.app_ip = args.app_ip;
+    config.access_log = args.access_log;
+    config.drain_timeout = args.drain_timeout;
+    let mut builder = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if args.threads > 1 {
+            b.worker_threads(args.threads);
+        }
+        b
+    };
+    let runtime = builder.enable_all().build().context("starting the runtime")?;
+    runtime.block_on(weft_proxy::run(config, super::shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}
