@@ -1,10 +1,12 @@
 //! Child processes (the backend and the proxies under test) and the guarantee that every one
 //! of them dies with the benchmark.
 //!
-//! Three layers: [`Proc`]'s `Drop` terminates the child (SIGTERM, then SIGKILL after a grace
-//! period) on normal exit and on errors; a signal thread ([`install_signal_handler`]) does the
-//! same for every live child on Ctrl-C / SIGTERM and exits; and each child is spawned with
-//! `PR_SET_PDEATHSIG` so that the kernel signals it even if the benchmark is SIGKILLed.
+//! Each child leads its own process group (so whatever it forks is stopped with it). Three
+//! layers make sure it stops: [`Proc`]'s `Drop` signals the group (SIGTERM, then SIGKILL after
+//! a grace period) on normal exit and on errors; a signal thread ([`install_signal_handler`])
+//! does the same for every live child on Ctrl-C / SIGTERM and exits; and each child is
+//! spawned with `PR_SET_PDEATHSIG` so that the kernel signals it even if the benchmark is
+//! SIGKILLed.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -32,11 +34,16 @@ pub struct Proc {
 impl Proc {
     /// Spawns `cmd` with stdin closed and stdout/stderr appended to `log`.
     pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Result<Proc> {
-        let out = File::create(log).with_context(|| format!("creating log file {}", log.display()))?;
+        let out =
+            File::create(log).with_context(|| format!("creating log file {}", log.display()))?;
         let err = out
             .try_clone()
             .with_context(|| format!("duplicating log file handle {}", log.display()))?;
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        // Own process group, so that stopping the child also stops whatever it forked.
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
         // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
         // async-signal-safe; it allocates nothing and touches no locks.
         unsafe {
@@ -94,7 +101,10 @@ impl Drop for Proc {
                 std::thread::sleep(Duration::from_millis(20));
             }
             if self.exited().is_none() {
-                eprintln!("weft-bench: {} (pid {pid}) ignored SIGTERM; killing it", self.name);
+                eprintln!(
+                    "weft-bench: {} (pid {pid}) ignored SIGTERM; killing it",
+                    self.name
+                );
                 let _ = self.child.kill();
                 let _ = self.child.wait();
             }
@@ -105,11 +115,14 @@ impl Drop for Proc {
     }
 }
 
-fn terminate(pid: u32) {
+/// Sends `sig` to the process group led by our child `pid` (created with `process_group(0)`).
+fn signal_group(pid: u32, sig: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(pid) {
-        // SAFETY: kill(2) with a pid we spawned and have not yet reaped.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
+        if pid > 0 {
+            // SAFETY: kill(2) on the process group our child leads; no memory is involved.
+            unsafe {
+                libc::kill(-pid, sig);
+            }
         }
     }
 }
@@ -121,7 +134,9 @@ pub fn install_signal_handler() -> Result<()> {
         .build()
         .context("building the signal-handling runtime")?;
     let mut term = rt
-        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) })
+        .block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        })
         .context("installing the SIGTERM handler")?;
     std::thread::Builder::new()
         .name("signals".into())
@@ -143,7 +158,7 @@ pub fn install_signal_handler() -> Result<()> {
 fn kill_all_live() {
     let pids: Vec<u32> = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
     for &pid in &pids {
-        terminate(pid);
+        signal_group(pid, libc::SIGTERM);
     }
     let deadline = Instant::now() + GRACE;
     let mut left: Vec<libc::pid_t> = pids
@@ -158,11 +173,8 @@ fn kill_all_live() {
         });
         std::thread::sleep(Duration::from_millis(20));
     }
-    for pid in left {
-        // SAFETY: kill(2) on a child that has not exited within the grace period.
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-        }
+    for &pid in &pids {
+        signal_group(pid, libc::SIGKILL);
     }
 }
 

@@ -120,9 +120,13 @@ impl Plan {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
-        let rates = args
-            .rates
-            .unwrap_or_else(|| if args.smoke { vec![200] } else { vec![1000, 5000] });
+        let rates = args.rates.unwrap_or_else(|| {
+            if args.smoke {
+                vec![200]
+            } else {
+                vec![1000, 5000]
+            }
+        });
         let duration = args.duration.unwrap_or(if args.smoke {
             Duration::from_secs(2)
         } else {
@@ -138,7 +142,10 @@ impl Plan {
             bail!("--warmup must be at most 10m, got {:?}", args.warmup);
         }
         if args.connections == 0 || args.connections > 4096 {
-            bail!("--connections must be between 1 and 4096, got {}", args.connections);
+            bail!(
+                "--connections must be between 1 and 4096, got {}",
+                args.connections
+            );
         }
         let mut setups = args.setups;
         setups.sort();
@@ -245,7 +252,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("10s").ok(), Some(Duration::from_secs(10)));
-        assert_eq!(parse_duration("500ms").ok(), Some(Duration::from_millis(500)));
+        assert_eq!(
+            parse_duration("500ms").ok(),
+            Some(Duration::from_millis(500))
+        );
         assert_eq!(parse_duration("2m").ok(), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("3").ok(), Some(Duration::from_secs(3)));
         assert!(parse_duration("3h").is_err());

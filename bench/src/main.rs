@@ -51,12 +51,31 @@ fn run() -> Result<ExitCode> {
     let nginx_bin = peers::nginx::binary(plan.nginx.as_deref())
         .map_err(|missing| anyhow::anyhow!("the backend needs {missing}"))?;
     meta.add_peer("nginx", &nginx_bin, "-v");
-    eprintln!("weft-bench: starting the backend (nginx on {})", peers::BACKEND);
+    eprintln!(
+        "weft-bench: starting the backend (nginx on {})",
+        peers::BACKEND
+    );
     let mut backend = peers::nginx::start_backend(&nginx_bin, &plan.work_dir.join("backend"))?;
     let backend_tracked = procstat::Tracked::tree("backend nginx", backend.pid());
 
     let mut report = Report::new(meta);
+    let mut kinds = Vec::new();
     for &kind in &plan.setups {
+        match setups::missing(kind, &plan) {
+            None => kinds.push(kind),
+            Some(missing) => report.skipped.push(SetupNote {
+                setup: kind.name().to_string(),
+                reason: missing.to_string(),
+            }),
+        }
+    }
+    for note in &report.skipped {
+        eprintln!("\n!!! weft-bench: SKIPPING {}: {}", note.setup, note.reason);
+    }
+    if plan.require_all && !report.skipped.is_empty() {
+        anyhow::bail!("--require-all: {} setup(s) cannot run (see above)", report.skipped.len());
+    }
+    for kind in kinds {
         let name = kind.name();
         eprintln!("weft-bench: starting setup {name}");
         let mut running = match setups::start(kind, &plan) {
@@ -178,8 +197,7 @@ fn prepare_work_dir(plan: &Plan) -> Result<()> {
     for name in names {
         let dir = plan.work_dir.join(name);
         if dir.exists() {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("clearing {}", dir.display()))?;
+            std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }

@@ -29,7 +29,10 @@ impl Snapshot {
         let read = || -> Result<Snapshot> {
             Ok(Snapshot {
                 at: Instant::now(),
-                programs: tracked.iter().map(Tracked::cpu_seconds).collect::<Result<_>>()?,
+                programs: tracked
+                    .iter()
+                    .map(Tracked::cpu_seconds)
+                    .collect::<Result<_>>()?,
                 machine: machine_busy_seconds()?,
             })
         };
@@ -138,5 +141,11 @@ fn percentiles(h: &Histogram<u64>) -> Option<Percentiles> {
         return None;
     }
     let q = |q: f64| h.value_at_quantile(q);
-    Some(Percentiles::from_ns(q(0.50), q(0.90), q(0.99), q(0.999), h.max()))
+    Some(Percentiles::from_ns(
+        q(0.50),
+        q(0.90),
+        q(0.99),
+        q(0.999),
+        h.max(),
+    ))
 }

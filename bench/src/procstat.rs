@@ -37,7 +37,8 @@ impl Tracked {
         let ticks = clock_ticks();
         let mut total = 0u64;
         for &pid in &self.pids {
-            total += cpu_ticks(pid).with_context(|| format!("reading CPU time of {}", self.name))?;
+            total +=
+                cpu_ticks(pid).with_context(|| format!("reading CPU time of {}", self.name))?;
         }
         Ok(total as f64 / ticks as f64)
     }
@@ -120,7 +121,12 @@ fn descendants(root: u32) -> Vec<u32> {
     let mut i = 0;
     while i < found.len() {
         let parent = found[i];
-        found.extend(pairs.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        found.extend(
+            pairs
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
         i += 1;
     }
     found.remove(0);

@@ -49,6 +49,17 @@ impl Running {
     }
 }
 
+/// The binary `kind` needs and cannot find, if any (with how to install it).
+pub fn missing(kind: SetupKind, plan: &Plan) -> Option<peers::Missing> {
+    let found = match kind {
+        SetupKind::Direct => return None,
+        SetupKind::Envoy => envoy::binary(plan.envoy.as_deref(), &plan.workspace),
+        SetupKind::Nginx => nginx::binary(plan.nginx.as_deref()),
+        SetupKind::Weft1 | SetupKind::Weft2 => weft::binary(&plan.weft),
+    };
+    found.err()
+}
+
 /// Starts `kind` with its scratch files under `plan.work_dir/<setup>/`.
 pub fn start(kind: SetupKind, plan: &Plan) -> Result<Started> {
     let dir = plan.work_dir.join(kind.name());
@@ -95,7 +106,12 @@ pub fn start(kind: SetupKind, plan: &Plan) -> Result<Started> {
                 running(weft::CLIENT.outbound, weft::HOST, procs, &["weft"])
             } else {
                 let procs = start_weft2(&bin, &dir)?;
-                running(weft::CLIENT.outbound, weft::HOST, procs, &["weft A", "weft B"])
+                running(
+                    weft::CLIENT.outbound,
+                    weft::HOST,
+                    procs,
+                    &["weft A", "weft B"],
+                )
             }
         }
     }

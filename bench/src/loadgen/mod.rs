@@ -112,7 +112,8 @@ async fn drive<T>(
     let start = mono_ns() + 5_000_000;
     let ticker = Ticker::new(start, interval)?;
     let schedule = Duration::from_nanos(total * interval);
-    let deadline = tokio::time::Instant::now() + schedule + REQUEST_TIMEOUT + Duration::from_secs(5);
+    let deadline =
+        tokio::time::Instant::now() + schedule + REQUEST_TIMEOUT + Duration::from_secs(5);
     let mut hook = Some(at_measure_start);
     let mut hooked = None;
 
@@ -241,7 +242,8 @@ impl Accum {
         if seen < self.scheduled {
             let missing = self.scheduled - seen;
             let detail = "not completed before the run's deadline".to_string();
-            self.errors.insert("unfinished".to_string(), (missing, detail));
+            self.errors
+                .insert("unfinished".to_string(), (missing, detail));
         }
         LoadResult {
             scheduled: self.scheduled,

@@ -47,7 +47,10 @@ impl Ticker {
         }
         // SAFETY: timerfd_create(2) has no memory-safety preconditions.
         let raw = unsafe {
-            libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
         };
         if raw < 0 {
             return Err(std::io::Error::last_os_error()).context("timerfd_create");

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::{addr, find_on_path, is_executable, wait_ready, Missing, BACKEND, ENVOY_ADMIN};
 use super::ENVOY_LISTEN;
+use super::{addr, find_on_path, is_executable, wait_ready, Missing, BACKEND, ENVOY_ADMIN};
 use crate::children::Proc;
 
 pub const INSTALL: &str =
@@ -27,7 +27,12 @@ pub fn binary(explicit: Option<&Path>, workspace: &Path) -> Result<PathBuf, Miss
     found.ok_or_else(|| Missing {
         what: "envoy",
         looked: explicit.map_or_else(
-            || format!("{}/lib/python3*/site-packages/envoy/_bin/envoy, $PATH", venv.display()),
+            || {
+                format!(
+                    "{}/lib/python3*/site-packages/envoy/_bin/envoy, $PATH",
+                    venv.display()
+                )
+            },
             |p| p.display().to_string(),
         ),
         install: INSTALL.to_string(),
@@ -97,9 +102,13 @@ static_resources:
     let path = dir.join("envoy.yaml");
     std::fs::write(&path, bootstrap).with_context(|| format!("writing {}", path.display()))?;
     let mut cmd = Command::new(bin);
-    cmd.arg("-c")
-        .arg(&path)
-        .args(["--concurrency", "1", "--log-level", "warn", "--disable-hot-restart"]);
+    cmd.arg("-c").arg(&path).args([
+        "--concurrency",
+        "1",
+        "--log-level",
+        "warn",
+        "--disable-hot-restart",
+    ]);
     let mut proc = Proc::spawn("envoy", &mut cmd, &dir.join("envoy.log"))?;
     let timeout = Duration::from_secs(15);
     wait_ready(&mut proc, admin, "/ready", "envoy-admin", timeout)

@@ -28,7 +28,8 @@ pub const NGINX_LISTEN: &str = "127.0.22.1:8080";
 
 /// Parses one of the address constants (or any `ip:port`).
 pub fn addr(s: &str) -> Result<SocketAddr> {
-    s.parse().with_context(|| format!("invalid socket address {s:?}"))
+    s.parse()
+        .with_context(|| format!("invalid socket address {s:?}"))
 }
 
 /// A binary we need, where we looked, and how to install it if it is missing.

@@ -80,7 +80,13 @@ fn start(bin: &Path, name: &str, dir: &Path, servers: &str, listen: &str) -> Res
         .arg(dir.join("error.log"))
         .args(["-g", "daemon off;"]);
     let mut proc = Proc::spawn(name, &mut cmd, &dir.join("stderr.log"))?;
-    wait_ready(&mut proc, addr(listen)?, "/", "bench", Duration::from_secs(10))
-        .with_context(|| format!("starting {name} (config {})", conf_path.display()))?;
+    wait_ready(
+        &mut proc,
+        addr(listen)?,
+        "/",
+        "bench",
+        Duration::from_secs(10),
+    )
+    .with_context(|| format!("starting {name} (config {})", conf_path.display()))?;
     Ok(proc)
 }

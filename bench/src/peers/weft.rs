@@ -106,7 +106,12 @@ pub fn start_proxy(bin: &Path, config: &Path, spec: &ProxySpec, dir: &Path) -> R
         .arg("--config-dir")
         .arg(config)
         .args(["--workload", spec.workload, "--namespace", "bench"])
-        .args(["--outbound-addr", spec.outbound, "--inbound-addr", spec.inbound])
+        .args([
+            "--outbound-addr",
+            spec.outbound,
+            "--inbound-addr",
+            spec.inbound,
+        ])
         .args(["--admin-addr", spec.admin, "--app-ip", spec.app_ip]);
     // Per-request logging would be charged to the proxy's CPU; Envoy and nginx run with
     // access logs off, so keep Weft quiet too unless the caller asked for logs.

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use super::{Percentiles, Report, Row, Verdict};
 
 const HOW_TO_READ: &str = "\
-**How to read this.** Every request had an intended send time on a fixed schedule \
+Every request had an intended send time on a fixed schedule \
 (open loop); its latency runs from that intended time to the end of the response, so time \
 spent waiting for a free connection behind a slow response is counted, not hidden \
 (no coordinated omission). *sent* is what the schedule called for in the measured window \
@@ -130,7 +130,11 @@ fn resource_table(s: &mut String, r: &Report) {
         }
         if row.proxies.len() > 1 {
             let names: Vec<&str> = row.proxies.iter().map(|p| p.name.as_str()).collect();
-            let rss = row.proxies.iter().map(|p| p.peak_rss_mb).sum::<Option<f64>>();
+            let rss = row
+                .proxies
+                .iter()
+                .map(|p| p.peak_rss_mb)
+                .sum::<Option<f64>>();
             let _ = writeln!(
                 s,
                 "| {} | {} | **{}** | {} | **{}** | **{}** | **{}** |",
@@ -185,7 +189,12 @@ fn notes(s: &mut String, r: &Report) {
     if !r.skipped.is_empty() || !r.failed.is_empty() {
         let _ = writeln!(s, "\n## Setups not measured\n");
         for n in &r.skipped {
-            let _ = writeln!(s, "- **{}** skipped: {}", n.setup, n.reason.replace('\n', " "));
+            let _ = writeln!(
+                s,
+                "- **{}** skipped: {}",
+                n.setup,
+                n.reason.replace('\n', " ")
+            );
         }
         for n in &r.failed {
             let first = n.reason.lines().next().unwrap_or("");

@@ -146,7 +146,9 @@ impl Report {
     }
 
     fn find(&self, setup: &str, rate: u32) -> Option<&Row> {
-        self.rows.iter().find(|r| r.setup == setup && r.rate == rate)
+        self.rows
+            .iter()
+            .find(|r| r.setup == setup && r.rate == rate)
     }
 
     /// Fills in the comparisons between rows and evaluates the targets.
@@ -178,7 +180,11 @@ impl Report {
         match self.find("weft-2", 1000).and_then(|r| r.added_ms) {
             Some(added) => Target {
                 goal,
-                verdict: if added.p99 <= 0.5 { Verdict::Pass } else { Verdict::Fail },
+                verdict: if added.p99 <= 0.5 {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail
+                },
                 detail: format!("added p99 {:+.3} ms", added.p99),
             },
             None => Target {
@@ -201,7 +207,11 @@ impl Report {
         match weft.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
             Some((name, mb)) => Target {
                 goal,
-                verdict: if *mb < 10.0 { Verdict::Pass } else { Verdict::Fail },
+                verdict: if *mb < 10.0 {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail
+                },
                 detail: format!("largest: {name} {mb:.1} MB"),
             },
             None => Target {
@@ -220,10 +230,13 @@ impl Report {
                 for other in ["envoy", "nginx"] {
                     let theirs = self.find(other, row.rate).and_then(|r| r.cpu_per_10k_total);
                     if let (Some(ours), Some(theirs)) = (p.cpu_per_10k, theirs) {
-                        checks.push((ours < theirs, format!(
-                            "{} @{}: {:.3} vs {other} {:.3} s/10k",
-                            p.name, row.rate, ours, theirs
-                        )));
+                        checks.push((
+                            ours < theirs,
+                            format!(
+                                "{} @{}: {:.3} vs {other} {:.3} s/10k",
+                                p.name, row.rate, ours, theirs
+                            ),
+                        ));
                     }
                 }
             }
@@ -235,10 +248,18 @@ impl Report {
                 detail: "needs a Weft setup and envoy or nginx at the same rate".to_string(),
             };
         }
-        let failing: Vec<&str> = checks.iter().filter(|c| !c.0).map(|c| c.1.as_str()).collect();
+        let failing: Vec<&str> = checks
+            .iter()
+            .filter(|c| !c.0)
+            .map(|c| c.1.as_str())
+            .collect();
         Target {
             goal,
-            verdict: if failing.is_empty() { Verdict::Pass } else { Verdict::Fail },
+            verdict: if failing.is_empty() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
             detail: if failing.is_empty() {
                 format!("{} comparisons, all below", checks.len())
             } else {

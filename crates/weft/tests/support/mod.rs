@@ -1,0 +1,162 @@
+//! Test support: running `weft` processes on loopback (killed when dropped), and clients
+//! that talk to a proxy the way applications do (explicit HTTP proxy requests, gRPC).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpStream;
+
+pub const WEFT: &str = env!("CARGO_BIN_EXE_weft");
+
+/// A child process killed (SIGTERM, then SIGKILL) when dropped.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub log: std::path::PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, args: &[String], log_dir: &Path) -> Proc {
+        let log = log_dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let out = file.try_clone().expect("log file");
+        let child = Command::new(WEFT)
+            .args(args)
+            .env("WEFT_LOG", "info")
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {WEFT} {args:?}: {e}"));
+        Proc { name: name.to_string(), child, log }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `GET http://admin/ready` answers 200.
+pub async fn wait_ready(admin: SocketAddr, proc: &mut Proc) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            panic!("{} exited with {status} before it was ready:\n{}", proc.name, proc.log_tail());
+        }
+        if let Ok((200, _)) = admin_get(admin, "/ready").await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{} not ready within 15s:\n{}", proc.name, proc.log_tail());
+}
+
+/// Waits until something accepts connections at `addr`.
+pub async fn wait_listening(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    panic!("nothing listening at {addr} within 15s");
+}
+
+pub async fn admin_get(admin: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    let resp = send(admin, Request::get(path).header("host", "admin").body(Full::new(Bytes::new())).map_err(|e| e.to_string())?, false).await?;
+    Ok((resp.status.as_u16(), String::from_utf8_lossy(&resp.body).into_owned()))
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub trailers: Option<HeaderMap>,
+}
+
+/// Sends one request on a fresh connection to `addr` (HTTP/1.1, or HTTP/2 prior knowledge),
+/// with a 10 s bound.
+pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>, h2: bool) -> Result<Answer, String> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let io = TokioIo::new(stream);
+        let resp = if h2 {
+            let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .map_err(|e| format!("h2 handshake: {e}"))?;
+            tokio::spawn(conn);
+            sender.send_request(req).await.map_err(|e| format!("h2 request: {e}"))?
+        } else {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(conn);
+            sender.send_request(req).await.map_err(|e| format!("request: {e}"))?
+        };
+        let (parts, body) = resp.into_parts();
+        let collected = body.collect().await.map_err(|e| format!("body: {e}"))?;
+        let trailers = collected.trailers().cloned();
+        Ok(Answer { status: parts.status, headers: parts.headers, body: collected.to_bytes(), trailers })
+    })
+    .await
+    .map_err(|_| format!("request to {addr} timed out"))?
+}
+
+/// A gRPC Echo call through `proxy` to `authority`; returns the echo response and the
+/// gRPC status.
+pub async fn grpc_echo(proxy: SocketAddr, authority: &str, headers: &[(&str, &str)]) -> Result<(Option<weft_echo::grpc::EchoResponse>, u32), String> {
+    let body = weft_echo::grpc::encode(&weft_echo::grpc::EchoRequest {}).map_err(|e| e.to_string())?;
+    let mut req = Request::post(format!("http://{authority}{}", weft_echo::grpc::ECHO_PATH))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
+    let answer = send(proxy, req, true).await?;
+    let status_of = |h: &HeaderMap| h.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
+    let status = answer
+        .trailers
+        .as_ref()
+        .and_then(status_of)
+        .or_else(|| status_of(&answer.headers))
+        .ok_or_else(|| format!("no grpc-status (HTTP {}, headers {:?})", answer.status, answer.headers))?;
+    if answer.body.is_empty() {
+        return Ok((None, status));
+    }
+    let msg = weft_echo::grpc::decode::<weft_echo::grpc::EchoResponse>(&answer.body).map_err(|e| e.to_string())?;
+    Ok((Some(msg), status))
+}
