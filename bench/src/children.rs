@@ -95,7 +95,7 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let pid = self.child.id();
         if self.exited().is_none() {
-            terminate(pid);
+            signal_group(pid, libc::SIGTERM);
             let deadline = Instant::now() + GRACE;
             while self.exited().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
@@ -109,6 +109,8 @@ impl Drop for Proc {
                 let _ = self.child.wait();
             }
         }
+        // Anything the child forked and left behind in its group.
+        signal_group(pid, libc::SIGKILL);
         if let Ok(mut live) = LIVE.lock() {
             live.retain(|&p| p != pid);
         }

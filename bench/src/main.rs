@@ -20,6 +20,7 @@ mod procstat;
 mod report;
 mod setups;
 
+use std::os::fd::AsRawFd;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -42,89 +43,24 @@ fn main() -> ExitCode {
 fn run() -> Result<ExitCode> {
     let plan = Plan::from_args(Args::parse())?;
     children::install_signal_handler()?;
-    prepare_work_dir(&plan)?;
-    let mut meta = Meta::collect(&plan);
     if !plan.setups.contains(&SetupKind::Direct) {
         eprintln!("weft-bench: warning: `direct` is not in --setups; added latency will be blank");
     }
-
+    let mut report = Report::new(Meta::collect(&plan));
+    // Check every binary before starting anything, so a missing one is reported at once.
     let nginx_bin = peers::nginx::binary(plan.nginx.as_deref())
         .map_err(|missing| anyhow::anyhow!("the backend needs {missing}"))?;
-    meta.add_peer("nginx", &nginx_bin, "-v");
+    let kinds = preflight(&plan, &mut report)?;
+    let _lock = prepare_work_dir(&plan)?;
+
+    report.meta.add_peer("nginx", &nginx_bin, "-v");
     eprintln!(
         "weft-bench: starting the backend (nginx on {})",
         peers::BACKEND
     );
     let mut backend = peers::nginx::start_backend(&nginx_bin, &plan.work_dir.join("backend"))?;
-    let backend_tracked = procstat::Tracked::tree("backend nginx", backend.pid());
-
-    let mut report = Report::new(meta);
-    let mut kinds = Vec::new();
-    for &kind in &plan.setups {
-        match setups::missing(kind, &plan) {
-            None => kinds.push(kind),
-            Some(missing) => report.skipped.push(SetupNote {
-                setup: kind.name().to_string(),
-                reason: missing.to_string(),
-            }),
-        }
-    }
-    for note in &report.skipped {
-        eprintln!("\n!!! weft-bench: SKIPPING {}: {}", note.setup, note.reason);
-    }
-    if plan.require_all && !report.skipped.is_empty() {
-        anyhow::bail!("--require-all: {} setup(s) cannot run (see above)", report.skipped.len());
-    }
     for kind in kinds {
-        let name = kind.name();
-        eprintln!("weft-bench: starting setup {name}");
-        let mut running = match setups::start(kind, &plan) {
-            Ok(Started::Running(running)) => running,
-            Ok(Started::Skipped(reason)) => {
-                eprintln!("\n!!! weft-bench: SKIPPING {name}: {reason}\n");
-                report.skipped.push(SetupNote {
-                    setup: name.to_string(),
-                    reason,
-                });
-                continue;
-            }
-            Err(e) => {
-                eprintln!("\n!!! weft-bench: setup {name} FAILED: {e:#}\n");
-                report.failed.push(SetupNote {
-                    setup: name.to_string(),
-                    reason: format!("{e:#}"),
-                });
-                continue;
-            }
-        };
-        record_peer(&mut report.meta, kind, &plan);
-        for &rate in &plan.rates {
-            eprintln!(
-                "weft-bench: {name} at {rate} req/s: {:?} warm-up + {:?} measured",
-                plan.warmup, plan.duration
-            );
-            let measured = measure::measure(&running, rate, &plan, &backend_tracked)
-                .and_then(|row| running.check_alive().map(|()| row))
-                .and_then(|row| backend_alive(&mut backend).map(|()| row));
-            match measured {
-                Ok(row) => {
-                    eprintln!(
-                        "weft-bench: {name} at {rate} req/s: {} ok, {} failed",
-                        row.ok, row.failed
-                    );
-                    report.rows.push(row);
-                }
-                Err(e) => {
-                    eprintln!("\n!!! weft-bench: {name} at {rate} req/s FAILED: {e:#}\n");
-                    report.failed.push(SetupNote {
-                        setup: format!("{name} @ {rate} req/s"),
-                        reason: format!("{e:#}"),
-                    });
-                    break;
-                }
-            }
-        }
-        drop(running);
+        run_setup(kind, &plan, &mut backend, &mut report);
     }
     drop(backend);
 
@@ -137,6 +73,77 @@ fn run() -> Result<ExitCode> {
         plan.out_json.display()
     );
     Ok(exit_code(&plan, &report))
+}
+
+/// The setups whose binaries exist; the others are recorded as skipped, loudly, or fail the
+/// run with `--require-all`.
+fn preflight(plan: &Plan, report: &mut Report) -> Result<Vec<SetupKind>> {
+    let mut kinds = Vec::new();
+    for &kind in &plan.setups {
+        match setups::missing(kind, plan) {
+            None => kinds.push(kind),
+            Some(missing) => {
+                eprintln!("\n!!! weft-bench: SKIPPING {}: {missing}\n", kind.name());
+                report.skipped.push(SetupNote {
+                    setup: kind.name().to_string(),
+                    reason: missing.to_string(),
+                });
+            }
+        }
+    }
+    if plan.require_all && !report.skipped.is_empty() {
+        anyhow::bail!(
+            "--require-all: {} setup(s) cannot run (see above)",
+            report.skipped.len()
+        );
+    }
+    Ok(kinds)
+}
+
+/// Starts one setup, measures it at every rate, and stops it. Failures are recorded in the
+/// report and do not stop the other setups.
+fn run_setup(kind: SetupKind, plan: &Plan, backend: &mut children::Proc, report: &mut Report) {
+    let name = kind.name();
+    let fail = |report: &mut Report, what: String, e: anyhow::Error| {
+        eprintln!("\n!!! weft-bench: {what} FAILED: {e:#}\n");
+        let reason = format!("{e:#}");
+        report.failed.push(SetupNote {
+            setup: what,
+            reason,
+        });
+    };
+    eprintln!("weft-bench: starting setup {name}");
+    let mut running = match setups::start(kind, plan) {
+        Ok(Started::Running(running)) => running,
+        Ok(Started::Skipped(reason)) => {
+            eprintln!("\n!!! weft-bench: SKIPPING {name}: {reason}\n");
+            let setup = name.to_string();
+            report.skipped.push(SetupNote { setup, reason });
+            return;
+        }
+        Err(e) => return fail(report, name.to_string(), e),
+    };
+    record_peer(&mut report.meta, kind, plan);
+    let backend_tracked = procstat::Tracked::tree("backend nginx", backend.pid());
+    for &rate in &plan.rates {
+        eprintln!(
+            "weft-bench: {name} at {rate} req/s: {:?} warm-up + {:?} measured",
+            plan.warmup, plan.duration
+        );
+        let measured = measure::measure(&running, rate, plan, &backend_tracked)
+            .and_then(|row| running.check_alive().map(|()| row))
+            .and_then(|row| backend_alive(backend).map(|()| row));
+        match measured {
+            Ok(row) => {
+                eprintln!(
+                    "weft-bench: {name} at {rate} req/s: {} ok, {} failed",
+                    row.ok, row.failed
+                );
+                report.rows.push(row);
+            }
+            Err(e) => return fail(report, format!("{name} @ {rate} req/s"), e),
+        }
+    }
 }
 
 /// Non-zero when a setup failed, when `--require-all` and a setup was skipped, or when
@@ -191,8 +198,24 @@ fn record_peer(meta: &mut Meta, kind: SetupKind, plan: &Plan) {
     }
 }
 
-/// Clears the scratch directories this run will use (and only those) under `work_dir`.
-fn prepare_work_dir(plan: &Plan) -> Result<()> {
+/// Takes the work directory's lock (one run at a time: runs share addresses and files), then
+/// clears the scratch directories this run will use (and only those). The lock is held until
+/// the returned file is dropped.
+fn prepare_work_dir(plan: &Plan) -> Result<std::fs::File> {
+    let dir = &plan.work_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::File::create(&lock_path)
+        .with_context(|| format!("creating {}", lock_path.display()))?;
+    // SAFETY: flock(2) on a descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        anyhow::bail!(
+            "another weft-bench run holds {} ({}); wait for it to finish",
+            lock_path.display(),
+            std::io::Error::last_os_error()
+        );
+    }
     let names = plan.setups.iter().map(|k| k.name()).chain(["backend"]);
     for name in names {
         let dir = plan.work_dir.join(name);
@@ -201,5 +224,5 @@ fn prepare_work_dir(plan: &Plan) -> Result<()> {
         }
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    Ok(())
+    Ok(lock)
 }

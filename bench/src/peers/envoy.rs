@@ -10,7 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 
 use super::ENVOY_LISTEN;
-use super::{addr, find_on_path, is_executable, wait_ready, Missing, BACKEND, ENVOY_ADMIN};
+use super::{
+    addr, ensure_free, find_on_path, is_executable, wait_ready, Missing, BACKEND, ENVOY_ADMIN,
+};
 use crate::children::Proc;
 
 pub const INSTALL: &str =
@@ -55,6 +57,8 @@ pub fn start(bin: &Path, dir: &Path) -> Result<Proc> {
     let listen = addr(ENVOY_LISTEN)?;
     let admin = addr(ENVOY_ADMIN)?;
     let backend = addr(BACKEND)?;
+    ensure_free(listen, "envoy")?;
+    ensure_free(admin, "envoy admin")?;
     let bootstrap = format!(
         r#"# written by weft-bench
 admin:

@@ -65,6 +65,19 @@ pub fn is_executable(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Fails if something already accepts connections on `addr` (another benchmark run, or a
+/// peer left over from one): we would otherwise measure someone else's process.
+pub fn ensure_free(addr: SocketAddr, what: &str) -> Result<()> {
+    if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        bail!(
+            "{addr} (for {what}) is already in use by another process: another weft-bench run \
+             or a leftover peer? Find it with `ss -ltnp | grep {}` and stop it",
+            addr.port()
+        );
+    }
+    Ok(())
+}
+
 /// Sends `GET path` with the given `Host` and returns the response status code.
 pub fn http_get(addr: SocketAddr, path: &str, host: &str, timeout: Duration) -> Result<u16> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::{addr, find_on_path, is_executable, wait_ready, Missing, BACKEND, NGINX_LISTEN};
+use super::{
+    addr, ensure_free, find_on_path, is_executable, wait_ready, Missing, BACKEND, NGINX_LISTEN,
+};
 use crate::children::Proc;
 
 pub const INSTALL: &str = "apt-get update && apt-get install -y nginx";
@@ -49,6 +51,7 @@ pub fn start_proxy(bin: &Path, dir: &Path) -> Result<Proc> {
 }
 
 fn start(bin: &Path, name: &str, dir: &Path, servers: &str, listen: &str) -> Result<Proc> {
+    ensure_free(addr(listen)?, name)?;
     std::fs::create_dir_all(dir.join("tmp"))
         .with_context(|| format!("creating {}", dir.join("tmp").display()))?;
     let d = dir.display();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::{addr, is_executable, wait_ready, Missing};
+use super::{addr, ensure_free, is_executable, wait_ready, Missing};
 use crate::children::Proc;
 
 /// What the load generator puts in `Host` when talking to a Weft outbound listener.
@@ -101,6 +101,9 @@ pub fn write_config(dir: &Path, backend_meshed: bool) -> Result<PathBuf> {
 
 /// Starts one `weft proxy` and waits (at most 10 s) for its admin `/ready` to return 200.
 pub fn start_proxy(bin: &Path, config: &Path, spec: &ProxySpec, dir: &Path) -> Result<Proc> {
+    for a in [spec.outbound, spec.inbound, spec.admin] {
+        ensure_free(addr(a)?, spec.name)?;
+    }
     let mut cmd = Command::new(bin);
     cmd.arg("proxy")
         .arg("--config-dir")
@@ -113,10 +116,18 @@ pub fn start_proxy(bin: &Path, config: &Path, spec: &ProxySpec, dir: &Path) -> R
             spec.inbound,
         ])
         .args(["--admin-addr", spec.admin, "--app-ip", spec.app_ip]);
-    // Per-request logging would be charged to the proxy's CPU; Envoy and nginx run with
-    // access logs off, so keep Weft quiet too unless the caller asked for logs.
-    if std::env::var_os("RUST_LOG").is_none() {
-        cmd.env("RUST_LOG", "warn");
+    // Like Envoy (`--log-level warn`, one worker, no access log) and nginx: quiet logs, one
+    // worker thread, and a short drain so stopping between setups is quick. Environment
+    // fallbacks rather than flags, so the contract above stays the whole command line; a
+    // value the caller exported wins.
+    for (var, value) in [
+        ("WEFT_LOG", "warn"),
+        ("WEFT_THREADS", "1"),
+        ("WEFT_DRAIN_TIMEOUT", "1s"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            cmd.env(var, value);
+        }
     }
     let log = dir.join(format!("weft-{}.log", spec.workload));
     let mut proc = Proc::spawn(spec.name, &mut cmd, &log)?;

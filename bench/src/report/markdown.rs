@@ -63,8 +63,12 @@ pub fn render(r: &Report) -> String {
              and CPU figures are distorted. Re-run on an idle machine."
         );
     }
-    latency_table(&mut s, r);
-    resource_table(&mut s, r);
+    if r.rows.is_empty() {
+        let _ = writeln!(s, "\n**No setup was measured.**");
+    } else {
+        latency_table(&mut s, r);
+        resource_table(&mut s, r);
+    }
     let _ = writeln!(s, "\n## Targets\n");
     for t in &r.targets {
         let mark = match t.verdict {
@@ -73,6 +77,9 @@ pub fn render(r: &Report) -> String {
             Verdict::NotMeasured => "not measured",
         };
         let _ = writeln!(s, "- **{mark}** — {}: {}", t.goal, t.detail);
+    }
+    if !r.rows.is_empty() {
+        generator_table(&mut s, r);
     }
     notes(&mut s, r);
     let _ = writeln!(s, "\n## How to read this\n\n{HOW_TO_READ}");
@@ -150,7 +157,7 @@ fn resource_table(s: &mut String, r: &Report) {
     }
 }
 
-fn notes(s: &mut String, r: &Report) {
+fn generator_table(s: &mut String, r: &Report) {
     let _ = writeln!(
         s,
         "\n## Load generator and machine\n\n\
@@ -173,6 +180,9 @@ fn notes(s: &mut String, r: &Report) {
             num(row.background_cores, 2)
         );
     }
+}
+
+fn notes(s: &mut String, r: &Report) {
     let failing: Vec<&Row> = r.rows.iter().filter(|row| !row.errors.is_empty()).collect();
     if !failing.is_empty() {
         let _ = writeln!(s, "\n## Failed requests\n");

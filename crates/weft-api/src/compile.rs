@@ -88,8 +88,20 @@ pub fn compile(model: &Model, who: &ProxyIdentity) -> Result<ProxyView, CompileE
                     name: p.name.clone(),
                     protocol: p.protocol,
                     default_backend: BackendView::key_for(&svc.namespace, &svc.name, p.port),
-                    http: table(&routes_for(model, svc, p.port, RouteKind::Http, &who.namespace)),
-                    grpc: table(&routes_for(model, svc, p.port, RouteKind::Grpc, &who.namespace)),
+                    http: table(&routes_for(
+                        model,
+                        svc,
+                        p.port,
+                        RouteKind::Http,
+                        &who.namespace,
+                    )),
+                    grpc: table(&routes_for(
+                        model,
+                        svc,
+                        p.port,
+                        RouteKind::Grpc,
+                        &who.namespace,
+                    )),
                     tcp: routes_for(model, svc, p.port, RouteKind::Tcp, &who.namespace)
                         .first()
                         .and_then(|r| {
@@ -117,7 +129,9 @@ fn routes_for<'m>(
     let attached = |r: &&RouteModel| {
         r.kind == kind
             && r.parents.iter().any(|p| {
-                p.namespace == svc.namespace && p.service == svc.name && p.port.is_none_or(|pp| pp == port)
+                p.namespace == svc.namespace
+                    && p.service == svc.name
+                    && p.port.is_none_or(|pp| pp == port)
             })
     };
     let consumer: Vec<&RouteModel> = model
@@ -137,7 +151,11 @@ fn routes_for<'m>(
         consumer
     };
     routes.sort_by(|a, b| {
-        (&a.creation_timestamp, &a.namespace, &a.name).cmp(&(&b.creation_timestamp, &b.namespace, &b.name))
+        (&a.creation_timestamp, &a.namespace, &a.name).cmp(&(
+            &b.creation_timestamp,
+            &b.namespace,
+            &b.name,
+        ))
     });
     routes
 }
@@ -164,7 +182,7 @@ fn table(routes: &[&RouteModel]) -> RoutingTable {
             }
         }
     }
-    entries.sort_by(|a, b| b.0.cmp(&a.0));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.0));
     t.matches = entries
         .into_iter()
         .map(|(_, rule, matcher)| MatchEntry { rule, matcher })
@@ -203,7 +221,10 @@ fn filters(filters: &[FilterModel]) -> Vec<FilterView> {
         .iter()
         .map(|f| match f {
             FilterModel::Plain(v) => v.clone(),
-            FilterModel::Mirror { backend, per_million } => FilterView::RequestMirror(MirrorView {
+            FilterModel::Mirror {
+                backend,
+                per_million,
+            } => FilterView::RequestMirror(MirrorView {
                 backend: key(backend),
                 per_million: *per_million,
             }),
@@ -219,7 +240,10 @@ fn backend(model: &Model, svc: &ServiceModel, port: u16) -> BackendView {
         for w in &model.workloads {
             let v = &w.view;
             if v.namespace != svc.namespace
-                || !svc.selector.iter().all(|(k, val)| v.labels.get(k) == Some(val))
+                || !svc
+                    .selector
+                    .iter()
+                    .all(|(k, val)| v.labels.get(k) == Some(val))
             {
                 continue;
             }
@@ -255,7 +279,9 @@ fn backend(model: &Model, svc: &ServiceModel, port: u16) -> BackendView {
         service: svc.name.clone(),
         namespace: svc.namespace.clone(),
         port,
-        protocol: sp.map(|p| p.protocol).unwrap_or(crate::view::Protocol::Detect),
+        protocol: sp
+            .map(|p| p.protocol)
+            .unwrap_or(crate::view::Protocol::Detect),
         load_balancer,
         endpoints,
     }

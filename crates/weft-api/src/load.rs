@@ -92,7 +92,7 @@ pub fn load_str(file: &Path, text: &str) -> (Vec<Resource>, Diagnostics) {
         };
         match load_document(doc.text, &source) {
             Ok(resource) => resources.push(resource),
-            Err(d) => diags.push(d),
+            Err(d) => diags.push(*d),
         }
     }
     (resources, diags)
@@ -154,6 +154,13 @@ struct Header {
     #[serde(rename = "apiVersion")]
     api_version: Option<String>,
     kind: Option<String>,
+    metadata: Option<HeaderMeta>,
+}
+
+#[derive(Deserialize)]
+struct HeaderMeta {
+    name: Option<String>,
+    namespace: Option<String>,
 }
 
 /// A whole document of one kind; `spec` is optional here so that its absence gets a clear
@@ -176,14 +183,16 @@ fn no_spec<S>() -> Option<S> {
     None
 }
 
-fn load_document(text: &str, source: &Source) -> Result<Resource, Diagnostic> {
+fn load_document(text: &str, source: &Source) -> Result<Resource, Box<Diagnostic>> {
     let header: Header = parse(text, source)?;
-    let at = |d: Diagnostic| d.at(source.file.as_path(), source.line);
+    let at = |d: Diagnostic| Box::new(d.at(source.file.as_path(), source.line));
     let (Some(api_version), Some(kind_name)) = (header.api_version, header.kind) else {
         return Err(at(Diagnostic::error(
             "document has no `apiVersion` and `kind`",
         )
-        .hint("every document must say what it is, e.g. `apiVersion: v1` and `kind: Service`")));
+        .hint(
+            "every document must say what it is, e.g. `apiVersion: v1` and `kind: Service`",
+        )));
     };
     let Some(kind) = Kind::from_name(&kind_name) else {
         let known: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
@@ -198,8 +207,35 @@ fn load_document(text: &str, source: &Source) -> Result<Resource, Diagnostic> {
         .field("apiVersion")
         .hint(format!("use one of {}", kind.api_versions().join(", ")))));
     }
+    let name = header
+        .metadata
+        .as_ref()
+        .and_then(|m| m.name.clone())
+        .unwrap_or_default();
+    let display = if kind.is_namespaced() {
+        let ns = header.metadata.as_ref().and_then(|m| m.namespace.clone());
+        format!(
+            "{kind} {}/{name}",
+            ns.as_deref().unwrap_or(crate::DEFAULT_NAMESPACE)
+        )
+    } else {
+        format!("{kind} {name}")
+    };
+    let named = |d: Box<Diagnostic>| Box::new((*d).resource(display.clone()));
+    let resource = load_kind(kind, text, source, api_version).map_err(named)?;
+    Ok(resource)
+}
+
+fn load_kind(
+    kind: Kind,
+    text: &str,
+    source: &Source,
+    api_version: String,
+) -> Result<Resource, Box<Diagnostic>> {
     let resource = match kind {
-        Kind::Namespace => Resource::Namespace(object(text, source, api_version, Some(Default::default()))?),
+        Kind::Namespace => {
+            Resource::Namespace(object(text, source, api_version, Some(Default::default()))?)
+        }
         Kind::Service => Resource::Service(object(text, source, api_version, None)?),
         Kind::HttpRoute => Resource::HttpRoute(object(text, source, api_version, None)?),
         Kind::GrpcRoute => Resource::GrpcRoute(object(text, source, api_version, None)?),
@@ -208,13 +244,21 @@ fn load_document(text: &str, source: &Source) -> Result<Resource, Diagnostic> {
         Kind::DestinationRule => {
             Resource::DestinationRule(object(text, source, api_version, None)?)
         }
-        Kind::PeerAuthentication => {
-            Resource::PeerAuthentication(object(text, source, api_version, Some(Default::default()))?)
+        Kind::PeerAuthentication => Resource::PeerAuthentication(object(
+            text,
+            source,
+            api_version,
+            Some(Default::default()),
+        )?),
+        Kind::AuthorizationPolicy => Resource::AuthorizationPolicy(object(
+            text,
+            source,
+            api_version,
+            Some(Default::default()),
+        )?),
+        Kind::MeshConfig => {
+            Resource::MeshConfig(object(text, source, api_version, Some(Default::default()))?)
         }
-        Kind::AuthorizationPolicy => {
-            Resource::AuthorizationPolicy(object(text, source, api_version, Some(Default::default()))?)
-        }
-        Kind::MeshConfig => Resource::MeshConfig(object(text, source, api_version, Some(Default::default()))?),
     };
     Ok(resource)
 }
@@ -226,15 +270,17 @@ fn object<S: DeserializeOwned>(
     source: &Source,
     api_version: String,
     default_spec: Option<S>,
-) -> Result<Object<S>, Diagnostic> {
+) -> Result<Object<S>, Box<Diagnostic>> {
     let doc: Document2<S> = parse(text, source)?;
     let spec = match (doc.spec, default_spec) {
         (Some(spec), _) => spec,
         (None, Some(default)) => default,
         (None, None) => {
-            return Err(Diagnostic::error("missing `spec`")
-                .at(source.file.as_path(), source.line)
-                .field("spec"))
+            return Err(Box::new(
+                Diagnostic::error("missing `spec`")
+                    .at(source.file.as_path(), source.line)
+                    .field("spec"),
+            ))
         }
     };
     Ok(Object {
@@ -246,7 +292,7 @@ fn object<S: DeserializeOwned>(
 }
 
 /// Parses `text` as `T`, turning a failure into a diagnostic with file line and field path.
-fn parse<T: DeserializeOwned>(text: &str, source: &Source) -> Result<T, Diagnostic> {
+fn parse<T: DeserializeOwned>(text: &str, source: &Source) -> Result<T, Box<Diagnostic>> {
     let mut path = String::new();
     let result = serde_saphyr::with_deserializer_from_str(text, |de| {
         serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
@@ -270,7 +316,7 @@ fn parse<T: DeserializeOwned>(text: &str, source: &Source) -> Result<T, Diagnost
         if !path.is_empty() && path != "." {
             d = d.field(path);
         }
-        d
+        Box::new(d)
     })
 }
 

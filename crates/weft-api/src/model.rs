@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::view::{
-    FilterView, LoadBalancer, MeshView, Protocol, RequestMatch, WorkloadView,
-};
+use crate::view::{FilterView, LoadBalancer, MeshView, Protocol, RequestMatch, WorkloadView};
+
+/// Load balancers of one Service: per port (`Some`) or for every port (`None`).
+pub type PortPolicies = Vec<(Option<u16>, LoadBalancer)>;
 
 #[derive(Clone, Debug, Default)]
 pub struct Model {
@@ -17,7 +18,7 @@ pub struct Model {
     pub workloads: Vec<WorkloadModel>,
     pub routes: Vec<RouteModel>,
     /// Load balancer settings by `(namespace, service)` and port (`None`: every port).
-    pub load_balancers: BTreeMap<(String, String), Vec<(Option<u16>, LoadBalancer)>>,
+    pub load_balancers: BTreeMap<(String, String), PortPolicies>,
     /// Counts of resources by kind, for summaries.
     pub counts: BTreeMap<&'static str, usize>,
     /// Policies parsed and checked but not yet enforced by this version of Weft.

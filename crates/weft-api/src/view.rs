@@ -332,7 +332,9 @@ pub enum LoadBalancer {
     LeastRequest,
     Random,
     /// Consistent hashing on a request header.
-    HashHeader { name: String },
+    HashHeader {
+        name: String,
+    },
     /// Consistent hashing on a cookie; when the request has none and `ttl_s` is set, the proxy
     /// sets one.
     HashCookie {
@@ -341,5 +343,7 @@ pub enum LoadBalancer {
         ttl_s: Option<u64>,
     },
     HashSourceIp,
-    HashQueryParameter { name: String },
+    HashQueryParameter {
+        name: String,
+    },
 }

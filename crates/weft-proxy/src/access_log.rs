@@ -68,10 +68,18 @@ impl Entry {
             .uri()
             .authority()
             .map(|a| a.to_string())
-            .or_else(|| req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
+            .or_else(|| {
+                req.headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_string)
+            })
             .unwrap_or_default();
         Entry {
-            timestamp: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+            timestamp: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
             direction: crate::metrics::OUTBOUND,
             client: client.to_string(),
             method: req.method().to_string(),
@@ -95,7 +103,11 @@ impl Entry {
     pub fn finish<B>(mut self, resp: &Response<B>, elapsed: Duration) -> String {
         self.status = resp.status().as_u16();
         self.duration_ms = elapsed.as_secs_f64() * 1000.0;
-        self.weft_error = resp.headers().get(WEFT_ERROR).and_then(|v| v.to_str().ok()).map(str::to_string);
+        self.weft_error = resp
+            .headers()
+            .get(WEFT_ERROR)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let mut line = serde_json::to_string(&self).unwrap_or_default();
         line.push('\n');
         line

@@ -41,15 +41,24 @@ fn handle(cx: &Context, req: Request<Incoming>) -> Response<Body> {
         "/live" => text(StatusCode::OK, "live\n"),
         "/ready" => {
             if cx.drain.is_draining() {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n")
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: shutting down\n",
+                )
             } else if !cx.status.is_ready() {
-                text(StatusCode::SERVICE_UNAVAILABLE, "not ready: no valid configuration loaded\n")
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "not ready: no valid configuration loaded\n",
+                )
             } else {
                 text(StatusCode::OK, "ready\n")
             }
         }
         "/metrics" => Response::builder()
-            .header(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )
             .body(full(cx.metrics.encode()))
             .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n")),
         "/config" => {
@@ -66,13 +75,19 @@ fn handle(cx: &Context, req: Request<Incoming>) -> Response<Body> {
                 .body(full(json + "\n"))
                 .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n"))
         }
-        _ => text(StatusCode::NOT_FOUND, "try /ready, /live, /metrics or /config\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "try /ready, /live, /metrics or /config\n",
+        ),
     }
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }

@@ -57,12 +57,14 @@ pub fn classify(buf: &[u8]) -> Option<Detected> {
     };
     let method_len = line.iter().position(|b| *b == b' ');
     let method = &line[..method_len.unwrap_or(line.len())];
-    if method.is_empty() || method.len() > 16 || !method.iter().all(|b| b.is_ascii_uppercase() || *b == b'-') {
+    if method.is_empty()
+        || method.len() > 16
+        || !method.iter().all(|b| b.is_ascii_uppercase() || *b == b'-')
+    {
         return Some(Detected::Opaque);
     }
-    if line_end.is_none() {
-        return None; // a plausible method; wait for the rest of the line
-    }
+    // A plausible method: wait for the rest of the line.
+    line_end?;
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0") {
         Some(Detected::Http1)
@@ -82,11 +84,19 @@ pub async fn detect<I: AsyncRead + Unpin>(
     loop {
         match tokio::time::timeout_at(deadline, io.read_buf(&mut buf)).await {
             Err(_) => {
-                let d = if buf.is_empty() { Detected::Timeout } else { Detected::Opaque };
+                let d = if buf.is_empty() {
+                    Detected::Timeout
+                } else {
+                    Detected::Opaque
+                };
                 return Ok((d, buf.freeze()));
             }
             Ok(Ok(0)) => {
-                let d = if buf.is_empty() { Detected::Closed } else { classify(&buf).unwrap_or(Detected::Opaque) };
+                let d = if buf.is_empty() {
+                    Detected::Closed
+                } else {
+                    classify(&buf).unwrap_or(Detected::Opaque)
+                };
                 return Ok((d, buf.freeze()));
             }
             Ok(Ok(_)) => {
@@ -108,12 +118,19 @@ mod tests {
 
     #[test]
     fn classifies_requests() {
-        assert_eq!(classify(b"GET / HTTP/1.1\r\nHost: a\r\n"), Some(Detected::Http1));
+        assert_eq!(
+            classify(b"GET / HTTP/1.1\r\nHost: a\r\n"),
+            Some(Detected::Http1)
+        );
         assert_eq!(classify(b"POST /x?y HTTP/1.0\n"), Some(Detected::Http1));
         assert_eq!(classify(H2_PREFACE), Some(Detected::Http2));
         assert_eq!(classify(b"PRI * HTTP/2"), None);
         assert_eq!(classify(b"GET / HT"), None);
-        assert_eq!(classify(b"\x16\x03\x01\x02\x00"), Some(Detected::Opaque), "TLS ClientHello");
+        assert_eq!(
+            classify(b"\x16\x03\x01\x02\x00"),
+            Some(Detected::Opaque),
+            "TLS ClientHello"
+        );
         assert_eq!(classify(b"SSH-2.0-OpenSSH\r\n"), Some(Detected::Opaque));
         assert_eq!(classify(b"GET / FTP/1.1\r\n"), Some(Detected::Opaque));
         assert_eq!(classify(&[b'A'; 2000]), Some(Detected::Opaque));
@@ -122,7 +139,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn silent_client_times_out_quickly() {
         let (_client, mut server) = tokio::io::duplex(64);
-        let (d, bytes) = detect(&mut server, Duration::from_millis(300)).await.expect("detect");
+        let (d, bytes) = detect(&mut server, Duration::from_millis(300))
+            .await
+            .expect("detect");
         assert_eq!(d, Detected::Timeout);
         assert!(bytes.is_empty());
     }
@@ -131,9 +150,13 @@ mod tests {
     async fn partial_request_line_waits_for_more() {
         let (mut client, mut server) = tokio::io::duplex(64);
         let task = tokio::spawn(async move { detect(&mut server, Duration::from_secs(5)).await });
-        tokio::io::AsyncWriteExt::write_all(&mut client, b"GET /a").await.expect("w");
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"GET /a")
+            .await
+            .expect("w");
         tokio::task::yield_now().await;
-        tokio::io::AsyncWriteExt::write_all(&mut client, b" HTTP/1.1\r\n").await.expect("w");
+        tokio::io::AsyncWriteExt::write_all(&mut client, b" HTTP/1.1\r\n")
+            .await
+            .expect("w");
         let (d, bytes) = task.await.expect("join").expect("detect");
         assert_eq!(d, Detected::Http1);
         assert_eq!(&bytes[..], b"GET /a HTTP/1.1\r\n");

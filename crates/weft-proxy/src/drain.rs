@@ -37,8 +37,17 @@ impl Drop for Guard {
 
 pub fn channel() -> (Drain, Watch) {
     let (tx, rx) = watch::channel(false);
-    let inner = Arc::new(Inner { open: AtomicUsize::new(0), idle: Notify::new() });
-    (Drain { tx, inner: inner.clone() }, Watch { rx, inner })
+    let inner = Arc::new(Inner {
+        open: AtomicUsize::new(0),
+        idle: Notify::new(),
+    });
+    (
+        Drain {
+            tx,
+            inner: inner.clone(),
+        },
+        Watch { rx, inner },
+    )
 }
 
 impl Drain {

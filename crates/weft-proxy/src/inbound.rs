@@ -54,7 +54,11 @@ impl Ports {
     }
 }
 
-fn get_or_insert<T>(map: &ArcSwap<HashMap<u16, Arc<T>>>, key: u16, make: impl FnOnce() -> Arc<T>) -> Arc<T> {
+fn get_or_insert<T>(
+    map: &ArcSwap<HashMap<u16, Arc<T>>>,
+    key: u16,
+    make: impl FnOnce() -> Arc<T>,
+) -> Arc<T> {
     if let Some(v) = map.load().get(&key) {
         return v.clone();
     }
@@ -103,10 +107,21 @@ async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
     };
     match peeked {
         Peeked::Mesh(header, rest) => match header.carriage {
-            Carriage::Opaque => forward_tcp(PrefixedIo::new(rest, stream), header.port, client, cx).await,
+            Carriage::Opaque => {
+                forward_tcp(PrefixedIo::new(rest, stream), header.port, client, cx).await
+            }
             Carriage::Http2 => {
-                let handler = Handler { cx: cx.clone(), port: header.port };
-                crate::http::server::serve_http2(PrefixedIo::new(rest, stream), handler, cx.limits, &cx.drain).await;
+                let handler = Handler {
+                    cx: cx.clone(),
+                    port: header.port,
+                };
+                crate::http::server::serve_http2(
+                    PrefixedIo::new(rest, stream),
+                    handler,
+                    cx.limits,
+                    &cx.drain,
+                )
+                .await;
             }
         },
         Peeked::Other(bytes) => match orig {
@@ -192,10 +207,18 @@ impl Handler {
             Err(e) => {
                 self.cx.metrics.proxy_error(INBOUND, "app-unreachable");
                 tracing::info!(%app, error = %e, "request to the local application failed");
-                respond(Reason::UpstreamFailed, &format!("local application {app}: {e}"), grpc)
+                respond(
+                    Reason::UpstreamFailed,
+                    &format!("local application {app}: {e}"),
+                    grpc,
+                )
             }
         };
-        let grpc_status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let grpc_status = resp
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
         stats.record(resp.status().as_u16(), grpc_status, start.elapsed());
         resp
     }
@@ -208,5 +231,9 @@ fn restore_http1(req: &mut Request<Body>, http10: bool) {
             req.headers_mut().insert(http::header::HOST, v);
         }
     }
-    *req.version_mut() = if http10 { Version::HTTP_10 } else { Version::HTTP_11 };
+    *req.version_mut() = if http10 {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
 }

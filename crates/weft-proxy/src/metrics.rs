@@ -91,7 +91,11 @@ impl Metrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::with_prefix("weft");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("requests", "HTTP requests by direction, destination Service, route and status", requests.clone());
+        registry.register(
+            "requests",
+            "HTTP requests by direction, destination Service, route and status",
+            requests.clone(),
+        );
         let duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
         registry.register_with_unit(
             "request_duration",
@@ -100,11 +104,24 @@ impl Metrics {
             duration.clone(),
         );
         let tcp_opened = Family::<TcpLabels, Counter>::default();
-        registry.register("tcp_connections_opened", "TCP connections opened", tcp_opened.clone());
+        registry.register(
+            "tcp_connections_opened",
+            "TCP connections opened",
+            tcp_opened.clone(),
+        );
         let tcp_closed = Family::<TcpLabels, Counter>::default();
-        registry.register("tcp_connections_closed", "TCP connections closed", tcp_closed.clone());
+        registry.register(
+            "tcp_connections_closed",
+            "TCP connections closed",
+            tcp_closed.clone(),
+        );
         let tcp_sent = Family::<TcpLabels, Counter>::default();
-        registry.register_with_unit("tcp_sent", "Bytes sent to the destination over opaque TCP", Unit::Bytes, tcp_sent.clone());
+        registry.register_with_unit(
+            "tcp_sent",
+            "Bytes sent to the destination over opaque TCP",
+            Unit::Bytes,
+            tcp_sent.clone(),
+        );
         let tcp_received = Family::<TcpLabels, Counter>::default();
         registry.register_with_unit(
             "tcp_received",
@@ -113,11 +130,23 @@ impl Metrics {
             tcp_received.clone(),
         );
         let detections = Family::<DetectLabels, Counter>::default();
-        registry.register("protocol_detections", "Protocol detection outcomes on undeclared ports", detections.clone());
+        registry.register(
+            "protocol_detections",
+            "Protocol detection outcomes on undeclared ports",
+            detections.clone(),
+        );
         let proxy_errors = Family::<ErrorLabels, Counter>::default();
-        registry.register("proxy_errors", "Responses and refusals the proxy made itself, by reason", proxy_errors.clone());
+        registry.register(
+            "proxy_errors",
+            "Responses and refusals the proxy made itself, by reason",
+            proxy_errors.clone(),
+        );
         let config_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register("config_reloads", "Configuration reloads by result", config_reloads.clone());
+        registry.register(
+            "config_reloads",
+            "Configuration reloads by result",
+            config_reloads.clone(),
+        );
         let config_timestamp = Gauge::default();
         registry.register_with_unit(
             "config_last_reload_success_timestamp",
@@ -126,7 +155,11 @@ impl Metrics {
             config_timestamp.clone(),
         );
         let access_log_dropped = Counter::default();
-        registry.register("access_log_dropped", "Access log lines dropped because the writer fell behind", access_log_dropped.clone());
+        registry.register(
+            "access_log_dropped",
+            "Access log lines dropped because the writer fell behind",
+            access_log_dropped.clone(),
+        );
         Arc::new(Self {
             registry,
             requests,
@@ -153,14 +186,31 @@ impl Metrics {
     }
 
     /// Metric handles for one route: resolved once per config snapshot, not per request.
-    pub fn route(self: &Arc<Self>, direction: &'static str, service: &str, route: &str) -> Arc<RouteStats> {
-        let labels = RouteLabels { direction, destination_service: service.to_string(), route: route.to_string() };
+    pub fn route(
+        self: &Arc<Self>,
+        direction: &'static str,
+        service: &str,
+        route: &str,
+    ) -> Arc<RouteStats> {
+        let labels = RouteLabels {
+            direction,
+            destination_service: service.to_string(),
+            route: route.to_string(),
+        };
         let duration = self.duration.get_or_create_owned(&labels);
-        Arc::new(RouteStats { metrics: self.clone(), labels, duration, codes: ArcSwap::from_pointee(Vec::new()) })
+        Arc::new(RouteStats {
+            metrics: self.clone(),
+            labels,
+            duration,
+            codes: ArcSwap::from_pointee(Vec::new()),
+        })
     }
 
     pub fn tcp(&self, direction: &'static str, service: &str) -> TcpStats {
-        let labels = TcpLabels { direction, destination_service: service.to_string() };
+        let labels = TcpLabels {
+            direction,
+            destination_service: service.to_string(),
+        };
         TcpStats {
             opened: self.tcp_opened.get_or_create_owned(&labels),
             closed: self.tcp_closed.get_or_create_owned(&labels),
@@ -170,11 +220,18 @@ impl Metrics {
     }
 
     pub fn detected(&self, direction: &'static str, protocol: &'static str) {
-        self.detections.get_or_create(&DetectLabels { direction, protocol }).inc();
+        self.detections
+            .get_or_create(&DetectLabels {
+                direction,
+                protocol,
+            })
+            .inc();
     }
 
     pub fn proxy_error(&self, direction: &'static str, reason: &'static str) {
-        self.proxy_errors.get_or_create(&ErrorLabels { direction, reason }).inc();
+        self.proxy_errors
+            .get_or_create(&ErrorLabels { direction, reason })
+            .inc();
     }
 }
 
@@ -191,7 +248,10 @@ impl RouteStats {
     pub fn record(&self, status: u16, grpc_status: Option<u32>, elapsed: Duration) {
         self.duration.observe(elapsed.as_secs_f64());
         let codes = self.codes.load();
-        if let Some((_, _, c)) = codes.iter().find(|(s, g, _)| *s == status && *g == grpc_status) {
+        if let Some((_, _, c)) = codes
+            .iter()
+            .find(|(s, g, _)| *s == status && *g == grpc_status)
+        {
             c.inc();
             return;
         }
@@ -242,6 +302,9 @@ mod tests {
         let text = m.encode();
         assert!(text.contains(r#"weft_requests_total{direction="outbound",destination_service="ns/echo",route="ns/route",response_code="200",grpc_status=""} 2"#), "{text}");
         assert!(text.contains(r#"response_code="503""#), "{text}");
-        assert!(text.contains("weft_request_duration_seconds_bucket"), "{text}");
+        assert!(
+            text.contains("weft_request_duration_seconds_bucket"),
+            "{text}"
+        );
     }
 }

@@ -62,7 +62,11 @@ pub enum RunError {
     #[error("{0}")]
     Compile(#[from] weft_api::compile::CompileError),
     #[error("cannot listen on {addr} ({what}): {source}")]
-    Bind { addr: SocketAddr, what: &'static str, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// Loads and compiles the proxy's view from a directory.
@@ -72,7 +76,10 @@ pub fn load_view(dir: &Path, who: &ProxyIdentity) -> Result<ProxyView, RunError>
         tracing::warn!("{w}");
     }
     let Some(model) = model else {
-        return Err(RunError::InvalidConfig { dir: dir.display().to_string(), diagnostics: diags.to_string() });
+        return Err(RunError::InvalidConfig {
+            dir: dir.display().to_string(),
+            diagnostics: diags.to_string(),
+        });
     };
     for policy in &model.unenforced {
         tracing::warn!("{policy} is validated but not yet enforced by this version of Weft");
@@ -93,21 +100,32 @@ pub fn reload(cx: &Context, dir: &Path) {
             cx.state.store(Arc::new(snapshot));
             cx.status.rejected.store(None);
             cx.status.ready.store(true, Ordering::Release);
-            cx.metrics.config_reloads.get_or_create(&ResultLabels { result: "ok" }).inc();
+            cx.metrics
+                .config_reloads
+                .get_or_create(&ResultLabels { result: "ok" })
+                .inc();
             cx.metrics.config_timestamp.set(unix_now());
             tracing::info!(%version, elapsed = ?started.elapsed(), "configuration reloaded");
         }
         Err(e) => {
-            cx.metrics.config_reloads.get_or_create(&ResultLabels { result: "rejected" }).inc();
+            cx.metrics
+                .config_reloads
+                .get_or_create(&ResultLabels { result: "rejected" })
+                .inc();
             let lines: Vec<String> = e.to_string().lines().map(str::to_string).collect();
-            tracing::error!("configuration change rejected; the previous configuration stays in effect:\n{e}");
+            tracing::error!(
+                "configuration change rejected; the previous configuration stays in effect:\n{e}"
+            );
             cx.status.rejected.store(Some(Arc::new(lines)));
         }
     }
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, RunError> {
@@ -117,20 +135,35 @@ async fn bind(addr: SocketAddr, what: &'static str) -> Result<TcpListener, RunEr
     }
     .map_err(|source| RunError::Bind { addr, what, source })?;
     let _ = socket.set_reuseaddr(true);
-    socket.bind(addr).map_err(|source| RunError::Bind { addr, what, source })?;
-    socket.listen(1024).map_err(|source| RunError::Bind { addr, what, source })
+    socket
+        .bind(addr)
+        .map_err(|source| RunError::Bind { addr, what, source })?;
+    socket
+        .listen(1024)
+        .map_err(|source| RunError::Bind { addr, what, source })
 }
 
 /// Runs a proxy until `shutdown` resolves, then drains. The first configuration must be
 /// valid: a proxy never starts on a configuration it cannot explain.
-pub async fn run(config: ProxyConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), RunError> {
-    let identity = ProxyIdentity { namespace: config.namespace.clone(), workload: config.workload.clone() };
+pub async fn run(
+    config: ProxyConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), RunError> {
+    let identity = ProxyIdentity {
+        namespace: config.namespace.clone(),
+        workload: config.workload.clone(),
+    };
     let dir = config.config_dir.clone();
     let view = {
         let (d, w) = (dir.clone(), identity.clone());
         tokio::task::spawn_blocking(move || load_view(&d, &w))
             .await
-            .unwrap_or_else(|e| Err(RunError::InvalidConfig { dir: dir.display().to_string(), diagnostics: e.to_string() }))?
+            .unwrap_or_else(|e| {
+                Err(RunError::InvalidConfig {
+                    dir: dir.display().to_string(),
+                    diagnostics: e.to_string(),
+                })
+            })?
     };
     let metrics = Metrics::new();
     let registry = Arc::new(Registry::default());
@@ -145,11 +178,16 @@ pub async fn run(config: ProxyConfig, shutdown: impl std::future::Future<Output 
     let (drain, watch) = drain::channel();
     let status = Status::default();
     status.ready.store(true, Ordering::Release);
-    metrics.config_reloads.get_or_create(&ResultLabels { result: "ok" }).inc();
+    metrics
+        .config_reloads
+        .get_or_create(&ResultLabels { result: "ok" })
+        .inc();
     metrics.config_timestamp.set(unix_now());
     let cx = Arc::new(Context {
         state: Arc::new(ArcSwap::from_pointee(snapshot)),
-        access_log: config.access_log.then(|| AccessLog::stdout(metrics.clone())),
+        access_log: config
+            .access_log
+            .then(|| AccessLog::stdout(metrics.clone())),
         metrics,
         registry,
         http1: crate::http::upstream::http1_client(connect_timeout),
@@ -178,7 +216,10 @@ pub async fn run(config: ProxyConfig, shutdown: impl std::future::Future<Output 
     tracing::info!(grace = ?config.drain_timeout, "shutting down: no new connections; waiting for in-flight requests");
     let open = drain.drain(config.drain_timeout).await;
     if open > 0 {
-        tracing::warn!(open, "drain timeout passed with connections still open; closing them");
+        tracing::warn!(
+            open,
+            "drain timeout passed with connections still open; closing them"
+        );
     }
     for t in tasks {
         t.abort();

@@ -9,7 +9,11 @@ mod cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "weft", version, about = "Weft: a service mesh that stays out of the way")]
+#[command(
+    name = "weft",
+    version,
+    about = "Weft: a service mesh that stays out of the way"
+)]
 struct Cli {
     /// Log filter (tracing-subscriber syntax), e.g. `info` or `weft_proxy=debug`.
     #[arg(long, global = true, env = "WEFT_LOG", default_value = "info")]
@@ -57,7 +61,9 @@ fn main() -> std::process::ExitCode {
 fn init_logging(filter: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

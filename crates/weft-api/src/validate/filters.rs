@@ -13,7 +13,9 @@ use super::{HintExt, Reporter};
 pub(super) enum Allowed {
     /// An HTTPRoute rule; `prefix_only` says whether every match is a PathPrefix (which
     /// `ReplacePrefixMatch` needs).
-    Http { prefix_only: bool },
+    Http {
+        prefix_only: bool,
+    },
     Grpc,
     /// A backendRef's own filters.
     Backend,
@@ -34,14 +36,19 @@ pub(super) fn translate(
     for (i, f) in filters.iter().enumerate() {
         let ff = format!("{field}[{i}]");
         let kind = f.filter_type.as_str();
-        let permitted = match (allowed, kind) {
-            (_, "RequestHeaderModifier" | "ResponseHeaderModifier" | "RequestMirror") => true,
-            (Allowed::Http { .. }, "RequestRedirect" | "URLRewrite") => true,
-            _ => false,
-        };
+        let permitted = matches!(
+            (allowed, kind),
+            (
+                _,
+                "RequestHeaderModifier" | "ResponseHeaderModifier" | "RequestMirror"
+            ) | (Allowed::Http { .. }, "RequestRedirect" | "URLRewrite")
+        );
         if matches!(kind, "ExtensionRef" | "CORS" | "ExternalAuth") {
-            rep.error(format!("{ff}.type"), format!("filter `{kind}` is not implemented by Weft"))
-                .with_hint("remove it; Weft never ignores a filter silently");
+            rep.error(
+                format!("{ff}.type"),
+                format!("filter `{kind}` is not implemented by Weft"),
+            )
+            .with_hint("remove it; Weft never ignores a filter silently");
             continue;
         }
         if !permitted {
@@ -50,26 +57,38 @@ pub(super) fn translate(
                 Allowed::Grpc => "RequestHeaderModifier, ResponseHeaderModifier or RequestMirror",
                 Allowed::Backend => "RequestHeaderModifier, ResponseHeaderModifier or RequestMirror",
             };
-            rep.error(format!("{ff}.type"), format!("filter type `{kind}` is not allowed here"))
-                .with_hint(hint);
+            rep.error(
+                format!("{ff}.type"),
+                format!("filter type `{kind}` is not allowed here"),
+            )
+            .with_hint(hint);
             continue;
         }
         if kind != "RequestMirror" && !seen.insert(kind) {
-            rep.error(format!("{ff}.type"), format!("`{kind}` appears twice in one filter list"))
-                .with_hint("merge them into one");
+            rep.error(
+                format!("{ff}.type"),
+                format!("`{kind}` appears twice in one filter list"),
+            )
+            .with_hint("merge them into one");
             continue;
         }
         let present = [
             ("requestHeaderModifier", f.request_header_modifier.is_some()),
-            ("responseHeaderModifier", f.response_header_modifier.is_some()),
+            (
+                "responseHeaderModifier",
+                f.response_header_modifier.is_some(),
+            ),
             ("requestRedirect", f.request_redirect.is_some()),
             ("urlRewrite", f.url_rewrite.is_some()),
             ("requestMirror", f.request_mirror.is_some()),
         ];
         let expected = expected_field(kind);
         if let Some((extra, _)) = present.iter().find(|(name, set)| *set && *name != expected) {
-            rep.error(format!("{ff}.{extra}"), format!("`{extra}` does not belong to a `{kind}` filter"))
-                .with_hint(format!("a `{kind}` filter takes `{expected}`"));
+            rep.error(
+                format!("{ff}.{extra}"),
+                format!("`{extra}` does not belong to a `{kind}` filter"),
+            )
+            .with_hint(format!("a `{kind}` filter takes `{expected}`"));
             continue;
         }
         let translated = match kind {
@@ -89,14 +108,20 @@ pub(super) fn translate(
                 let scheme = r.scheme.clone();
                 if let Some(s) = &scheme {
                     if s != "http" && s != "https" {
-                        rep.error(format!("{field}.scheme"), format!("scheme `{s}` is not http or https"));
+                        rep.error(
+                            format!("{field}.scheme"),
+                            format!("scheme `{s}` is not http or https"),
+                        );
                         ok = false;
                     }
                 }
                 let status_code = r.status_code.unwrap_or(302);
                 if !STATUS_CODES.contains(&status_code) {
-                    rep.error(format!("{field}.statusCode"), format!("{status_code} is not a redirect status"))
-                        .with_hint("301, 302, 303, 307 or 308");
+                    rep.error(
+                        format!("{field}.statusCode"),
+                        format!("{status_code} is not a redirect status"),
+                    )
+                    .with_hint("301, 302, 303, 307 or 308");
                     ok = false;
                 }
                 let port = match r.port.map(u16::try_from) {
@@ -108,7 +133,13 @@ pub(super) fn translate(
                         None
                     }
                 };
-                let path = path_modifier(rep, &format!("{field}.path"), r.path.as_ref(), allowed, &mut ok);
+                let path = path_modifier(
+                    rep,
+                    &format!("{field}.path"),
+                    r.path.as_ref(),
+                    allowed,
+                    &mut ok,
+                );
                 ok.then(|| {
                     FilterModel::Plain(FilterView::RequestRedirect(RedirectView {
                         scheme,
@@ -121,8 +152,19 @@ pub(super) fn translate(
             }),
             "URLRewrite" => f.url_rewrite.as_ref().and_then(|r| {
                 let mut ok = true;
-                let path = path_modifier(rep, &format!("{ff}.urlRewrite.path"), r.path.as_ref(), allowed, &mut ok);
-                ok.then(|| FilterModel::Plain(FilterView::UrlRewrite(RewriteView { hostname: r.hostname.clone(), path })))
+                let path = path_modifier(
+                    rep,
+                    &format!("{ff}.urlRewrite.path"),
+                    r.path.as_ref(),
+                    allowed,
+                    &mut ok,
+                );
+                ok.then(|| {
+                    FilterModel::Plain(FilterView::UrlRewrite(RewriteView {
+                        hostname: r.hostname.clone(),
+                        path,
+                    }))
+                })
             }),
             "RequestMirror" => f.request_mirror.as_ref().and_then(|m| {
                 let field = format!("{ff}.requestMirror");
@@ -146,32 +188,47 @@ pub(super) fn translate(
                     }
                     (Some(p), None) if p <= 100 => p * 10_000,
                     (Some(p), None) => {
-                        rep.error(format!("{field}.percent"), format!("{p} is not a percentage"));
+                        rep.error(
+                            format!("{field}.percent"),
+                            format!("{p} is not a percentage"),
+                        );
                         return None;
                     }
                     (None, Some(fr)) => {
                         let den = fr.denominator.unwrap_or(100);
                         if den == 0 || fr.numerator > den {
-                            rep.error(format!("{field}.fraction"), "the fraction must be between 0 and 1 with a denominator above 0");
+                            rep.error(
+                                format!("{field}.fraction"),
+                                "the fraction must be between 0 and 1 with a denominator above 0",
+                            );
                             return None;
                         }
                         ((u64::from(fr.numerator) * 1_000_000) / u64::from(den)) as u32
                     }
                     (None, None) => 1_000_000,
                 };
-                Some(FilterModel::Mirror { backend, per_million })
+                Some(FilterModel::Mirror {
+                    backend,
+                    per_million,
+                })
             }),
             _ => None,
         };
         if let Some(t) = translated {
             out.push(t);
         } else if present.iter().all(|(_, set)| !set) {
-            rep.error(format!("{ff}.{expected}"), format!("a `{kind}` filter needs `{expected}`"));
+            rep.error(
+                format!("{ff}.{expected}"),
+                format!("a `{kind}` filter needs `{expected}`"),
+            );
         }
     }
     if seen.contains("RequestRedirect") && seen.contains("URLRewrite") {
-        rep.error(field.to_string(), "RequestRedirect and URLRewrite cannot be used in the same rule")
-            .with_hint("a redirect answers the client; a rewrite changes what the backend sees");
+        rep.error(
+            field.to_string(),
+            "RequestRedirect and URLRewrite cannot be used in the same rule",
+        )
+        .with_hint("a redirect answers the client; a rewrite changes what the backend sees");
     }
     out
 }
@@ -186,35 +243,58 @@ fn expected_field(kind: &str) -> &'static str {
     }
 }
 
-fn header_modifier(rep: &mut Reporter<'_>, field: &str, m: &HeaderModifier) -> Option<HeaderModifierView> {
+fn header_modifier(
+    rep: &mut Reporter<'_>,
+    field: &str,
+    m: &HeaderModifier,
+) -> Option<HeaderModifierView> {
     let mut ok = true;
-    let check = |rep: &mut Reporter<'_>, f: String, name: &str, value: Option<&str>, ok: &mut bool| {
-        let lower = name.to_ascii_lowercase();
-        if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
-            rep.error(f, format!("`{name}` is not a valid header name"));
-            *ok = false;
-        } else if value.is_some_and(|v| http::HeaderValue::from_str(v).is_err()) {
-            rep.error(f, format!("the value of `{name}` has characters a header cannot carry"));
-            *ok = false;
-        } else if lower.starts_with(':') || lower == "host" {
-            rep.error(f, format!("`{name}` cannot be modified by a header filter"))
-                .with_hint("use a URLRewrite filter's `hostname` to change the host");
-            *ok = false;
-        }
-        lower
-    };
+    let check =
+        |rep: &mut Reporter<'_>, f: String, name: &str, value: Option<&str>, ok: &mut bool| {
+            let lower = name.to_ascii_lowercase();
+            if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+                rep.error(f, format!("`{name}` is not a valid header name"));
+                *ok = false;
+            } else if value.is_some_and(|v| http::HeaderValue::from_str(v).is_err()) {
+                rep.error(
+                    f,
+                    format!("the value of `{name}` has characters a header cannot carry"),
+                );
+                *ok = false;
+            } else if lower.starts_with(':') || lower == "host" {
+                rep.error(f, format!("`{name}` cannot be modified by a header filter"))
+                    .with_hint("use a URLRewrite filter's `hostname` to change the host");
+                *ok = false;
+            }
+            lower
+        };
     let mut view = HeaderModifierView::default();
     let mut set_names = BTreeSet::new();
     for (i, h) in m.set.iter().enumerate() {
-        let n = check(rep, format!("{field}.set[{i}].name"), &h.name, Some(&h.value), &mut ok);
+        let n = check(
+            rep,
+            format!("{field}.set[{i}].name"),
+            &h.name,
+            Some(&h.value),
+            &mut ok,
+        );
         if !set_names.insert(n.clone()) {
-            rep.error(format!("{field}.set[{i}].name"), format!("`{}` is set twice", h.name));
+            rep.error(
+                format!("{field}.set[{i}].name"),
+                format!("`{}` is set twice", h.name),
+            );
             ok = false;
         }
         view.set.push((n, h.value.clone()));
     }
     for (i, h) in m.add.iter().enumerate() {
-        let n = check(rep, format!("{field}.add[{i}].name"), &h.name, Some(&h.value), &mut ok);
+        let n = check(
+            rep,
+            format!("{field}.add[{i}].name"),
+            &h.name,
+            Some(&h.value),
+            &mut ok,
+        );
         view.add.push((n, h.value.clone()));
     }
     for (i, h) in m.remove.iter().enumerate() {
@@ -236,30 +316,44 @@ fn path_modifier(
         "ReplaceFullPath" => match &p.replace_full_path {
             Some(v) if v.starts_with('/') => Some(PathModifierView::ReplaceFullPath(v.clone())),
             _ => {
-                rep.error(format!("{field}.replaceFullPath"), "ReplaceFullPath needs `replaceFullPath` starting with '/'");
+                rep.error(
+                    format!("{field}.replaceFullPath"),
+                    "ReplaceFullPath needs `replaceFullPath` starting with '/'",
+                );
                 *ok = false;
                 None
             }
         },
         "ReplacePrefixMatch" => {
             if let Allowed::Http { prefix_only: false } = allowed {
-                rep.error(format!("{field}.type"), "ReplacePrefixMatch needs every match of the rule to be a PathPrefix match")
-                    .with_hint("use ReplaceFullPath, or change the matches to PathPrefix");
+                rep.error(
+                    format!("{field}.type"),
+                    "ReplacePrefixMatch needs every match of the rule to be a PathPrefix match",
+                )
+                .with_hint("use ReplaceFullPath, or change the matches to PathPrefix");
                 *ok = false;
                 return None;
             }
             match &p.replace_prefix_match {
-                Some(v) if v.starts_with('/') => Some(PathModifierView::ReplacePrefixMatch(v.clone())),
+                Some(v) if v.starts_with('/') => {
+                    Some(PathModifierView::ReplacePrefixMatch(v.clone()))
+                }
                 _ => {
-                    rep.error(format!("{field}.replacePrefixMatch"), "ReplacePrefixMatch needs `replacePrefixMatch` starting with '/'");
+                    rep.error(
+                        format!("{field}.replacePrefixMatch"),
+                        "ReplacePrefixMatch needs `replacePrefixMatch` starting with '/'",
+                    );
                     *ok = false;
                     None
                 }
             }
         }
         other => {
-            rep.error(format!("{field}.type"), format!("unknown path modifier `{other}`"))
-                .with_hint("ReplaceFullPath or ReplacePrefixMatch");
+            rep.error(
+                format!("{field}.type"),
+                format!("unknown path modifier `{other}`"),
+            )
+            .with_hint("ReplaceFullPath or ReplacePrefixMatch");
             *ok = false;
             None
         }

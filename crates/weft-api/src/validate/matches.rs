@@ -35,32 +35,48 @@ pub(super) fn http(
                 let kind = p.match_type.as_deref().unwrap_or("PathPrefix");
                 match kind {
                     "Exact" | "PathPrefix" if !value.starts_with('/') => {
-                        rep.error(format!("{f}.path.value"), format!("path `{value}` does not start with '/'"));
+                        rep.error(
+                            format!("{f}.path.value"),
+                            format!("path `{value}` does not start with '/'"),
+                        );
                         ok = false;
                         PathMatch::default()
                     }
                     "Exact" if value.contains(['?', '#']) => {
-                        rep.error(format!("{f}.path.value"), format!("path `{value}` contains a query or fragment"))
-                            .with_hint("match query parameters with `queryParams`");
+                        rep.error(
+                            format!("{f}.path.value"),
+                            format!("path `{value}` contains a query or fragment"),
+                        )
+                        .with_hint("match query parameters with `queryParams`");
                         ok = false;
                         PathMatch::default()
                     }
                     "Exact" => PathMatch::Exact(value),
                     "PathPrefix" => {
                         let trimmed = value.trim_end_matches('/');
-                        PathMatch::PathPrefix(if trimmed.is_empty() { "/".into() } else { trimmed.into() })
+                        PathMatch::PathPrefix(if trimmed.is_empty() {
+                            "/".into()
+                        } else {
+                            trimmed.into()
+                        })
                     }
                     "RegularExpression" => match regex::Regex::new(&anchored(&value)) {
                         Ok(_) => PathMatch::RegularExpression(value),
                         Err(e) => {
-                            rep.error(format!("{f}.path.value"), format!("invalid regular expression: {e}"));
+                            rep.error(
+                                format!("{f}.path.value"),
+                                format!("invalid regular expression: {e}"),
+                            );
                             ok = false;
                             PathMatch::default()
                         }
                     },
                     other => {
-                        rep.error(format!("{f}.path.type"), format!("unknown path match type `{other}`"))
-                            .with_hint("Exact, PathPrefix or RegularExpression");
+                        rep.error(
+                            format!("{f}.path.type"),
+                            format!("unknown path match type `{other}`"),
+                        )
+                        .with_hint("Exact, PathPrefix or RegularExpression");
                         ok = false;
                         PathMatch::default()
                     }
@@ -68,18 +84,32 @@ pub(super) fn http(
             }
         };
         let headers = values(rep, &format!("{f}.headers"), &m.headers, true, &mut ok);
-        let query_params = values(rep, &format!("{f}.queryParams"), &m.query_params, false, &mut ok);
+        let query_params = values(
+            rep,
+            &format!("{f}.queryParams"),
+            &m.query_params,
+            false,
+            &mut ok,
+        );
         let method = match &m.method {
             Some(method) if !METHODS.contains(&method.as_str()) => {
-                rep.error(format!("{f}.method"), format!("`{method}` is not an HTTP method"))
-                    .with_hint(format!("one of {}", METHODS.join(", ")));
+                rep.error(
+                    format!("{f}.method"),
+                    format!("`{method}` is not an HTTP method"),
+                )
+                .with_hint(format!("one of {}", METHODS.join(", ")));
                 ok = false;
                 None
             }
             other => other.clone(),
         };
         if ok {
-            let m = RequestMatch { path, headers, query_params, method };
+            let m = RequestMatch {
+                path,
+                headers,
+                query_params,
+                method,
+            };
             let rank = rank_of(&m);
             out.push((m, rank));
         }
@@ -122,16 +152,27 @@ pub(super) fn grpc(
                 let lens = (service.map_or(0, str::len), method.map_or(0, str::len));
                 match (mm.match_type.as_deref().unwrap_or("Exact"), service, method) {
                     (_, None, None) => {
-                        rep.error(format!("{f}.method"), "a method match needs `service`, `method` or both");
+                        rep.error(
+                            format!("{f}.method"),
+                            "a method match needs `service`, `method` or both",
+                        );
                         ok = false;
                         (PathMatch::default(), 0, 0)
                     }
-                    ("Exact", s, m) if s.is_some_and(|s| s.contains('/')) || m.is_some_and(|m| m.contains('/')) => {
-                        rep.error(format!("{f}.method"), "gRPC service and method names cannot contain '/'");
+                    ("Exact", s, m)
+                        if s.is_some_and(|s| s.contains('/'))
+                            || m.is_some_and(|m| m.contains('/')) =>
+                    {
+                        rep.error(
+                            format!("{f}.method"),
+                            "gRPC service and method names cannot contain '/'",
+                        );
                         ok = false;
                         (PathMatch::default(), 0, 0)
                     }
-                    ("Exact", Some(s), Some(m)) => (PathMatch::Exact(format!("/{s}/{m}")), lens.0, lens.1),
+                    ("Exact", Some(s), Some(m)) => {
+                        (PathMatch::Exact(format!("/{s}/{m}")), lens.0, lens.1)
+                    }
                     ("Exact", Some(s), None) => (PathMatch::PathPrefix(format!("/{s}")), lens.0, 0),
                     ("Exact", None, Some(m)) => (
                         PathMatch::RegularExpression(format!("/[^/]+/{}", regex::escape(m))),
@@ -141,14 +182,20 @@ pub(super) fn grpc(
                     ("RegularExpression", s, m) => {
                         let re = format!("/{}/{}", s.unwrap_or("[^/]+"), m.unwrap_or("[^/]+"));
                         if let Err(e) = regex::Regex::new(&anchored(&re)) {
-                            rep.error(format!("{f}.method"), format!("invalid regular expression: {e}"));
+                            rep.error(
+                                format!("{f}.method"),
+                                format!("invalid regular expression: {e}"),
+                            );
                             ok = false;
                         }
                         (PathMatch::RegularExpression(re), lens.0, lens.1)
                     }
                     (other, _, _) => {
-                        rep.error(format!("{f}.method.type"), format!("unknown method match type `{other}`"))
-                            .with_hint("Exact or RegularExpression");
+                        rep.error(
+                            format!("{f}.method.type"),
+                            format!("unknown method match type `{other}`"),
+                        )
+                        .with_hint("Exact or RegularExpression");
                         ok = false;
                         (PathMatch::default(), 0, 0)
                     }
@@ -164,7 +211,15 @@ pub(super) fn grpc(
                 headers: headers.len(),
                 query: 0,
             };
-            out.push((RequestMatch { path, headers, query_params: Vec::new(), method: None }, rank));
+            out.push((
+                RequestMatch {
+                    path,
+                    headers,
+                    query_params: Vec::new(),
+                    method: None,
+                },
+                rank,
+            ));
         }
     }
     out
@@ -180,9 +235,16 @@ fn values(
     let mut out: Vec<view::ValueMatch> = Vec::new();
     for (i, v) in matches.iter().enumerate() {
         let f = format!("{field}[{i}]");
-        let name = if headers { v.name.to_ascii_lowercase() } else { v.name.clone() };
+        let name = if headers {
+            v.name.to_ascii_lowercase()
+        } else {
+            v.name.clone()
+        };
         if headers && http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            rep.error(format!("{f}.name"), format!("`{}` is not a valid header name", v.name));
+            rep.error(
+                format!("{f}.name"),
+                format!("`{}` is not a valid header name", v.name),
+            );
             *ok = false;
             continue;
         }
@@ -192,8 +254,11 @@ fn values(
             continue;
         }
         if out.iter().any(|o| o.name == name) {
-            rep.error(format!("{f}.name"), format!("`{}` is matched twice in one match", v.name))
-                .with_hint("the Gateway API uses only the first; remove the duplicate");
+            rep.error(
+                format!("{f}.name"),
+                format!("`{}` is matched twice in one match", v.name),
+            )
+            .with_hint("the Gateway API uses only the first; remove the duplicate");
             *ok = false;
             continue;
         }
@@ -202,7 +267,10 @@ fn values(
             "RegularExpression" => match regex::Regex::new(&anchored(&v.value)) {
                 Ok(_) => StringMatch::RegularExpression(v.value.clone()),
                 Err(e) => {
-                    rep.error(format!("{f}.value"), format!("invalid regular expression: {e}"));
+                    rep.error(
+                        format!("{f}.value"),
+                        format!("invalid regular expression: {e}"),
+                    );
                     *ok = false;
                     continue;
                 }

@@ -17,7 +17,10 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
     };
     for (other, _) in configs {
         Reporter::new(diags, other)
-            .error("metadata.name", "a second MeshConfig: there can be only one")
+            .error(
+                "metadata.name",
+                "a second MeshConfig: there can be only one",
+            )
             .with_hint(format!(
                 "merge it into the one at {}:{}",
                 first.source().file.display(),
@@ -53,9 +56,21 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
         return;
     };
     for (field, value, slot) in [
-        ("spec.proxy.outboundPort", proxy.outbound_port, &mut mesh.outbound_port),
-        ("spec.proxy.inboundPort", proxy.inbound_port, &mut mesh.inbound_port),
-        ("spec.proxy.adminPort", proxy.admin_port, &mut mesh.admin_port),
+        (
+            "spec.proxy.outboundPort",
+            proxy.outbound_port,
+            &mut mesh.outbound_port,
+        ),
+        (
+            "spec.proxy.inboundPort",
+            proxy.inbound_port,
+            &mut mesh.inbound_port,
+        ),
+        (
+            "spec.proxy.adminPort",
+            proxy.admin_port,
+            &mut mesh.admin_port,
+        ),
     ] {
         match value {
             Some(0) => {
@@ -77,9 +92,21 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
         );
     }
     for (field, value, slot) in [
-        ("spec.proxy.detectTimeout", &proxy.detect_timeout, &mut mesh.detect_timeout_ms),
-        ("spec.proxy.requestTimeout", &proxy.request_timeout, &mut mesh.request_timeout_ms),
-        ("spec.proxy.connectTimeout", &proxy.connect_timeout, &mut mesh.connect_timeout_ms),
+        (
+            "spec.proxy.detectTimeout",
+            &proxy.detect_timeout,
+            &mut mesh.detect_timeout_ms,
+        ),
+        (
+            "spec.proxy.requestTimeout",
+            &proxy.request_timeout,
+            &mut mesh.request_timeout_ms,
+        ),
+        (
+            "spec.proxy.connectTimeout",
+            &proxy.connect_timeout,
+            &mut mesh.connect_timeout_ms,
+        ),
     ] {
         if let Some(text) = value {
             match duration::parse(text) {
@@ -91,7 +118,10 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
         }
     }
     if proxy.detect_timeout.is_some() && mesh.detect_timeout_ms == 0 {
-        rep.error("spec.proxy.detectTimeout", "detection needs a timeout above zero")
-            .with_hint("300ms is a good default");
+        rep.error(
+            "spec.proxy.detectTimeout",
+            "detection needs a timeout above zero",
+        )
+        .with_hint("300ms is a good default");
     }
 }

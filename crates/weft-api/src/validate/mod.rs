@@ -95,7 +95,11 @@ impl<'a> Reporter<'a> {
     }
 
     /// An error at the resource's first line.
-    pub fn error(&mut self, field: impl Into<String>, message: impl Into<String>) -> &mut Diagnostic {
+    pub fn error(
+        &mut self,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
         let line = self.source.line;
         self.error_at(line, field, message)
     }

@@ -34,13 +34,24 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                         .with_hint("`name` (same namespace), `name.namespace` or `name.namespace.svc.<clusterDomain>`");
                     continue;
                 };
-                let Some(policy) = &spec.traffic_policy else { continue };
+                let Some(policy) = &spec.traffic_policy else {
+                    continue;
+                };
                 for (set, field) in [
-                    (policy.connection_pool.is_some(), "spec.trafficPolicy.connectionPool"),
-                    (policy.outlier_detection.is_some(), "spec.trafficPolicy.outlierDetection"),
+                    (
+                        policy.connection_pool.is_some(),
+                        "spec.trafficPolicy.connectionPool",
+                    ),
+                    (
+                        policy.outlier_detection.is_some(),
+                        "spec.trafficPolicy.outlierDetection",
+                    ),
                     (policy.tls.is_some(), "spec.trafficPolicy.tls"),
                     (policy.tunnel.is_some(), "spec.trafficPolicy.tunnel"),
-                    (policy.proxy_protocol.is_some(), "spec.trafficPolicy.proxyProtocol"),
+                    (
+                        policy.proxy_protocol.is_some(),
+                        "spec.trafficPolicy.proxyProtocol",
+                    ),
                 ] {
                     if set {
                         rep.error(field, "not implemented in this version of Weft")
@@ -49,31 +60,50 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                 }
                 let mut entries = Vec::new();
                 if let Some(lb) = &policy.load_balancer {
-                    if let Some(lb) = load_balancer(&mut rep, "spec.trafficPolicy.loadBalancer", lb) {
+                    if let Some(lb) = load_balancer(&mut rep, "spec.trafficPolicy.loadBalancer", lb)
+                    {
                         entries.push((None, lb));
                     }
                 }
                 for (i, pl) in policy.port_level_settings.iter().enumerate() {
                     let field = format!("spec.trafficPolicy.portLevelSettings[{i}]");
                     let port = u16::try_from(pl.port.number).ok().filter(|p| {
-                        model.services.get(&key).is_some_and(|s| s.port(*p).is_some())
+                        model
+                            .services
+                            .get(&key)
+                            .is_some_and(|s| s.port(*p).is_some())
                     });
                     let Some(port) = port else {
-                        rep.error(format!("{field}.port.number"), format!("Service {}/{} has no port {}", key.0, key.1, pl.port.number));
+                        rep.error(
+                            format!("{field}.port.number"),
+                            format!("Service {}/{} has no port {}", key.0, key.1, pl.port.number),
+                        );
                         continue;
                     };
-                    if pl.connection_pool.is_some() || pl.outlier_detection.is_some() || pl.tls.is_some() {
+                    if pl.connection_pool.is_some()
+                        || pl.outlier_detection.is_some()
+                        || pl.tls.is_some()
+                    {
                         rep.error(field.clone(), "only `loadBalancer` is implemented in port-level settings in this version");
                     }
                     if let Some(lb) = &pl.load_balancer {
-                        if let Some(lb) = load_balancer(&mut rep, &format!("{field}.loadBalancer"), lb) {
+                        if let Some(lb) =
+                            load_balancer(&mut rep, &format!("{field}.loadBalancer"), lb)
+                        {
                             entries.push((Some(port), lb));
                         }
                     }
                 }
                 if model.load_balancers.contains_key(&key) {
-                    rep.error_span(&spec.host, "spec.host", format!("another DestinationRule already sets the policy of {}/{}", key.0, key.1))
-                        .with_hint("merge them into one DestinationRule");
+                    rep.error_span(
+                        &spec.host,
+                        "spec.host",
+                        format!(
+                            "another DestinationRule already sets the policy of {}/{}",
+                            key.0, key.1
+                        ),
+                    )
+                    .with_hint("merge them into one DestinationRule");
                     continue;
                 }
                 model.load_balancers.insert(key, entries);
@@ -95,12 +125,18 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                 let mut rep = Reporter::new(diags, r);
                 if let Some(action) = &ap.spec.action {
                     if !matches!(action.as_str(), "ALLOW" | "DENY" | "AUDIT") {
-                        rep.error("spec.action", format!("action `{action}` is not implemented"))
-                            .with_hint("ALLOW, DENY or AUDIT");
+                        rep.error(
+                            "spec.action",
+                            format!("action `{action}` is not implemented"),
+                        )
+                        .with_hint("ALLOW, DENY or AUDIT");
                     }
                 }
                 if ap.spec.target_refs.is_some() || ap.spec.provider.is_some() {
-                    rep.error("spec", "`targetRefs` and `provider` are not implemented; use `selector`");
+                    rep.error(
+                        "spec",
+                        "`targetRefs` and `provider` are not implemented; use `selector`",
+                    );
                 }
                 model.unenforced.push(r.display_name());
             }
@@ -115,20 +151,32 @@ fn resolve_host(host: &str, ns: &str, model: &Model) -> Option<(String, String)>
     let host = host.strip_suffix(&suffix).unwrap_or(host);
     let key = match host.split_once('.') {
         None => (ns.to_string(), host.to_string()),
-        Some((name, namespace)) if !namespace.contains('.') => (namespace.to_string(), name.to_string()),
+        Some((name, namespace)) if !namespace.contains('.') => {
+            (namespace.to_string(), name.to_string())
+        }
         Some(_) => return None,
     };
     model.services.contains_key(&key).then_some(key)
 }
 
-fn load_balancer(rep: &mut Reporter<'_>, field: &str, lb: &LoadBalancerSettings) -> Option<LoadBalancer> {
+fn load_balancer(
+    rep: &mut Reporter<'_>,
+    field: &str,
+    lb: &LoadBalancerSettings,
+) -> Option<LoadBalancer> {
     if lb.locality_lb_setting.is_some() || lb.warmup_duration_secs.is_some() {
-        rep.error(field.to_string(), "`localityLbSetting` and `warmupDurationSecs` are not implemented");
+        rep.error(
+            field.to_string(),
+            "`localityLbSetting` and `warmupDurationSecs` are not implemented",
+        );
         return None;
     }
     match (&lb.simple, &lb.consistent_hash) {
         (Some(_), Some(_)) => {
-            rep.error(field.to_string(), "set `simple` or `consistentHash`, not both");
+            rep.error(
+                field.to_string(),
+                "set `simple` or `consistentHash`, not both",
+            );
             None
         }
         (Some(simple), None) => match simple.as_str() {
@@ -147,7 +195,10 @@ fn load_balancer(rep: &mut Reporter<'_>, field: &str, lb: &LoadBalancerSettings)
         },
         (None, Some(ch)) => {
             if ch.maglev.is_some() {
-                rep.error(format!("{field}.consistentHash.maglev"), "maglev is not implemented; Weft uses a ring hash");
+                rep.error(
+                    format!("{field}.consistentHash.maglev"),
+                    "maglev is not implemented; Weft uses a ring hash",
+                );
                 return None;
             }
             let set = [
@@ -161,7 +212,9 @@ fn load_balancer(rep: &mut Reporter<'_>, field: &str, lb: &LoadBalancerSettings)
                 return None;
             }
             if let Some(name) = &ch.http_header_name {
-                return Some(LoadBalancer::HashHeader { name: name.to_ascii_lowercase() });
+                return Some(LoadBalancer::HashHeader {
+                    name: name.to_ascii_lowercase(),
+                });
             }
             if let Some(cookie) = &ch.http_cookie {
                 let ttl_s = match &cookie.ttl {
@@ -174,7 +227,11 @@ fn load_balancer(rep: &mut Reporter<'_>, field: &str, lb: &LoadBalancerSettings)
                     },
                     None => None,
                 };
-                return Some(LoadBalancer::HashCookie { name: cookie.name.clone(), path: cookie.path.clone(), ttl_s });
+                return Some(LoadBalancer::HashCookie {
+                    name: cookie.name.clone(),
+                    path: cookie.path.clone(),
+                    ttl_s,
+                });
             }
             if let Some(name) = &ch.http_query_parameter_name {
                 return Some(LoadBalancer::HashQueryParameter { name: name.clone() });

@@ -7,8 +7,7 @@
 use crate::diagnostic::Diagnostics;
 use crate::duration;
 use crate::model::{
-    BackendName, BackendRefModel, MatchRank, Model, ParentModel, RouteKind, RouteModel,
-    RuleModel,
+    BackendName, BackendRefModel, MatchRank, Model, ParentModel, RouteKind, RouteModel, RuleModel,
 };
 use crate::resources::gateway::{BackendRef, ParentRef};
 use crate::resources::{Object, Resource};
@@ -49,8 +48,11 @@ fn http_route(
     let mut route = new_route(RouteKind::Http, o);
     route.parents = parents(&mut rep, &o.spec.parent_refs, o.namespace(), model);
     if !o.spec.hostnames.is_empty() {
-        rep.error("spec.hostnames", "hostnames have no meaning for a route attached to a Service")
-            .with_hint("a mesh route applies to all traffic to its parent Service; remove `hostnames`");
+        rep.error(
+            "spec.hostnames",
+            "hostnames have no meaning for a route attached to a Service",
+        )
+        .with_hint("a mesh route applies to all traffic to its parent Service; remove `hostnames`");
     }
     for (i, rule) in o.spec.rules.iter().enumerate() {
         let field = format!("spec.rules[{i}]");
@@ -66,21 +68,39 @@ fn http_route(
             o.namespace(),
             model,
         );
-        let backends = backend_refs(&mut rep, &field, &rule.backend_refs, o.namespace(), model, true);
-        let has_redirect = rule.filters.iter().any(|f| f.filter_type == "RequestRedirect");
+        let backends = backend_refs(
+            &mut rep,
+            &field,
+            &rule.backend_refs,
+            o.namespace(),
+            model,
+            true,
+        );
+        let has_redirect = rule
+            .filters
+            .iter()
+            .any(|f| f.filter_type == "RequestRedirect");
         if !has_redirect && rule.backend_refs.is_empty() {
-            rep.warning_at(rep.source.line, format!("{field}.backendRefs"), "rule has no backendRefs: requests it matches get a 500")
-                .with_hint("add a backendRef, or a RequestRedirect filter");
+            rep.warning_at(
+                rep.source.line,
+                format!("{field}.backendRefs"),
+                "rule has no backendRefs: requests it matches get a 500",
+            )
+            .with_hint("add a backendRef, or a RequestRedirect filter");
         }
-        let (request_timeout_ms, backend_request_timeout_ms) = timeouts(&mut rep, &field, rule.timeouts.as_ref());
-        let retry = rule.retry.as_ref().and_then(|retry| {
+        let (request_timeout_ms, backend_request_timeout_ms) =
+            timeouts(&mut rep, &field, rule.timeouts.as_ref());
+        let retry = rule.retry.as_ref().map(|retry| {
             let mut codes = Vec::new();
             for (k, code) in retry.codes.iter().enumerate() {
                 if (400..=599).contains(code) {
                     codes.push(*code);
                 } else {
-                    rep.error(format!("{field}.retry.codes[{k}]"), format!("{code} is not a retryable status"))
-                        .with_hint("retry codes are HTTP statuses 400-599");
+                    rep.error(
+                        format!("{field}.retry.codes[{k}]"),
+                        format!("{code} is not a retryable status"),
+                    )
+                    .with_hint("retry codes are HTTP statuses 400-599");
                 }
             }
             let backoff_ms = match &retry.backoff {
@@ -95,10 +115,17 @@ fn http_route(
             };
             let attempts = retry.attempts.unwrap_or(1);
             if attempts > 10 {
-                rep.error(format!("{field}.retry.attempts"), format!("{attempts} retries is more than Weft allows"))
-                    .with_hint("at most 10; retries multiply load on a failing backend");
+                rep.error(
+                    format!("{field}.retry.attempts"),
+                    format!("{attempts} retries is more than Weft allows"),
+                )
+                .with_hint("at most 10; retries multiply load on a failing backend");
             }
-            Some(RetryView { codes, attempts: attempts.min(10), backoff_ms })
+            RetryView {
+                codes,
+                attempts: attempts.min(10),
+                backoff_ms,
+            }
         });
         route.rules.push(RuleModel {
             name: rule.name.clone(),
@@ -123,8 +150,11 @@ fn grpc_route(
     let mut route = new_route(RouteKind::Grpc, o);
     route.parents = parents(&mut rep, &o.spec.parent_refs, o.namespace(), model);
     if !o.spec.hostnames.is_empty() {
-        rep.error("spec.hostnames", "hostnames have no meaning for a route attached to a Service")
-            .with_hint("remove `hostnames`");
+        rep.error(
+            "spec.hostnames",
+            "hostnames have no meaning for a route attached to a Service",
+        )
+        .with_hint("remove `hostnames`");
     }
     for (i, rule) in o.spec.rules.iter().enumerate() {
         let field = format!("spec.rules[{i}]");
@@ -137,7 +167,14 @@ fn grpc_route(
             o.namespace(),
             model,
         );
-        let backends = backend_refs(&mut rep, &field, &rule.backend_refs, o.namespace(), model, true);
+        let backends = backend_refs(
+            &mut rep,
+            &field,
+            &rule.backend_refs,
+            o.namespace(),
+            model,
+            true,
+        );
         route.rules.push(RuleModel {
             name: rule.name.clone(),
             matches,
@@ -161,12 +198,25 @@ fn tcp_route(
     let mut route = new_route(RouteKind::Tcp, o);
     route.parents = parents(&mut rep, &o.spec.parent_refs, o.namespace(), model);
     if o.spec.rules.len() != 1 {
-        rep.error("spec.rules", format!("a TCPRoute needs exactly one rule, not {}", o.spec.rules.len()))
-            .with_hint("put every backend in one rule's backendRefs, with weights");
+        rep.error(
+            "spec.rules",
+            format!(
+                "a TCPRoute needs exactly one rule, not {}",
+                o.spec.rules.len()
+            ),
+        )
+        .with_hint("put every backend in one rule's backendRefs, with weights");
     }
     for (i, rule) in o.spec.rules.iter().enumerate() {
         let field = format!("spec.rules[{i}]");
-        let backends = backend_refs(&mut rep, &field, &rule.backend_refs, o.namespace(), model, false);
+        let backends = backend_refs(
+            &mut rep,
+            &field,
+            &rule.backend_refs,
+            o.namespace(),
+            model,
+            false,
+        );
         route.rules.push(RuleModel {
             name: rule.name.clone(),
             matches: vec![(RequestMatch::default(), MatchRank::default())],
@@ -180,10 +230,18 @@ fn tcp_route(
     route
 }
 
-fn parents(rep: &mut Reporter<'_>, refs: &[ParentRef], route_ns: &str, model: &Model) -> Vec<ParentModel> {
+fn parents(
+    rep: &mut Reporter<'_>,
+    refs: &[ParentRef],
+    route_ns: &str,
+    model: &Model,
+) -> Vec<ParentModel> {
     if refs.is_empty() {
-        rep.error("spec.parentRefs", "the route has no parentRefs, so it applies to nothing")
-            .with_hint("add `parentRefs: [{group: \"\", kind: Service, name: <service>}]`");
+        rep.error(
+            "spec.parentRefs",
+            "the route has no parentRefs, so it applies to nothing",
+        )
+        .with_hint("add `parentRefs: [{group: \"\", kind: Service, name: <service>}]`");
     }
     let mut out = Vec::new();
     for (i, p) in refs.iter().enumerate() {
@@ -191,20 +249,32 @@ fn parents(rep: &mut Reporter<'_>, refs: &[ParentRef], route_ns: &str, model: &M
         let group = p.group.as_deref().unwrap_or("gateway.networking.k8s.io");
         let kind = p.kind.as_deref().unwrap_or("Gateway");
         if !matches!(group, "" | "core") || kind != "Service" {
-            rep.error_span(&p.name, field, format!("parentRef to {kind} (group `{group}`): Weft routes attach to Services"))
-                .with_hint("set `group: \"\"` and `kind: Service` (the Gateway API's mesh profile)");
+            rep.error_span(
+                &p.name,
+                field,
+                format!("parentRef to {kind} (group `{group}`): Weft routes attach to Services"),
+            )
+            .with_hint("set `group: \"\"` and `kind: Service` (the Gateway API's mesh profile)");
             continue;
         }
         let namespace = p.namespace.clone().unwrap_or_else(|| route_ns.to_string());
         let name = &p.name.value;
         let Some(svc) = model.services.get(&(namespace.clone(), name.clone())) else {
-            rep.error_span(&p.name, format!("{field}.name"), format!("Service {namespace}/{name} does not exist"))
-                .with_hint(known_services(model, &namespace));
+            rep.error_span(
+                &p.name,
+                format!("{field}.name"),
+                format!("Service {namespace}/{name} does not exist"),
+            )
+            .with_hint(known_services(model, &namespace));
             continue;
         };
         let mut port = p.port.and_then(|n| u16::try_from(n).ok());
         if let Some(section) = &p.section_name {
-            match svc.ports.iter().find(|sp| sp.name.as_deref() == Some(section.as_str())) {
+            match svc
+                .ports
+                .iter()
+                .find(|sp| sp.name.as_deref() == Some(section.as_str()))
+            {
                 Some(sp) if port.is_none() || port == Some(sp.port) => port = Some(sp.port),
                 _ => {
                     rep.error_span(&p.name, format!("{field}.sectionName"), format!("Service {namespace}/{name} has no port named `{section}` (matching `port`)"));
@@ -214,12 +284,20 @@ fn parents(rep: &mut Reporter<'_>, refs: &[ParentRef], route_ns: &str, model: &M
         }
         if let Some(n) = p.port {
             if port.and_then(|pt| svc.port(pt)).is_none() {
-                rep.error_span(&p.name, format!("{field}.port"), format!("Service {namespace}/{name} has no port {n}"))
-                    .with_hint(format!("its ports are {}", port_list(svc)));
+                rep.error_span(
+                    &p.name,
+                    format!("{field}.port"),
+                    format!("Service {namespace}/{name} has no port {n}"),
+                )
+                .with_hint(format!("its ports are {}", port_list(svc)));
                 continue;
             }
         }
-        out.push(ParentModel { namespace, service: name.clone(), port });
+        out.push(ParentModel {
+            namespace,
+            service: name.clone(),
+            port,
+        });
     }
     out
 }
@@ -239,22 +317,52 @@ fn backend_refs(
         let f = format!("{field}.backendRefs[{i}]");
         let weight = b.weight.unwrap_or(1);
         if weight > 1_000_000 {
-            rep.error_span(&b.name, format!("{f}.weight"), format!("weight {weight} is above the maximum"))
-                .with_hint("weights are 0-1000000");
+            rep.error_span(
+                &b.name,
+                format!("{f}.weight"),
+                format!("weight {weight} is above the maximum"),
+            )
+            .with_hint("weights are 0-1000000");
             continue;
         }
-        let Some(backend) = resolve_backend(rep, &f, &b.name, b.group.as_deref(), b.kind.as_deref(), b.namespace.as_deref(), b.port, route_ns, model, weight == 0) else {
+        let Some(backend) = resolve_backend(
+            rep,
+            &f,
+            &b.name,
+            b.group.as_deref(),
+            b.kind.as_deref(),
+            b.namespace.as_deref(),
+            b.port,
+            route_ns,
+            model,
+            weight == 0,
+        ) else {
             continue;
         };
         let filters = if http {
-            filters::translate(rep, &format!("{f}.filters"), &b.filters, filters::Allowed::Backend, route_ns, model)
+            filters::translate(
+                rep,
+                &format!("{f}.filters"),
+                &b.filters,
+                filters::Allowed::Backend,
+                route_ns,
+                model,
+            )
         } else {
             if !b.filters.is_empty() {
-                rep.error_span(&b.name, format!("{f}.filters"), "a TCPRoute backend cannot have filters");
+                rep.error_span(
+                    &b.name,
+                    format!("{f}.filters"),
+                    "a TCPRoute backend cannot have filters",
+                );
             }
             Vec::new()
         };
-        out.push(BackendRefModel { backend, weight, filters });
+        out.push(BackendRefModel {
+            backend,
+            weight,
+            filters,
+        });
     }
     out
 }
@@ -275,14 +383,22 @@ pub(super) fn resolve_backend(
     let group = group.unwrap_or("");
     let kind = kind.unwrap_or("Service");
     if !matches!(group, "" | "core") || kind != "Service" {
-        rep.error_span(name, field, format!("backendRef to {kind} (group `{group}`): Weft sends to Services"))
-            .with_hint("set `kind: Service` or leave group and kind out");
+        rep.error_span(
+            name,
+            field,
+            format!("backendRef to {kind} (group `{group}`): Weft sends to Services"),
+        )
+        .with_hint("set `kind: Service` or leave group and kind out");
         return None;
     }
     let namespace = namespace.unwrap_or(route_ns).to_string();
     let Some(port) = port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0) else {
-        rep.error_span(name, format!("{field}.port"), "a backendRef to a Service needs its `port`")
-            .with_hint("the Service port to send to, e.g. `port: 80`");
+        rep.error_span(
+            name,
+            format!("{field}.port"),
+            "a backendRef to a Service needs its `port`",
+        )
+        .with_hint("the Service port to send to, e.g. `port: 80`");
         return None;
     };
     let service = name.value.clone();
@@ -292,9 +408,14 @@ pub(super) fn resolve_backend(
             let line = rep.source.line_of(name);
             let hint = known_services(model, &namespace);
             if tolerate_missing {
-                rep.warning_at(line, format!("{field}.name"), format!("{msg}; it has weight 0 so no traffic is lost"));
+                rep.warning_at(
+                    line,
+                    format!("{field}.name"),
+                    format!("{msg}; it has weight 0 so no traffic is lost"),
+                );
             } else {
-                rep.error_at(line, format!("{field}.name"), msg).with_hint(hint);
+                rep.error_at(line, format!("{field}.name"), msg)
+                    .with_hint(hint);
             }
             false
         }
@@ -303,15 +424,22 @@ pub(super) fn resolve_backend(
             let msg = format!("Service {namespace}/{service} has no port {port}");
             let hint = format!("its ports are {}", port_list(svc));
             if tolerate_missing {
-                rep.warning_at(line, format!("{field}.port"), msg).with_hint(hint);
+                rep.warning_at(line, format!("{field}.port"), msg)
+                    .with_hint(hint);
             } else {
-                rep.error_at(line, format!("{field}.port"), msg).with_hint(hint);
+                rep.error_at(line, format!("{field}.port"), msg)
+                    .with_hint(hint);
             }
             false
         }
         Some(_) => true,
     };
-    Some(BackendName { namespace, service, port, resolved })
+    Some(BackendName {
+        namespace,
+        service,
+        port,
+        resolved,
+    })
 }
 
 fn timeouts(
@@ -333,8 +461,11 @@ fn timeouts(
     let backend = parse("backendRequest", &t.backend_request);
     if let (Some(req), Some(be)) = (request, backend) {
         if req != 0 && (be > req || be == 0) {
-            rep.error(format!("{field}.timeouts.backendRequest"), "backendRequest is longer than request")
-                .with_hint("a single attempt cannot take longer than the whole request");
+            rep.error(
+                format!("{field}.timeouts.backendRequest"),
+                "backendRequest is longer than request",
+            )
+            .with_hint("a single attempt cannot take longer than the whole request");
         }
     }
     (request, backend)

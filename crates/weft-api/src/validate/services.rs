@@ -25,40 +25,56 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
         let name = svc.name().to_string();
         let namespace = svc.namespace().to_string();
         if !is_dns_label(&name) {
-            rep.error_span(&svc.meta.name, "metadata.name", format!("`{name}` is not a valid Service name"))
-                .with_hint("lower-case letters, digits and '-', at most 63 characters");
+            rep.error_span(
+                &svc.meta.name,
+                "metadata.name",
+                format!("`{name}` is not a valid Service name"),
+            )
+            .with_hint("lower-case letters, digits and '-', at most 63 characters");
         }
         let spec = &svc.spec;
         if let Some(aff) = &spec.session_affinity {
             if aff.value != "None" {
-                rep.error_span(aff, "spec.sessionAffinity", format!("sessionAffinity `{}` is not implemented", aff.value))
-                    .with_hint("use a DestinationRule with `loadBalancer.consistentHash.useSourceIp: true`");
+                rep.error_span(
+                    aff,
+                    "spec.sessionAffinity",
+                    format!("sessionAffinity `{}` is not implemented", aff.value),
+                )
+                .with_hint(
+                    "use a DestinationRule with `loadBalancer.consistentHash.useSourceIp: true`",
+                );
             }
         }
         if let Some(itp) = &spec.internal_traffic_policy {
             if itp.value != "Cluster" {
-                rep.error_span(itp, "spec.internalTrafficPolicy", format!("internalTrafficPolicy `{}` is not implemented", itp.value))
-                    .with_hint("remove it or set `Cluster`");
+                rep.error_span(
+                    itp,
+                    "spec.internalTrafficPolicy",
+                    format!("internalTrafficPolicy `{}` is not implemented", itp.value),
+                )
+                .with_hint("remove it or set `Cluster`");
             }
         }
         let mut vip = None;
         match &spec.cluster_ip {
             Some(ip) if ip.value == "None" => {}
             Some(ip) if ip.value.is_empty() => unassigned.push((namespace.clone(), name.clone())),
-            Some(ip) => match ip.value.parse::<IpAddr>() {
-                Ok(addr) => {
-                    let me = format!("{namespace}/{name}");
-                    if let Some(other) = taken_vips.insert(addr, me) {
-                        rep.error_span(ip, "spec.clusterIP", format!("clusterIP {addr} is already the address of Service {other}"))
+            Some(ip) => {
+                match ip.value.parse::<IpAddr>() {
+                    Ok(addr) => {
+                        let me = format!("{namespace}/{name}");
+                        if let Some(other) = taken_vips.insert(addr, me) {
+                            rep.error_span(ip, "spec.clusterIP", format!("clusterIP {addr} is already the address of Service {other}"))
                             .with_hint("each Service needs its own clusterIP; remove it to have one assigned");
+                        }
+                        vip = Some(addr);
                     }
-                    vip = Some(addr);
-                }
-                Err(_) => {
-                    rep.error_span(ip, "spec.clusterIP", format!("`{}` is not an IP address", ip.value))
+                    Err(_) => {
+                        rep.error_span(ip, "spec.clusterIP", format!("`{}` is not an IP address", ip.value))
                         .with_hint("an IPv4 or IPv6 address, `None` for a headless Service, or leave it out to have one assigned");
+                    }
                 }
-            },
+            }
             None => unassigned.push((namespace.clone(), name.clone())),
         }
         let mut ports = Vec::new();
@@ -70,17 +86,29 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
         for (i, p) in spec.ports.iter().enumerate() {
             let field = format!("spec.ports[{i}]");
             let Some(port) = valid_port(p.port.value) else {
-                rep.error_span(&p.port, format!("{field}.port"), format!("{} is not a port number", p.port.value))
-                    .with_hint("1-65535");
+                rep.error_span(
+                    &p.port,
+                    format!("{field}.port"),
+                    format!("{} is not a port number", p.port.value),
+                )
+                .with_hint("1-65535");
                 continue;
             };
             if !numbers.insert(port) {
-                rep.error_span(&p.port, format!("{field}.port"), format!("port {port} is listed twice"))
-                    .with_hint("each port number may appear once per Service");
+                rep.error_span(
+                    &p.port,
+                    format!("{field}.port"),
+                    format!("port {port} is listed twice"),
+                )
+                .with_hint("each port number may appear once per Service");
             }
             if let Some(n) = &p.name {
                 if !names.insert(n.clone()) {
-                    rep.error_span(&p.port, format!("{field}.name"), format!("port name `{n}` is used twice"));
+                    rep.error_span(
+                        &p.port,
+                        format!("{field}.name"),
+                        format!("port name `{n}` is used twice"),
+                    );
                 }
             }
             if let Some(proto) = &p.protocol {
@@ -94,7 +122,11 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                 Some(IntOrString::Int(n)) => match valid_port(*n) {
                     Some(t) => TargetPort::Number(t),
                     None => {
-                        rep.error_span(&p.port, format!("{field}.targetPort"), format!("{n} is not a port number"));
+                        rep.error_span(
+                            &p.port,
+                            format!("{field}.targetPort"),
+                            format!("{n} is not a port number"),
+                        );
                         continue;
                     }
                 },
@@ -102,7 +134,11 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                     Ok(n) => match valid_port(n) {
                         Some(t) => TargetPort::Number(t),
                         None => {
-                            rep.error_span(&p.port, format!("{field}.targetPort"), format!("{n} is not a port number"));
+                            rep.error_span(
+                                &p.port,
+                                format!("{field}.targetPort"),
+                                format!("{n} is not a port number"),
+                            );
                             continue;
                         }
                     },
@@ -118,13 +154,28 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                         Protocol::Detect
                     }
                 },
-                None => p.name.as_deref().map(protocol_from_port_name).unwrap_or(Protocol::Detect),
+                None => p
+                    .name
+                    .as_deref()
+                    .map(protocol_from_port_name)
+                    .unwrap_or(Protocol::Detect),
             };
-            ports.push(ServicePortModel { port, name: p.name.clone(), target, protocol });
+            ports.push(ServicePortModel {
+                port,
+                name: p.name.clone(),
+                target,
+                protocol,
+            });
         }
         model.services.insert(
             (namespace.clone(), name.clone()),
-            ServiceModel { name, namespace, vip, selector: spec.selector.clone(), ports },
+            ServiceModel {
+                name,
+                namespace,
+                vip,
+                selector: spec.selector.clone(),
+                ports,
+            },
         );
     }
     let cidr = resources
@@ -149,7 +200,9 @@ pub fn protocol_from_app_protocol(value: &str) -> Option<Protocol> {
         "http" | "kubernetes.io/ws" | "http1" => Protocol::Http1,
         "http2" | "h2c" | "kubernetes.io/h2c" => Protocol::Http2,
         "grpc" | "grpc-web" => Protocol::Grpc,
-        "tcp" | "tls" | "https" | "kubernetes.io/wss" | "mysql" | "mongo" | "redis" => Protocol::Tcp,
+        "tcp" | "tls" | "https" | "kubernetes.io/wss" | "mysql" | "mongo" | "redis" => {
+            Protocol::Tcp
+        }
         _ => return None,
     })
 }
@@ -210,14 +263,20 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u32 {
 fn build_workloads(resources: &[Resource], model: &mut Model, diags: &mut Diagnostics) {
     let mut addresses: BTreeMap<IpAddr, String> = BTreeMap::new();
     for r in resources {
-        let Resource::WorkloadEntry(we) = r else { continue };
+        let Resource::WorkloadEntry(we) = r else {
+            continue;
+        };
         let mut rep = Reporter::new(diags, r);
         let spec = &we.spec;
         let address = match spec.address.value.parse::<IpAddr>() {
             Ok(a) => a,
             Err(_) => {
-                rep.error_span(&spec.address, "spec.address", format!("`{}` is not an IP address", spec.address.value))
-                    .with_hint("Weft needs the workload's IP address (host names are not resolved)");
+                rep.error_span(
+                    &spec.address,
+                    "spec.address",
+                    format!("`{}` is not an IP address", spec.address.value),
+                )
+                .with_hint("Weft needs the workload's IP address (host names are not resolved)");
                 continue;
             }
         };
@@ -233,16 +292,28 @@ fn build_workloads(resources: &[Resource], model: &mut Model, diags: &mut Diagno
                     ports.insert(name.clone(), p);
                 }
                 None => {
-                    rep.error_span(&spec.address, format!("spec.ports.{name}"), format!("{port} is not a port number"));
+                    rep.error_span(
+                        &spec.address,
+                        format!("spec.ports.{name}"),
+                        format!("{port} is not a port number"),
+                    );
                 }
             }
         }
-        let meshed = match we.meta.annotations.get(PROXY_ANNOTATION).map(String::as_str) {
+        let meshed = match we
+            .meta
+            .annotations
+            .get(PROXY_ANNOTATION)
+            .map(String::as_str)
+        {
             None | Some("enabled") => true,
             Some("none") => false,
             Some(other) => {
-                rep.error("metadata.annotations", format!("`{PROXY_ANNOTATION}: {other}` is not understood"))
-                    .with_hint("`none` declares a workload without a proxy; leave it out otherwise");
+                rep.error(
+                    "metadata.annotations",
+                    format!("`{PROXY_ANNOTATION}: {other}` is not understood"),
+                )
+                .with_hint("`none` declares a workload without a proxy; leave it out otherwise");
                 true
             }
         };
@@ -252,7 +323,10 @@ fn build_workloads(resources: &[Resource], model: &mut Model, diags: &mut Diagno
                 namespace: we.namespace().to_string(),
                 address,
                 labels: spec.labels.clone(),
-                service_account: spec.service_account.clone().unwrap_or_else(|| "default".into()),
+                service_account: spec
+                    .service_account
+                    .clone()
+                    .unwrap_or_else(|| "default".into()),
                 meshed,
             },
             ports,

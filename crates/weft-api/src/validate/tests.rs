@@ -62,12 +62,19 @@ fn dangling_backend_ref_names_file_line_field() {
     let d = first_error(&format!(
         "{ROUTE_HEAD}  rules:\n  - backendRefs:\n    - name: echo-v9\n      port: 80\n"
     ));
-    assert_eq!(d.field.as_deref(), Some("spec.rules[0].backendRefs[0].name"));
+    assert_eq!(
+        d.field.as_deref(),
+        Some("spec.rules[0].backendRefs[0].name")
+    );
     assert!(d.message.contains("ns/echo-v9 does not exist"), "{d}");
     assert!(d.hint.as_deref().unwrap_or("").contains("echo-v1"), "{d}");
     // SERVICES ends on line 21, "---" is line 22, and `name: echo-v9` is the route's 8th line.
     assert_eq!(d.line, 22 + 8, "{d}");
-    assert!(d.to_string().starts_with("t.yaml:30: error: HTTPRoute ns/r:"), "{d}");
+    assert!(
+        d.to_string()
+            .starts_with("t.yaml:30: error: HTTPRoute ns/r:"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -117,7 +124,11 @@ fn duplicates_and_conflicts() {
     let d = first_error("apiVersion: v1\nkind: Service\nmetadata: {name: other, namespace: ns}\nspec: {ports: [{port: 80}, {port: 80}]}\n");
     assert_eq!(d.field.as_deref(), Some("spec.ports[1].port"));
     let d = first_error("apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: w2, namespace: ns}\nspec: {address: 127.0.10.1}\n");
-    assert!(d.message.contains("already the address of WorkloadEntry ns/echo-v1"), "{d}");
+    assert!(
+        d.message
+            .contains("already the address of WorkloadEntry ns/echo-v1"),
+        "{d}"
+    );
     let d = first_error("apiVersion: v1\nkind: Service\nmetadata: {name: udp, namespace: ns}\nspec: {ports: [{port: 53, protocol: UDP}]}\n");
     assert_eq!(d.field.as_deref(), Some("spec.ports[0].protocol"));
 }
@@ -126,13 +137,34 @@ fn duplicates_and_conflicts() {
 fn destination_rule_load_balancer() {
     let (model, diags) = check("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d, namespace: ns}\nspec:\n  host: echo\n  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}\n    portLevelSettings:\n    - port: {number: 7070}\n      loadBalancer: {consistentHash: {httpHeaderName: X-User}}\n");
     let model = model.unwrap_or_else(|| panic!("{diags}"));
-    let view = compile(&model, &ProxyIdentity { namespace: "ns".into(), workload: None }).expect("view");
+    let view = compile(
+        &model,
+        &ProxyIdentity {
+            namespace: "ns".into(),
+            workload: None,
+        },
+    )
+    .expect("view");
     use crate::view::LoadBalancer;
-    assert_eq!(view.backends["ns/echo:80"].load_balancer, LoadBalancer::RoundRobin);
-    assert_eq!(view.backends["ns/echo:7070"].load_balancer, LoadBalancer::HashHeader { name: "x-user".into() });
-    assert_eq!(view.backends["ns/echo-v1:80"].load_balancer, LoadBalancer::PeakEwma);
+    assert_eq!(
+        view.backends["ns/echo:80"].load_balancer,
+        LoadBalancer::RoundRobin
+    );
+    assert_eq!(
+        view.backends["ns/echo:7070"].load_balancer,
+        LoadBalancer::HashHeader {
+            name: "x-user".into()
+        }
+    );
+    assert_eq!(
+        view.backends["ns/echo-v1:80"].load_balancer,
+        LoadBalancer::PeakEwma
+    );
     let d = first_error("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d, namespace: ns}\nspec:\n  host: echo\n  trafficPolicy:\n    outlierDetection: {consecutive5xxErrors: 3}\n");
-    assert_eq!(d.field.as_deref(), Some("spec.trafficPolicy.outlierDetection"));
+    assert_eq!(
+        d.field.as_deref(),
+        Some("spec.trafficPolicy.outlierDetection")
+    );
 }
 
 #[test]
@@ -141,18 +173,48 @@ fn compile_sorts_matches_by_precedence_and_resolves_endpoints() {
         "{ROUTE_HEAD}  rules:\n  - matches: [{{path: {{type: PathPrefix, value: /}}}}, {{headers: [{{name: version, value: one}}]}}]\n    backendRefs: [{{name: echo-v1, port: 80}}]\n  - matches: [{{path: {{type: PathPrefix, value: /v2/}}}}, {{path: {{type: Exact, value: /exact}}}}]\n    backendRefs: [{{name: echo, port: 80}}]\n"
     ));
     let model = model.unwrap_or_else(|| panic!("{diags}"));
-    let view = compile(&model, &ProxyIdentity { namespace: "ns".into(), workload: Some("echo-v1".into()) }).expect("view");
-    let echo = view.services.iter().find(|s| s.name == "echo").expect("echo");
+    let view = compile(
+        &model,
+        &ProxyIdentity {
+            namespace: "ns".into(),
+            workload: Some("echo-v1".into()),
+        },
+    )
+    .expect("view");
+    let echo = view
+        .services
+        .iter()
+        .find(|s| s.name == "echo")
+        .expect("echo");
     let http = &echo.ports[0].http;
-    let order: Vec<_> = http.matches.iter().map(|m| (m.matcher.path.clone(), m.matcher.headers.len())).collect();
+    let order: Vec<_> = http
+        .matches
+        .iter()
+        .map(|m| (m.matcher.path.clone(), m.matcher.headers.len()))
+        .collect();
     assert_eq!(order[0].0, PathMatch::Exact("/exact".into()));
     assert_eq!(order[1].0, PathMatch::PathPrefix("/v2".into()));
-    assert_eq!(order[2], (PathMatch::PathPrefix("/".into()), 1), "header match beats bare prefix /");
-    assert_eq!(echo.ports[1].http.rules.len(), 0, "route attached to port 80 only");
+    assert_eq!(
+        order[2],
+        (PathMatch::PathPrefix("/".into()), 1),
+        "header match beats bare prefix /"
+    );
+    assert_eq!(
+        echo.ports[1].http.rules.len(),
+        0,
+        "route attached to port 80 only"
+    );
     let eps = &view.backends["ns/echo-v1:80"].endpoints;
     assert_eq!(eps.len(), 1);
     assert_eq!(eps[0].addr.to_string(), "127.0.10.1:8080");
-    assert!(compile(&model, &ProxyIdentity { namespace: "ns".into(), workload: Some("nope".into()) }).is_err());
+    assert!(compile(
+        &model,
+        &ProxyIdentity {
+            namespace: "ns".into(),
+            workload: Some("nope".into())
+        }
+    )
+    .is_err());
 }
 
 #[test]
@@ -160,9 +222,24 @@ fn consumer_routes_apply_only_to_their_namespace() {
     let (model, diags) = check("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: c, namespace: consumer}\nspec:\n  parentRefs: [{group: \"\", kind: Service, name: echo-v1, namespace: ns}]\n  rules:\n  - backendRefs: [{name: echo-v1, namespace: ns, port: 80}]\n");
     let model = model.unwrap_or_else(|| panic!("{diags}"));
     for (ns, attached) in [("consumer", true), ("ns", false)] {
-        let view = compile(&model, &ProxyIdentity { namespace: ns.into(), workload: None }).expect("view");
-        let svc = view.services.iter().find(|s| s.name == "echo-v1").expect("svc");
-        assert_eq!(svc.ports[0].http.is_attached(), attached, "client namespace {ns}");
+        let view = compile(
+            &model,
+            &ProxyIdentity {
+                namespace: ns.into(),
+                workload: None,
+            },
+        )
+        .expect("view");
+        let svc = view
+            .services
+            .iter()
+            .find(|s| s.name == "echo-v1")
+            .expect("svc");
+        assert_eq!(
+            svc.ports[0].http.is_attached(),
+            attached,
+            "client namespace {ns}"
+        );
     }
 }
 
@@ -170,12 +247,16 @@ fn consumer_routes_apply_only_to_their_namespace() {
 /// Deployments turned into WorkloadEntries, as the conformance harness does).
 #[test]
 fn conformance_manifests_validate() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/gateway-api-mesh/manifests");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/conformance/gateway-api-mesh/manifests");
     let Ok(entries) = std::fs::read_dir(&dir) else {
         panic!("conformance manifests not found at {}", dir.display());
     };
     let fixtures = std::fs::read_to_string(dir.join("00-fixtures.yaml")).expect("fixtures");
-    let fixtures: Vec<&str> = fixtures.split("\n---").filter(|d| !d.contains("kind: Deployment")).collect();
+    let fixtures: Vec<&str> = fixtures
+        .split("\n---")
+        .filter(|d| !d.contains("kind: Deployment"))
+        .collect();
     let workloads = "\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: echo-v1, namespace: gateway-conformance-mesh}\nspec: {address: 127.0.10.1, labels: {app: echo, version: v1}}\n---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: echo-v2, namespace: gateway-conformance-mesh}\nspec: {address: 127.0.10.2, labels: {app: echo, version: v2}}\n";
     let base = fixtures.join("\n---") + workloads;
     for entry in entries.flatten() {

@@ -48,7 +48,10 @@ impl Load {
 
     pub fn start(&self) -> InFlight<'_> {
         self.pending.fetch_add(1, Ordering::Relaxed);
-        InFlight { load: self, start: Instant::now() }
+        InFlight {
+            load: self,
+            start: Instant::now(),
+        }
     }
 
     /// Expected cost of one more request: the decayed latency average times (pending + 1).

@@ -52,16 +52,21 @@ pub enum HashKey {
 
 impl Policy {
     pub fn new<E: Balanced>(lb: &LoadBalancer, endpoints: &[Arc<E>]) -> Policy {
-        let hash = |key| Policy::Hash { key, ring: Ring::new(endpoints) };
+        let hash = |key| Policy::Hash {
+            key,
+            ring: Ring::new(endpoints),
+        };
         match lb {
             LoadBalancer::PeakEwma => Policy::PeakEwma,
             LoadBalancer::RoundRobin => Policy::RoundRobin(AtomicUsize::new(0)),
             LoadBalancer::LeastRequest => Policy::LeastRequest,
             LoadBalancer::Random => Policy::Random,
-            LoadBalancer::HashHeader { name } => match http::HeaderName::from_bytes(name.as_bytes()) {
-                Ok(h) => hash(HashKey::Header(h)),
-                Err(_) => Policy::Random,
-            },
+            LoadBalancer::HashHeader { name } => {
+                match http::HeaderName::from_bytes(name.as_bytes()) {
+                    Ok(h) => hash(HashKey::Header(h)),
+                    Err(_) => Policy::Random,
+                }
+            }
             LoadBalancer::HashCookie { name, .. } => hash(HashKey::Cookie(name.clone())),
             LoadBalancer::HashQueryParameter { name } => hash(HashKey::Query(name.clone())),
             LoadBalancer::HashSourceIp => hash(HashKey::SourceIp),
@@ -69,7 +74,11 @@ impl Policy {
     }
 
     /// Picks an endpoint; `None` only when there are none.
-    pub fn pick<'e, E: Balanced>(&self, endpoints: &'e [Arc<E>], cx: &PickContext<'_>) -> Option<&'e Arc<E>> {
+    pub fn pick<'e, E: Balanced>(
+        &self,
+        endpoints: &'e [Arc<E>],
+        cx: &PickContext<'_>,
+    ) -> Option<&'e Arc<E>> {
         match endpoints.len() {
             0 => return None,
             1 => return endpoints.first(),
@@ -95,7 +104,7 @@ impl Policy {
     }
 }
 
-fn two_choices<'e, E: Balanced>(endpoints: &'e [Arc<E>], cost: impl Fn(&E) -> f64) -> Option<&'e Arc<E>> {
+fn two_choices<E: Balanced>(endpoints: &[Arc<E>], cost: impl Fn(&E) -> f64) -> Option<&Arc<E>> {
     let a = weighted_index(endpoints);
     let mut b = weighted_index(endpoints);
     if a == b {
@@ -149,10 +158,7 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 pub fn query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
     query
         .split('&')
-        .filter_map(|kv| match kv.split_once('=') {
-            Some((k, v)) => Some((k, v)),
-            None => Some((kv, "")),
-        })
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
 }

@@ -29,11 +29,29 @@ impl Balanced for Ep {
 }
 
 fn eps(names: &[&'static str]) -> Vec<Arc<Ep>> {
-    names.iter().map(|n| Arc::new(Ep { name: n, load: Load::default(), weight: 1 })).collect()
+    names
+        .iter()
+        .map(|n| {
+            Arc::new(Ep {
+                name: n,
+                load: Load::default(),
+                weight: 1,
+            })
+        })
+        .collect()
 }
 
-fn counts(policy: &Policy, endpoints: &[Arc<Ep>], headers: &HeaderMap, n: usize) -> HashMap<&'static str, usize> {
-    let cx = PickContext { headers, query: None, source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST) };
+fn counts(
+    policy: &Policy,
+    endpoints: &[Arc<Ep>],
+    headers: &HeaderMap,
+    n: usize,
+) -> HashMap<&'static str, usize> {
+    let cx = PickContext {
+        headers,
+        query: None,
+        source_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
     let mut out = HashMap::new();
     for _ in 0..n {
         let e = policy.pick(endpoints, &cx).expect("endpoint");
@@ -80,7 +98,11 @@ fn round_robin_cycles_evenly() {
 #[test]
 fn random_spreads_by_weight() {
     let mut endpoints = eps(&["a"]);
-    endpoints.push(Arc::new(Ep { name: "heavy", load: Load::default(), weight: 3 }));
+    endpoints.push(Arc::new(Ep {
+        name: "heavy",
+        load: Load::default(),
+        weight: 3,
+    }));
     let policy = Policy::new(&LoadBalancer::Random, &endpoints);
     let c = counts(&policy, &endpoints, &HeaderMap::new(), 8000);
     let heavy = c.get("heavy").copied().unwrap_or(0) as f64 / 8000.0;
@@ -90,7 +112,12 @@ fn random_spreads_by_weight() {
 #[test]
 fn header_hash_is_sticky_and_spreads_keys() {
     let endpoints = eps(&["a", "b", "c", "d"]);
-    let policy = Policy::new(&LoadBalancer::HashHeader { name: "x-user".into() }, &endpoints);
+    let policy = Policy::new(
+        &LoadBalancer::HashHeader {
+            name: "x-user".into(),
+        },
+        &endpoints,
+    );
     let mut seen = std::collections::HashSet::new();
     for user in 0..200 {
         let mut h = HeaderMap::new();
@@ -101,16 +128,27 @@ fn header_hash_is_sticky_and_spreads_keys() {
     }
     assert_eq!(seen.len(), 4, "keys should spread over every endpoint");
     // A ring built from the same endpoints elsewhere (another proxy) agrees.
-    let again = Policy::new(&LoadBalancer::HashHeader { name: "x-user".into() }, &eps(&["a", "b", "c", "d"]));
+    let again = Policy::new(
+        &LoadBalancer::HashHeader {
+            name: "x-user".into(),
+        },
+        &eps(&["a", "b", "c", "d"]),
+    );
     let mut h = HeaderMap::new();
     h.insert("x-user", "user-7".parse().expect("value"));
-    assert_eq!(counts(&policy, &endpoints, &h, 1).keys().next(), counts(&again, &endpoints, &h, 1).keys().next());
+    assert_eq!(
+        counts(&policy, &endpoints, &h, 1).keys().next(),
+        counts(&again, &endpoints, &h, 1).keys().next()
+    );
 }
 
 #[test]
 fn cookie_and_query_parsing() {
     let mut h = HeaderMap::new();
-    h.insert(http::header::COOKIE, "a=1; session=xyz; b=2".parse().expect("value"));
+    h.insert(
+        http::header::COOKIE,
+        "a=1; session=xyz; b=2".parse().expect("value"),
+    );
     assert_eq!(cookie(&h, "session"), Some("xyz"));
     assert_eq!(cookie(&h, "nope"), None);
     assert_eq!(query_param("a=1&animal=whale&x", "animal"), Some("whale"));

@@ -73,7 +73,8 @@ pub fn respond(reason: Reason, detail: &str, grpc: bool) -> Response<Body> {
     } else {
         format!("{}; {}", reason.label(), detail)
     };
-    let header = HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("error"));
+    let header =
+        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("error"));
     let mut builder = Response::builder().header(WEFT_ERROR, header.clone());
     let body = if grpc {
         builder = builder

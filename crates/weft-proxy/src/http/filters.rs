@@ -10,12 +10,18 @@ use super::{empty, Body};
 /// `set` replaces, `add` appends, `remove` deletes (names are case-insensitive).
 pub fn modify_headers(headers: &mut HeaderMap, m: &HeaderModifierView) {
     for (name, value) in &m.set {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.insert(n, v);
         }
     }
     for (name, value) in &m.add {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.append(n, v);
         }
     }
@@ -28,7 +34,11 @@ pub fn modify_headers(headers: &mut HeaderMap, m: &HeaderModifierView) {
 /// `/original-prefix` and replacement `/replacement-prefix` becomes `/replacement-prefix/lemon`;
 /// a replacement of `/` strips the prefix.
 pub fn replace_prefix(path: &str, prefix: &str, replacement: &str) -> String {
-    let rest = if prefix == "/" { path } else { path.strip_prefix(prefix).unwrap_or(path) };
+    let rest = if prefix == "/" {
+        path
+    } else {
+        path.strip_prefix(prefix).unwrap_or(path)
+    };
     let rest = rest.trim_start_matches('/');
     let base = replacement.trim_end_matches('/');
     match (base.is_empty(), rest.is_empty()) {
@@ -39,10 +49,16 @@ pub fn replace_prefix(path: &str, prefix: &str, replacement: &str) -> String {
     }
 }
 
-fn new_path(path: &str, modifier: Option<&PathModifierView>, matched_prefix: Option<&str>) -> String {
+fn new_path(
+    path: &str,
+    modifier: Option<&PathModifierView>,
+    matched_prefix: Option<&str>,
+) -> String {
     match modifier {
         Some(PathModifierView::ReplaceFullPath(p)) => p.clone(),
-        Some(PathModifierView::ReplacePrefixMatch(r)) => replace_prefix(path, matched_prefix.unwrap_or("/"), r),
+        Some(PathModifierView::ReplacePrefixMatch(r)) => {
+            replace_prefix(path, matched_prefix.unwrap_or("/"), r)
+        }
         None => path.to_string(),
     }
 }
@@ -88,7 +104,11 @@ pub fn redirect(
 }
 
 /// Applies a URL rewrite to the request's URI; returns the new host, if the rewrite sets one.
-pub fn rewrite(uri: &Uri, r: &RewriteView, matched_prefix: Option<&str>) -> (Option<Uri>, Option<String>) {
+pub fn rewrite(
+    uri: &Uri,
+    r: &RewriteView,
+    matched_prefix: Option<&str>,
+) -> (Option<Uri>, Option<String>) {
     let new_uri = r.path.as_ref().and_then(|m| {
         let path = new_path(uri.path(), Some(m), matched_prefix);
         let pq = match uri.query() {
@@ -108,29 +128,91 @@ mod tests {
 
     #[test]
     fn prefix_replacement_follows_the_conformance_cases() {
-        assert_eq!(replace_prefix("/original-prefix/lemon", "/original-prefix", "/replacement-prefix"), "/replacement-prefix/lemon");
-        assert_eq!(replace_prefix("/prefix/one/two", "/prefix/one", "/one"), "/one/two");
-        assert_eq!(replace_prefix("/strip-prefix/three", "/strip-prefix", "/"), "/three");
+        assert_eq!(
+            replace_prefix(
+                "/original-prefix/lemon",
+                "/original-prefix",
+                "/replacement-prefix"
+            ),
+            "/replacement-prefix/lemon"
+        );
+        assert_eq!(
+            replace_prefix("/prefix/one/two", "/prefix/one", "/one"),
+            "/one/two"
+        );
+        assert_eq!(
+            replace_prefix("/strip-prefix/three", "/strip-prefix", "/"),
+            "/three"
+        );
         assert_eq!(replace_prefix("/strip-prefix", "/strip-prefix", "/"), "/");
-        assert_eq!(replace_prefix("/path-and-host", "/path-and-host", "/replacement-prefix"), "/replacement-prefix");
-        assert_eq!(replace_prefix("/prefix/rewrite-path-and-modify-headers/one", "/prefix/rewrite-path-and-modify-headers", "/prefix"), "/prefix/one");
+        assert_eq!(
+            replace_prefix("/path-and-host", "/path-and-host", "/replacement-prefix"),
+            "/replacement-prefix"
+        );
+        assert_eq!(
+            replace_prefix(
+                "/prefix/rewrite-path-and-modify-headers/one",
+                "/prefix/rewrite-path-and-modify-headers",
+                "/prefix"
+            ),
+            "/prefix/one"
+        );
     }
 
     #[test]
     fn redirect_ports_follow_the_spec() {
         let uri: Uri = "/port?a=1".parse().expect("uri");
         let r = |rv: RedirectView| {
-            redirect(&uri, "echo", 80, &RedirectView { status_code: 302, ..rv }, Some("/port"))
-                .headers()[http::header::LOCATION]
+            redirect(
+                &uri,
+                "echo",
+                80,
+                &RedirectView {
+                    status_code: 302,
+                    ..rv
+                },
+                Some("/port"),
+            )
+            .headers()[http::header::LOCATION]
                 .to_str()
                 .expect("location")
                 .to_string()
         };
-        assert_eq!(r(RedirectView { port: Some(8083), ..Default::default() }), "http://echo:8083/port?a=1");
-        assert_eq!(r(RedirectView { scheme: Some("https".into()), ..Default::default() }), "https://echo/port?a=1");
-        assert_eq!(r(RedirectView { hostname: Some("example.org".into()), ..Default::default() }), "http://example.org/port?a=1");
-        let on_8080 = redirect(&uri, "echo", 8080, &RedirectView { status_code: 301, ..Default::default() }, None);
+        assert_eq!(
+            r(RedirectView {
+                port: Some(8083),
+                ..Default::default()
+            }),
+            "http://echo:8083/port?a=1"
+        );
+        assert_eq!(
+            r(RedirectView {
+                scheme: Some("https".into()),
+                ..Default::default()
+            }),
+            "https://echo/port?a=1"
+        );
+        assert_eq!(
+            r(RedirectView {
+                hostname: Some("example.org".into()),
+                ..Default::default()
+            }),
+            "http://example.org/port?a=1"
+        );
+        let on_8080 = redirect(
+            &uri,
+            "echo",
+            8080,
+            &RedirectView {
+                status_code: 301,
+                ..Default::default()
+            },
+            None,
+        );
         assert_eq!(on_8080.status(), 301);
-        assert_eq!(on_8080.headers()[http::header::LOCATION], "http://echo:8080/port?a=1");
+        assert_eq!(
+            on_8080.headers()[http::header::LOCATION],
+            "http://echo:8080/port?a=1"
+        );
     }
 }

@@ -36,7 +36,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let te_trailers = headers
         .get(header::TE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("trailers")));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        });
     headers.remove(header::TE);
     if te_trailers {
         headers.insert(header::TE, http::HeaderValue::from_static("trailers"));
@@ -53,7 +56,10 @@ pub fn is_upgrade<B>(req: &http::Request<B>) -> bool {
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
         && !req
             .headers()
             .get(header::UPGRADE)
@@ -68,7 +74,10 @@ mod tests {
     #[test]
     fn strips_hop_by_hop_but_keeps_te_trailers() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, "keep-alive, x-private".parse().expect("v"));
+        h.insert(
+            header::CONNECTION,
+            "keep-alive, x-private".parse().expect("v"),
+        );
         h.insert("x-private", "1".parse().expect("v"));
         h.insert("keep-alive", "timeout=5".parse().expect("v"));
         h.insert(header::TE, "trailers, deflate".parse().expect("v"));

@@ -33,7 +33,9 @@ where
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
+    let conn = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,

@@ -24,7 +24,10 @@ pub async fn proxy_upgrade(
 ) -> Result<Response<Body>, UpstreamError> {
     let mut stream = connect(dial, connect_timeout).await?;
     if let Some(port) = mesh_target_port {
-        let header = Header { carriage: Carriage::Opaque, port };
+        let header = Header {
+            carriage: Carriage::Opaque,
+            port,
+        };
         stream
             .write_all(&header.encode())
             .await
@@ -60,11 +63,14 @@ pub async fn proxy_upgrade(
                 (Ok(client), Ok(upstream)) => {
                     let mut client = TokioIo::new(client);
                     let mut upstream = TokioIo::new(upstream);
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+                    {
                         tracing::debug!(error = %e, "upgraded connection ended");
                     }
                 }
-                (c, u) => tracing::debug!(client = c.is_ok(), upstream = u.is_ok(), "upgrade failed"),
+                (c, u) => {
+                    tracing::debug!(client = c.is_ok(), upstream = u.is_ok(), "upgrade failed")
+                }
             }
         });
     }

@@ -29,15 +29,27 @@ use crate::io::transport::{Carriage, Header};
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("connecting to {addr}: {source}")]
-    Connect { addr: SocketAddr, source: std::io::Error },
+    Connect {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("connecting to {addr}: timed out after {timeout:?}")]
     ConnectTimeout { addr: SocketAddr, timeout: Duration },
     #[error("HTTP/2 handshake with {addr}: {source}")]
-    Handshake { addr: SocketAddr, source: hyper::Error },
+    Handshake {
+        addr: SocketAddr,
+        source: hyper::Error,
+    },
     #[error("request to {addr} failed: {source}")]
-    Request { addr: SocketAddr, source: hyper::Error },
+    Request {
+        addr: SocketAddr,
+        source: hyper::Error,
+    },
     #[error("request to {addr} failed: {source}")]
-    Pooled { addr: SocketAddr, source: hyper_util::client::legacy::Error },
+    Pooled {
+        addr: SocketAddr,
+        source: hyper_util::client::legacy::Error,
+    },
 }
 
 impl UpstreamError {
@@ -45,7 +57,9 @@ impl UpstreamError {
     /// not idempotent).
     pub fn never_sent(&self) -> bool {
         match self {
-            UpstreamError::Connect { .. } | UpstreamError::ConnectTimeout { .. } | UpstreamError::Handshake { .. } => true,
+            UpstreamError::Connect { .. }
+            | UpstreamError::ConnectTimeout { .. }
+            | UpstreamError::Handshake { .. } => true,
             UpstreamError::Request { source, .. } => source.is_canceled(),
             UpstreamError::Pooled { source, .. } => source.is_connect(),
         }
@@ -75,7 +89,13 @@ pub struct H2Connection {
 impl H2Connection {
     /// A connection to a peer proxy at `peer` for its local port `target_port`.
     pub fn new(peer: SocketAddr, target_port: u16) -> Self {
-        Self::with_header(peer, Some(Header { carriage: Carriage::Http2, port: target_port }))
+        Self::with_header(
+            peer,
+            Some(Header {
+                carriage: Carriage::Http2,
+                port: target_port,
+            }),
+        )
     }
 
     /// A plain h2c connection (no transport header).
@@ -84,14 +104,23 @@ impl H2Connection {
     }
 
     fn with_header(dial: SocketAddr, header: Option<Header>) -> Self {
-        Self { dial, header, ready: ArcSwapOption::empty(), connecting: tokio::sync::Mutex::new(()) }
+        Self {
+            dial,
+            header,
+            ready: ArcSwapOption::empty(),
+            connecting: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn peer(&self) -> SocketAddr {
         self.dial
     }
 
-    pub async fn send(&self, req: Request<Body>, connect_timeout: Duration) -> Result<Response<Incoming>, UpstreamError> {
+    pub async fn send(
+        &self,
+        req: Request<Body>,
+        connect_timeout: Duration,
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let mut sender = self.sender(connect_timeout).await?;
         let result = sender.send_request(req).await;
         if let Err(e) = &result {
@@ -99,10 +128,16 @@ impl H2Connection {
                 self.ready.store(None);
             }
         }
-        result.map_err(|source| UpstreamError::Request { addr: self.dial, source })
+        result.map_err(|source| UpstreamError::Request {
+            addr: self.dial,
+            source,
+        })
     }
 
-    async fn sender(&self, connect_timeout: Duration) -> Result<http2::SendRequest<Body>, UpstreamError> {
+    async fn sender(
+        &self,
+        connect_timeout: Duration,
+    ) -> Result<http2::SendRequest<Body>, UpstreamError> {
         if let Some(s) = self.ready.load_full() {
             if !s.is_closed() {
                 return Ok((*s).clone());
@@ -119,7 +154,10 @@ impl H2Connection {
             stream
                 .write_all(&h.encode())
                 .await
-                .map_err(|source| UpstreamError::Connect { addr: self.dial, source })?;
+                .map_err(|source| UpstreamError::Connect {
+                    addr: self.dial,
+                    source,
+                })?;
         }
         let handshake = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -129,8 +167,18 @@ impl H2Connection {
             .handshake(TokioIo::new(stream));
         let (sender, conn) = match tokio::time::timeout(connect_timeout, handshake).await {
             Ok(Ok(pair)) => pair,
-            Ok(Err(source)) => return Err(UpstreamError::Handshake { addr: self.dial, source }),
-            Err(_) => return Err(UpstreamError::ConnectTimeout { addr: self.dial, timeout: connect_timeout }),
+            Ok(Err(source)) => {
+                return Err(UpstreamError::Handshake {
+                    addr: self.dial,
+                    source,
+                })
+            }
+            Err(_) => {
+                return Err(UpstreamError::ConnectTimeout {
+                    addr: self.dial,
+                    timeout: connect_timeout,
+                })
+            }
         };
         let addr = self.dial;
         tokio::spawn(async move {
@@ -164,10 +212,17 @@ pub async fn send_http1(
     addr: SocketAddr,
     mut req: Request<Body>,
 ) -> Result<Response<Incoming>, UpstreamError> {
-    let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     if let Ok(uri) = format!("http://{addr}{pq}").parse() {
         *req.uri_mut() = uri;
     }
     *req.version_mut() = http::Version::HTTP_11;
-    client.request(req).await.map_err(|source| UpstreamError::Pooled { addr, source })
+    client
+        .request(req)
+        .await
+        .map_err(|source| UpstreamError::Pooled { addr, source })
 }

@@ -33,7 +33,10 @@ fn ipv4(fd: i32) -> Option<SocketAddr> {
             return None;
         }
         let ip = Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
-        Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(addr.sin_port))))
+        Some(SocketAddr::V4(SocketAddrV4::new(
+            ip,
+            u16::from_be(addr.sin_port),
+        )))
     }
 }
 
@@ -54,6 +57,11 @@ fn ipv6(fd: i32) -> Option<SocketAddr> {
             return None;
         }
         let ip = Ipv6Addr::from(addr.sin6_addr.s6_addr);
-        Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(addr.sin6_port), 0, 0)))
+        Some(SocketAddr::V6(SocketAddrV6::new(
+            ip,
+            u16::from_be(addr.sin6_port),
+            0,
+            0,
+        )))
     }
 }

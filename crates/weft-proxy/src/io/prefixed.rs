@@ -77,7 +77,9 @@ mod tests {
     #[tokio::test]
     async fn replays_prefix_then_reads_stream() {
         let (mut a, b) = tokio::io::duplex(64);
-        tokio::io::AsyncWriteExt::write_all(&mut a, b" world").await.expect("write");
+        tokio::io::AsyncWriteExt::write_all(&mut a, b" world")
+            .await
+            .expect("write");
         drop(a);
         let mut io = PrefixedIo::new(Bytes::from_static(b"hello"), b);
         let mut out = String::new();

@@ -73,7 +73,10 @@ pub enum Peeked {
 
 /// Reads just enough of an inbound connection to tell a mesh peer from anything else, waiting
 /// at most `wait` for the first bytes (a server-speaks-first client sends nothing).
-pub async fn read_header<I: AsyncRead + Unpin>(io: &mut I, wait: Duration) -> std::io::Result<Peeked> {
+pub async fn read_header<I: AsyncRead + Unpin>(
+    io: &mut I,
+    wait: Duration,
+) -> std::io::Result<Peeked> {
     let mut buf = BytesMut::with_capacity(64);
     let deadline = tokio::time::Instant::now() + wait;
     while buf.len() < LEN {
@@ -105,7 +108,10 @@ mod tests {
 
     #[test]
     fn round_trips_and_rejects_garbage() {
-        let h = Header { carriage: Carriage::Http2, port: 8080 };
+        let h = Header {
+            carriage: Carriage::Http2,
+            port: 8080,
+        };
         assert_eq!(Header::decode(&h.encode()), Ok(h));
         assert!(Header::decode(b"GET / HT").is_err());
         let mut bad = h.encode();
@@ -119,10 +125,18 @@ mod tests {
 
     #[tokio::test]
     async fn reads_header_and_keeps_the_rest() {
-        let mut data = Header { carriage: Carriage::Opaque, port: 9090 }.encode().to_vec();
+        let mut data = Header {
+            carriage: Carriage::Opaque,
+            port: 9090,
+        }
+        .encode()
+        .to_vec();
         data.extend_from_slice(b"payload");
         let mut io = &data[..];
-        match read_header(&mut io, Duration::from_secs(1)).await.expect("read") {
+        match read_header(&mut io, Duration::from_secs(1))
+            .await
+            .expect("read")
+        {
             Peeked::Mesh(h, rest) => {
                 assert_eq!(h.port, 9090);
                 assert!(b"payload".starts_with(&rest));
@@ -130,6 +144,8 @@ mod tests {
             Peeked::Other(_) => panic!("expected a mesh header"),
         }
         let mut plain = &b"GET / HTTP/1.1\r\n"[..];
-        assert!(matches!(read_header(&mut plain, Duration::from_secs(1)).await, Ok(Peeked::Other(b)) if b.starts_with(b"GET")));
+        assert!(
+            matches!(read_header(&mut plain, Duration::from_secs(1)).await, Ok(Peeked::Other(b)) if b.starts_with(b"GET"))
+        );
     }
 }

@@ -33,8 +33,15 @@ pub struct Attempt<'a> {
 impl Attempt<'_> {
     pub async fn run(self, req: Request<Incoming>) -> Response<Body> {
         let pick = |headers: &http::HeaderMap, uri: &http::Uri| {
-            let cx = PickContext { headers, query: uri.query(), source_ip: self.client.ip() };
-            self.backend.policy.pick(&self.backend.endpoints, &cx).cloned()
+            let cx = PickContext {
+                headers,
+                query: uri.query(),
+                source_ip: self.client.ip(),
+            };
+            self.backend
+                .policy
+                .pick(&self.backend.endpoints, &cx)
+                .cloned()
         };
         if is_upgrade(&req) {
             let Some(ep) = pick(req.headers(), req.uri()) else {
@@ -45,7 +52,11 @@ impl Attempt<'_> {
         let retry = self.rule.retry.as_ref();
         // Only a request without a body can be sent again: the body is streamed, not kept.
         let replayable = retry.is_some() && req.body().is_end_stream();
-        let tries = if replayable { 1 + retry.map_or(0, |r| r.attempts) } else { 1 };
+        let tries = if replayable {
+            1 + retry.map_or(0, |r| r.attempts)
+        } else {
+            1
+        };
         let (head, body) = req.into_parts();
         let mut body = Some(boxed(body));
         let mut last = respond(Reason::NoEndpoints, &self.backend.key, self.grpc);
@@ -53,11 +64,18 @@ impl Attempt<'_> {
             if n > 0 {
                 let base = retry.map_or(25, |r| r.backoff_ms).max(1);
                 let backoff = base.saturating_mul(1 << (n - 1).min(6));
-                tokio::time::sleep(Duration::from_millis(backoff / 2 + fastrand::u64(..=backoff / 2))).await;
+                tokio::time::sleep(Duration::from_millis(
+                    backoff / 2 + fastrand::u64(..=backoff / 2),
+                ))
+                .await;
             }
             let req = Request::from_parts(clone_head(&head), body.take().unwrap_or_else(empty));
             let Some(ep) = pick(req.headers(), req.uri()) else {
-                return respond(Reason::NoEndpoints, &format!("{} has no endpoints", self.backend.key), self.grpc);
+                return respond(
+                    Reason::NoEndpoints,
+                    &format!("{} has no endpoints", self.backend.key),
+                    self.grpc,
+                );
             };
             let in_flight = ep.load.start();
             let sent = to_endpoint_raw(self.cx, &ep, req, self.connect_timeout);
@@ -79,12 +97,24 @@ impl Attempt<'_> {
                 }
                 Ok(Err(e)) => {
                     tracing::info!(endpoint = %ep.addr, error = %e, "upstream request failed");
-                    self.cx.metrics.proxy_error(crate::metrics::OUTBOUND, Reason::UpstreamFailed.label());
-                    last = respond(Reason::UpstreamFailed, &format!("{}: {e}", ep.addr), self.grpc);
+                    self.cx
+                        .metrics
+                        .proxy_error(crate::metrics::OUTBOUND, Reason::UpstreamFailed.label());
+                    last = respond(
+                        Reason::UpstreamFailed,
+                        &format!("{}: {e}", ep.addr),
+                        self.grpc,
+                    );
                 }
                 Err(t) => {
-                    self.cx.metrics.proxy_error(crate::metrics::OUTBOUND, Reason::Timeout.label());
-                    last = respond(Reason::Timeout, &format!("backendRequest timeout {t:?} to {}", ep.addr), self.grpc);
+                    self.cx
+                        .metrics
+                        .proxy_error(crate::metrics::OUTBOUND, Reason::Timeout.label());
+                    last = respond(
+                        Reason::Timeout,
+                        &format!("backendRequest timeout {t:?} to {}", ep.addr),
+                        self.grpc,
+                    );
                 }
             }
             if !more {
@@ -96,24 +126,43 @@ impl Attempt<'_> {
 }
 
 /// Forwards to one endpoint without routing (traffic to a workload's own address).
-pub async fn to_endpoint(cx: &Arc<Context>, ep: &Arc<Endpoint>, req: Request<Incoming>, connect_timeout: Duration, grpc: bool) -> Response<Body> {
+pub async fn to_endpoint(
+    cx: &Arc<Context>,
+    ep: &Arc<Endpoint>,
+    req: Request<Incoming>,
+    connect_timeout: Duration,
+    grpc: bool,
+) -> Response<Body> {
     if is_upgrade(&req) {
         return upgrade(ep, req, cx, connect_timeout).await;
     }
     let (head, body) = req.into_parts();
-    match to_endpoint_raw(cx, ep, Request::from_parts(head, boxed(body)), connect_timeout).await {
+    match to_endpoint_raw(
+        cx,
+        ep,
+        Request::from_parts(head, boxed(body)),
+        connect_timeout,
+    )
+    .await
+    {
         Ok(resp) => map_response(resp),
         Err(e) => respond(Reason::UpstreamFailed, &format!("{}: {e}", ep.addr), grpc),
     }
 }
 
-async fn upgrade(ep: &Arc<Endpoint>, req: Request<Incoming>, cx: &Arc<Context>, connect_timeout: Duration) -> Response<Body> {
+async fn upgrade(
+    ep: &Arc<Endpoint>,
+    req: Request<Incoming>,
+    cx: &Arc<Context>,
+    connect_timeout: Duration,
+) -> Response<Body> {
     let dial = if ep.meshed { ep.h2.peer() } else { ep.addr };
     let mesh_port = ep.meshed.then_some(ep.addr.port());
     match proxy_upgrade(req, dial, mesh_port, connect_timeout).await {
         Ok(resp) => resp,
         Err(e) => {
-            cx.metrics.proxy_error(crate::metrics::OUTBOUND, Reason::UpstreamFailed.label());
+            cx.metrics
+                .proxy_error(crate::metrics::OUTBOUND, Reason::UpstreamFailed.label());
             respond(Reason::UpstreamFailed, &format!("{}: {e}", ep.addr), false)
         }
     }
@@ -131,8 +180,13 @@ async fn to_endpoint_raw(
     let version = req.version();
     if ep.meshed || version == Version::HTTP_2 {
         if ep.meshed && version != Version::HTTP_2 {
-            let orig = if version == Version::HTTP_10 { "HTTP/1.0" } else { "HTTP/1.1" };
-            req.headers_mut().insert(ORIG_PROTO, HeaderValue::from_static(orig));
+            let orig = if version == Version::HTTP_10 {
+                "HTTP/1.0"
+            } else {
+                "HTTP/1.1"
+            };
+            req.headers_mut()
+                .insert(ORIG_PROTO, HeaderValue::from_static(orig));
         }
         to_absolute(&mut req);
         *req.version_mut() = Version::HTTP_2;
@@ -148,8 +202,14 @@ pub fn to_absolute<B>(req: &mut Request<B>) {
     if req.uri().authority().is_some() {
         return;
     }
-    let Some(host) = host.as_ref().and_then(|h| h.to_str().ok()) else { return };
-    let pq = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let Some(host) = host.as_ref().and_then(|h| h.to_str().ok()) else {
+        return;
+    };
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     if let Ok(uri) = format!("http://{host}{pq}").parse() {
         *req.uri_mut() = uri;
     }
@@ -188,12 +248,20 @@ pub fn mirror<B>(cx: &Arc<Context>, backend: Arc<Backend>, req: &Request<B>, cli
     };
     let cx = cx.clone();
     tokio::spawn(async move {
-        let pick = PickContext { headers: &head.headers, query: head.uri.query(), source_ip: client.ip() };
-        let Some(ep) = backend.policy.pick(&backend.endpoints, &pick).cloned() else { return };
+        let pick = PickContext {
+            headers: &head.headers,
+            query: head.uri.query(),
+            source_ip: client.ip(),
+        };
+        let Some(ep) = backend.policy.pick(&backend.endpoints, &pick).cloned() else {
+            return;
+        };
         let req = Request::from_parts(head, empty());
         let timeout = MIRROR_TIMEOUT;
         match tokio::time::timeout(timeout, to_endpoint_raw(&cx, &ep, req, timeout)).await {
-            Ok(Ok(resp)) => tracing::debug!(status = %resp.status(), endpoint = %ep.addr, "mirrored"),
+            Ok(Ok(resp)) => {
+                tracing::debug!(status = %resp.status(), endpoint = %ep.addr, "mirrored")
+            }
             Ok(Err(e)) => tracing::debug!(error = %e, "mirror failed"),
             Err(_) => tracing::debug!("mirror timed out"),
         }
@@ -211,5 +279,8 @@ pub fn ensure_sticky_cookie<B>(backend: &Backend, req: &mut Request<B>) -> Optio
     let pair = HeaderValue::from_str(&format!("{name}={value}")).ok()?;
     req.headers_mut().append(http::header::COOKIE, pair);
     let path = path.as_deref().unwrap_or("/");
-    HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={ttl}; HttpOnly")).ok()
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path={path}; Max-Age={ttl}; HttpOnly"
+    ))
+    .ok()
 }

@@ -58,12 +58,21 @@ impl Handler {
         let start = Instant::now();
         let snapshot = self.cx.state.load_full();
         let grpc = is_grpc(&req);
-        let mut log = self.cx.access_log.as_ref().map(|_| Entry::outbound(&req, self.client));
+        let mut log = self
+            .cx
+            .access_log
+            .as_ref()
+            .map(|_| Entry::outbound(&req, self.client));
         let resp = match self.destination(&snapshot, &req) {
-            Ok(Destination::Port(sp)) => self.route(&snapshot, &sp, req, grpc, start, log.as_mut()).await,
+            Ok(Destination::Port(sp)) => {
+                self.route(&snapshot, &sp, req, grpc, start, log.as_mut())
+                    .await
+            }
             Ok(Destination::Workload(addr)) => self.to_workload(&snapshot, addr, req, grpc).await,
             Err(detail) => {
-                self.cx.metrics.proxy_error(crate::metrics::OUTBOUND, Reason::UnknownService.label());
+                self.cx
+                    .metrics
+                    .proxy_error(crate::metrics::OUTBOUND, Reason::UnknownService.label());
                 tracing::info!(client = %self.client, "{detail}");
                 respond(Reason::UnknownService, &detail, grpc)
             }
@@ -74,7 +83,11 @@ impl Handler {
         resp
     }
 
-    fn destination(&self, snapshot: &Snapshot, req: &Request<Incoming>) -> Result<Destination, String> {
+    fn destination(
+        &self,
+        snapshot: &Snapshot,
+        req: &Request<Incoming>,
+    ) -> Result<Destination, String> {
         match &self.target {
             Target::Service(addr) => snapshot
                 .by_addr(*addr)
@@ -83,7 +96,8 @@ impl Handler {
                 .ok_or_else(|| format!("{addr} is no longer a Service in the mesh")),
             Target::Workload(addr) => Ok(Destination::Workload(*addr)),
             Target::Explicit => {
-                let authority = authority_of(req).ok_or_else(|| "request has no Host or authority".to_string())?;
+                let authority = authority_of(req)
+                    .ok_or_else(|| "request has no Host or authority".to_string())?;
                 if let Some(sp) = snapshot.by_authority(&authority) {
                     return Ok(Destination::Port(sp.clone()));
                 }
@@ -93,7 +107,9 @@ impl Handler {
                         return Ok(Destination::Workload(addr));
                     }
                 }
-                Err(format!("`{authority}` is not a Service (or workload address) this proxy knows"))
+                Err(format!(
+                    "`{authority}` is not a Service (or workload address) this proxy knows"
+                ))
             }
         }
     }
@@ -123,8 +139,13 @@ impl Handler {
                 match t.find(method, uri.path(), uri.query(), headers) {
                     Some((rule, prefix)) => (rule, prefix.map(str::to_string)),
                     None => {
-                        self.cx.metrics.proxy_error(crate::metrics::OUTBOUND, Reason::NoRoute.label());
-                        let detail = format!("no rule of the routes attached to {} port {} matches", sp.service, sp.port);
+                        self.cx
+                            .metrics
+                            .proxy_error(crate::metrics::OUTBOUND, Reason::NoRoute.label());
+                        let detail = format!(
+                            "no rule of the routes attached to {} port {} matches",
+                            sp.service, sp.port
+                        );
                         return respond(Reason::NoRoute, &detail, grpc);
                     }
                 }
@@ -134,16 +155,33 @@ impl Handler {
             log.route(&sp.service, &rule.route.label());
         }
         let mut response_mods: Vec<HeaderModifierView> = Vec::new();
-        if let Some(resp) = self.apply_filters(&rule.filters, sp, &mut req, prefix.as_deref(), &mut response_mods) {
-            rule.stats.record(resp.status().as_u16(), None, start.elapsed());
+        if let Some(resp) = self.apply_filters(
+            &rule.filters,
+            sp,
+            &mut req,
+            prefix.as_deref(),
+            &mut response_mods,
+        ) {
+            rule.stats
+                .record(resp.status().as_u16(), None, start.elapsed());
             return resp;
         }
-        let resp = self.to_backend(snapshot, rule, req, grpc, prefix.as_deref(), &mut response_mods).await;
+        let resp = self
+            .to_backend(
+                snapshot,
+                rule,
+                req,
+                grpc,
+                prefix.as_deref(),
+                &mut response_mods,
+            )
+            .await;
         let mut resp = resp;
         for m in &response_mods {
             filters::modify_headers(resp.headers_mut(), m);
         }
-        rule.stats.record(resp.status().as_u16(), grpc_status(&resp), start.elapsed());
+        rule.stats
+            .record(resp.status().as_u16(), grpc_status(&resp), start.elapsed());
         resp
     }
 
@@ -160,11 +198,17 @@ impl Handler {
             match f {
                 Filter::Plain(FilterView::RequestRedirect(r)) => {
                     let authority = authority_of(req).unwrap_or_else(|| sp.authority.clone());
-                    let host = crate::state::split_authority(&authority).map(|(h, _)| h.to_string()).unwrap_or(authority);
+                    let host = crate::state::split_authority(&authority)
+                        .map(|(h, _)| h.to_string())
+                        .unwrap_or(authority);
                     return Some(filters::redirect(req.uri(), &host, sp.port, r, prefix));
                 }
-                Filter::Plain(FilterView::RequestHeaderModifier(m)) => filters::modify_headers(req.headers_mut(), m),
-                Filter::Plain(FilterView::ResponseHeaderModifier(m)) => response_mods.push(m.clone()),
+                Filter::Plain(FilterView::RequestHeaderModifier(m)) => {
+                    filters::modify_headers(req.headers_mut(), m)
+                }
+                Filter::Plain(FilterView::ResponseHeaderModifier(m)) => {
+                    response_mods.push(m.clone())
+                }
                 Filter::Plain(FilterView::UrlRewrite(r)) => {
                     let (uri, host) = filters::rewrite(req.uri(), r, prefix);
                     if let Some(uri) = uri {
@@ -175,7 +219,10 @@ impl Handler {
                     }
                 }
                 Filter::Plain(FilterView::RequestMirror(_)) => {}
-                Filter::Mirror { backend, per_million } => {
+                Filter::Mirror {
+                    backend,
+                    per_million,
+                } => {
                     if let Some(backend) = backend {
                         if fastrand::u32(..1_000_000) < *per_million {
                             forward::mirror(&self.cx, backend.clone(), req, self.client);
@@ -197,18 +244,33 @@ impl Handler {
         response_mods: &mut Vec<HeaderModifierView>,
     ) -> Response<Body> {
         let Some(choice) = rule.pick_backend() else {
-            return respond(Reason::BackendNotFound, &format!("every backend of {} has weight 0", describe(rule)), grpc);
+            return respond(
+                Reason::BackendNotFound,
+                &format!("every backend of {} has weight 0", describe(rule)),
+                grpc,
+            );
         };
         let Some(backend) = choice.backend.clone() else {
-            return respond(Reason::BackendNotFound, &format!("a backendRef of {} does not resolve", describe(rule)), grpc);
+            return respond(
+                Reason::BackendNotFound,
+                &format!("a backendRef of {} does not resolve", describe(rule)),
+                grpc,
+            );
         };
         let sp_for_filters = None::<&ServicePort>;
         let _ = sp_for_filters;
         for f in &choice.filters {
             match f {
-                Filter::Plain(FilterView::RequestHeaderModifier(m)) => filters::modify_headers(req.headers_mut(), m),
-                Filter::Plain(FilterView::ResponseHeaderModifier(m)) => response_mods.push(m.clone()),
-                Filter::Mirror { backend: Some(b), per_million } if fastrand::u32(..1_000_000) < *per_million => {
+                Filter::Plain(FilterView::RequestHeaderModifier(m)) => {
+                    filters::modify_headers(req.headers_mut(), m)
+                }
+                Filter::Plain(FilterView::ResponseHeaderModifier(m)) => {
+                    response_mods.push(m.clone())
+                }
+                Filter::Mirror {
+                    backend: Some(b),
+                    per_million,
+                } if fastrand::u32(..1_000_000) < *per_million => {
                     forward::mirror(&self.cx, b.clone(), &req, self.client);
                 }
                 _ => {}
@@ -216,13 +278,24 @@ impl Handler {
         }
         let _ = prefix;
         let sticky = forward::ensure_sticky_cookie(&backend, &mut req);
-        let pick = PickContext { headers: req.headers(), query: req.uri().query(), source_ip: self.client.ip() };
+        let pick = PickContext {
+            headers: req.headers(),
+            query: req.uri().query(),
+            source_ip: self.client.ip(),
+        };
         if backend.policy.pick(&backend.endpoints, &pick).is_none() {
-            return respond(Reason::NoEndpoints, &format!("{} has no endpoints", backend.key), grpc);
+            return respond(
+                Reason::NoEndpoints,
+                &format!("{} has no endpoints", backend.key),
+                grpc,
+            );
         }
         let timeout = rule
             .request_timeout
-            .or_else(|| (snapshot.mesh.request_timeout_ms > 0).then(|| std::time::Duration::from_millis(snapshot.mesh.request_timeout_ms)))
+            .or_else(|| {
+                (snapshot.mesh.request_timeout_ms > 0)
+                    .then(|| std::time::Duration::from_millis(snapshot.mesh.request_timeout_ms))
+            })
             .filter(|d| !d.is_zero());
         let attempt = Attempt {
             cx: &self.cx,
@@ -230,13 +303,19 @@ impl Handler {
             rule,
             client: self.client,
             grpc,
-            connect_timeout: std::time::Duration::from_millis(snapshot.mesh.connect_timeout_ms.max(1)),
+            connect_timeout: std::time::Duration::from_millis(
+                snapshot.mesh.connect_timeout_ms.max(1),
+            ),
         };
         let fut = attempt.run(req);
         let mut resp = match timeout {
             Some(t) => match tokio::time::timeout(t, fut).await {
                 Ok(r) => r,
-                Err(_) => respond(Reason::Timeout, &format!("request timeout {t:?} of {}", describe(rule)), grpc),
+                Err(_) => respond(
+                    Reason::Timeout,
+                    &format!("request timeout {t:?} of {}", describe(rule)),
+                    grpc,
+                ),
             },
             None => fut.await,
         };
@@ -247,18 +326,36 @@ impl Handler {
     }
 
     /// Traffic to a workload's own address: no routes, straight to that endpoint.
-    async fn to_workload(&self, snapshot: &Arc<Snapshot>, addr: SocketAddr, req: Request<Incoming>, grpc: bool) -> Response<Body> {
+    async fn to_workload(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        addr: SocketAddr,
+        req: Request<Incoming>,
+        grpc: bool,
+    ) -> Response<Body> {
         let Some(workload) = snapshot.workload_at(addr.ip()) else {
-            return respond(Reason::UnknownService, &format!("{addr} is not a workload address"), grpc);
+            return respond(
+                Reason::UnknownService,
+                &format!("{addr} is not a workload address"),
+                grpc,
+            );
         };
-        let endpoint = self.cx.registry.direct(addr, workload, snapshot.mesh.inbound_port);
+        let endpoint = self
+            .cx
+            .registry
+            .direct(addr, workload, snapshot.mesh.inbound_port);
         let timeout = std::time::Duration::from_millis(snapshot.mesh.connect_timeout_ms.max(1));
         forward::to_endpoint(&self.cx, &endpoint, req, timeout, grpc).await
     }
 }
 
 fn describe(rule: &Rule) -> String {
-    format!("{} {} rule {}", rule.route.kind, rule.route.label(), rule.route.rule)
+    format!(
+        "{} {} rule {}",
+        rule.route.kind,
+        rule.route.label(),
+        rule.route.rule
+    )
 }
 
 /// The request's authority: from an absolute URI (explicit proxy requests), else `Host`.
@@ -286,5 +383,8 @@ fn set_authority<B>(req: &mut Request<B>, host: HeaderValue) {
 }
 
 fn grpc_status(resp: &Response<Body>) -> Option<u32> {
-    resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+    resp.headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }

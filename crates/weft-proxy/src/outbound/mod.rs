@@ -113,6 +113,8 @@ async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
                 "refusing connection made to the proxy directly: it did not start with an HTTP request, so there is no way to tell where it is going"
             );
         }
-        (_, Target::Service(dst) | Target::Workload(dst)) => tcp::forward(io, *dst, client, cx).await,
+        (_, Target::Service(dst) | Target::Workload(dst)) => {
+            tcp::forward(io, *dst, client, cx).await
+        }
     }
 }

@@ -28,7 +28,11 @@ where
             return;
         };
         let headers = HeaderMap::new();
-        let pick = PickContext { headers: &headers, query: None, source_ip: client.ip() };
+        let pick = PickContext {
+            headers: &headers,
+            query: None,
+            source_ip: client.ip(),
+        };
         let Some(ep) = backend.policy.pick(&backend.endpoints, &pick).cloned() else {
             cx.metrics.proxy_error(OUTBOUND, "no-endpoints");
             tracing::warn!(%client, %dst, backend = %backend.key, "refusing TCP connection: no endpoints");
@@ -44,7 +48,11 @@ where
     };
     drop(snapshot);
     let stats = cx.metrics.tcp(OUTBOUND, &service);
-    let dial = if endpoint.meshed { endpoint.h2.peer() } else { endpoint.addr };
+    let dial = if endpoint.meshed {
+        endpoint.h2.peer()
+    } else {
+        endpoint.addr
+    };
     let mut upstream = match crate::http::upstream::connect(dial, connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
@@ -54,7 +62,10 @@ where
         }
     };
     if endpoint.meshed {
-        let header = Header { carriage: Carriage::Opaque, port: endpoint.addr.port() };
+        let header = Header {
+            carriage: Carriage::Opaque,
+            port: endpoint.addr.port(),
+        };
         if upstream.write_all(&header.encode()).await.is_err() {
             return;
         }

@@ -81,9 +81,11 @@ impl Registry {
             .collect();
         let policy = Policy::new(&view.load_balancer, &endpoints);
         let sticky_cookie = match &view.load_balancer {
-            weft_api::view::LoadBalancer::HashCookie { name, path, ttl_s: Some(ttl) } => {
-                Some((name.clone(), path.clone(), *ttl))
-            }
+            weft_api::view::LoadBalancer::HashCookie {
+                name,
+                path,
+                ttl_s: Some(ttl),
+            } => Some((name.clone(), path.clone(), *ttl)),
             _ => None,
         };
         Backend {
@@ -97,7 +99,12 @@ impl Registry {
     }
 
     /// An endpoint for traffic sent to a workload's own address (not via a Service).
-    pub fn direct(&self, addr: SocketAddr, workload: &weft_api::view::WorkloadView, inbound_port: u16) -> Arc<Endpoint> {
+    pub fn direct(
+        &self,
+        addr: SocketAddr,
+        workload: &weft_api::view::WorkloadView,
+        inbound_port: u16,
+    ) -> Arc<Endpoint> {
         let view = EndpointView {
             addr,
             workload: workload.name.clone(),

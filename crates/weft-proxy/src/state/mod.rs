@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use weft_api::view::{MeshView, ProxyView, Protocol, WorkloadView};
+use weft_api::view::{MeshView, Protocol, ProxyView, WorkloadView};
 
 pub use endpoint::{Backend, Endpoint, Registry};
 pub use table::{Filter, Rule, Table, WeightedBackend};
@@ -71,7 +71,12 @@ impl Snapshot {
         }
     }
 
-    pub fn build(view: ProxyView, namespace: &str, metrics: &Arc<Metrics>, registry: &Registry) -> Snapshot {
+    pub fn build(
+        view: ProxyView,
+        namespace: &str,
+        metrics: &Arc<Metrics>,
+        registry: &Registry,
+    ) -> Snapshot {
         let inbound_port = view.mesh.inbound_port;
         let backends: HashMap<String, Arc<Backend>> = view
             .backends
@@ -94,7 +99,11 @@ impl Snapshot {
             let wbs: Vec<WeightedBackend> = rule
                 .backends
                 .iter()
-                .map(|b| WeightedBackend { backend: resolve(&b.backend), weight: b.weight, filters: filters(&b.filters) })
+                .map(|b| WeightedBackend {
+                    backend: resolve(&b.backend),
+                    weight: b.weight,
+                    filters: filters(&b.filters),
+                })
                 .collect();
             Arc::new(Rule {
                 route: rule.route.clone(),
@@ -158,13 +167,20 @@ impl Snapshot {
                                 backend_request_timeout_ms: None,
                                 retry: None,
                             };
-                            TcpRoute { rule: build_rule(&rv, &label) }
+                            TcpRoute {
+                                rule: build_rule(&rv, &label),
+                            }
                         }),
                         default_rule,
                     })
                 })
                 .collect();
-            let svc = Arc::new(Service { name: s.name.clone(), namespace: s.namespace.clone(), vip: s.vip, ports });
+            let svc = Arc::new(Service {
+                name: s.name.clone(),
+                namespace: s.namespace.clone(),
+                vip: s.vip,
+                ports,
+            });
             if let Some(vip) = s.vip {
                 for p in &svc.ports {
                     by_addr.insert(SocketAddr::new(vip, p.port), p.clone());
@@ -173,13 +189,20 @@ impl Snapshot {
             let domain = &view.mesh.cluster_domain;
             by_name.insert(format!("{}.{}", s.name, s.namespace), svc.clone());
             by_name.insert(format!("{}.{}.svc", s.name, s.namespace), svc.clone());
-            by_name.insert(format!("{}.{}.svc.{domain}", s.name, s.namespace), svc.clone());
+            by_name.insert(
+                format!("{}.{}.svc.{domain}", s.name, s.namespace),
+                svc.clone(),
+            );
             if s.namespace == namespace {
                 by_name.insert(s.name.clone(), svc.clone());
             }
             services.push(svc);
         }
-        let workloads = view.workloads.iter().map(|w| (w.address, w.clone())).collect();
+        let workloads = view
+            .workloads
+            .iter()
+            .map(|w| (w.address, w.clone()))
+            .collect();
         Snapshot {
             mesh: view.mesh.clone(),
             view: Arc::new(view),
@@ -239,7 +262,10 @@ mod tests {
     #[test]
     fn splits_authorities() {
         assert_eq!(split_authority("echo"), Some(("echo", None)));
-        assert_eq!(split_authority("echo.ns:8080"), Some(("echo.ns", Some(8080))));
+        assert_eq!(
+            split_authority("echo.ns:8080"),
+            Some(("echo.ns", Some(8080)))
+        );
         assert_eq!(split_authority("[::1]:80"), Some(("::1", Some(80))));
         assert_eq!(split_authority("echo:http"), None);
     }

@@ -23,7 +23,13 @@ impl Table {
 
     /// The first rule whose match accepts the request, with the path prefix it matched
     /// (for `ReplacePrefixMatch`).
-    pub fn find(&self, method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> Option<(&Arc<Rule>, Option<&str>)> {
+    pub fn find(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Option<(&Arc<Rule>, Option<&str>)> {
         self.matches.iter().find_map(|m| {
             if !m.accepts(method, path, query, headers) {
                 return None;
@@ -66,7 +72,13 @@ impl StrMatcher {
 }
 
 impl Match {
-    fn accepts(&self, method: &Method, path: &str, query: Option<&str>, headers: &HeaderMap) -> bool {
+    fn accepts(
+        &self,
+        method: &Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> bool {
         let path_ok = match &self.path {
             PathMatcher::Exact(p) => path == p,
             PathMatcher::Prefix(p) => prefix_matches(p, path),
@@ -118,7 +130,10 @@ pub struct WeightedBackend {
 /// A filter, with a mirror's backend resolved.
 pub enum Filter {
     Plain(FilterView),
-    Mirror { backend: Option<Arc<Backend>>, per_million: u32 },
+    Mirror {
+        backend: Option<Arc<Backend>>,
+        per_million: u32,
+    },
 }
 
 impl Rule {
@@ -148,12 +163,17 @@ pub(super) fn compile_match(m: &view::MatchEntry) -> Option<Match> {
     let value = |v: &StringMatch| -> Option<StrMatcher> {
         Some(match v {
             StringMatch::Exact(s) => StrMatcher::Exact(s.clone()),
-            StringMatch::RegularExpression(re) => StrMatcher::Regex(Regex::new(&anchored(re)).ok()?),
+            StringMatch::RegularExpression(re) => {
+                StrMatcher::Regex(Regex::new(&anchored(re)).ok()?)
+            }
         })
     };
     let mut headers = Vec::new();
     for h in &m.matcher.headers {
-        headers.push((HeaderName::from_bytes(h.name.as_bytes()).ok()?, value(&h.value)?));
+        headers.push((
+            HeaderName::from_bytes(h.name.as_bytes()).ok()?,
+            value(&h.value)?,
+        ));
     }
     let mut query = Vec::new();
     for q in &m.matcher.query_params {
@@ -163,7 +183,13 @@ pub(super) fn compile_match(m: &view::MatchEntry) -> Option<Match> {
         Some(name) => Some(Method::from_bytes(name.as_bytes()).ok()?),
         None => None,
     };
-    Some(Match { rule: m.rule, path, headers, query, method })
+    Some(Match {
+        rule: m.rule,
+        path,
+        headers,
+        query,
+        method,
+    })
 }
 
 fn anchored(re: &str) -> String {

@@ -8,7 +8,12 @@ use anyhow::Context as _;
 #[derive(clap::Args)]
 pub struct Args {
     /// Serve HTTP/1.1, h2c and gRPC here (repeatable).
-    #[arg(long = "http", env = "WEFT_ECHO_HTTP", value_delimiter = ',', default_value = "127.0.0.1:8080")]
+    #[arg(
+        long = "http",
+        env = "WEFT_ECHO_HTTP",
+        value_delimiter = ',',
+        default_value = "127.0.0.1:8080"
+    )]
     http: Vec<SocketAddr>,
     /// Serve TCP echo here (repeatable).
     #[arg(long = "tcp", env = "WEFT_ECHO_TCP", value_delimiter = ',')]
@@ -26,11 +31,18 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = weft_echo::EchoConfig {
-        identity: weft_echo::Identity { namespace: args.namespace, service: args.service, pod: args.pod },
+        identity: weft_echo::Identity {
+            namespace: args.namespace,
+            service: args.service,
+            pod: args.pod,
+        },
         http: args.http,
         tcp: args.tcp,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the runtime")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     runtime.block_on(async {
         let bound = weft_echo::bind(config).await?;
         for addr in bound.http_addrs() {

@@ -64,7 +64,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         b
     };
-    let runtime = builder.enable_all().build().context("starting the runtime")?;
+    let runtime = builder
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
     runtime.block_on(weft_proxy::run(config, super::shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -24,27 +24,81 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("{d}");
     }
     let Some(model) = model.filter(|_| !diags.has_errors()) else {
-        eprintln!("\n{} error(s), {} warning(s): the configuration is invalid", diags.errors().count(), diags.warnings().count());
+        eprintln!(
+            "\n{} error(s), {} warning(s): the configuration is invalid",
+            diags.errors().count(),
+            diags.warnings().count()
+        );
         return Ok(ExitCode::FAILURE);
     };
-    println!("{}: valid ({} warning(s))", args.dir.display(), diags.warnings().count());
-    let counts: Vec<String> = model.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!(
+        "{}: valid ({} warning(s))",
+        args.dir.display(),
+        diags.warnings().count()
+    );
+    let counts: Vec<String> = model
+        .counts
+        .iter()
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
     println!("  resources: {}", counts.join(", "));
-    println!("  trust domain {}, cluster domain {}", model.mesh.trust_domain, model.mesh.cluster_domain);
+    println!(
+        "  trust domain {}, cluster domain {}",
+        model.mesh.trust_domain, model.mesh.cluster_domain
+    );
     for svc in model.services.values() {
-        let ports: Vec<String> = svc.ports.iter().map(|p| format!("{}/{:?}", p.port, p.protocol).to_lowercase()).collect();
+        let ports: Vec<String> = svc
+            .ports
+            .iter()
+            .map(|p| format!("{}/{:?}", p.port, p.protocol).to_lowercase())
+            .collect();
         let endpoints = model
             .workloads
             .iter()
-            .filter(|w| w.view.namespace == svc.namespace && !svc.selector.is_empty() && svc.selector.iter().all(|(k, v)| w.view.labels.get(k) == Some(v)))
+            .filter(|w| {
+                w.view.namespace == svc.namespace
+                    && !svc.selector.is_empty()
+                    && svc
+                        .selector
+                        .iter()
+                        .all(|(k, v)| w.view.labels.get(k) == Some(v))
+            })
             .count();
-        let vip = svc.vip.map(|v| v.to_string()).unwrap_or_else(|| "headless".into());
-        println!("  service {}/{} vip {vip} ports [{}] endpoints {endpoints}", svc.namespace, svc.name, ports.join(", "));
-        let view = compile(&model, &ProxyIdentity { namespace: svc.namespace.clone(), workload: None })?;
-        if let Some(sv) = view.services.iter().find(|s| s.name == svc.name && s.namespace == svc.namespace) {
+        let vip = svc
+            .vip
+            .map(|v| v.to_string())
+            .unwrap_or_else(|| "headless".into());
+        println!(
+            "  service {}/{} vip {vip} ports [{}] endpoints {endpoints}",
+            svc.namespace,
+            svc.name,
+            ports.join(", ")
+        );
+        let view = compile(
+            &model,
+            &ProxyIdentity {
+                namespace: svc.namespace.clone(),
+                workload: None,
+            },
+        )?;
+        if let Some(sv) = view
+            .services
+            .iter()
+            .find(|s| s.name == svc.name && s.namespace == svc.namespace)
+        {
             for p in &sv.ports {
-                let mut routes: Vec<String> = p.http.rules.iter().chain(&p.grpc.rules).map(|r| format!("{} {}", r.route.kind, r.route.label())).collect();
-                routes.extend(p.tcp.iter().map(|t| format!("TCPRoute {}", t.route.label())));
+                let mut routes: Vec<String> = p
+                    .http
+                    .rules
+                    .iter()
+                    .chain(&p.grpc.rules)
+                    .map(|r| format!("{} {}", r.route.kind, r.route.label()))
+                    .collect();
+                routes.extend(
+                    p.tcp
+                        .iter()
+                        .map(|t| format!("TCPRoute {}", t.route.label())),
+                );
                 routes.dedup();
                 if !routes.is_empty() {
                     println!("    port {}: {}", p.port, routes.join(", "));
@@ -54,7 +108,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     for w in &model.workloads {
         let v = &w.view;
-        println!("  workload {}/{} at {} (sa {}{})", v.namespace, v.name, v.address, v.service_account, if v.meshed { "" } else { ", no proxy" });
+        println!(
+            "  workload {}/{} at {} (sa {}{})",
+            v.namespace,
+            v.name,
+            v.address,
+            v.service_account,
+            if v.meshed { "" } else { ", no proxy" }
+        );
     }
     for p in &model.unenforced {
         println!("  note: {p} is checked but not yet enforced");

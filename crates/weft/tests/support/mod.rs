@@ -35,7 +35,11 @@ impl Proc {
             .stderr(Stdio::from(file))
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {WEFT} {args:?}: {e}"));
-        Proc { name: name.to_string(), child, log }
+        Proc {
+            name: name.to_string(),
+            child,
+            log,
+        }
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
@@ -75,7 +79,11 @@ pub async fn wait_ready(admin: SocketAddr, proc: &mut Proc) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = proc.child.try_wait() {
-            panic!("{} exited with {status} before it was ready:\n{}", proc.name, proc.log_tail());
+            panic!(
+                "{} exited with {status} before it was ready:\n{}",
+                proc.name,
+                proc.log_tail()
+            );
         }
         if let Ok((200, _)) = admin_get(admin, "/ready").await {
             return;
@@ -98,8 +106,19 @@ pub async fn wait_listening(addr: SocketAddr) {
 }
 
 pub async fn admin_get(admin: SocketAddr, path: &str) -> Result<(u16, String), String> {
-    let resp = send(admin, Request::get(path).header("host", "admin").body(Full::new(Bytes::new())).map_err(|e| e.to_string())?, false).await?;
-    Ok((resp.status.as_u16(), String::from_utf8_lossy(&resp.body).into_owned()))
+    let resp = send(
+        admin,
+        Request::get(path)
+            .header("host", "admin")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?,
+        false,
+    )
+    .await?;
+    Ok((
+        resp.status.as_u16(),
+        String::from_utf8_lossy(&resp.body).into_owned(),
+    ))
 }
 
 pub struct Answer {
@@ -113,23 +132,39 @@ pub struct Answer {
 /// with a 10 s bound.
 pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>, h2: bool) -> Result<Answer, String> {
     tokio::time::timeout(Duration::from_secs(10), async {
-        let stream = TcpStream::connect(addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect {addr}: {e}"))?;
         let io = TokioIo::new(stream);
         let resp = if h2 {
-            let (mut sender, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+            let (mut sender, conn) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .map_err(|e| format!("h2 handshake: {e}"))?;
+            tokio::spawn(conn);
+            sender
+                .send_request(req)
                 .await
-                .map_err(|e| format!("h2 handshake: {e}"))?;
-            tokio::spawn(conn);
-            sender.send_request(req).await.map_err(|e| format!("h2 request: {e}"))?
+                .map_err(|e| format!("h2 request: {e}"))?
         } else {
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| format!("handshake: {e}"))?;
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
             tokio::spawn(conn);
-            sender.send_request(req).await.map_err(|e| format!("request: {e}"))?
+            sender
+                .send_request(req)
+                .await
+                .map_err(|e| format!("request: {e}"))?
         };
         let (parts, body) = resp.into_parts();
         let collected = body.collect().await.map_err(|e| format!("body: {e}"))?;
         let trailers = collected.trailers().cloned();
-        Ok(Answer { status: parts.status, headers: parts.headers, body: collected.to_bytes(), trailers })
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body: collected.to_bytes(),
+            trailers,
+        })
     })
     .await
     .map_err(|_| format!("request to {addr} timed out"))?
@@ -137,8 +172,13 @@ pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>, h2: bool) -> Resu
 
 /// A gRPC Echo call through `proxy` to `authority`; returns the echo response and the
 /// gRPC status.
-pub async fn grpc_echo(proxy: SocketAddr, authority: &str, headers: &[(&str, &str)]) -> Result<(Option<weft_echo::grpc::EchoResponse>, u32), String> {
-    let body = weft_echo::grpc::encode(&weft_echo::grpc::EchoRequest {}).map_err(|e| e.to_string())?;
+pub async fn grpc_echo(
+    proxy: SocketAddr,
+    authority: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Option<weft_echo::grpc::EchoResponse>, u32), String> {
+    let body =
+        weft_echo::grpc::encode(&weft_echo::grpc::EchoRequest {}).map_err(|e| e.to_string())?;
     let mut req = Request::post(format!("http://{authority}{}", weft_echo::grpc::ECHO_PATH))
         .header("content-type", "application/grpc")
         .header("te", "trailers");
@@ -147,16 +187,26 @@ pub async fn grpc_echo(proxy: SocketAddr, authority: &str, headers: &[(&str, &st
     }
     let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
     let answer = send(proxy, req, true).await?;
-    let status_of = |h: &HeaderMap| h.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
+    let status_of = |h: &HeaderMap| {
+        h.get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok())
+    };
     let status = answer
         .trailers
         .as_ref()
         .and_then(status_of)
         .or_else(|| status_of(&answer.headers))
-        .ok_or_else(|| format!("no grpc-status (HTTP {}, headers {:?})", answer.status, answer.headers))?;
+        .ok_or_else(|| {
+            format!(
+                "no grpc-status (HTTP {}, headers {:?})",
+                answer.status, answer.headers
+            )
+        })?;
     if answer.body.is_empty() {
         return Ok((None, status));
     }
-    let msg = weft_echo::grpc::decode::<weft_echo::grpc::EchoResponse>(&answer.body).map_err(|e| e.to_string())?;
+    let msg = weft_echo::grpc::decode::<weft_echo::grpc::EchoResponse>(&answer.body)
+        .map_err(|e| e.to_string())?;
     Ok((Some(msg), status))
 }
