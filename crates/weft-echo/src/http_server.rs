@@ -134,7 +134,7 @@ fn status_from_target(target: &str) -> StatusCode {
 /// The JSON echo.
 async fn echo(req: Request<Incoming>, identity: &Identity) -> Response<EchoBody> {
     let (parts, body) = req.into_parts();
-    drain(body).await;
+    let body_bytes = drain(body).await;
 
     let delay = form_value(parts.uri.query().unwrap_or(""), "delay").filter(|d| !d.is_empty());
     if let Some(delay) = delay {
@@ -152,8 +152,15 @@ async fn echo(req: Request<Incoming>, identity: &Identity) -> Response<EchoBody>
     let mut resp = Response::new(EchoBody::full(json));
     answer::apply_echo_set_header(&parts.headers, resp.headers_mut());
     set_json_headers(&mut resp);
+    // Weft's extension: how many request body bytes arrived, so tests through a proxy can
+    // tell a body was carried whole (the JSON answer stays exactly echo-basic's).
+    resp.headers_mut()
+        .insert(BODY_BYTES_HEADER, http::HeaderValue::from(body_bytes));
     resp
 }
+
+/// Response header carrying the number of request body bytes the echo server read.
+pub const BODY_BYTES_HEADER: &str = "x-echo-body-bytes";
 
 /// Reads a request body to its end without keeping it; returns its length.
 async fn drain(mut body: Incoming) -> u64 {

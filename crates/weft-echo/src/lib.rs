@@ -43,6 +43,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use crate::answer::EchoResponse;
+pub use crate::http_server::BODY_BYTES_HEADER;
 use crate::shutdown::{Controller, Shutdown};
 
 /// How long in-flight requests may run once shutdown starts.

@@ -17,7 +17,6 @@ use weft_api::view::{FilterView, HeaderModifierView};
 use super::forward::{self, Attempt};
 use super::Target;
 use crate::access_log::Entry;
-use crate::balance::PickContext;
 use crate::http::errors::{respond, Reason};
 use crate::http::{filters, is_grpc, Body};
 use crate::run::Context;
@@ -166,17 +165,9 @@ impl Handler {
                 .record(resp.status().as_u16(), None, start.elapsed());
             return resp;
         }
-        let resp = self
-            .to_backend(
-                snapshot,
-                rule,
-                req,
-                grpc,
-                prefix.as_deref(),
-                &mut response_mods,
-            )
+        let mut resp = self
+            .to_backend(snapshot, rule, req, grpc, &mut response_mods)
             .await;
-        let mut resp = resp;
         for m in &response_mods {
             filters::modify_headers(resp.headers_mut(), m);
         }
@@ -240,7 +231,6 @@ impl Handler {
         rule: &Arc<Rule>,
         mut req: Request<Incoming>,
         grpc: bool,
-        prefix: Option<&str>,
         response_mods: &mut Vec<HeaderModifierView>,
     ) -> Response<Body> {
         let Some(choice) = rule.pick_backend() else {
@@ -257,8 +247,6 @@ impl Handler {
                 grpc,
             );
         };
-        let sp_for_filters = None::<&ServicePort>;
-        let _ = sp_for_filters;
         for f in &choice.filters {
             match f {
                 Filter::Plain(FilterView::RequestHeaderModifier(m)) => {
@@ -276,14 +264,8 @@ impl Handler {
                 _ => {}
             }
         }
-        let _ = prefix;
         let sticky = forward::ensure_sticky_cookie(&backend, &mut req);
-        let pick = PickContext {
-            headers: req.headers(),
-            query: req.uri().query(),
-            source_ip: self.client.ip(),
-        };
-        if backend.policy.pick(&backend.endpoints, &pick).is_none() {
+        if backend.endpoints.is_empty() {
             return respond(
                 Reason::NoEndpoints,
                 &format!("{} has no endpoints", backend.key),

@@ -36,6 +36,15 @@ pub struct Args {
     /// How long in-flight requests may take to finish after SIGTERM (e.g. 10s).
     #[arg(long, env = "WEFT_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     drain_timeout: std::time::Duration,
+    /// How long a client may take to send a request head before the connection is closed.
+    #[arg(long, env = "WEFT_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: std::time::Duration,
+    /// Largest request head accepted, in bytes (larger gets 431).
+    #[arg(long, env = "WEFT_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    max_header_bytes: usize,
+    /// Most request headers accepted (more gets 431).
+    #[arg(long, env = "WEFT_MAX_HEADERS", default_value_t = 100)]
+    max_headers: usize,
     /// Worker threads (0: one per CPU).
     #[arg(long, env = "WEFT_THREADS", default_value_t = 1)]
     threads: usize,
@@ -55,6 +64,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.app_ip = args.app_ip;
     config.access_log = args.access_log;
     config.drain_timeout = args.drain_timeout;
+    config.header_read_timeout = args.header_read_timeout;
+    config.max_header_bytes = args.max_header_bytes;
+    config.max_headers = args.max_headers;
     let mut builder = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {
