@@ -54,13 +54,29 @@ fn handle(cx: &Context, req: Request<Incoming>) -> Response<Body> {
                 text(StatusCode::OK, "ready\n")
             }
         }
-        "/metrics" => Response::builder()
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )
-            .body(full(cx.metrics.encode()))
-            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n")),
+        "/metrics" => {
+            // Prometheus asks for OpenMetrics; everyone else gets the classic text format.
+            let openmetrics = req
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.contains("application/openmetrics-text"));
+            let (content_type, body) = if openmetrics {
+                (
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    cx.metrics.encode_openmetrics(),
+                )
+            } else {
+                (
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    cx.metrics.encode(),
+                )
+            };
+            Response::builder()
+                .header(http::header::CONTENT_TYPE, content_type)
+                .body(full(body))
+                .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n"))
+        }
         "/config" => {
             let snapshot = cx.state.load();
             let body = serde_json::json!({

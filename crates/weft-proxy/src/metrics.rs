@@ -176,13 +176,19 @@ impl Metrics {
         })
     }
 
-    /// The text exposition of every metric.
-    pub fn encode(&self) -> String {
+    /// Every metric in the OpenMetrics text format (what Prometheus asks for first).
+    pub fn encode_openmetrics(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         out
+    }
+
+    /// Every metric in the classic Prometheus text format (0.0.4), which `promtool check
+    /// metrics`, older scrapers and people with curl read.
+    pub fn encode(&self) -> String {
+        to_prometheus_text(&self.encode_openmetrics())
     }
 
     /// Metric handles for one route: resolved once per config snapshot, not per request.
@@ -233,6 +239,35 @@ impl Metrics {
             .get_or_create(&ErrorLabels { direction, reason })
             .inc();
     }
+}
+
+/// Converts OpenMetrics text to the classic format: counters' HELP and TYPE lines name the
+/// `_total` series (OpenMetrics names the family without it), and `# UNIT` / `# EOF` go.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Handles for one route's request metrics.

@@ -257,7 +257,57 @@ pub fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
 
 #[cfg(test)]
 mod tests {
-    use super::split_authority;
+    use super::*;
+
+    fn snapshot(namespace: &str) -> Snapshot {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews, namespace: shop}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{port: 9080}, {port: 80}]\n";
+        let (resources, diags) = weft_api::load::load_str(std::path::Path::new("t.yaml"), yaml);
+        let (model, more) = weft_api::validate::build(&resources);
+        let model = model.unwrap_or_else(|| panic!("{diags}{more}"));
+        let who = weft_api::compile::ProxyIdentity {
+            namespace: namespace.into(),
+            workload: None,
+        };
+        let view = weft_api::compile::compile(&model, &who).expect("compile");
+        Snapshot::build(view, namespace, &Metrics::new(), &Registry::default())
+    }
+
+    #[test]
+    fn authorities_resolve_like_kubernetes_dns() {
+        let s = snapshot("shop");
+        for (authority, port) in [
+            ("reviews:9080", 9080),
+            ("reviews", 80),
+            ("reviews.shop:9080", 9080),
+            ("reviews.shop.svc:9080", 9080),
+            ("reviews.shop.svc.cluster.local:9080", 9080),
+            ("REVIEWS.shop.svc.cluster.local.:9080", 9080),
+            ("10.96.0.10:9080", 9080),
+        ] {
+            let sp = s
+                .by_authority(authority)
+                .unwrap_or_else(|| panic!("{authority} did not resolve"));
+            assert_eq!(
+                (sp.service.as_str(), sp.port),
+                ("shop/reviews", port),
+                "{authority}"
+            );
+        }
+        for missing in [
+            "reviews:81",
+            "ratings",
+            "reviews.other",
+            "10.96.0.10:1",
+            "reviews:x",
+        ] {
+            assert!(s.by_authority(missing).is_none(), "{missing}");
+        }
+        // A short name resolves only in the proxy's own namespace.
+        assert!(snapshot("other").by_authority("reviews:9080").is_none());
+        assert!(snapshot("other")
+            .by_authority("reviews.shop:9080")
+            .is_some());
+    }
 
     #[test]
     fn splits_authorities() {
