@@ -408,6 +408,28 @@ mod tests {
     }
 
     #[test]
+    fn alias_bombs_are_refused_quickly() {
+        // managedFields accepts any shape, so only the alias budget can stop this.
+        let mut text = String::from("apiVersion: v1\nkind: Service\nspec: {}\nmetadata:\n  name: x\n  managedFields:\n    a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..9 {
+            let prev = format!("*a{}", i - 1);
+            text.push_str(&format!(
+                "    a{i}: &a{i} [{}]\n",
+                vec![prev; 10].join(", ")
+            ));
+        }
+        let started = std::time::Instant::now();
+        let (rs, ds) = load(&text);
+        assert!(rs.is_empty(), "a 10^9-node document must not load");
+        assert!(ds.has_errors());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
     fn missing_spec_is_reported() {
         let (_, ds) = load("apiVersion: v1\nkind: Service\nmetadata: {name: x}\n");
         let d = ds.errors().next().expect("an error");

@@ -234,7 +234,12 @@ impl Netns {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(file))
             .spawn()
-            .map_err(|e| format!("spawning ip netns exec {} {program} {args:?}: {e}", self.name))?;
+            .map_err(|e| {
+                format!(
+                    "spawning ip netns exec {} {program} {args:?}: {e}",
+                    self.name
+                )
+            })?;
         self.procs.push(NsProc {
             name: name.to_string(),
             child,
@@ -387,19 +392,29 @@ fn remove_stale(prefix: &str) {
 /// `GET http://addr/path` over HTTP/1.0 from the calling thread's namespace, with a bound on
 /// every step. Returns the status and the body.
 pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-        .map_err(|e| format!("write to {addr}: {e}"))?;
+    let mut s =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("write to {addr}: {e}"))?;
     let mut buf = Vec::new();
-    s.read_to_end(&mut buf).map_err(|e| format!("read from {addr}: {e}"))?;
+    s.read_to_end(&mut buf)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse::<u16>().ok())
         .ok_or_else(|| format!("no HTTP status from {addr}: {text:?}"))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }

@@ -1,0 +1,125 @@
+//! The `weft` command line: `validate` output and exit codes, and `proxy` refusing to start
+//! on a configuration it cannot use or an address it cannot bind, with messages that say what
+//! to fix.
+
+use std::path::Path;
+use std::process::Command;
+
+const WEFT: &str = env!("CARGO_BIN_EXE_weft");
+
+fn examples() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(WEFT).args(args).output().expect("run weft");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn validate_summarises_a_valid_mesh() {
+    let dir = examples().join("quickstart");
+    let (code, stdout, stderr) = run(&["validate", &dir.display().to_string()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("valid"), "{stdout}");
+    assert!(stdout.contains("service shop/reviews vip"), "{stdout}");
+    assert!(
+        stdout.contains("port 9080: HTTPRoute shop/reviews-canary"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("workload shop/client at 127.0.50.1"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn validate_reports_every_error_with_file_line_and_field() {
+    let dir = examples().join("broken");
+    let (code, _, stderr) = run(&["validate", &dir.display().to_string()]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("route.yaml:17: error: HTTPRoute shop/reviews: spec.rules[0].matches[0].headres: unknown field `headres`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("route.yaml:29: error: HTTPRoute shop/reviews-canary: spec.rules[0].backendRefs[1].name: Service shop/reviews-v2 does not exist"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 error(s)"), "{stderr}");
+}
+
+#[test]
+fn proxy_refuses_an_invalid_configuration() {
+    let dir = examples().join("broken");
+    let (code, _, stderr) = run(&[
+        "proxy",
+        "--config-dir",
+        &dir.display().to_string(),
+        "--outbound-addr",
+        "127.0.0.1:0",
+        "--inbound-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("is invalid") && stderr.contains("route.yaml:17"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn proxy_names_an_unknown_workload_and_a_busy_address() {
+    let dir = examples().join("quickstart").display().to_string();
+    let (code, _, stderr) = run(&[
+        "proxy",
+        "--config-dir",
+        &dir,
+        "--workload",
+        "nope",
+        "--namespace",
+        "shop",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no WorkloadEntry named `nope` in namespace `shop`")
+            && stderr.contains("shop/client"),
+        "{stderr}"
+    );
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let (code, _, stderr) = run(&[
+        "proxy",
+        "--config-dir",
+        &dir,
+        "--outbound-addr",
+        &addr,
+        "--inbound-addr",
+        "127.0.0.1:0",
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains(&format!("cannot listen on {addr} (outbound)")),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn echo_names_an_address_it_cannot_bind() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr").to_string();
+    let (code, _, stderr) = run(&["echo", "--http", &addr]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains(&addr), "{stderr}");
+}
