@@ -497,6 +497,32 @@ fn check_http_routed_by_vip(ns: &Netns) {
         header(&v, "Weft-Orig-Proto").is_empty(),
         "{what}: the server's proxy should remove weft-orig-proto before the app sees it: {v}"
     );
+    expect_access_log(
+        ns,
+        what,
+        &[
+            ("authority", WEB_VIP),
+            ("path", "/hello"),
+            ("destination_service", "cap/web"),
+            ("route", "cap/web-captured"),
+        ],
+    );
+}
+
+/// Waits (at most 5 s) for a JSON access-log line of the client proxy that has every one of
+/// `fields`, and fails the test if none comes.
+fn expect_access_log(ns: &Netns, what: &str, fields: &[(&str, &str)]) {
+    let matches = |text: &str| {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .any(|v| fields.iter().all(|(k, want)| v[*k] == *want))
+    };
+    let found = wait_for(ns, CLIENT_PROXY, matches);
+    check!(
+        ns,
+        found,
+        "{what}: the client proxy's access log has no line with {fields:?}"
+    );
 }
 
 /// 2. A misleading Host does not change where a captured request goes.
@@ -514,6 +540,15 @@ fn check_host_header_ignored(ns: &Netns) {
         ns,
         header(&v, "X-Captured") == ["yes"] && v["pod"] == "server",
         "{what}: not routed to Service web by destination: {v}"
+    );
+    expect_access_log(
+        ns,
+        what,
+        &[
+            ("authority", "nonexistent"),
+            ("destination_service", "cap/web"),
+            ("route", "cap/web-captured"),
+        ],
     );
 }
 
@@ -659,11 +694,11 @@ fn check_server_first_banner(ns: &Netns) {
     );
 }
 
-/// Waits (at most 5 s) for `needle` to appear in the client proxy's log.
-fn wait_for_log(ns: &Netns, proc_index: usize, needle: &str) -> bool {
+/// Waits (at most 5 s) until the log of process `proc_index` satisfies `pred`.
+fn wait_for(ns: &Netns, proc_index: usize, pred: impl Fn(&str) -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if ns.proc(proc_index).log_text().contains(needle) {
+        if pred(&ns.proc(proc_index).log_text()) {
             return true;
         }
         if Instant::now() > deadline {
@@ -703,7 +738,7 @@ fn check_unknown_destinations_refused(ns: &Netns) {
         );
         check!(
             ns,
-            wait_for_log(ns, CLIENT_PROXY, &needle),
+            wait_for(ns, CLIENT_PROXY, |log| log.contains(&needle)),
             "{what}: curl failed ({}), but the client proxy's log has no line {needle:?}",
             c.stderr.trim()
         );
@@ -724,10 +759,9 @@ fn metric_sum(text: &str, metric: &str, labels: &[&str]) -> f64 {
         .sum()
 }
 
-/// 6. The client proxy counted the detection timeout and the TCP connections.
-fn check_client_metrics(ns: &Netns) {
-    let what = "check 6 (client proxy /metrics)";
-    let url = format!("http://{}/metrics", addr(CLIENT_IP, 4191));
+/// `GET /metrics` from a proxy's admin address, with curl inside the namespace.
+fn metrics(ns: &Netns, what: &str, ip: &str) -> String {
+    let url = format!("http://{}/metrics", addr(ip, 4191));
     let c = curl(ns, &[&url]);
     check!(
         ns,
@@ -737,7 +771,14 @@ fn check_client_metrics(ns: &Netns) {
         c.status,
         c.stderr
     );
-    let m = &c.body;
+    c.body
+}
+
+/// 6. The client proxy counted the detection timeout and the TCP connections; the server's
+/// proxy saw the same traffic arrive on its inbound side (so it crossed the mesh transport).
+fn check_client_metrics(ns: &Netns) {
+    let what = "check 6 (client proxy /metrics)";
+    let m = &metrics(ns, what, CLIENT_IP);
     let timeouts = metric_sum(
         m,
         "weft_protocol_detections_total",
@@ -784,5 +825,33 @@ fn check_client_metrics(ns: &Netns) {
     eprintln!(
         "capture: {what}: detections timeout={timeouts}, tcp opened={opened}, \
          unknown-destination={unknown}, web requests={web_requests}"
+    );
+
+    let what = "check 6b (server proxy /metrics)";
+    let m = &metrics(ns, what, SERVER_IP);
+    let inbound_requests = metric_sum(
+        m,
+        "weft_requests_total",
+        &[r#"direction="inbound""#, r#"response_code="200""#],
+    );
+    check!(
+        ns,
+        inbound_requests >= 2.0,
+        "{what}: inbound weft_requests_total with 200 is {inbound_requests}, expected >= 2 \
+         (checks 1 and 2 arrive through the server's proxy):\n{m}"
+    );
+    let inbound_tcp = metric_sum(
+        m,
+        "weft_tcp_connections_opened_total",
+        &[r#"direction="inbound""#],
+    );
+    check!(
+        ns,
+        inbound_tcp >= 3.0,
+        "{what}: inbound weft_tcp_connections_opened_total is {inbound_tcp}, expected >= 3 \
+         (checks 3, 3b and 4 arrive through the server's proxy):\n{m}"
+    );
+    eprintln!(
+        "capture: {what}: inbound requests={inbound_requests}, inbound tcp opened={inbound_tcp}"
     );
 }

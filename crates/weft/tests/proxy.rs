@@ -100,6 +100,40 @@ async fn http1_keepalive_chunked_bodies_and_upgrades() {
 }
 
 #[tokio::test]
+async fn connect_tunnels_opaque_bytes_to_a_service_port() {
+    let mesh = TestMesh::start(79, NO_ROUTES, &[]).await;
+    let mut s = TcpStream::connect(mesh.client()).await.expect("connect");
+    s.write_all(b"CONNECT echo.t:9090 HTTP/1.1\r\nHost: echo.t:9090\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, _) = read_until(&mut s, Duration::from_secs(5), |b| {
+        b.windows(4).any(|w| w == b"\r\n\r\n")
+    })
+    .await;
+    assert!(
+        String::from_utf8_lossy(&head).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s.write_all(b"opaque \x00\x01 bytes").await.expect("write");
+    let (echoed, _) = read_until(&mut s, Duration::from_secs(5), |b| b.ends_with(b"bytes")).await;
+    assert_eq!(echoed, b"opaque \x00\x01 bytes");
+    let mut s = TcpStream::connect(mesh.client()).await.expect("connect");
+    s.write_all(b"CONNECT nowhere.t:443 HTTP/1.1\r\nHost: nowhere.t:443\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, _) = read_until(&mut s, Duration::from_secs(5), |b| {
+        b.windows(4).any(|w| w == b"\r\n\r\n")
+    })
+    .await;
+    let head = String::from_utf8_lossy(&head);
+    assert!(
+        head.starts_with("HTTP/1.1 404") && head.contains("weft-error: unknown-service"),
+        "{head}"
+    );
+}
+
+#[tokio::test]
 async fn h2c_and_grpc_statuses_and_trailers_pass_through() {
     let mesh = TestMesh::start(72, NO_ROUTES, &[]).await;
     let (resp, status) = grpc_echo(mesh.client(), "echo.t:7070", &[])

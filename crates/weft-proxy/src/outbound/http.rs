@@ -62,12 +62,29 @@ impl Handler {
             .access_log
             .as_ref()
             .map(|_| Entry::outbound(&req, self.client));
-        let resp = match self.destination(&snapshot, &req) {
-            Ok(Destination::Port(sp)) => {
-                self.route(&snapshot, &sp, req, grpc, start, log.as_mut())
-                    .await
-            }
-            Ok(Destination::Workload(addr)) => self.to_workload(&snapshot, addr, req, grpc).await,
+        let resp = if req.method() == http::Method::CONNECT {
+            super::connect::tunnel(&self.cx, &snapshot, req, self.client)
+        } else {
+            self.dispatch(&snapshot, req, grpc, start, log.as_mut())
+                .await
+        };
+        if let (Some(log), Some(sink)) = (log, &self.cx.access_log) {
+            sink.write(log.finish(&resp, start.elapsed()));
+        }
+        resp
+    }
+
+    async fn dispatch(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        req: Request<Incoming>,
+        grpc: bool,
+        start: Instant,
+        log: Option<&mut Entry>,
+    ) -> Response<Body> {
+        match self.destination(snapshot, &req) {
+            Ok(Destination::Port(sp)) => self.route(snapshot, &sp, req, grpc, start, log).await,
+            Ok(Destination::Workload(addr)) => self.to_workload(snapshot, addr, req, grpc).await,
             Err(detail) => {
                 self.cx
                     .metrics
@@ -75,11 +92,7 @@ impl Handler {
                 tracing::info!(client = %self.client, "{detail}");
                 respond(Reason::UnknownService, &detail, grpc)
             }
-        };
-        if let (Some(log), Some(sink)) = (log, &self.cx.access_log) {
-            sink.write(log.finish(&resp, start.elapsed()));
         }
-        resp
     }
 
     fn destination(

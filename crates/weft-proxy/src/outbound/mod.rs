@@ -6,6 +6,7 @@
 //! routed by its authority (explicit proxy mode). Anything else is refused, with a log line
 //! that says what was dialed.
 
+mod connect;
 mod forward;
 mod http;
 mod tcp;

@@ -14,7 +14,7 @@ use crate::metrics::OUTBOUND;
 use crate::run::Context;
 use crate::state::Endpoint;
 
-pub async fn forward<I>(mut io: I, dst: SocketAddr, client: SocketAddr, cx: &Arc<Context>)
+pub async fn forward<I>(io: I, dst: SocketAddr, client: SocketAddr, cx: &Arc<Context>)
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
@@ -47,7 +47,22 @@ where
         return;
     };
     drop(snapshot);
-    let stats = cx.metrics.tcp(OUTBOUND, &service);
+    pipe(io, &endpoint, &service, client, connect_timeout, cx).await;
+}
+
+/// Connects to `endpoint` (through its proxy's inbound port when meshed) and copies bytes
+/// both ways until either side closes.
+pub async fn pipe<I>(
+    mut io: I,
+    endpoint: &Arc<Endpoint>,
+    service: &str,
+    client: SocketAddr,
+    connect_timeout: Duration,
+    cx: &Arc<Context>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let stats = cx.metrics.tcp(OUTBOUND, service);
     let dial = if endpoint.meshed {
         endpoint.h2.peer()
     } else {

@@ -48,6 +48,7 @@ spec:
   - {{name: http, port: 80, targetPort: 8080, appProtocol: http}}
   - {{name: grpc, port: 7070, appProtocol: grpc}}
   - {{name: other, port: 8081, targetPort: 8080}}
+  - {{name: raw, port: 9090, appProtocol: tcp}}
 ---
 apiVersion: v1
 kind: Service
@@ -95,12 +96,15 @@ spec: {{address: {c}, labels: {{app: client}}}}
         for (host, name) in [(1u8, "a"), (2, "b"), (3, "client")] {
             if name != "client" {
                 let http = format!("{},{}", mesh.addr(host, 8080), mesh.addr(host, 7070));
+                let tcp = mesh.addr(host, 9090).to_string();
                 let echo = Proc::spawn(
                     &format!("echo-{name}"),
                     &[
                         "echo",
                         "--http",
                         &http,
+                        "--tcp",
+                        &tcp,
                         "--service",
                         "echo",
                         "--namespace",
