@@ -58,8 +58,9 @@ impl Attempt<'_> {
             1
         };
         let (head, body) = req.into_parts();
+        let mut head = Some(head);
         let mut body = Some(boxed(body));
-        let mut last = respond(Reason::NoEndpoints, &self.backend.key, self.grpc);
+        let mut last = None;
         for n in 0..tries {
             if n > 0 {
                 let base = retry.map_or(25, |r| r.backoff_ms).max(1);
@@ -69,7 +70,14 @@ impl Attempt<'_> {
                 ))
                 .await;
             }
-            let req = Request::from_parts(clone_head(&head), body.take().unwrap_or_else(empty));
+            // The last try takes the head itself; earlier ones send a copy.
+            let parts = if n + 1 == tries {
+                head.take()
+            } else {
+                head.as_ref().map(clone_head)
+            };
+            let Some(parts) = parts else { break };
+            let req = Request::from_parts(parts, body.take().unwrap_or_else(empty));
             let Some(ep) = pick(req.headers(), req.uri()) else {
                 return respond(
                     Reason::NoEndpoints,
@@ -90,7 +98,7 @@ impl Attempt<'_> {
                     let status = resp.status().as_u16();
                     if more && retry.is_some_and(|r| r.codes.contains(&status)) {
                         tracing::debug!(status, endpoint = %ep.addr, "retrying");
-                        last = map_response(resp);
+                        last = Some(map_response(resp));
                         continue;
                     }
                     return map_response(resp);
@@ -100,28 +108,28 @@ impl Attempt<'_> {
                     self.cx
                         .metrics
                         .proxy_error(crate::metrics::OUTBOUND, Reason::UpstreamFailed.label());
-                    last = respond(
+                    last = Some(respond(
                         Reason::UpstreamFailed,
                         &format!("{}: {e}", ep.addr),
                         self.grpc,
-                    );
+                    ));
                 }
                 Err(t) => {
                     self.cx
                         .metrics
                         .proxy_error(crate::metrics::OUTBOUND, Reason::Timeout.label());
-                    last = respond(
+                    last = Some(respond(
                         Reason::Timeout,
                         &format!("backendRequest timeout {t:?} to {}", ep.addr),
                         self.grpc,
-                    );
+                    ));
                 }
             }
             if !more {
                 break;
             }
         }
-        last
+        last.unwrap_or_else(|| respond(Reason::NoEndpoints, &self.backend.key, self.grpc))
     }
 }
 

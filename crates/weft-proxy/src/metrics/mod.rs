@@ -15,14 +15,16 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+
+mod histogram;
+pub use histogram::AtomicHistogram;
 
 pub const INBOUND: &str = "inbound";
 pub const OUTBOUND: &str = "outbound";
 
 /// Latency buckets, in seconds: 100 µs to 10 s.
-const LATENCY_BUCKETS: [f64; 16] = [
+static LATENCY_BUCKETS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
@@ -66,11 +68,11 @@ pub struct ErrorLabels {
     pub reason: &'static str,
 }
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS)
+fn latency_histogram() -> AtomicHistogram {
+    AtomicHistogram::new(&LATENCY_BUCKETS)
 }
 
-type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+type HistogramFamily = Family<RouteLabels, AtomicHistogram, fn() -> AtomicHistogram>;
 
 pub struct Metrics {
     registry: Registry,
@@ -274,7 +276,7 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
 pub struct RouteStats {
     metrics: Arc<Metrics>,
     labels: RouteLabels,
-    duration: Histogram,
+    duration: AtomicHistogram,
     /// (status, grpc-status) → counter, grown copy-on-write when a new status appears.
     codes: ArcSwap<Vec<(u16, Option<u32>, Counter)>>,
 }
