@@ -63,7 +63,12 @@ const SERVER_IP: &str = "127.0.60.2";
 const WEB_VIP: &str = "198.18.0.10";
 const OTHER_VIP: &str = "198.18.0.11";
 const NOT_A_SERVICE: &str = "198.18.0.99";
+/// The name `start_mesh` gives the client's proxy process.
+const CLIENT_PROXY: &str = "client-proxy";
 const BANNER: &[u8] = b"220 banner\r\n";
+/// Every TCP connection to the VIP range goes to the client proxy's outbound port.
+const CAPTURE_RULE: &str =
+    "iptables -t nat -A OUTPUT -p tcp -d 198.18.0.0/16 -j REDIRECT --to-ports 4140";
 
 const MESH: &str = r#"
 apiVersion: v1
@@ -168,34 +173,10 @@ fn captured_connections_are_routed_by_original_destination() {
 
     // Capture: a route to the VIP range (as a host's default route would give) and the NAT
     // rule that sends every TCP connection to it to the client proxy's outbound port.
-    let setup = ns
-        .exec(&[
-            "ip",
-            "route",
-            "add",
-            "198.18.0.0/16",
-            "dev",
-            "lo",
-            "src",
-            CLIENT_IP,
-        ])
-        .and_then(|_| {
-            ns.exec(&[
-                "iptables",
-                "-t",
-                "nat",
-                "-A",
-                "OUTPUT",
-                "-p",
-                "tcp",
-                "-d",
-                "198.18.0.0/16",
-                "-j",
-                "REDIRECT",
-                "--to-ports",
-                "4140",
-            ])
-        });
+    let route = format!("ip route add 198.18.0.0/16 dev lo src {CLIENT_IP}");
+    let setup = [route.as_str(), CAPTURE_RULE]
+        .iter()
+        .try_for_each(|cmd| ns.exec(&cmd.split(' ').collect::<Vec<_>>()).map(drop));
     if let Err(e) = setup {
         let closed = ns.close();
         netns::skip_or_fail(
@@ -304,7 +285,7 @@ fn start_mesh(ns: &mut Netns, config_dir: &std::path::Path) {
     // locally generated connection's destination to 127.0.0.1:<to-port>.
     let mut client = proxy_args("client", addr("127.0.0.1", 4140), CLIENT_IP);
     client.push(s("--access-log"));
-    let spawned = ns.spawn("client-proxy", WEFT, &client, &env);
+    let spawned = ns.spawn(CLIENT_PROXY, WEFT, &client, &env);
     spawned.unwrap_or_else(|e| fail!(ns, "starting the client's proxy: {e}"));
 
     for admin in [addr(SERVER_IP, 4191), addr(CLIENT_IP, 4191)] {
@@ -694,11 +675,12 @@ fn check_server_first_banner(ns: &Netns) {
     );
 }
 
-/// Waits (at most 5 s) until the log of process `proc_index` satisfies `pred`.
-fn wait_for(ns: &Netns, proc_index: usize, pred: impl Fn(&str) -> bool) -> bool {
+/// Waits (at most 5 s) until the log of process `name` satisfies `pred`.
+fn wait_for(ns: &Netns, name: &str, pred: impl Fn(&str) -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if pred(&ns.proc(proc_index).log_text()) {
+        let log = ns.proc(name).map(|p| p.log_text()).unwrap_or_default();
+        if pred(&log) {
             return true;
         }
         if Instant::now() > deadline {
@@ -707,9 +689,6 @@ fn wait_for(ns: &Netns, proc_index: usize, pred: impl Fn(&str) -> bool) -> bool 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
-
-/// Index of the client proxy among the processes `start_mesh` spawned.
-const CLIENT_PROXY: usize = 2;
 
 /// 5. Captured connections to no Service (and to a VIP's undeclared port) are refused.
 fn check_unknown_destinations_refused(ns: &Netns) {

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Prefix of the namespaces these tests create (`<prefix>-<pid>`).
+/// Where `ip netns add` puts the namespace files (bind mounts) that `setns` opens.
 const NETNS_DIR: &str = "/var/run/netns";
 
 /// Checks what namespace tests need: root, and each of `tools` answering `--version`
@@ -58,11 +59,13 @@ pub fn skip_or_fail(what: &str, reason: &str) {
              (run as root; scripts/test.sh installs iptables)"
         );
     }
-    eprintln!();
-    eprintln!("************************************************************************");
-    eprintln!("SKIPPED: {what} need root and iptables: {reason}");
-    eprintln!("************************************************************************");
-    eprintln!();
+    // Written to the stderr handle, not with eprintln!: the test harness captures (and, for a
+    // passing test, hides) what the print macros write.
+    let bar = "*".repeat(72);
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n{bar}\nSKIPPED: {what} need root and iptables: {reason}\n{bar}\n"
+    );
 }
 
 /// Runs a command to completion; `Err` carries its stderr.
@@ -211,14 +214,13 @@ impl Netns {
     }
 
     /// Starts `program args...` inside the namespace, stdout and stderr to `<log_dir>/<name>.log`.
-    /// Returns its index for [`Netns::proc`].
     pub fn spawn(
         &mut self,
         name: &str,
         program: &str,
         args: &[String],
         env: &[(&str, &str)],
-    ) -> Result<usize, String> {
+    ) -> Result<(), String> {
         let log = self.log_dir.join(format!("{name}.log"));
         let file =
             File::create(&log).map_err(|e| format!("creating log {}: {e}", log.display()))?;
@@ -226,30 +228,41 @@ impl Netns {
             .try_clone()
             .map_err(|e| format!("cloning log {}: {e}", log.display()))?;
         // `ip netns exec` execs the program in place (same pid), so signals reach it.
-        let child = Command::new("ip")
-            .args(["netns", "exec", self.name.as_str(), program])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", self.name.as_str(), program])
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
-            .stderr(Stdio::from(file))
-            .spawn()
-            .map_err(|e| {
-                format!(
-                    "spawning ip netns exec {} {program} {args:?}: {e}",
-                    self.name
-                )
-            })?;
+            .stderr(Stdio::from(file));
+        // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec.
+        // If the test process is killed outright (no Drop), the kernel kills the child too
+        // (the setting survives exec; it fires when the spawning thread exits).
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|e| {
+            format!(
+                "spawning ip netns exec {} {program} {args:?}: {e}",
+                self.name
+            )
+        })?;
         self.procs.push(NsProc {
             name: name.to_string(),
             child,
             log,
         });
-        Ok(self.procs.len() - 1)
+        Ok(())
     }
 
-    pub fn proc(&self, i: usize) -> &NsProc {
-        &self.procs[i]
+    /// The process started as `name`.
+    pub fn proc(&self, name: &str) -> Option<&NsProc> {
+        self.procs.iter().find(|p| p.name == name)
     }
 
     /// Starts a thread inside the namespace running `f(stop)`; `f` should return soon after
