@@ -44,12 +44,8 @@ impl Ports {
 
     fn stats(&self, cx: &Context, port: u16) -> Arc<RouteStats> {
         get_or_insert(&self.stats, port, || {
-            let snapshot = cx.state.load();
-            let me = match &snapshot.view.workload {
-                Some(w) => format!("{}/{}", w.namespace, w.name),
-                None => "local".to_string(),
-            };
-            cx.metrics.route(INBOUND, &me, &format!("port-{port}"))
+            cx.metrics
+                .route(INBOUND, &local_workload(cx), &format!("port-{port}"))
         })
     }
 }
@@ -69,6 +65,15 @@ fn get_or_insert<T>(
         next
     });
     map.load().get(&key).cloned().unwrap_or(value)
+}
+
+/// `namespace/workload` of the local workload: the inbound `destination_service` label
+/// (the proxy cannot tell which of the Services selecting it a peer meant).
+fn local_workload(cx: &Context) -> String {
+    match &cx.state.load().view.workload {
+        Some(w) => format!("{}/{}", w.namespace, w.name),
+        None => "local".to_string(),
+    }
 }
 
 pub async fn serve(listener: TcpListener, cx: Arc<Context>) {
@@ -142,7 +147,7 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let app = SocketAddr::new(cx.app_ip, port);
-    let stats = cx.metrics.tcp(INBOUND, &format!("port-{port}"));
+    let stats = cx.metrics.tcp(INBOUND, &local_workload(cx));
     let timeout = Duration::from_millis(cx.state.load().mesh.connect_timeout_ms.max(1));
     let mut upstream = match connect(app, timeout).await {
         Ok(s) => s,

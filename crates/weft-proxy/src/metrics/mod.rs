@@ -205,11 +205,10 @@ impl Metrics {
             destination_service: service.to_string(),
             route: route.to_string(),
         };
-        let duration = self.duration.get_or_create_owned(&labels);
         Arc::new(RouteStats {
             metrics: self.clone(),
             labels,
-            duration,
+            duration: std::sync::OnceLock::new(),
             codes: ArcSwap::from_pointee(Vec::new()),
         })
     }
@@ -276,14 +275,18 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
 pub struct RouteStats {
     metrics: Arc<Metrics>,
     labels: RouteLabels,
-    duration: AtomicHistogram,
+    /// Created on the first request, so that routes nobody uses export no series: a proxy's
+    /// metrics grow with the traffic it sees, not with the size of the mesh.
+    duration: std::sync::OnceLock<AtomicHistogram>,
     /// (status, grpc-status) → counter, grown copy-on-write when a new status appears.
     codes: ArcSwap<Vec<(u16, Option<u32>, Counter)>>,
 }
 
 impl RouteStats {
     pub fn record(&self, status: u16, grpc_status: Option<u32>, elapsed: Duration) {
-        self.duration.observe(elapsed.as_secs_f64());
+        self.duration
+            .get_or_init(|| self.metrics.duration.get_or_create_owned(&self.labels))
+            .observe(elapsed.as_secs_f64());
         let codes = self.codes.load();
         if let Some((_, _, c)) = codes
             .iter()

@@ -84,7 +84,12 @@ impl Snapshot {
             .map(|(k, b)| (k.clone(), Arc::new(registry.backend(b, inbound_port))))
             .collect();
         let resolve = |key: &Option<String>| key.as_ref().and_then(|k| backends.get(k).cloned());
-        let build_rule = |rule: &weft_api::view::RuleView, service: &str| -> Arc<Rule> {
+        // A rule's metrics are labelled with its route; `route_label` overrides that (the
+        // Service's own default rule is `default`).
+        let build_rule = |rule: &weft_api::view::RuleView,
+                          service: &str,
+                          route_label: Option<&str>|
+         -> Arc<Rule> {
             let filters = |fs: &[weft_api::view::FilterView]| -> Vec<Filter> {
                 fs.iter()
                     .map(|f| match f {
@@ -113,12 +118,19 @@ impl Snapshot {
                 request_timeout: rule.request_timeout_ms.map(Duration::from_millis),
                 backend_request_timeout: rule.backend_request_timeout_ms.map(Duration::from_millis),
                 retry: rule.retry.clone(),
-                stats: metrics.route(OUTBOUND, service, &rule.route.label()),
+                stats: match route_label {
+                    Some(label) => metrics.route(OUTBOUND, service, label),
+                    None => metrics.route(OUTBOUND, service, &rule.route.label()),
+                },
             })
         };
         let build_table = |t: &weft_api::view::RoutingTable, service: &str| Table {
             matches: t.matches.iter().filter_map(table::compile_match).collect(),
-            rules: t.rules.iter().map(|r| build_rule(r, service)).collect(),
+            rules: t
+                .rules
+                .iter()
+                .map(|r| build_rule(r, service, None))
+                .collect(),
         };
         let mut services = Vec::new();
         let mut by_addr = HashMap::new();
@@ -147,10 +159,7 @@ impl Snapshot {
                         backend_request_timeout_ms: None,
                         retry: None,
                     };
-                    let mut default_rule = build_rule(&default_view, &label);
-                    if let Some(rule) = Arc::get_mut(&mut default_rule) {
-                        rule.stats = metrics.route(OUTBOUND, &label, "default");
-                    }
+                    let default_rule = build_rule(&default_view, &label, Some("default"));
                     Arc::new(ServicePort {
                         service: label.clone(),
                         authority: format!("{}.{}:{}", s.name, s.namespace, p.port),
@@ -168,7 +177,7 @@ impl Snapshot {
                                 retry: None,
                             };
                             TcpRoute {
-                                rule: build_rule(&rv, &label),
+                                rule: build_rule(&rv, &label, None),
                             }
                         }),
                         default_rule,
