@@ -9,7 +9,8 @@ Every request had an intended send time on a fixed schedule \
 (open loop); its latency runs from that intended time to the end of the response, so time \
 spent waiting for a free connection behind a slow response is counted, not hidden \
 (no coordinated omission). *sent* is what the schedule called for in the measured window \
-(warm-up discarded); *failed* is every request that did not end in a 200 within 2 s. \
+(warm-up discarded); *failed* is every request that did not end in a 200 within 2 s of being sent (time queued \
+for a connection counts in its latency, not towards the timeout). \
 *+pNN* is the setup's percentile minus direct's at the same rate in this same run: the \
 latency the proxy path adds. Compare setups only within one run: the load generator, the \
 backend and the proxies share the machine's cores and nothing is pinned, so absolute numbers \
