@@ -23,7 +23,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::http::errors::{respond, Reason};
 use crate::http::headers::{strip_hop_by_hop, ORIG_PROTO};
-use crate::http::upstream::{connect, send_http1, H2Connection};
+use crate::http::pool::Http1Pool;
+use crate::http::upstream::{connect, H2Connection};
 use crate::http::{boxed, Body};
 use crate::io::transport::{self, Carriage, Peeked};
 use crate::io::{orig_dst, PrefixedIo};
@@ -34,10 +35,15 @@ use crate::run::Context;
 #[derive(Default)]
 pub struct Ports {
     h2: ArcSwap<HashMap<u16, Arc<H2Connection>>>,
+    h1: ArcSwap<HashMap<u16, Arc<Http1Pool>>>,
     stats: ArcSwap<HashMap<u16, Arc<RouteStats>>>,
 }
 
 impl Ports {
+    fn http1(&self, app: SocketAddr) -> Arc<Http1Pool> {
+        get_or_insert(&self.h1, app.port(), || Http1Pool::new(app))
+    }
+
     fn h2(&self, app: SocketAddr) -> Arc<H2Connection> {
         get_or_insert(&self.h2, app.port(), || Arc::new(H2Connection::plain(app)))
     }
@@ -199,15 +205,17 @@ impl Handler {
         let result = match orig.as_ref().and_then(|v| v.to_str().ok()) {
             Some(v) if v.starts_with("HTTP/1") => {
                 restore_http1(&mut req, v == "HTTP/1.0");
-                send_http1(&self.cx.http1, app, req).await
+                self.cx.ports.http1(app).send(req, timeout).await
             }
-            _ => self.cx.ports.h2(app).send(req, timeout).await,
+            _ => self.cx.ports.h2(app).send(req, timeout).await.map(|resp| {
+                let (parts, body) = resp.into_parts();
+                Response::from_parts(parts, boxed(body))
+            }),
         };
         let resp = match result {
-            Ok(resp) => {
-                let (mut parts, body) = resp.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                Response::from_parts(parts, boxed(body))
+            Ok(mut resp) => {
+                strip_hop_by_hop(resp.headers_mut());
+                resp
             }
             Err(e) => {
                 self.cx.metrics.proxy_error(INBOUND, "app-unreachable");

@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use tokio::net::TcpListener;
 use weft_api::compile::{compile, ProxyIdentity};
 use weft_api::view::ProxyView;
@@ -18,7 +16,6 @@ use crate::access_log::AccessLog;
 use crate::config::ProxyConfig;
 use crate::drain;
 use crate::http::server::Limits;
-use crate::http::Body;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::state::{Registry, Shared, Snapshot};
 
@@ -27,7 +24,6 @@ pub struct Context {
     pub state: Shared,
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
-    pub http1: Client<HttpConnector, Body>,
     pub limits: Limits,
     pub access_log: Option<AccessLog>,
     pub drain: drain::Watch,
@@ -167,7 +163,6 @@ pub async fn run(
     };
     let metrics = Metrics::new();
     let registry = Arc::new(Registry::default());
-    let connect_timeout = std::time::Duration::from_millis(view.mesh.connect_timeout_ms.max(1));
     let snapshot = Snapshot::build(view, &identity.namespace, &metrics, &registry);
     tracing::info!(version = %snapshot.view.version, services = snapshot.services.len(), "configuration loaded");
 
@@ -190,7 +185,6 @@ pub async fn run(
             .then(|| AccessLog::stdout(metrics.clone())),
         metrics,
         registry,
-        http1: crate::http::upstream::http1_client(connect_timeout),
         limits: Limits {
             header_read_timeout: config.header_read_timeout,
             max_header_bytes: config.max_header_bytes,

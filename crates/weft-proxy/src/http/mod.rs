@@ -5,6 +5,7 @@
 pub mod errors;
 pub mod filters;
 pub mod headers;
+pub mod pool;
 pub mod server;
 pub mod upgrade;
 pub mod upstream;

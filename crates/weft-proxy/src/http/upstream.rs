@@ -4,8 +4,8 @@
 //!   proxy's inbound port, opened with the transport header ([`H2Connection`]). HTTP/1
 //!   requests ride it as HTTP/2 with `weft-orig-proto`, so a thousand keep-alive clients cost
 //!   the peer one connection.
-//! - To an application (inbound) or an endpoint without a proxy: HTTP/1 through a pooled
-//!   client, HTTP/2 through an [`H2Connection`] without a header.
+//! - To an application (inbound) or an endpoint without a proxy: HTTP/1 through a
+//!   [`super::pool::Http1Pool`], HTTP/2 through an [`H2Connection`] without a header.
 //!
 //! A ready connection is found without locking (`arc-swap`); only opening a new one takes an
 //! async mutex, so that concurrent requests wait for one connect instead of racing many.
@@ -17,8 +17,6 @@ use arc_swap::ArcSwapOption;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http2;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -45,11 +43,6 @@ pub enum UpstreamError {
         addr: SocketAddr,
         source: hyper::Error,
     },
-    #[error("request to {addr} failed: {source}")]
-    Pooled {
-        addr: SocketAddr,
-        source: hyper_util::client::legacy::Error,
-    },
 }
 
 impl UpstreamError {
@@ -61,7 +54,6 @@ impl UpstreamError {
             | UpstreamError::ConnectTimeout { .. }
             | UpstreamError::Handshake { .. } => true,
             UpstreamError::Request { source, .. } => source.is_canceled(),
-            UpstreamError::Pooled { source, .. } => source.is_connect(),
         }
     }
 }
@@ -189,40 +181,4 @@ impl H2Connection {
         self.ready.store(Some(std::sync::Arc::new(sender.clone())));
         Ok(sender)
     }
-}
-
-/// A pooled HTTP/1 client (keep-alive connections to applications and unmeshed endpoints).
-pub fn http1_client(connect_timeout: Duration) -> Client<HttpConnector, Body> {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(connect_timeout));
-    connector.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(256)
-        .set_host(true)
-        .build(connector)
-}
-
-/// Sends an HTTP/1 request to `addr` through the pooled client. The request's Host header is
-/// kept; only the connection target comes from `addr`.
-pub async fn send_http1(
-    client: &Client<HttpConnector, Body>,
-    addr: SocketAddr,
-    mut req: Request<Body>,
-) -> Result<Response<Incoming>, UpstreamError> {
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    if let Ok(uri) = format!("http://{addr}{pq}").parse() {
-        *req.uri_mut() = uri;
-    }
-    *req.version_mut() = http::Version::HTTP_11;
-    client
-        .request(req)
-        .await
-        .map_err(|source| UpstreamError::Pooled { addr, source })
 }

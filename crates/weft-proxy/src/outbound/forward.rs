@@ -13,7 +13,7 @@ use crate::balance::PickContext;
 use crate::http::errors::{respond, Reason};
 use crate::http::headers::{is_upgrade, strip_hop_by_hop, ORIG_PROTO};
 use crate::http::upgrade::proxy_upgrade;
-use crate::http::upstream::{send_http1, UpstreamError};
+use crate::http::upstream::UpstreamError;
 use crate::http::{boxed, empty, Body};
 use crate::run::Context;
 use crate::state::{Backend, Endpoint, Rule};
@@ -179,11 +179,11 @@ async fn upgrade(
 /// Sends a request to an endpoint: over the mesh as HTTP/2 when it has a proxy (noting the
 /// client's HTTP version), else in the client's own protocol.
 async fn to_endpoint_raw(
-    cx: &Context,
+    _cx: &Context,
     ep: &Endpoint,
     mut req: Request<Body>,
     connect_timeout: Duration,
-) -> Result<Response<Incoming>, UpstreamError> {
+) -> Result<Response<Body>, UpstreamError> {
     strip_hop_by_hop(req.headers_mut());
     let version = req.version();
     if ep.meshed || version == Version::HTTP_2 {
@@ -198,9 +198,11 @@ async fn to_endpoint_raw(
         }
         to_absolute(&mut req);
         *req.version_mut() = Version::HTTP_2;
-        ep.h2.send(req, connect_timeout).await
+        let resp = ep.h2.send(req, connect_timeout).await?;
+        let (parts, body) = resp.into_parts();
+        Ok(Response::from_parts(parts, boxed(body)))
     } else {
-        send_http1(&cx.http1, ep.addr, req).await
+        ep.http1().send(req, connect_timeout).await
     }
 }
 
@@ -223,12 +225,11 @@ pub fn to_absolute<B>(req: &mut Request<B>) {
     }
 }
 
-fn map_response(resp: Response<Incoming>) -> Response<Body> {
-    let (mut parts, body) = resp.into_parts();
-    if parts.status != http::StatusCode::SWITCHING_PROTOCOLS {
-        strip_hop_by_hop(&mut parts.headers);
+fn map_response(mut resp: Response<Body>) -> Response<Body> {
+    if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        strip_hop_by_hop(resp.headers_mut());
     }
-    Response::from_parts(parts, boxed(body))
+    resp
 }
 
 /// Copies a request head (method, URI, version, headers; not extensions).

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, Weak};
 use weft_api::view::{BackendView, EndpointView, Protocol};
 
 use crate::balance::{Balanced, Load, Policy};
+use crate::http::pool::Http1Pool;
 use crate::http::upstream::H2Connection;
 
 pub struct Endpoint {
@@ -24,6 +25,14 @@ pub struct Endpoint {
     /// The multiplexed HTTP/2 connection to this endpoint: to its proxy's inbound port (with
     /// the transport header) when meshed, else straight to it (h2c).
     pub h2: H2Connection,
+    /// Keep-alive HTTP/1 connections, for endpoints without a proxy (made on first use).
+    http1: std::sync::OnceLock<Arc<Http1Pool>>,
+}
+
+impl Endpoint {
+    pub fn http1(&self) -> &Arc<Http1Pool> {
+        self.http1.get_or_init(|| Http1Pool::new(self.addr))
+    }
 }
 
 impl Balanced for Endpoint {
@@ -140,5 +149,6 @@ fn new_endpoint(e: &EndpointView, inbound_port: u16) -> Endpoint {
         } else {
             H2Connection::plain(e.addr)
         },
+        http1: std::sync::OnceLock::new(),
     }
 }
