@@ -139,8 +139,11 @@ macro_rules! fail {
 
 macro_rules! check {
     ($ns:expr, $cond:expr, $($arg:tt)*) => {
-        if !$cond {
-            fail!($ns, $($arg)*);
+        {
+            let ok: bool = $cond;
+            if !ok {
+                fail!($ns, $($arg)*);
+            }
         }
     };
 }
@@ -449,7 +452,7 @@ fn header(v: &Value, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// 1. Plain HTTP to the VIP is routed by the original destination, with the route applied.
+/// Check 1: Plain HTTP to the VIP is routed by the original destination, with the route applied.
 fn check_http_routed_by_vip(ns: &Netns) {
     let what = "check 1 (curl http://198.18.0.10/hello, captured)";
     let url = format!("http://{WEB_VIP}/hello");
@@ -506,7 +509,7 @@ fn expect_access_log(ns: &Netns, what: &str, fields: &[(&str, &str)]) {
     );
 }
 
-/// 2. A misleading Host does not change where a captured request goes.
+/// Check 2: A misleading Host does not change where a captured request goes.
 fn check_host_header_ignored(ns: &Netns) {
     let what = "check 2 (Host: nonexistent to 198.18.0.10)";
     let url = format!("http://{WEB_VIP}/");
@@ -566,7 +569,7 @@ fn tcp_roundtrip(ns: &Netns, to: SocketAddr, payload: &[u8]) -> Result<Vec<u8>, 
     })
 }
 
-/// 3. Opaque TCP by VIP (declared `tcp`), and by a second VIP through a TCPRoute.
+/// Check 3: Opaque TCP by VIP (declared `tcp`), and by a second VIP through a TCPRoute.
 fn check_opaque_tcp(ns: &Netns) {
     // Not UTF-8, not HTTP, larger than one read: a real byte stream.
     let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
@@ -604,7 +607,7 @@ fn check_opaque_tcp(ns: &Netns) {
     }
 }
 
-/// 4. A server-first protocol on an undeclared port: the client sends nothing and must still
+/// Check 4: A server-first protocol on an undeclared port: the client sends nothing and must still
 /// get the banner quickly.
 fn check_server_first_banner(ns: &Netns) {
     let what = "check 4 (server-first banner on undeclared port 198.18.0.10:25)";
@@ -690,7 +693,7 @@ fn wait_for(ns: &Netns, name: &str, pred: impl Fn(&str) -> bool) -> bool {
     }
 }
 
-/// 5. Captured connections to no Service (and to a VIP's undeclared port) are refused.
+/// Check 5: Captured connections to no Service (and to a VIP's undeclared port) are refused.
 fn check_unknown_destinations_refused(ns: &Netns) {
     for (what, dst) in [
         (
@@ -753,7 +756,7 @@ fn metrics(ns: &Netns, what: &str, ip: &str) -> String {
     c.body
 }
 
-/// 6. The client proxy counted the detection timeout and the TCP connections; the server's
+/// Check 6: The client proxy counted the detection timeout and the TCP connections; the server's
 /// proxy saw the same traffic arrive on its inbound side (so it crossed the mesh transport).
 fn check_client_metrics(ns: &Netns) {
     let what = "check 6 (client proxy /metrics)";
