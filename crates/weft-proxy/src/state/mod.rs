@@ -27,9 +27,9 @@ pub struct Snapshot {
     /// The proxy's namespace: short names (`svc`) resolve in it.
     pub namespace: String,
     pub services: Vec<Arc<Service>>,
-    by_addr: HashMap<SocketAddr, Arc<ServicePort>>,
-    by_name: HashMap<String, Arc<Service>>,
-    workloads: HashMap<IpAddr, WorkloadView>,
+    by_addr: HashMap<SocketAddr, Arc<ServicePort>, FastHash>,
+    by_name: HashMap<String, Arc<Service>, FastHash>,
+    workloads: HashMap<IpAddr, WorkloadView, FastHash>,
 }
 
 pub struct Service {
@@ -65,9 +65,9 @@ impl Snapshot {
             mesh: MeshView::default(),
             namespace: namespace.to_string(),
             services: Vec::new(),
-            by_addr: HashMap::new(),
-            by_name: HashMap::new(),
-            workloads: HashMap::new(),
+            by_addr: HashMap::default(),
+            by_name: HashMap::default(),
+            workloads: HashMap::default(),
         }
     }
 
@@ -133,8 +133,8 @@ impl Snapshot {
                 .collect(),
         };
         let mut services = Vec::new();
-        let mut by_addr = HashMap::new();
-        let mut by_name = HashMap::new();
+        let mut by_addr: HashMap<_, _, FastHash> = HashMap::default();
+        let mut by_name: HashMap<_, _, FastHash> = HashMap::default();
         for s in &view.services {
             let label = format!("{}/{}", s.namespace, s.name);
             let ports: Vec<Arc<ServicePort>> = s
@@ -236,14 +236,44 @@ impl Snapshot {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return self.by_addr(SocketAddr::new(ip, port));
         }
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let svc = self.by_name.get(&host)?;
+        let host = host.trim_end_matches('.');
+        let svc = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.by_name.get(&host.to_ascii_lowercase())?
+        } else {
+            self.by_name.get(host)?
+        };
         svc.ports.iter().find(|p| p.port == port)
     }
 
     /// The workload whose own address this is (traffic sent to a pod IP, not a Service).
     pub fn workload_at(&self, ip: IpAddr) -> Option<&WorkloadView> {
         self.workloads.get(&ip)
+    }
+}
+
+/// FNV-1a for the snapshot's lookup tables: their keys are names and addresses from the
+/// configuration, not chosen by clients, so SipHash's flooding resistance buys nothing here.
+#[derive(Clone, Copy, Default)]
+pub struct FastHash;
+
+pub struct FnvHasher(u64);
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FnvHasher;
+    fn build_hasher(&self) -> FnvHasher {
+        FnvHasher(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
     }
 }
 
