@@ -74,6 +74,18 @@ async fn http1_keepalive_chunked_bodies_and_upgrades() {
         "the application sees HTTP/1.1 again:\n{text}"
     );
 
+    // A request line longer than protocol detection reads is still HTTP.
+    let long = format!("/search?q={}", "a".repeat(3000));
+    let req = Request::get(format!("http://echo.t{long}"))
+        .body(Full::new(Bytes::new()))
+        .expect("req");
+    let answer = send(mesh.client(), req, false)
+        .await
+        .expect("long request line");
+    assert_eq!(answer.status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
+    assert_eq!(json["path"], long.as_str());
+
     // Upgrade: the echo server answers 101 and then echoes raw bytes.
     let mut u = TcpStream::connect(mesh.client()).await.expect("connect");
     u.write_all(
