@@ -10,6 +10,7 @@ mod mesh;
 mod policy;
 mod routes;
 mod services;
+mod timing;
 
 use std::collections::BTreeMap;
 
