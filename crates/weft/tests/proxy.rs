@@ -170,6 +170,18 @@ async fn h2c_and_grpc_statuses_and_trailers_pass_through() {
     let json: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
     assert_eq!(json["proto"], "HTTP/2.0");
     assert_eq!(json["path"], "/h2");
+    // Port 80 is declared `appProtocol: http`: an HTTP/2 client's request reaches the
+    // application as HTTP/1.1, with its authority as Host.
+    let req = Request::get("http://echo.t/downgraded")
+        .body(Full::new(Bytes::new()))
+        .expect("req");
+    let answer = send(mesh.client(), req, true)
+        .await
+        .expect("h2c to an HTTP/1 port");
+    assert_eq!(answer.status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).expect("json");
+    assert_eq!(json["proto"], "HTTP/1.1");
+    assert_eq!(json["host"], "echo.t");
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ use crate::http::upstream::UpstreamError;
 use crate::http::{boxed, empty, Body};
 use crate::run::Context;
 use crate::state::{Backend, Endpoint, Rule};
+use weft_api::view::Protocol;
 
 /// Mirrored requests are abandoned after this long.
 const MIRROR_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,7 +87,7 @@ impl Attempt<'_> {
                 );
             };
             let in_flight = ep.load.start();
-            let sent = to_endpoint_raw(self.cx, &ep, req, self.connect_timeout);
+            let sent = to_endpoint_raw(self.backend.protocol, &ep, req, self.connect_timeout);
             let result = match self.rule.backend_request_timeout.filter(|d| !d.is_zero()) {
                 Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| t),
                 None => Ok(sent.await),
@@ -146,7 +147,7 @@ pub async fn to_endpoint(
     }
     let (head, body) = req.into_parts();
     match to_endpoint_raw(
-        cx,
+        Protocol::Detect,
         ep,
         Request::from_parts(head, boxed(body)),
         connect_timeout,
@@ -179,13 +180,19 @@ async fn upgrade(
 /// Sends a request to an endpoint: over the mesh as HTTP/2 when it has a proxy (noting the
 /// client's HTTP version), else in the client's own protocol.
 async fn to_endpoint_raw(
-    _cx: &Context,
+    target: Protocol,
     ep: &Endpoint,
     mut req: Request<Body>,
     connect_timeout: Duration,
 ) -> Result<Response<Body>, UpstreamError> {
     strip_hop_by_hop(req.headers_mut());
-    let version = req.version();
+    let mut version = req.version();
+    // An HTTP/2 client calling a port declared HTTP/1: the application gets HTTP/1.1.
+    if version == Version::HTTP_2 && target == Protocol::Http1 && !crate::http::is_grpc(&req) {
+        authority_to_host(&mut req);
+        version = Version::HTTP_11;
+        *req.version_mut() = version;
+    }
     if ep.meshed || version == Version::HTTP_2 {
         if ep.meshed && version != Version::HTTP_2 {
             let orig = if version == Version::HTTP_10 {
@@ -202,7 +209,22 @@ async fn to_endpoint_raw(
         let (parts, body) = resp.into_parts();
         Ok(Response::from_parts(parts, boxed(body)))
     } else {
+        authority_to_host(&mut req);
         ep.http1().send(req, connect_timeout).await
+    }
+}
+
+/// HTTP/1 carries the authority in `Host`: set it from the URI when missing.
+fn authority_to_host<B>(req: &mut Request<B>) {
+    if req.headers().contains_key(http::header::HOST) {
+        return;
+    }
+    let host = req
+        .uri()
+        .authority()
+        .and_then(|a| HeaderValue::from_str(a.as_str()).ok());
+    if let Some(host) = host {
+        req.headers_mut().insert(http::header::HOST, host);
     }
 }
 
@@ -244,7 +266,7 @@ fn clone_head(head: &http::request::Parts) -> http::request::Parts {
 
 /// Sends a copy of the request head (the body is not copied: it is streamed once, to the
 /// real backend) to one of `backend`'s endpoints, and forgets the answer.
-pub fn mirror<B>(cx: &Arc<Context>, backend: Arc<Backend>, req: &Request<B>, client: SocketAddr) {
+pub fn mirror<B>(backend: Arc<Backend>, req: &Request<B>, client: SocketAddr) {
     let (head, _) = {
         let mut copy = Request::new(());
         *copy.method_mut() = req.method().clone();
@@ -255,7 +277,6 @@ pub fn mirror<B>(cx: &Arc<Context>, backend: Arc<Backend>, req: &Request<B>, cli
         copy.headers_mut().remove(http::header::TRANSFER_ENCODING);
         copy.into_parts()
     };
-    let cx = cx.clone();
     tokio::spawn(async move {
         let pick = PickContext {
             headers: &head.headers,
@@ -267,7 +288,12 @@ pub fn mirror<B>(cx: &Arc<Context>, backend: Arc<Backend>, req: &Request<B>, cli
         };
         let req = Request::from_parts(head, empty());
         let timeout = MIRROR_TIMEOUT;
-        match tokio::time::timeout(timeout, to_endpoint_raw(&cx, &ep, req, timeout)).await {
+        match tokio::time::timeout(
+            timeout,
+            to_endpoint_raw(backend.protocol, &ep, req, timeout),
+        )
+        .await
+        {
             Ok(Ok(resp)) => {
                 tracing::debug!(status = %resp.status(), endpoint = %ep.addr, "mirrored")
             }

@@ -229,7 +229,7 @@ impl Handler {
                 } => {
                     if let Some(backend) = backend {
                         if fastrand::u32(..1_000_000) < *per_million {
-                            forward::mirror(&self.cx, backend.clone(), req, self.client);
+                            forward::mirror(backend.clone(), req, self.client);
                         }
                     }
                 }
@@ -272,7 +272,7 @@ impl Handler {
                     backend: Some(b),
                     per_million,
                 } if fastrand::u32(..1_000_000) < *per_million => {
-                    forward::mirror(&self.cx, b.clone(), &req, self.client);
+                    forward::mirror(b.clone(), &req, self.client);
                 }
                 _ => {}
             }
