@@ -83,26 +83,10 @@ fn local_workload(cx: &Context) -> String {
 }
 
 pub async fn serve(listener: TcpListener, cx: Arc<Context>) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = cx.drain.signaled() => break,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let cx = cx.clone();
-                let guard = cx.drain.guard();
-                tokio::spawn(async move {
-                    handle(stream, peer, &cx).await;
-                    drop(guard);
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "inbound accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    crate::listen::accept_loop(listener, cx, "inbound", |stream, peer, cx| async move {
+        handle(stream, peer, &cx).await
+    })
+    .await
 }
 
 async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {

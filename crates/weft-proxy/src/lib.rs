@@ -24,6 +24,7 @@ pub mod drain;
 pub mod http;
 pub mod inbound;
 pub mod io;
+pub mod listen;
 pub mod metrics;
 pub mod outbound;
 pub mod run;

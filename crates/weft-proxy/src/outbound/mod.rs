@@ -35,26 +35,10 @@ pub enum Target {
 }
 
 pub async fn serve(listener: TcpListener, cx: Arc<Context>) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = cx.drain.signaled() => break,
-        };
-        match accepted {
-            Ok((stream, peer)) => {
-                let cx = cx.clone();
-                let guard = cx.drain.guard();
-                tokio::spawn(async move {
-                    handle(stream, peer, &cx).await;
-                    drop(guard);
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "outbound accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-        }
-    }
+    crate::listen::accept_loop(listener, cx, "outbound", |stream, peer, cx| async move {
+        handle(stream, peer, &cx).await
+    })
+    .await
 }
 
 async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
