@@ -15,7 +15,7 @@
 //! # async fn run() -> Result<(), weft_echo::EchoError> {
 //! let config = weft_echo::EchoConfig {
 //!     identity: weft_echo::Identity { namespace: "default".into(), service: "echo".into(), pod: "echo-0".into() },
-//!     http: vec!["127.0.0.1:0".parse().unwrap()],
+//!     http: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))],
 //!     tcp: vec![],
 //! };
 //! let bound = weft_echo::bind(config).await?;
