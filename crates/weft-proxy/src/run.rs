@@ -89,6 +89,12 @@ pub fn reload(cx: &Context, dir: &Path) {
     match load_view(dir, &cx.identity) {
         Ok(view) => {
             if view.version == cx.state.load().view.version {
+                cx.metrics
+                    .config_reloads
+                    .get_or_create(&ResultLabels {
+                        result: "unchanged",
+                    })
+                    .inc();
                 return;
             }
             let version = view.version.clone();

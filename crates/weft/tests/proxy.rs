@@ -400,6 +400,14 @@ async fn destination_rule_balancers() {
 #[tokio::test]
 async fn config_changes_apply_without_dropping_connections_and_bad_ones_are_rejected() {
     let mut mesh = TestMesh::start(76, NO_ROUTES, &[]).await;
+    // An idle proxy does not reload: reading its own files is not a change.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, m) = admin_get(mesh.admin(3), "/metrics").await.expect("metrics");
+    assert_eq!(
+        metric_sum(&m, "weft_config_reloads_total", &["result=\"unchanged\""]),
+        0.0,
+        "{m}"
+    );
     let mut s = TcpStream::connect(mesh.client()).await.expect("connect");
     let ask = b"GET / HTTP/1.1\r\nHost: echo.t\r\n\r\n";
     s.write_all(ask).await.expect("write");
