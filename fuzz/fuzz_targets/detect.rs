@@ -13,7 +13,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use weft_proxy::detect::classify;
+use weft_proxy::detect::{classify, Detected};
 use weft_proxy::io::transport::{Header, LEN};
 
 fuzz_target!(|data: &[u8]| {
@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn check_classify(data: &[u8]) {
-    let mut first: Option<(usize, weft_proxy::detect::Detected)> = None;
+    let mut first: Option<(usize, Detected)> = None;
     for end in 0..=data.len() {
         let got = classify(&data[..end]);
         match (first, got) {
@@ -31,7 +31,7 @@ fn check_classify(data: &[u8]) {
             (Some((at, d)), got) => assert_eq!(
                 got,
                 Some(d),
-                "detection changed its mind: the first {at} bytes classify as {d:?}, \
+                "detection changed its mind: the first {at} bytes classify as Some({d:?}), \
                  the first {end} bytes as {got:?} (input {:?})",
                 String::from_utf8_lossy(&data[..end.min(256)]),
             ),
