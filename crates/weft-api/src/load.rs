@@ -294,23 +294,20 @@ fn object<S: DeserializeOwned>(
 /// Parses `text` as `T`, turning a failure into a diagnostic with file line and field path.
 fn parse<T: DeserializeOwned>(text: &str, source: &Source) -> Result<T, Box<Diagnostic>> {
     let mut path = String::new();
-    let result = serde_saphyr::with_deserializer_from_str(text, |de| {
-        serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
-            path = e.path().to_string();
-            e.into_inner()
-        })
-    });
+    let result =
+        serde_saphyr::with_deserializer_from_str_with_options(text, parse_options(), |de| {
+            serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+                path = e.path().to_string();
+                e.into_inner()
+            })
+        });
     result.map_err(|e| {
         let line = e
             .location()
             .map(|l| source.line_offset + l.line())
             .unwrap_or(source.line);
         let message = e.without_snippet().to_string();
-        // The location is already in the diagnostic; drop serde-saphyr's " at line N, column M".
-        let message = match message.rfind(" at line ") {
-            Some(i) => message[..i].to_string(),
-            None => message,
-        };
+        let message = strip_location(&message).to_string();
         let mut d = Diagnostic::error(message).at(source.file.as_path(), line);
         let path = clean_path(&path);
         if !path.is_empty() && path != "." {
@@ -318,6 +315,36 @@ fn parse<T: DeserializeOwned>(text: &str, source: &Source) -> Result<T, Box<Diag
         }
         Box::new(d)
     })
+}
+
+/// Alias expansion allowed per document. Mesh resources hardly use aliases; a "billion laughs"
+/// document stops here after a few milliseconds instead of expanding a quarter of a million
+/// nodes, so a file of many such documents cannot stall a reload.
+const MAX_ALIAS_EVENTS: usize = 20_000;
+
+fn parse_options() -> serde_saphyr::Options {
+    let mut limits = serde_saphyr::options::AliasLimits::default();
+    limits.max_total_replayed_events = MAX_ALIAS_EVENTS;
+    let mut options = serde_saphyr::Options::default();
+    options.alias_limits = limits;
+    options
+}
+
+/// The location is already in the diagnostic: drop a trailing " at line N, column M" (and
+/// only that; messages may mention other lines).
+fn strip_location(message: &str) -> &str {
+    let Some(i) = message.rfind(" at line ") else {
+        return message;
+    };
+    let tail = &message[i + " at line ".len()..];
+    let well_formed = tail.split_once(", column ").is_some_and(|(l, c)| {
+        !l.is_empty() && !c.is_empty() && l.bytes().chain(c.bytes()).all(|b| b.is_ascii_digit())
+    });
+    if well_formed {
+        &message[..i]
+    } else {
+        message
+    }
 }
 
 /// serde's path shows the inside of span wrappers (`name.value`); users wrote `name`.
@@ -427,6 +454,40 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[test]
+    fn many_alias_bombs_in_one_file_stay_cheap() {
+        let mut text = String::new();
+        for d in 0..30 {
+            text.push_str(&format!("---\napiVersion: v1\nkind: Service\nspec: {{}}\nmetadata:\n  name: x{d}\n  managedFields:\n    a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"));
+            for i in 1..9 {
+                text.push_str(&format!(
+                    "    a{i}: &a{i} [{}]\n",
+                    vec![format!("*a{}", i - 1); 10].join(", ")
+                ));
+            }
+        }
+        let started = std::time::Instant::now();
+        let (rs, ds) = load(&text);
+        assert!(rs.is_empty());
+        assert_eq!(ds.errors().count(), 30);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn only_the_trailing_location_is_stripped() {
+        assert_eq!(strip_location("bad value at line 3, column 4"), "bad value");
+        let alias = "alias defined at line 9, column 11 (used at line 12, column 3)";
+        assert_eq!(
+            strip_location(&format!("{alias} at line 12, column 3")),
+            alias
+        );
+        assert_eq!(strip_location(alias), alias);
     }
 
     #[test]
