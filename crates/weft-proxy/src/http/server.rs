@@ -63,8 +63,7 @@ where
         .max_header_list_size(limits.max_header_bytes as u32)
         .max_concurrent_streams(1024)
         .keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .adaptive_window(true);
+        .keep_alive_timeout(Duration::from_secs(10));
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let result = tokio::select! {

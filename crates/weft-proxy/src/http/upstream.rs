@@ -155,7 +155,6 @@ impl H2Connection {
             .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(30))
             .keep_alive_timeout(Duration::from_secs(10))
-            .adaptive_window(true)
             .handshake(TokioIo::new(stream));
         let (sender, conn) = match tokio::time::timeout(connect_timeout, handshake).await {
             Ok(Ok(pair)) => pair,
