@@ -22,7 +22,9 @@ pub struct ProxyConfig {
     pub access_log: bool,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub drain_timeout: Duration,
-    /// How long a client may take to send its request head.
+    /// How long a client may take to send its request head; also how long an idle HTTP/1
+    /// keep-alive connection from a client stays open (hyper counts the wait for the next
+    /// request as reading its head).
     pub header_read_timeout: Duration,
     /// Upper bound on the size of a request head (bytes) and the number of headers.
     pub max_header_bytes: usize,
@@ -42,7 +44,7 @@ impl ProxyConfig {
             app_ip: IpAddr::from([127, 0, 0, 1]),
             access_log: false,
             drain_timeout: Duration::from_secs(10),
-            header_read_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(60),
             max_header_bytes: 64 * 1024,
             max_headers: 100,
         }

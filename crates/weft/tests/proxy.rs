@@ -73,6 +73,16 @@ async fn http1_keepalive_chunked_bodies_and_upgrades() {
         text.contains("\"proto\": \"HTTP/1.1\""),
         "the application sees HTTP/1.1 again:\n{text}"
     );
+    // An idle keep-alive connection stays open (the default head/idle timeout is 60 s).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.write_all(b"GET /three HTTP/1.1\r\nHost: echo.t\r\n\r\n")
+        .await
+        .expect("write after idle");
+    let (buf, _) = read_until(&mut s, Duration::from_secs(5), |b| count(b, "\"pod\"") == 1).await;
+    assert!(
+        String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"),
+        "keep-alive survives 1.5 s idle"
+    );
 
     // A request line longer than protocol detection reads is still HTTP.
     let long = format!("/search?q={}", "a".repeat(3000));

@@ -36,8 +36,10 @@ pub struct Args {
     /// How long in-flight requests may take to finish after SIGTERM (e.g. 10s).
     #[arg(long, env = "WEFT_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     drain_timeout: std::time::Duration,
-    /// How long a client may take to send a request head before the connection is closed.
-    #[arg(long, env = "WEFT_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    /// How long a client may take to send a request head before the connection is closed. The
+    /// wait for the next request on a keep-alive connection counts too, so this is also how
+    /// long an idle HTTP/1 client connection stays open (nginx's defaults: 60s and 75s).
+    #[arg(long, env = "WEFT_HEADER_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     header_read_timeout: std::time::Duration,
     /// Largest request head accepted, in bytes (larger gets 431).
     #[arg(long, env = "WEFT_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
