@@ -8,10 +8,7 @@
 //! no port to go to and are refused.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -106,10 +103,10 @@ async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
                 forward_tcp(PrefixedIo::new(rest, stream), header.port, client, cx).await
             }
             Carriage::Http2 => {
-                let handler = Handler {
+                let handler = crate::handler_service!(Handler {
                     cx: cx.clone(),
                     port: header.port,
-                };
+                });
                 crate::http::server::serve_http2(
                     PrefixedIo::new(rest, stream),
                     handler,
@@ -162,17 +159,6 @@ where
 struct Handler {
     cx: Arc<Context>,
     port: u16,
-}
-
-impl hyper::service::Service<Request<Incoming>> for Handler {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.handle(req).await) })
-    }
 }
 
 impl Handler {

@@ -48,3 +48,16 @@ pub fn is_grpc<B>(req: &http::Request<B>) -> bool {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("application/grpc"))
 }
+
+/// hyper's `Service` for a handler that answers every request itself (errors included), so
+/// the listeners need no `Service` impl of their own and no boxed future per request.
+#[macro_export]
+macro_rules! handler_service {
+    ($handler:expr) => {{
+        let handler = $handler;
+        hyper::service::service_fn(move |req| {
+            let handler = handler.clone();
+            async move { Ok::<_, std::convert::Infallible>(handler.handle(req).await) }
+        })
+    }};
+}

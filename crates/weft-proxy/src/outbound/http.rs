@@ -2,10 +2,7 @@
 //! backend and an endpoint, forward. Every decision the proxy makes itself (no route, no
 //! endpoint, timeout...) is a response with `weft-error`.
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -35,17 +32,6 @@ impl Handler {
     }
 }
 
-impl hyper::service::Service<Request<Incoming>> for Handler {
-    type Response = Response<Body>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
-
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.handle(req).await) })
-    }
-}
-
 /// Where a request is going, once resolved.
 enum Destination {
     Port(Arc<ServicePort>),
@@ -53,7 +39,7 @@ enum Destination {
 }
 
 impl Handler {
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let start = Instant::now();
         let snapshot = self.cx.state.load_full();
         let grpc = is_grpc(&req);

@@ -83,11 +83,11 @@ async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
     let io = PrefixedIo::new(prefix, stream);
     match (protocol, &target) {
         (Detected::Http1, _) => {
-            let svc = http::Handler::new(cx.clone(), target, client);
+            let svc = crate::handler_service!(http::Handler::new(cx.clone(), target, client));
             crate::http::server::serve_http1(io, svc, cx.limits, &cx.drain).await;
         }
         (Detected::Http2, _) => {
-            let svc = http::Handler::new(cx.clone(), target, client);
+            let svc = crate::handler_service!(http::Handler::new(cx.clone(), target, client));
             crate::http::server::serve_http2(io, svc, cx.limits, &cx.drain).await;
         }
         (Detected::Closed, _) => {}
