@@ -5,12 +5,14 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use crate::view::{FilterView, LoadBalancer, MeshView, Protocol, RequestMatch, WorkloadView};
+use crate::view::{
+    FilterView, LoadBalancer, MeshView, MtlsMode, Protocol, RequestMatch, WorkloadView,
+};
 
 /// Load balancers of one Service: per port (`Some`) or for every port (`None`).
 pub type PortPolicies = Vec<(Option<u16>, LoadBalancer)>;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Model {
     pub mesh: MeshView,
     /// Services by `(namespace, name)`.
@@ -21,8 +23,23 @@ pub struct Model {
     pub load_balancers: BTreeMap<(String, String), PortPolicies>,
     /// Counts of resources by kind, for summaries.
     pub counts: BTreeMap<&'static str, usize>,
+    /// PeerAuthentication policies, in no particular order (resolution is by scope).
+    pub peer_authentications: Vec<PeerAuthModel>,
+    /// The namespace whose selector-less PeerAuthentication applies mesh-wide
+    /// (Istio's `rootNamespace`; `istio-system` unless MeshConfig says otherwise).
+    pub root_namespace: String,
     /// Policies parsed and checked but not yet enforced by this version of Weft.
     pub unenforced: Vec<String>,
+}
+
+/// One PeerAuthentication; `None` modes are UNSET (inherit from the wider scope).
+#[derive(Clone, Debug)]
+pub struct PeerAuthModel {
+    pub namespace: String,
+    pub name: String,
+    pub selector: Option<BTreeMap<String, String>>,
+    pub mode: Option<MtlsMode>,
+    pub ports: BTreeMap<u16, MtlsMode>,
 }
 
 #[derive(Clone, Debug)]
@@ -149,3 +166,22 @@ pub struct MatchRank {
     pub headers: usize,
     pub query: usize,
 }
+
+impl Default for Model {
+    fn default() -> Self {
+        Self {
+            mesh: MeshView::default(),
+            services: BTreeMap::new(),
+            workloads: Vec::new(),
+            routes: Vec::new(),
+            load_balancers: BTreeMap::new(),
+            counts: BTreeMap::new(),
+            peer_authentications: Vec::new(),
+            root_namespace: DEFAULT_ROOT_NAMESPACE.to_string(),
+            unenforced: Vec::new(),
+        }
+    }
+}
+
+/// Istio's default: the same YAML files mean the same thing in both meshes.
+pub const DEFAULT_ROOT_NAMESPACE: &str = "istio-system";

@@ -24,6 +24,64 @@ pub struct ProxyView {
     /// Every workload address in the mesh, so traffic to a workload's own address (not a
     /// Service) can be recognised and sent to it directly.
     pub workloads: Vec<WorkloadView>,
+    /// What the proxy's inbound side accepts (PeerAuthentication).
+    #[serde(default)]
+    pub inbound: InboundPolicy,
+}
+
+/// The mTLS modes of `PeerAuthentication`, resolved (UNSET is inherited away at compile).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum MtlsMode {
+    /// Only mutual TLS from this mesh's trust domain.
+    Strict,
+    /// Mutual TLS or plaintext, decided per connection (the default).
+    #[default]
+    Permissive,
+    /// Plaintext only: peers do not originate mTLS to it.
+    Disable,
+}
+
+/// The inbound side's mTLS mode: one for the workload, with per-port overrides (ports are the
+/// application's own, as in `portLevelMtls`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InboundPolicy {
+    pub mode: MtlsMode,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<u16, MtlsMode>,
+}
+
+impl InboundPolicy {
+    pub fn mode_for(&self, port: u16) -> MtlsMode {
+        self.ports.get(&port).copied().unwrap_or(self.mode)
+    }
+}
+
+/// What a proxy learns about itself from the control plane: mesh settings, its workload, and
+/// its inbound policy. One per proxy (xDS type `weft.v1.ProxyConfig`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyConfigView {
+    pub mesh: MeshView,
+    pub workload: Option<WorkloadView>,
+    pub inbound: InboundPolicy,
+}
+
+/// One Service as one client namespace sees it, with every backend its ports and routes send
+/// to (xDS type `weft.v1.ServiceConfig`). A proxy holds one per Service it calls.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceBundle {
+    pub service: ServiceView,
+    pub backends: BTreeMap<String, BackendView>,
+}
+
+/// The workloads at one address (xDS type `weft.v1.WorkloadConfig`), for traffic sent to a
+/// workload's own address instead of a Service.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadsAt {
+    pub address: IpAddr,
+    pub workloads: Vec<WorkloadView>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -320,6 +378,10 @@ pub struct EndpointView {
     pub service_account: String,
     pub meshed: bool,
     pub weight: u32,
+    /// Whether a peer proxy should originate mutual TLS to it: meshed and not `DISABLE` on
+    /// this port.
+    #[serde(default)]
+    pub mtls: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,10 @@ pub struct MeshConfigSpec {
     /// CIDR from which Weft assigns Service VIPs that have no `clusterIP`.
     #[serde(default)]
     pub service_cidr: Option<String>,
+    /// The namespace whose selector-less PeerAuthentication and AuthorizationPolicy apply
+    /// mesh-wide (as Istio's `rootNamespace`; default `istio-system`).
+    #[serde(default)]
+    pub root_namespace: Option<String>,
     #[serde(default)]
     pub proxy: Option<ProxyDefaults>,
 }

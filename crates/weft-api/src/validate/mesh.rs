@@ -29,13 +29,12 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
     }
     let mut rep = Reporter::new(diags, first);
     let spec = &config.spec;
-    let mesh = &mut model.mesh;
     if let Some(td) = &spec.trust_domain {
         if td.is_empty() || td.contains('/') || td.contains(':') {
             rep.error("spec.trustDomain", format!("`{td}` is not a trust domain"))
                 .with_hint("a DNS-like name such as `cluster.local` or `example.org`");
         } else {
-            mesh.trust_domain = td.clone();
+            model.mesh.trust_domain = td.clone();
         }
     }
     if let Some(cd) = &spec.cluster_domain {
@@ -43,7 +42,15 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
             rep.error("spec.clusterDomain", format!("`{cd}` is not a DNS suffix"))
                 .with_hint("e.g. `cluster.local`");
         } else {
-            mesh.cluster_domain = cd.clone();
+            model.mesh.cluster_domain = cd.clone();
+        }
+    }
+    if let Some(root) = &spec.root_namespace {
+        if root.is_empty() || root.contains('/') {
+            rep.error("spec.rootNamespace", format!("`{root}` is not a namespace"))
+                .with_hint("e.g. `istio-system` or `weft-system`");
+        } else {
+            model.root_namespace = root.clone();
         }
     }
     if let Some(cidr) = &spec.service_cidr {
@@ -55,6 +62,7 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
     let Some(proxy) = &spec.proxy else {
         return;
     };
+    let mesh = &mut model.mesh;
     for (field, value, slot) in [
         (
             "spec.proxy.outboundPort",

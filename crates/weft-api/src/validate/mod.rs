@@ -7,6 +7,7 @@
 mod filters;
 mod matches;
 mod mesh;
+mod peer_auth;
 mod policy;
 mod routes;
 mod services;

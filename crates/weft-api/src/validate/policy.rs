@@ -2,8 +2,9 @@
 //! AuthorizationPolicy.
 //!
 //! Only the load balancer of a DestinationRule is implemented in this version; its other
-//! parts are load errors that say so. PeerAuthentication and AuthorizationPolicy are checked
-//! and recorded as not yet enforced, and every proxy logs that at load.
+//! parts are load errors that say so. PeerAuthentication is translated by [`super::peer_auth`];
+//! AuthorizationPolicy is checked and recorded as not yet enforced, and every proxy logs that
+//! at load.
 
 use crate::diagnostic::Diagnostics;
 use crate::model::Model;
@@ -109,17 +110,9 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                 model.load_balancers.insert(key, entries);
             }
             Resource::PeerAuthentication(pa) => {
-                let mut rep = Reporter::new(diags, r);
-                let modes = pa.spec.mtls.iter().chain(pa.spec.port_level_mtls.values());
-                for m in modes {
-                    if let Some(mode) = &m.mode {
-                        if !matches!(mode.as_str(), "UNSET" | "DISABLE" | "PERMISSIVE" | "STRICT") {
-                            rep.error("spec.mtls.mode", format!("`{mode}` is not an mTLS mode"))
-                                .with_hint("UNSET, DISABLE, PERMISSIVE or STRICT");
-                        }
-                    }
+                if let Some(policy) = super::peer_auth::build(pa, Reporter::new(diags, r)) {
+                    model.peer_authentications.push(policy);
                 }
-                model.unenforced.push(r.display_name());
             }
             Resource::AuthorizationPolicy(ap) => {
                 let mut rep = Reporter::new(diags, r);

@@ -121,6 +121,8 @@ impl Registry {
             service_account: workload.service_account.clone(),
             meshed: workload.meshed,
             weight: 1,
+            // A DISABLE peer still accepts mTLS from a proxy; only Services carry the mode.
+            mtls: workload.meshed,
         };
         let mut map = match self.endpoints.lock() {
             Ok(m) => m,

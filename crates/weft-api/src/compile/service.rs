@@ -1,10 +1,10 @@
-//! Compiling the model into one proxy's view.
+//! One Service as one client namespace sees it: its ports, the routes attached to them, and
+//! every backend those send to.
 //!
-//! The view depends on who the proxy is: GAMMA consumer routes (a route in the client's own
-//! namespace whose parent is a Service elsewhere) apply only to clients in that namespace, and
-//! replace the Service owner's (producer) routes for them. Everything else is the same for
-//! every proxy. This is the one place that decides which routes apply and in what order; a
-//! proxy reading files and the control plane both call it.
+//! GAMMA consumer routes (a route in the client's own namespace whose parent is a Service
+//! elsewhere) apply only to clients in that namespace, and replace the Service owner's
+//! (producer) routes for them. This is the one place that decides which routes apply and in
+//! what order.
 
 use std::collections::BTreeMap;
 
@@ -12,110 +12,80 @@ use crate::model::{
     BackendName, FilterModel, Model, RouteKind, RouteModel, ServiceModel, TargetPort,
 };
 use crate::view::{
-    BackendView, EndpointView, FilterView, LoadBalancer, MatchEntry, MirrorView, ProxyView,
-    RoutingTable, RuleView, ServicePortView, ServiceView, TcpRouteView, WeightedBackend,
+    BackendView, EndpointView, FilterView, LoadBalancer, MatchEntry, MirrorView, MtlsMode,
+    RoutingTable, RuleView, ServiceBundle, ServicePortView, ServiceView, TcpRouteView,
+    WeightedBackend,
 };
 
-/// Who a view is for.
-#[derive(Clone, Debug)]
-pub struct ProxyIdentity {
-    /// The namespace the proxy's workload runs in: decides which consumer routes apply.
-    pub namespace: String,
-    /// The proxy's own WorkloadEntry, if it runs beside one.
-    pub workload: Option<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CompileError {
-    #[error("no WorkloadEntry named `{name}` in namespace `{namespace}`{}", known_workloads(.known))]
-    UnknownWorkload {
-        name: String,
-        namespace: String,
-        known: Vec<String>,
-    },
-}
-
-fn known_workloads(known: &[String]) -> String {
-    if known.is_empty() {
-        "; the configuration declares no WorkloadEntries".into()
-    } else {
-        format!("; known workloads: {}", known.join(", "))
-    }
-}
-
-pub fn compile(model: &Model, who: &ProxyIdentity) -> Result<ProxyView, CompileError> {
-    let workload = match &who.workload {
-        None => None,
-        Some(name) => Some(
-            model
-                .workloads
-                .iter()
-                .find(|w| &w.view.name == name && w.view.namespace == who.namespace)
-                .map(|w| w.view.clone())
-                .ok_or_else(|| CompileError::UnknownWorkload {
-                    name: name.clone(),
-                    namespace: who.namespace.clone(),
-                    known: model
-                        .workloads
-                        .iter()
-                        .map(|w| format!("{}/{}", w.view.namespace, w.view.name))
-                        .collect(),
-                })?,
-        ),
-    };
-    let mut view = ProxyView {
-        version: String::new(),
-        mesh: model.mesh.clone(),
-        workload,
-        services: Vec::new(),
-        backends: BTreeMap::new(),
-        workloads: model.workloads.iter().map(|w| w.view.clone()).collect(),
-    };
-    for svc in model.services.values() {
-        for port in &svc.ports {
-            let backend = backend(model, svc, port.port);
-            view.backends.insert(backend.key.clone(), backend);
+/// Compiles `svc` for clients in `client_ns`, with the backends it refers to.
+pub fn bundle(model: &Model, svc: &ServiceModel, client_ns: &str) -> ServiceBundle {
+    let mut backends = BTreeMap::new();
+    let mut ports = Vec::with_capacity(svc.ports.len());
+    for p in &svc.ports {
+        let own = backend(model, svc, p.port);
+        let default_backend = own.key.clone();
+        backends.insert(own.key.clone(), own);
+        let http = routes_for(model, svc, p.port, RouteKind::Http, client_ns);
+        let grpc = routes_for(model, svc, p.port, RouteKind::Grpc, client_ns);
+        let tcp = routes_for(model, svc, p.port, RouteKind::Tcp, client_ns);
+        for route in http.iter().chain(&grpc).chain(&tcp) {
+            for name in referenced(route) {
+                if !name.resolved {
+                    continue;
+                }
+                let key = BackendView::key_for(&name.namespace, &name.service, name.port);
+                if backends.contains_key(&key) {
+                    continue;
+                }
+                if let Some(target) = model
+                    .services
+                    .get(&(name.namespace.clone(), name.service.clone()))
+                {
+                    backends.insert(key, backend(model, target, name.port));
+                }
+            }
         }
-        view.services.push(ServiceView {
+        ports.push(ServicePortView {
+            port: p.port,
+            name: p.name.clone(),
+            protocol: p.protocol,
+            default_backend,
+            http: table(&http),
+            grpc: table(&grpc),
+            tcp: tcp.first().and_then(|r| {
+                r.rules.first().map(|rule| TcpRouteView {
+                    route: route_ref(r, 0, rule.name.clone()),
+                    backends: weighted(&rule.backends),
+                })
+            }),
+        });
+    }
+    ServiceBundle {
+        service: ServiceView {
             name: svc.name.clone(),
             namespace: svc.namespace.clone(),
             vip: svc.vip,
-            ports: svc
-                .ports
-                .iter()
-                .map(|p| ServicePortView {
-                    port: p.port,
-                    name: p.name.clone(),
-                    protocol: p.protocol,
-                    default_backend: BackendView::key_for(&svc.namespace, &svc.name, p.port),
-                    http: table(&routes_for(
-                        model,
-                        svc,
-                        p.port,
-                        RouteKind::Http,
-                        &who.namespace,
-                    )),
-                    grpc: table(&routes_for(
-                        model,
-                        svc,
-                        p.port,
-                        RouteKind::Grpc,
-                        &who.namespace,
-                    )),
-                    tcp: routes_for(model, svc, p.port, RouteKind::Tcp, &who.namespace)
-                        .first()
-                        .and_then(|r| {
-                            r.rules.first().map(|rule| TcpRouteView {
-                                route: route_ref(r, 0, rule.name.clone()),
-                                backends: weighted(&rule.backends),
-                            })
-                        }),
-                })
-                .collect(),
-        });
+            ports,
+        },
+        backends,
     }
-    view.version = digest(&view);
-    Ok(view)
+}
+
+/// Every backend a route names: its rules' backends and mirrors, and mirrors on backends.
+fn referenced(route: &RouteModel) -> impl Iterator<Item = &BackendName> {
+    fn mirrors(filters: &[FilterModel]) -> impl Iterator<Item = &BackendName> {
+        filters.iter().filter_map(|f| match f {
+            FilterModel::Mirror { backend, .. } => Some(backend),
+            FilterModel::Plain(_) => None,
+        })
+    }
+    route.rules.iter().flat_map(|rule| {
+        mirrors(&rule.filters).chain(
+            rule.backends
+                .iter()
+                .flat_map(|b| std::iter::once(&b.backend).chain(mirrors(&b.filters))),
+        )
+    })
 }
 
 /// Routes of one kind attached to a Service port, as this client sees them, oldest first.
@@ -233,7 +203,7 @@ fn filters(filters: &[FilterModel]) -> Vec<FilterView> {
 }
 
 /// A Service port's endpoints: the workloads its selector picks, at its target port.
-fn backend(model: &Model, svc: &ServiceModel, port: u16) -> BackendView {
+pub(super) fn backend(model: &Model, svc: &ServiceModel, port: u16) -> BackendView {
     let sp = svc.port(port);
     let mut endpoints = Vec::new();
     if !svc.selector.is_empty() {
@@ -260,6 +230,7 @@ fn backend(model: &Model, svc: &ServiceModel, port: u16) -> BackendView {
                 service_account: v.service_account.clone(),
                 meshed: v.meshed,
                 weight: w.weight,
+                mtls: v.meshed && super::mtls::mode_for(model, v, target) != MtlsMode::Disable,
             });
         }
     }
@@ -285,15 +256,4 @@ fn backend(model: &Model, svc: &ServiceModel, port: u16) -> BackendView {
         load_balancer,
         endpoints,
     }
-}
-
-/// FNV-1a over the view's JSON: a stable content digest, not a security boundary.
-fn digest(view: &ProxyView) -> String {
-    let json = serde_json::to_vec(view).unwrap_or_default();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in json {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{h:016x}")
 }
