@@ -4,10 +4,11 @@
 //!   the file, line and field;
 //! - [`validate`] checks the set as a whole (references, duplicates, matches, ports) and builds
 //!   the [`model::Model`] the rest of Weft uses;
-//! - [`compile`] turns the model into one proxy's [`view::ProxyView`]: the same code serves a
-//!   proxy reading files and (later) the control plane.
+//! - [`compile`] turns the model into one proxy's [`view::ProxyView`], or into the pieces the
+//!   control plane sends: the same code serves a proxy reading files and the control plane;
+//! - [`watch`] says when a configuration directory changed.
 //!
-//! No I/O beyond reading files.
+//! No I/O beyond reading and watching files.
 
 pub mod compile;
 pub mod diagnostic;
@@ -17,6 +18,7 @@ pub mod model;
 pub mod resources;
 pub mod validate;
 pub mod view;
+pub mod watch;
 
 pub use diagnostic::{Diagnostic, Diagnostics, InvalidConfig, Severity};
 
