@@ -60,6 +60,11 @@ pub struct Entry {
     status: u16,
     duration_ms: f64,
     weft_error: Option<String>,
+    /// Inbound: the client's SPIFFE id (`unknown` without mTLS) and whether it used mTLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_principal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mtls: Option<bool>,
 }
 
 impl Entry {
@@ -91,7 +96,18 @@ impl Entry {
             status: 0,
             duration_ms: 0.0,
             weft_error: None,
+            peer_principal: None,
+            mtls: None,
         }
+    }
+
+    /// A request arriving from a peer (or a plaintext client) for the local application.
+    pub fn inbound<B>(req: &Request<B>, client: SocketAddr, principal: &str, mtls: bool) -> Entry {
+        let mut e = Entry::outbound(req, client);
+        e.direction = crate::metrics::INBOUND;
+        e.peer_principal = Some(principal.to_string());
+        e.mtls = Some(mtls);
+        e
     }
 
     pub fn route(&mut self, service: &str, route: &str) {
@@ -112,4 +128,26 @@ impl Entry {
         line.push('\n');
         line
     }
+}
+
+/// One line for a finished TCP connection.
+pub fn tcp_line(
+    direction: &'static str,
+    client: SocketAddr,
+    port: u16,
+    principal: &str,
+    mtls: bool,
+) -> String {
+    let line = serde_json::json!({
+        "timestamp": SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
+        "direction": direction,
+        "client": client.to_string(),
+        "protocol": "tcp",
+        "port": port,
+        "peer_principal": principal,
+        "mtls": mtls,
+    });
+    let mut s = line.to_string();
+    s.push('\n');
+    s
 }

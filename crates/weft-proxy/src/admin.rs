@@ -46,10 +46,16 @@ fn handle(cx: &Context, req: Request<Incoming>) -> Response<Body> {
                     "not ready: shutting down\n",
                 )
             } else if !cx.status.is_ready() {
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "not ready: no valid configuration loaded\n",
-                )
+                let why = cx
+                    .status
+                    .rejected()
+                    .map(|r| r.join("; "))
+                    .unwrap_or_else(|| "no valid configuration loaded".to_string());
+                Response::builder()
+                    .status(StatusCode::SERVICE_UNAVAILABLE)
+                    .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                    .body(full(format!("not ready: {why}\n")))
+                    .unwrap_or_else(|_| text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"))
             } else {
                 text(StatusCode::OK, "ready\n")
             }

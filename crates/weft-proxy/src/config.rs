@@ -7,8 +7,10 @@ use std::time::Duration;
 
 #[derive(Clone, Debug)]
 pub struct ProxyConfig {
-    /// Directory of YAML resources (static mode: no control plane).
+    /// Directory of YAML resources (static mode: no control plane). Unused with `control`.
     pub config_dir: PathBuf,
+    /// The control plane that configures this proxy and issues its certificate.
+    pub control: Option<crate::control::ControlSettings>,
     /// The WorkloadEntry this proxy runs beside, if any.
     pub workload: Option<String>,
     /// The proxy's namespace: decides which consumer routes apply.
@@ -36,6 +38,7 @@ impl ProxyConfig {
         let any = IpAddr::from([0, 0, 0, 0]);
         Self {
             config_dir,
+            control: None,
             workload: None,
             namespace: weft_api::DEFAULT_NAMESPACE.to_string(),
             outbound_addr: SocketAddr::new(any, 4140),

@@ -6,6 +6,11 @@
 //! application. Connections without the header come from outside the mesh: captured ones are
 //! forwarded as TCP to the port they were addressed to; ones made to the proxy directly have
 //! no port to go to and are refused.
+//!
+//! Peer proxies with identities connect with mutual TLS (TLS 1.3, ALPN `weft/1`) and send the
+//! header inside it; the client's SPIFFE id labels metrics and access logs. PeerAuthentication
+//! decides what else is accepted per application port: STRICT refuses plaintext (mesh
+//! plaintext and outside clients alike), PERMISSIVE and DISABLE accept it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,7 +21,9 @@ use arc_swap::ArcSwap;
 use http::header::HeaderValue;
 use http::{Request, Response, Version};
 use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use weft_api::view::MtlsMode;
 
 use crate::http::errors::{respond, Reason};
 use crate::http::headers::{strip_hop_by_hop, ORIG_PROTO};
@@ -33,7 +40,7 @@ use crate::run::Context;
 pub struct Ports {
     h2: ArcSwap<HashMap<u16, Arc<H2Connection>>>,
     h1: ArcSwap<HashMap<u16, Arc<Http1Pool>>>,
-    stats: ArcSwap<HashMap<u16, Arc<RouteStats>>>,
+    stats: ArcSwap<HashMap<(u16, Peer), Arc<RouteStats>>>,
 }
 
 impl Ports {
@@ -45,26 +52,60 @@ impl Ports {
         get_or_insert(&self.h2, app.port(), || Arc::new(H2Connection::plain(app)))
     }
 
-    fn stats(&self, cx: &Context, port: u16) -> Arc<RouteStats> {
-        get_or_insert(&self.stats, port, || {
-            cx.metrics
-                .route(INBOUND, &local_workload(cx), &format!("port-{port}"))
+    fn stats(&self, cx: &Context, port: u16, peer: &Peer) -> Arc<RouteStats> {
+        get_or_insert(&self.stats, (port, peer.clone()), || {
+            cx.metrics.route_from(
+                INBOUND,
+                &local_workload(cx),
+                &format!("port-{port}"),
+                &peer.principal,
+                peer.policy(),
+            )
         })
     }
 }
 
-fn get_or_insert<T>(
-    map: &ArcSwap<HashMap<u16, Arc<T>>>,
-    key: u16,
+/// Who is calling, as the connection proved it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Peer {
+    /// The SPIFFE id of an mTLS client; `unknown` for plaintext.
+    pub principal: Arc<str>,
+    pub mtls: bool,
+}
+
+impl Peer {
+    fn plaintext() -> Self {
+        Peer {
+            principal: Arc::from("unknown"),
+            mtls: false,
+        }
+    }
+
+    /// Istio's `connection_security_policy` label value.
+    pub fn policy(&self) -> &'static str {
+        if self.mtls {
+            "mutual_tls"
+        } else {
+            "none"
+        }
+    }
+}
+
+fn get_or_insert<K, T>(
+    map: &ArcSwap<HashMap<K, Arc<T>>>,
+    key: K,
     make: impl FnOnce() -> Arc<T>,
-) -> Arc<T> {
+) -> Arc<T>
+where
+    K: std::hash::Hash + Eq + Clone,
+{
     if let Some(v) = map.load().get(&key) {
         return v.clone();
     }
     let value = make();
     map.rcu(|m| {
         let mut next = HashMap::clone(m);
-        next.entry(key).or_insert_with(|| value.clone());
+        next.entry(key.clone()).or_insert_with(|| value.clone());
         next
     });
     map.load().get(&key).cloned().unwrap_or(value)
@@ -86,9 +127,17 @@ pub async fn serve(listener: TcpListener, cx: Arc<Context>) {
     .await
 }
 
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+/// How long a peer has to finish the mTLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
     crate::io::tune(&stream);
-    let orig = orig_dst::original_dst(&stream);
+    // A connection captured on its way to an application port (not made to the proxy's own
+    // port) comes from outside the mesh: peers dial the inbound port directly.
+    let listen_port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
+    let captured = orig_dst::original_dst(&stream).filter(|d| d.port() != listen_port);
     let wait = Duration::from_millis(cx.state.load().mesh.detect_timeout_ms.max(1));
     let peeked = match transport::read_header(&mut stream, wait).await {
         Ok(p) => p,
@@ -98,26 +147,37 @@ async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
         }
     };
     match peeked {
-        Peeked::Mesh(header, rest) => match header.carriage {
-            Carriage::Opaque => {
-                forward_tcp(PrefixedIo::new(rest, stream), header.port, client, cx).await
+        Peeked::Other(bytes) if captured.is_none() && bytes.first() == Some(&TLS_HANDSHAKE) => {
+            accept_mtls(PrefixedIo::new(bytes, stream), client, cx).await
+        }
+        Peeked::Mesh(header, rest) => {
+            if refuse_plaintext(cx, client, header.port) {
+                return;
             }
-            Carriage::Http2 => {
-                let handler = crate::handler_service!(Handler {
-                    cx: cx.clone(),
-                    port: header.port,
-                });
-                crate::http::server::serve_http2(
-                    PrefixedIo::new(rest, stream),
-                    handler,
-                    cx.limits,
-                    &cx.drain,
+            serve_mesh(
+                PrefixedIo::new(rest, stream),
+                header,
+                client,
+                Peer::plaintext(),
+                cx,
+            )
+            .await
+        }
+        Peeked::Other(bytes) => match captured {
+            Some(dst) => {
+                if refuse_plaintext(cx, client, dst.port()) {
+                    return;
+                }
+                let peer = Peer::plaintext();
+                forward_tcp(
+                    PrefixedIo::new(bytes, stream),
+                    dst.port(),
+                    client,
+                    &peer,
+                    cx,
                 )
-                .await;
+                .await
             }
-        },
-        Peeked::Other(bytes) => match orig {
-            Some(dst) => forward_tcp(PrefixedIo::new(bytes, stream), dst.port(), client, cx).await,
             None => {
                 cx.metrics.proxy_error(INBOUND, "no-target-port");
                 tracing::warn!(
@@ -129,9 +189,91 @@ async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
     }
 }
 
-async fn forward_tcp<I>(mut io: I, port: u16, client: SocketAddr, cx: &Arc<Context>)
+/// STRICT ports take mutual TLS only. Logs and counts the refusal.
+fn refuse_plaintext(cx: &Context, client: SocketAddr, port: u16) -> bool {
+    if cx.state.load().view.inbound.mode_for(port) != MtlsMode::Strict {
+        return false;
+    }
+    cx.metrics.proxy_error(INBOUND, "plaintext-refused");
+    tracing::warn!(%client, port, "refusing plaintext connection: PeerAuthentication is STRICT for this port (mutual TLS only)");
+    true
+}
+
+/// Terminates a peer proxy's mutual TLS, then serves what the transport header says.
+async fn accept_mtls<I>(io: I, client: SocketAddr, cx: &Arc<Context>)
 where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Some(current) = cx.registry.tls.current() else {
+        cx.metrics.proxy_error(INBOUND, "no-identity");
+        tracing::warn!(%client, "refusing mutual TLS: this proxy has no certificate yet");
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(current.server.clone());
+    let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            cx.metrics.proxy_error(INBOUND, "tls-refused");
+            tracing::warn!(%client, reason = %e, "refusing mutual TLS connection");
+            return;
+        }
+        Err(_) => {
+            cx.metrics.proxy_error(INBOUND, "tls-refused");
+            tracing::warn!(%client, "refusing mutual TLS connection: handshake timed out");
+            return;
+        }
+    };
+    let principal = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(weft_identity::peer_id)
+        .map(|id| id.to_uri())
+        .unwrap_or_else(|| "unknown".to_string());
+    let peer = Peer {
+        principal: Arc::from(principal),
+        mtls: true,
+    };
+    let wait = Duration::from_millis(cx.state.load().mesh.detect_timeout_ms.max(1)) * 10;
+    match transport::read_header(&mut tls, wait).await {
+        Ok(Peeked::Mesh(header, rest)) => {
+            serve_mesh(PrefixedIo::new(rest, tls), header, client, peer, cx).await
+        }
+        Ok(Peeked::Other(_)) => {
+            cx.metrics.proxy_error(INBOUND, "no-target-port");
+            tracing::warn!(%client, peer = %peer.principal, "refusing mutual TLS connection without a Weft transport header");
+        }
+        Err(e) => tracing::debug!(%client, error = %e, "mTLS connection failed before its header"),
+    }
+}
+
+async fn serve_mesh<I>(
+    io: I,
+    header: transport::Header,
+    client: SocketAddr,
+    peer: Peer,
+    cx: &Arc<Context>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    match header.carriage {
+        Carriage::Opaque => forward_tcp(io, header.port, client, &peer, cx).await,
+        Carriage::Http2 => {
+            let handler = crate::handler_service!(Handler {
+                stats: cx.ports.stats(cx, header.port, &peer),
+                cx: cx.clone(),
+                port: header.port,
+                client,
+                peer,
+            });
+            crate::http::server::serve_http2(io, handler, cx.limits, &cx.drain).await;
+        }
+    }
+}
+
+async fn forward_tcp<I>(mut io: I, port: u16, client: SocketAddr, peer: &Peer, cx: &Arc<Context>)
+where
+    I: AsyncRead + AsyncWrite + Unpin,
 {
     let app = SocketAddr::new(cx.app_ip, port);
     let stats = cx.metrics.tcp(INBOUND, &local_workload(cx));
@@ -153,18 +295,38 @@ where
         Err(e) => tracing::debug!(error = %e, "inbound TCP connection ended with an error"),
     }
     stats.closed.inc();
+    if let Some(log) = &cx.access_log {
+        log.write(crate::access_log::tcp_line(
+            INBOUND,
+            client,
+            port,
+            &peer.principal,
+            peer.mtls,
+        ));
+    }
 }
 
 #[derive(Clone)]
 struct Handler {
     cx: Arc<Context>,
     port: u16,
+    client: SocketAddr,
+    peer: Peer,
+    stats: Arc<RouteStats>,
 }
 
 impl Handler {
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let start = Instant::now();
-        let stats = self.cx.ports.stats(&self.cx, self.port);
+        let stats = &self.stats;
+        let entry = self.cx.access_log.as_ref().map(|_| {
+            crate::access_log::Entry::inbound(
+                &req,
+                self.client,
+                &self.peer.principal,
+                self.peer.mtls,
+            )
+        });
         let grpc = crate::http::is_grpc(&req);
         let (mut head, body) = req.into_parts();
         let orig = head.headers.remove(ORIG_PROTO);
@@ -203,6 +365,11 @@ impl Handler {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok());
         stats.record(resp.status().as_u16(), grpc_status, start.elapsed());
+        if let (Some(log), Some(entry)) = (&self.cx.access_log, entry) {
+            let mut entry = entry;
+            entry.route(&local_workload(&self.cx), &format!("port-{}", self.port));
+            log.write(entry.finish(&resp, start.elapsed()));
+        }
         resp
     }
 }

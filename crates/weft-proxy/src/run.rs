@@ -14,8 +14,10 @@ use weft_api::view::ProxyView;
 
 use crate::access_log::AccessLog;
 use crate::config::ProxyConfig;
+use crate::control::discovery::Discovery;
 use crate::drain;
 use crate::http::server::Limits;
+use crate::mesh::MeshTls;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::state::{Registry, Shared, Snapshot};
 
@@ -31,6 +33,8 @@ pub struct Context {
     pub ports: crate::inbound::Ports,
     pub status: Status,
     pub identity: ProxyIdentity,
+    /// On-demand subscriptions, when a control plane configures the proxy.
+    pub discovery: Option<Arc<crate::control::discovery::Discovery>>,
 }
 
 /// Whether a valid configuration is loaded, and why the last change was rejected.
@@ -48,6 +52,35 @@ impl Status {
     /// The errors of the last rejected change, if the configuration in use is older.
     pub fn rejected(&self) -> Option<Vec<String>> {
         self.rejected.load_full().map(|v| v.as_ref().clone())
+    }
+
+    /// Why the proxy is not ready yet (no configuration from the control plane).
+    pub fn set_waiting(&self, why: String) {
+        if !self.is_ready() {
+            self.rejected.store(Some(Arc::new(vec![why])));
+        }
+    }
+}
+
+/// Swaps in a new view (from the control plane); requests in flight keep the old one.
+pub fn install_view(cx: &Context, view: ProxyView) {
+    if view.version == cx.state.load().view.version && cx.status.is_ready() {
+        return;
+    }
+    let version = view.version.clone();
+    let snapshot = Snapshot::build(view, &cx.identity.namespace, &cx.metrics, &cx.registry);
+    cx.state.store(Arc::new(snapshot));
+    cx.status.rejected.store(None);
+    let first = !cx.status.ready.swap(true, Ordering::AcqRel);
+    cx.metrics
+        .config_reloads
+        .get_or_create(&ResultLabels { result: "ok" })
+        .inc();
+    cx.metrics.config_timestamp.set(unix_now());
+    if first {
+        tracing::info!(%version, "configuration received from the control plane; ready");
+    } else {
+        tracing::debug!(%version, "configuration updated");
     }
 }
 
@@ -156,34 +189,52 @@ pub async fn run(
         workload: config.workload.clone(),
     };
     let dir = config.config_dir.clone();
-    let view = {
-        let (d, w) = (dir.clone(), identity.clone());
-        tokio::task::spawn_blocking(move || load_view(&d, &w))
-            .await
-            .unwrap_or_else(|e| {
-                Err(RunError::InvalidConfig {
-                    dir: dir.display().to_string(),
-                    diagnostics: e.to_string(),
-                })
-            })?
-    };
     let metrics = Metrics::new();
-    let registry = Arc::new(Registry::default());
-    let snapshot = Snapshot::build(view, &identity.namespace, &metrics, &registry);
-    tracing::info!(version = %snapshot.view.version, services = snapshot.services.len(), "configuration loaded");
+    let tls = Arc::new(MeshTls::new(config.control.is_some()));
+    let registry = Arc::new(Registry::new(tls));
+    let status = Status::default();
+    let snapshot = match &config.control {
+        // With a control plane the proxy starts empty and not ready, and says why on /ready.
+        Some(control) => {
+            status.set_waiting(format!("waiting for the control plane at {}", control.addr));
+            Snapshot::empty(&identity.namespace)
+        }
+        None => {
+            let view = {
+                let (d, w) = (dir.clone(), identity.clone());
+                tokio::task::spawn_blocking(move || load_view(&d, &w))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(RunError::InvalidConfig {
+                            dir: dir.display().to_string(),
+                            diagnostics: e.to_string(),
+                        })
+                    })?
+            };
+            let snapshot = Snapshot::build(view, &identity.namespace, &metrics, &registry);
+            tracing::info!(version = %snapshot.view.version, services = snapshot.services.len(), "configuration loaded");
+            status.ready.store(true, Ordering::Release);
+            metrics
+                .config_reloads
+                .get_or_create(&ResultLabels { result: "ok" })
+                .inc();
+            metrics.config_timestamp.set(unix_now());
+            snapshot
+        }
+    };
 
     let outbound = bind(config.outbound_addr, "outbound").await?;
     let inbound = bind(config.inbound_addr, "inbound").await?;
     let admin = bind(config.admin_addr, "admin").await?;
 
     let (drain, watch) = drain::channel();
-    let status = Status::default();
-    status.ready.store(true, Ordering::Release);
-    metrics
-        .config_reloads
-        .get_or_create(&ResultLabels { result: "ok" })
-        .inc();
-    metrics.config_timestamp.set(unix_now());
+    let (discovery, subscriptions) = match &config.control {
+        Some(_) => {
+            let (d, rx) = Discovery::new();
+            (Some(d), Some(rx))
+        }
+        None => (None, None),
+    };
     let cx = Arc::new(Context {
         state: Arc::new(ArcSwap::from_pointee(snapshot)),
         access_log: config
@@ -201,17 +252,38 @@ pub async fn run(
         ports: Default::default(),
         status,
         identity,
+        discovery: discovery.clone(),
     });
     tracing::info!(
         outbound = %config.outbound_addr, inbound = %config.inbound_addr, admin = %config.admin_addr,
         "proxy serving"
     );
-    let tasks = [
+    let mut tasks = vec![
         tokio::spawn(crate::outbound::serve(outbound, cx.clone())),
         tokio::spawn(crate::inbound::serve(inbound, cx.clone())),
         tokio::spawn(crate::admin::serve(admin, cx.clone())),
-        tokio::spawn(crate::watch::run(dir, cx.clone())),
     ];
+    match (config.control, discovery, subscriptions) {
+        (Some(control), Some(discovery), Some(subscriptions)) => {
+            let settings = Arc::new(control);
+            let renew_now = Arc::new(tokio::sync::Notify::new());
+            let certs = crate::control::certs::Certs {
+                settings: settings.clone(),
+                tls: cx.registry.tls.clone(),
+                renew_now: renew_now.clone(),
+            };
+            let xds = crate::control::xds::XdsClient {
+                settings,
+                cx: cx.clone(),
+                discovery,
+                subscriptions,
+                renew_now,
+            };
+            tasks.push(tokio::spawn(certs.run()));
+            tasks.push(tokio::spawn(xds.run()));
+        }
+        _ => tasks.push(tokio::spawn(crate::watch::run(dir, cx.clone()))),
+    }
     shutdown.await;
     tracing::info!(grace = ?config.drain_timeout, "shutting down: no new connections; waiting for in-flight requests");
     let open = drain.drain(config.drain_timeout).await;

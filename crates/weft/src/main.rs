@@ -1,6 +1,9 @@
 //! `weft`: one binary for every part of the mesh.
 //!
-//! - `weft proxy`: the data plane, beside a workload (static mode: from a config directory);
+//! - `weft control`: the control plane (delta xDS, certificate authority) on a directory;
+//! - `weft proxy`: the data plane, beside a workload (from a control plane, or a directory);
+//! - `weft token create`: a join token for a proxy's first certificate;
+//! - `weft check`: whether a control plane's configuration is in effect, or why not;
 //! - `weft validate`: checks a config directory and summarises it;
 //! - `weft echo`: the echo server tests and examples run behind the mesh.
 
@@ -33,10 +36,16 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the control plane on a directory of mesh resources.
+    Control(cmd::control::Args),
     /// Run a proxy beside a workload.
     Proxy(cmd::proxy::Args),
     /// Check a directory of mesh resources and summarise what it declares.
     Validate(cmd::validate::Args),
+    /// Join tokens for proxies' first certificates.
+    Token(cmd::token::Args),
+    /// Ask a running control plane whether its configuration is in effect.
+    Check(cmd::check::Args),
     /// Run the echo server (HTTP/1.1, h2c and gRPC on each --http address; TCP echo on --tcp).
     Echo(cmd::echo::Args),
 }
@@ -45,7 +54,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log, cli.log_format);
     let result = match cli.command {
+        Command::Control(args) => cmd::control::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Token(args) => cmd::token::run(args),
+        Command::Check(args) => cmd::check::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Echo(args) => cmd::echo::run(args),
     };

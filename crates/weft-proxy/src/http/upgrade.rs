@@ -7,32 +7,21 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use tokio::io::AsyncWriteExt;
 
-use super::upstream::{connect, UpstreamError};
+use super::upstream::UpstreamError;
 use super::{boxed, Body};
-use crate::io::transport::{Carriage, Header};
+use crate::state::Endpoint;
 
-/// Sends an upgrade request to `dial` (with a transport header for `target_port` when the
-/// endpoint is meshed) and, on 101, splices client and endpoint. Returns the response for the
+/// Sends an upgrade request to `endpoint` on a connection of its own (opaque through the mesh
+/// when it is meshed) and, on 101, splices client and endpoint. Returns the response for the
 /// client.
 pub async fn proxy_upgrade(
     mut req: Request<Incoming>,
-    dial: std::net::SocketAddr,
-    mesh_target_port: Option<u16>,
+    endpoint: &Endpoint,
     connect_timeout: Duration,
 ) -> Result<Response<Body>, UpstreamError> {
-    let mut stream = connect(dial, connect_timeout).await?;
-    if let Some(port) = mesh_target_port {
-        let header = Header {
-            carriage: Carriage::Opaque,
-            port,
-        };
-        stream
-            .write_all(&header.encode())
-            .await
-            .map_err(|source| UpstreamError::Connect { addr: dial, source })?;
-    }
+    let dial = endpoint.addr;
+    let stream = endpoint.open_opaque(connect_timeout).await?;
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .handshake::<_, Body>(TokioIo::new(stream))
         .await

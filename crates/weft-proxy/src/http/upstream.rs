@@ -18,11 +18,11 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::Body;
 use crate::io::transport::{Carriage, Header};
+use crate::mesh::{dial_peer, MeshStream, MeshTls, PeerTarget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -33,6 +33,8 @@ pub enum UpstreamError {
     },
     #[error("connecting to {addr}: timed out after {timeout:?}")]
     ConnectTimeout { addr: SocketAddr, timeout: Duration },
+    #[error("mutual TLS with {addr}: {reason}")]
+    Tls { addr: SocketAddr, reason: String },
     #[error("HTTP/2 handshake with {addr}: {source}")]
     Handshake {
         addr: SocketAddr,
@@ -52,6 +54,7 @@ impl UpstreamError {
         match self {
             UpstreamError::Connect { .. }
             | UpstreamError::ConnectTimeout { .. }
+            | UpstreamError::Tls { .. }
             | UpstreamError::Handshake { .. } => true,
             UpstreamError::Request { source, .. } => source.is_canceled(),
         }
@@ -73,32 +76,39 @@ pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, U
 /// One multiplexed HTTP/2 connection, reopened on demand.
 pub struct H2Connection {
     dial: SocketAddr,
-    header: Option<Header>,
+    peer: Option<Peer>,
     ready: ArcSwapOption<http2::SendRequest<Body>>,
     connecting: tokio::sync::Mutex<()>,
 }
 
+/// A peer proxy: who it must be, and which local port on it the requests are for.
+struct Peer {
+    target: PeerTarget,
+    port: u16,
+    tls: std::sync::Arc<MeshTls>,
+}
+
 impl H2Connection {
-    /// A connection to a peer proxy at `peer` for its local port `target_port`.
-    pub fn new(peer: SocketAddr, target_port: u16) -> Self {
-        Self::with_header(
-            peer,
-            Some(Header {
-                carriage: Carriage::Http2,
+    /// A connection to a peer proxy for its local port `target_port` (mutual TLS when the
+    /// target names an identity).
+    pub fn new(target: PeerTarget, target_port: u16, tls: std::sync::Arc<MeshTls>) -> Self {
+        Self {
+            dial: target.dial,
+            peer: Some(Peer {
+                target,
                 port: target_port,
+                tls,
             }),
-        )
+            ready: ArcSwapOption::empty(),
+            connecting: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// A plain h2c connection (no transport header).
     pub fn plain(addr: SocketAddr) -> Self {
-        Self::with_header(addr, None)
-    }
-
-    fn with_header(dial: SocketAddr, header: Option<Header>) -> Self {
         Self {
-            dial,
-            header,
+            dial: addr,
+            peer: None,
             ready: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
         }
@@ -141,16 +151,16 @@ impl H2Connection {
                 return Ok((*s).clone());
             }
         }
-        let mut stream = connect(self.dial, connect_timeout).await?;
-        if let Some(h) = self.header {
-            stream
-                .write_all(&h.encode())
-                .await
-                .map_err(|source| UpstreamError::Connect {
-                    addr: self.dial,
-                    source,
-                })?;
-        }
+        let stream = match &self.peer {
+            Some(p) => {
+                let header = Header {
+                    carriage: Carriage::Http2,
+                    port: p.port,
+                };
+                dial_peer(&p.target, Some(header), &p.tls, connect_timeout).await?
+            }
+            None => MeshStream::Plain(connect(self.dial, connect_timeout).await?),
+        };
         let handshake = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .keep_alive_interval(Duration::from_secs(30))

@@ -34,6 +34,10 @@ pub struct RouteLabels {
     pub direction: &'static str,
     pub destination_service: String,
     pub route: String,
+    /// The client's SPIFFE id (inbound over mTLS); `unknown` otherwise.
+    pub source_principal: String,
+    /// `mutual_tls` or `none` inbound; `unknown` outbound (as Istio labels the client side).
+    pub connection_security_policy: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -41,6 +45,8 @@ pub struct RequestLabels {
     pub direction: &'static str,
     pub destination_service: String,
     pub route: String,
+    pub source_principal: String,
+    pub connection_security_policy: &'static str,
     pub response_code: String,
     pub grpc_status: String,
 }
@@ -200,10 +206,25 @@ impl Metrics {
         service: &str,
         route: &str,
     ) -> Arc<RouteStats> {
+        self.route_from(direction, service, route, "unknown", "unknown")
+    }
+
+    /// Metric handles for one route as seen from one peer (inbound: the client's identity and
+    /// whether the connection was mutual TLS).
+    pub fn route_from(
+        self: &Arc<Self>,
+        direction: &'static str,
+        service: &str,
+        route: &str,
+        source_principal: &str,
+        connection_security_policy: &'static str,
+    ) -> Arc<RouteStats> {
         let labels = RouteLabels {
             direction,
             destination_service: service.to_string(),
             route: route.to_string(),
+            source_principal: source_principal.to_string(),
+            connection_security_policy,
         };
         Arc::new(RouteStats {
             metrics: self.clone(),
@@ -299,6 +320,8 @@ impl RouteStats {
             direction: self.labels.direction,
             destination_service: self.labels.destination_service.clone(),
             route: self.labels.route.clone(),
+            source_principal: self.labels.source_principal.clone(),
+            connection_security_policy: self.labels.connection_security_policy,
             response_code: status.to_string(),
             grpc_status: grpc_status.map(|g| g.to_string()).unwrap_or_default(),
         };
@@ -340,7 +363,7 @@ mod tests {
         r.record(200, None, Duration::from_millis(3));
         r.record(503, None, Duration::from_millis(1));
         let text = m.encode();
-        assert!(text.contains(r#"weft_requests_total{direction="outbound",destination_service="ns/echo",route="ns/route",response_code="200",grpc_status=""} 2"#), "{text}");
+        assert!(text.contains(r#"weft_requests_total{direction="outbound",destination_service="ns/echo",route="ns/route",source_principal="unknown",connection_security_policy="unknown",response_code="200",grpc_status=""} 2"#), "{text}");
         assert!(text.contains(r#"response_code="503""#), "{text}");
         assert!(
             text.contains("weft_request_duration_seconds_bucket"),

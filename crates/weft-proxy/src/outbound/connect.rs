@@ -88,7 +88,12 @@ fn choose(
     }
     if let Ok(addr) = authority.parse::<SocketAddr>() {
         if let Some(w) = snapshot.workload_at(addr.ip()) {
-            let endpoint = cx.registry.direct(addr, w, snapshot.mesh.inbound_port);
+            let endpoint = cx.registry.direct(
+                addr,
+                w,
+                snapshot.mesh.inbound_port,
+                &snapshot.mesh.trust_domain,
+            );
             return Ok((endpoint, format!("{}/{}", w.namespace, w.name)));
         }
     }

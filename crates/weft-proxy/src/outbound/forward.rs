@@ -165,9 +165,7 @@ async fn upgrade(
     cx: &Arc<Context>,
     connect_timeout: Duration,
 ) -> Response<Body> {
-    let dial = if ep.meshed { ep.h2.peer() } else { ep.addr };
-    let mesh_port = ep.meshed.then_some(ep.addr.port());
-    match proxy_upgrade(req, dial, mesh_port, connect_timeout).await {
+    match proxy_upgrade(req, ep, connect_timeout).await {
         Ok(resp) => resp,
         Err(e) => {
             cx.metrics

@@ -68,7 +68,23 @@ impl Handler {
         start: Instant,
         log: Option<&mut Entry>,
     ) -> Response<Body> {
-        match self.destination(snapshot, &req) {
+        let mut snapshot = snapshot.clone();
+        let mut destination = self.destination(&snapshot, &req);
+        if let (Err(_), Target::Explicit, Some(discovery)) =
+            (&destination, &self.target, &self.cx.discovery)
+        {
+            // Not known yet: ask the control plane, then look again.
+            if let Some(authority) = authority_of(&req) {
+                let wanted = snapshot.discovery_names(&authority);
+                if !wanted.is_empty() {
+                    discovery.ensure(&wanted, super::ON_DEMAND_TIMEOUT).await;
+                    snapshot = self.cx.state.load_full();
+                    destination = self.destination(&snapshot, &req);
+                }
+            }
+        }
+        let snapshot = &snapshot;
+        match destination {
             Ok(Destination::Port(sp)) => self.route(snapshot, &sp, req, grpc, start, log).await,
             Ok(Destination::Workload(addr)) => self.to_workload(snapshot, addr, req, grpc).await,
             Err(detail) => {
@@ -321,10 +337,12 @@ impl Handler {
                 grpc,
             );
         };
-        let endpoint = self
-            .cx
-            .registry
-            .direct(addr, workload, snapshot.mesh.inbound_port);
+        let endpoint = self.cx.registry.direct(
+            addr,
+            workload,
+            snapshot.mesh.inbound_port,
+            &snapshot.mesh.trust_domain,
+        );
         let timeout = std::time::Duration::from_millis(snapshot.mesh.connect_timeout_ms.max(1));
         forward::to_endpoint(&self.cx, &endpoint, req, timeout, grpc).await
     }

@@ -41,10 +41,22 @@ pub async fn serve(listener: TcpListener, cx: Arc<Context>) {
     .await
 }
 
+/// How long a connection waits for the control plane to answer about a destination this
+/// proxy has not seen before.
+pub const ON_DEMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
     crate::io::tune(&stream);
-    let snapshot = cx.state.load_full();
-    let (target, declared) = match orig_dst::original_dst(&stream) {
+    let mut snapshot = cx.state.load_full();
+    let dst = orig_dst::original_dst(&stream);
+    if let (Some(dst), Some(discovery)) = (dst, &cx.discovery) {
+        if snapshot.by_addr(dst).is_none() && snapshot.workload_at(dst.ip()).is_none() {
+            let wanted = snapshot.discovery_names(&dst.ip().to_string());
+            discovery.ensure(&wanted, ON_DEMAND_TIMEOUT).await;
+            snapshot = cx.state.load_full();
+        }
+    }
+    let (target, declared) = match dst {
         None => (Target::Explicit, Protocol::Detect),
         Some(dst) => {
             if let Some(sp) = snapshot.by_addr(dst) {

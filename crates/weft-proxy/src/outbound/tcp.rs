@@ -6,10 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderMap;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::balance::PickContext;
-use crate::io::transport::{Carriage, Header};
 use crate::metrics::OUTBOUND;
 use crate::run::Context;
 use crate::state::Endpoint;
@@ -40,7 +39,12 @@ where
         };
         (ep, sp.service.clone())
     } else if let Some(w) = snapshot.workload_at(dst.ip()) {
-        let ep = cx.registry.direct(dst, w, snapshot.mesh.inbound_port);
+        let ep = cx.registry.direct(
+            dst,
+            w,
+            snapshot.mesh.inbound_port,
+            &snapshot.mesh.trust_domain,
+        );
         (ep, format!("{}/{}", w.namespace, w.name))
     } else {
         tracing::warn!(%client, %dst, "refusing TCP connection: destination left the mesh");
@@ -63,12 +67,7 @@ pub async fn pipe<I>(
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let stats = cx.metrics.tcp(OUTBOUND, service);
-    let dial = if endpoint.meshed {
-        endpoint.h2.peer()
-    } else {
-        endpoint.addr
-    };
-    let mut upstream = match crate::http::upstream::connect(dial, connect_timeout).await {
+    let mut upstream = match endpoint.open_opaque(connect_timeout).await {
         Ok(s) => s,
         Err(e) => {
             cx.metrics.proxy_error(OUTBOUND, "upstream-failed");
@@ -76,15 +75,6 @@ pub async fn pipe<I>(
             return;
         }
     };
-    if endpoint.meshed {
-        let header = Header {
-            carriage: Carriage::Opaque,
-            port: endpoint.addr.port(),
-        };
-        if upstream.write_all(&header.encode()).await.is_err() {
-            return;
-        }
-    }
     stats.opened.inc();
     let _in_flight = endpoint.load.start();
     match tokio::io::copy_bidirectional(&mut io, &mut upstream).await {

@@ -10,16 +10,22 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 
 use weft_api::view::{BackendView, EndpointView, Protocol};
+use weft_identity::SpiffeId;
 
 use crate::balance::{Balanced, Load, Policy};
 use crate::http::pool::Http1Pool;
-use crate::http::upstream::H2Connection;
+use crate::http::upstream::{connect, H2Connection, UpstreamError};
+use crate::io::transport::{Carriage, Header};
+use crate::mesh::{dial_peer, MeshStream, MeshTls, PeerTarget};
 
 pub struct Endpoint {
     pub addr: SocketAddr,
     pub workload: String,
     pub namespace: String,
     pub meshed: bool,
+    /// The peer proxy in front of a meshed endpoint, and who it must prove to be.
+    pub peer: Option<PeerTarget>,
+    tls: Arc<MeshTls>,
     pub weight: u32,
     pub load: Load,
     /// The multiplexed HTTP/2 connection to this endpoint: to its proxy's inbound port (with
@@ -32,6 +38,24 @@ pub struct Endpoint {
 impl Endpoint {
     pub fn http1(&self) -> &Arc<Http1Pool> {
         self.http1.get_or_init(|| Http1Pool::new(self.addr))
+    }
+
+    /// A connection of its own for opaque bytes: through the peer proxy (mutual TLS when it
+    /// has an identity) when meshed, else straight to the endpoint.
+    pub async fn open_opaque(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<MeshStream, UpstreamError> {
+        match &self.peer {
+            Some(peer) => {
+                let header = Header {
+                    carriage: Carriage::Opaque,
+                    port: self.addr.port(),
+                };
+                dial_peer(peer, Some(header), &self.tls, timeout).await
+            }
+            None => Ok(MeshStream::Plain(connect(self.addr, timeout).await?)),
+        }
     }
 }
 
@@ -60,14 +84,39 @@ pub struct Backend {
     pub sticky_cookie: Option<(String, Option<String>, u64)>,
 }
 
-/// Endpoints by (address, meshed), alive as long as some snapshot holds them.
-#[derive(Default)]
+type EndpointKey = (SocketAddr, bool, Option<SpiffeId>);
+
+/// Endpoints by (address, meshed, identity), alive as long as some snapshot holds them.
 pub struct Registry {
-    endpoints: Mutex<HashMap<(SocketAddr, bool), Weak<Endpoint>>>,
+    endpoints: Mutex<HashMap<EndpointKey, Weak<Endpoint>>>,
+    pub tls: Arc<MeshTls>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new(Arc::new(MeshTls::new(false)))
+    }
 }
 
 impl Registry {
-    pub fn backend(&self, view: &BackendView, inbound_port: u16) -> Backend {
+    pub fn new(tls: Arc<MeshTls>) -> Self {
+        Self {
+            endpoints: Mutex::new(HashMap::new()),
+            tls,
+        }
+    }
+
+    fn peer_of(e: &EndpointView, inbound_port: u16, trust_domain: &str) -> Option<PeerTarget> {
+        e.meshed.then(|| PeerTarget {
+            dial: SocketAddr::new(e.addr.ip(), inbound_port),
+            identity: e
+                .mtls
+                .then(|| SpiffeId::new(trust_domain, &e.namespace, &e.service_account).ok())
+                .flatten(),
+        })
+    }
+
+    pub fn backend(&self, view: &BackendView, inbound_port: u16, trust_domain: &str) -> Backend {
         let mut map = match self.endpoints.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
@@ -77,11 +126,16 @@ impl Registry {
             .endpoints
             .iter()
             .map(|e| {
-                let key = (e.addr, e.meshed);
+                let peer = Self::peer_of(e, inbound_port, trust_domain);
+                let key = (
+                    e.addr,
+                    e.meshed,
+                    peer.as_ref().and_then(|p| p.identity.clone()),
+                );
                 match map.get(&key).and_then(Weak::upgrade) {
                     Some(existing) if existing.weight == e.weight.max(1) => existing,
                     _ => {
-                        let fresh = Arc::new(new_endpoint(e, inbound_port));
+                        let fresh = Arc::new(self.new_endpoint(e, peer));
                         map.insert(key, Arc::downgrade(&fresh));
                         fresh
                     }
@@ -113,6 +167,7 @@ impl Registry {
         addr: SocketAddr,
         workload: &weft_api::view::WorkloadView,
         inbound_port: u16,
+        trust_domain: &str,
     ) -> Arc<Endpoint> {
         let view = EndpointView {
             addr,
@@ -128,29 +183,35 @@ impl Registry {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let key = (addr, workload.meshed);
+        let peer = Self::peer_of(&view, inbound_port, trust_domain);
+        let key = (
+            addr,
+            workload.meshed,
+            peer.as_ref().and_then(|p| p.identity.clone()),
+        );
         if let Some(e) = map.get(&key).and_then(Weak::upgrade) {
             return e;
         }
-        let fresh = Arc::new(new_endpoint(&view, inbound_port));
+        let fresh = Arc::new(self.new_endpoint(&view, peer));
         map.insert(key, Arc::downgrade(&fresh));
         fresh
     }
-}
 
-fn new_endpoint(e: &EndpointView, inbound_port: u16) -> Endpoint {
-    Endpoint {
-        addr: e.addr,
-        workload: e.workload.clone(),
-        namespace: e.namespace.clone(),
-        meshed: e.meshed,
-        weight: e.weight.max(1),
-        load: Load::default(),
-        h2: if e.meshed {
-            H2Connection::new(SocketAddr::new(e.addr.ip(), inbound_port), e.addr.port())
-        } else {
-            H2Connection::plain(e.addr)
-        },
-        http1: std::sync::OnceLock::new(),
+    fn new_endpoint(&self, e: &EndpointView, peer: Option<PeerTarget>) -> Endpoint {
+        Endpoint {
+            addr: e.addr,
+            workload: e.workload.clone(),
+            namespace: e.namespace.clone(),
+            meshed: e.meshed,
+            h2: match &peer {
+                Some(p) => H2Connection::new(p.clone(), e.addr.port(), self.tls.clone()),
+                None => H2Connection::plain(e.addr),
+            },
+            peer,
+            tls: self.tls.clone(),
+            weight: e.weight.max(1),
+            load: Load::default(),
+            http1: std::sync::OnceLock::new(),
+        }
     }
 }

@@ -81,7 +81,10 @@ impl Snapshot {
         let backends: HashMap<String, Arc<Backend>> = view
             .backends
             .iter()
-            .map(|(k, b)| (k.clone(), Arc::new(registry.backend(b, inbound_port))))
+            .map(|(k, b)| {
+                let backend = registry.backend(b, inbound_port, &view.mesh.trust_domain);
+                (k.clone(), Arc::new(backend))
+            })
             .collect();
         let resolve = |key: &Option<String>| key.as_ref().and_then(|k| backends.get(k).cloned());
         // A rule's metrics are labelled with its route; `route_label` overrides that (the
@@ -243,6 +246,34 @@ impl Snapshot {
             self.by_name.get(host)?
         };
         svc.ports.iter().find(|p| p.port == port)
+    }
+
+    /// What to ask the control plane for when `host` (an authority or an address) is not
+    /// known: a Service by `namespace/name` (from `svc`, `svc.ns`, `svc.ns.svc[.<domain>]`),
+    /// or for an IP, the Service with that VIP and the workloads at it.
+    pub fn discovery_names(&self, host: &str) -> Vec<(&'static str, String)> {
+        use weft_proto::types::{SERVICE_CONFIG, WORKLOAD_CONFIG};
+        let Some((host, _)) = split_authority(host) else {
+            return Vec::new();
+        };
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return vec![
+                (SERVICE_CONFIG, ip.to_string()),
+                (WORKLOAD_CONFIG, ip.to_string()),
+            ];
+        }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let labels: Vec<&str> = host.split('.').collect();
+        let cluster_suffix: Vec<&str> = self.mesh.cluster_domain.split('.').collect();
+        let name = match labels.as_slice() {
+            [svc] => format!("{}/{svc}", self.namespace),
+            [svc, ns] | [svc, ns, "svc"] => format!("{ns}/{svc}"),
+            [svc, ns, "svc", rest @ ..] if rest == cluster_suffix.as_slice() => {
+                format!("{ns}/{svc}")
+            }
+            _ => return Vec::new(),
+        };
+        vec![(SERVICE_CONFIG, name)]
     }
 
     /// The workload whose own address this is (traffic sent to a pod IP, not a Service).

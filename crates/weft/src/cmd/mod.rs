@@ -1,7 +1,10 @@
 //! The subcommands.
 
+pub mod check;
+pub mod control;
 pub mod echo;
 pub mod proxy;
+pub mod token;
 pub mod validate;
 
 /// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).

@@ -9,9 +9,28 @@ use weft_proxy::ProxyConfig;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Directory of mesh resources (YAML), watched for changes.
-    #[arg(long, env = "WEFT_CONFIG_DIR")]
-    config_dir: PathBuf,
+    /// Directory of mesh resources (YAML), watched for changes (static mode, no control
+    /// plane). Either this or --control.
+    #[arg(
+        long,
+        env = "WEFT_CONFIG_DIR",
+        required_unless_present = "control",
+        conflicts_with = "control"
+    )]
+    config_dir: Option<PathBuf>,
+    /// The control plane's gRPC address (`weft control`): it configures this proxy over delta
+    /// xDS and issues its certificate; traffic between proxies is then mutual TLS.
+    #[arg(long, env = "WEFT_CONTROL", requires_all = ["control_ca", "workload"])]
+    control: Option<SocketAddr>,
+    /// PEM roots to trust for the control plane (its state directory's `ca/bundle.pem`).
+    #[arg(long, env = "WEFT_CONTROL_CA")]
+    control_ca: Option<PathBuf>,
+    /// Join token for the first certificate (`weft token create --workload NAME`).
+    #[arg(long, env = "WEFT_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
+    /// Read the join token from this file instead (keeps it out of the process list).
+    #[arg(long, env = "WEFT_JOIN_TOKEN_FILE", conflicts_with = "join_token")]
+    join_token_file: Option<PathBuf>,
     /// The WorkloadEntry this proxy runs beside.
     #[arg(long, env = "WEFT_WORKLOAD")]
     workload: Option<String>,
@@ -57,7 +76,10 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let mut config = ProxyConfig::new(args.config_dir);
+    let mut config = ProxyConfig::new(args.config_dir.clone().unwrap_or_default());
+    if let Some(addr) = args.control {
+        config.control = Some(control_settings(&args, addr)?);
+    }
     config.workload = args.workload;
     config.namespace = args.namespace;
     config.outbound_addr = args.outbound_addr;
@@ -84,4 +106,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("starting the runtime")?;
     runtime.block_on(weft_proxy::run(config, super::shutdown_signal()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn control_settings(
+    args: &Args,
+    addr: SocketAddr,
+) -> anyhow::Result<weft_proxy::control::ControlSettings> {
+    let ca = args
+        .control_ca
+        .as_ref()
+        .context("--control needs --control-ca (the control plane's ca/bundle.pem)")?;
+    let pem = std::fs::read_to_string(ca).with_context(|| format!("reading {}", ca.display()))?;
+    let trust_bundle = weft_identity::parse_pem_certs(&pem)
+        .with_context(|| format!("{} holds no usable certificate", ca.display()))?;
+    let join_token = match (&args.join_token, &args.join_token_file) {
+        (Some(t), _) => Some(t.trim().to_string()),
+        (None, Some(file)) => Some(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    Ok(weft_proxy::control::ControlSettings {
+        addr,
+        trust_bundle,
+        join_token,
+        namespace: args.namespace.clone(),
+        workload: args
+            .workload
+            .clone()
+            .context("--control needs --workload")?,
+        connect_timeout: std::time::Duration::from_secs(2),
+    })
 }

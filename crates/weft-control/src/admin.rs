@@ -1,0 +1,123 @@
+//! The control plane's admin endpoint (HTTP/1.1, plaintext; bind it to loopback):
+//! - `GET /live`, `GET /ready`;
+//! - `GET /status`: the configuration in effect and the errors of the last rejected change,
+//!   as JSON (what `weft check` prints);
+//! - `GET /metrics`: `weft_control_*` in OpenMetrics text;
+//! - `GET /ca/bundle.pem`: the trust bundle proxies need to reach the control plane;
+//! - `POST /ca/rotate`, `POST /ca/finish-rotation`: the two steps of a root rotation.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::identity::Ca;
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+pub struct Admin {
+    pub store: Arc<Store>,
+    pub ca: Arc<Ca>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let admin = admin.clone();
+                async move { Ok::<_, Infallible>(handle(&admin, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "admin connection error");
+            }
+        });
+    }
+}
+
+async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/live") => text(StatusCode::OK, "live\n".into()),
+        (&Method::GET, "/ready") => text(StatusCode::OK, "ready\n".into()),
+        (&Method::GET, "/status") => {
+            let body = serde_json::to_string_pretty(&*admin.store.status()).unwrap_or_default();
+            respond(StatusCode::OK, "application/json", body + "\n")
+        }
+        (&Method::GET, "/metrics") => respond(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            admin.metrics.encode(),
+        ),
+        (&Method::GET, "/ca/bundle.pem") => {
+            let pem = admin.ca.lock().trust_bundle_pem();
+            respond(StatusCode::OK, "application/x-pem-file", pem)
+        }
+        (&Method::POST, "/ca/rotate") => rotate(admin, true).await,
+        (&Method::POST, "/ca/finish-rotation") => rotate(admin, false).await,
+        (_, "/ca/rotate" | "/ca/finish-rotation") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n".into())
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /status, /metrics, /ready\n".into(),
+        ),
+    }
+}
+
+/// Runs a rotation step and publishes the new bundle to every proxy.
+async fn rotate(admin: &Arc<Admin>, start: bool) -> Response<Full<Bytes>> {
+    let a = admin.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut ca = a.ca.lock();
+        let step = if start {
+            ca.rotate(&a.ca.state_dir)
+        } else {
+            ca.finish_rotation(&a.ca.state_dir)
+        };
+        step.map(|()| ca.trust_bundle())
+    })
+    .await;
+    match result {
+        Ok(Ok(bundle)) => {
+            let roots = bundle.len();
+            admin.store.publish_bundle(bundle);
+            let what = if start {
+                "rotation started: new certificates come from the new root; both roots are trusted"
+            } else {
+                "rotation finished: only the new root is trusted"
+            };
+            tracing::info!(roots, "{what}");
+            text(
+                StatusCode::OK,
+                format!("{what} ({roots} root(s) in the bundle)\n"),
+            )
+        }
+        Ok(Err(e)) => text(StatusCode::CONFLICT, format!("{e}\n")),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    resp
+}

@@ -1,0 +1,22 @@
+//! Weft's control plane (`weft control`).
+//!
+//! - [`store`]: the configuration directory, watched and validated as a whole; the last valid
+//!   model stays published when a change is invalid.
+//! - [`published`] and [`xds`]: per-proxy resources, compiled on demand from the published
+//!   model and sent over delta xDS (`DeltaAggregatedResources`).
+//! - [`identity`] and [`tokens`]: the certificate authority's service; join tokens.
+//! - [`serve`]: the gRPC listener (TLS 1.3, HTTP/2); [`admin`]: status, metrics, CA rotation.
+//! - [`state`]: the state directory (CA key, tokens), written atomically and privately.
+
+pub mod admin;
+pub mod identity;
+pub mod metrics;
+pub mod published;
+pub mod run;
+pub mod serve;
+pub mod state;
+pub mod store;
+pub mod tokens;
+pub mod xds;
+
+pub use run::{run, CaFiles, ControlConfig, ControlError};

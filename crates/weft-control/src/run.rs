@@ -1,0 +1,197 @@
+//! Starting the control plane: load and validate the configuration, open the CA, bind the
+//! gRPC and admin listeners, then serve until shut down.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use weft_identity::{Authority, Credentials, SpiffeId};
+use weft_proto::weft::identity_server::IdentityServer as IdentityGrpc;
+use weft_proto::xds::AggregatedDiscoveryServiceServer;
+
+use crate::admin::Admin;
+use crate::identity::{Ca, IdentityServer};
+use crate::metrics::Metrics;
+use crate::serve::MAX_REQUEST_BYTES;
+use crate::store::Store;
+use crate::tokens::TokenStore;
+
+/// The control plane's own serving certificate lives this long and is re-issued at half-life.
+const SERVING_CERT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+#[derive(Clone, Debug)]
+pub struct ControlConfig {
+    pub config_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub grpc_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    /// Lifetime of the certificates issued to proxies.
+    pub cert_ttl: Duration,
+    /// A CA supplied by the user (cert-manager style PEM files) instead of a generated root.
+    pub ca: Option<CaFiles>,
+}
+
+#[derive(Clone, Debug)]
+pub struct CaFiles {
+    /// The signing certificate (a root or an intermediate), possibly followed by its issuers.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The roots to trust; required when `cert` is an intermediate.
+    pub bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("the configuration in {dir} is invalid:\n{errors}")]
+    InvalidConfig { dir: String, errors: String },
+    #[error("state directory {dir}: {source}")]
+    State { dir: String, source: std::io::Error },
+    #[error("certificate authority: {0}")]
+    Ca(String),
+    #[error("join tokens: {0}")]
+    Tokens(#[from] crate::tokens::TokenError),
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// The SPIFFE id the control plane serves as; proxies check it exactly.
+pub fn control_id(trust_domain: &str) -> Result<SpiffeId, ControlError> {
+    SpiffeId::new(
+        trust_domain,
+        weft_proto::types::CONTROL_NAMESPACE,
+        weft_proto::types::CONTROL_SERVICE_ACCOUNT,
+    )
+    .map_err(|e| ControlError::Ca(e.to_string()))
+}
+
+/// Opens the CA: the user's files, or the state directory's root (created on first start).
+pub fn open_ca(config: &ControlConfig, trust_domain: &str) -> Result<Authority, ControlError> {
+    crate::state::private_dir(&config.state_dir).map_err(|source| ControlError::State {
+        dir: config.state_dir.display().to_string(),
+        source,
+    })?;
+    match &config.ca {
+        None => Authority::load_or_create(&config.state_dir, trust_domain)
+            .map_err(|e| ControlError::Ca(e.to_string())),
+        Some(files) => {
+            let read = |p: &PathBuf| {
+                std::fs::read_to_string(p)
+                    .map_err(|e| ControlError::Ca(format!("{}: {e}", p.display())))
+            };
+            let bundle = files.bundle.as_ref().map(read).transpose()?;
+            Authority::from_pem(
+                &read(&files.cert)?,
+                &read(&files.key)?,
+                bundle.as_deref(),
+                trust_domain,
+            )
+            .map_err(|e| ControlError::Ca(e.to_string()))
+        }
+    }
+}
+
+fn serving_tls(ca: &Ca, trust_domain: &str) -> Result<Arc<rustls::ServerConfig>, ControlError> {
+    let id = control_id(trust_domain)?;
+    let creds: Credentials = ca
+        .lock()
+        .server_identity(&id, SERVING_CERT_TTL)
+        .map_err(|e| ControlError::Ca(e.to_string()))?;
+    weft_identity::server_config_client_optional(&creds, trust_domain, &[b"h2"])
+        .map_err(|e| ControlError::Ca(e.to_string()))
+}
+
+pub async fn run(
+    config: ControlConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ControlError> {
+    let dir = config.config_dir.clone();
+    let loaded = {
+        let d = dir.clone();
+        tokio::task::spawn_blocking(move || crate::store::load(&d))
+            .await
+            .map_err(|e| ControlError::Ca(e.to_string()))?
+    };
+    let (model, warnings) = loaded.map_err(|errors| ControlError::InvalidConfig {
+        dir: dir.display().to_string(),
+        errors: errors.join("\n"),
+    })?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let trust_domain = model.mesh.trust_domain.clone();
+    let authority = open_ca(&config, &trust_domain)?;
+    let bundle = authority.trust_bundle();
+    let ca = Arc::new(Ca {
+        authority: Mutex::new(authority),
+        state_dir: config.state_dir.clone(),
+    });
+    let tokens = Arc::new(TokenStore::open(&config.state_dir)?);
+    let metrics = Arc::new(Metrics::new());
+    let store = Arc::new(Store::new(dir, model, warnings, bundle, metrics.clone()));
+    let tls = Arc::new(ArcSwap::new(serving_tls(&ca, &trust_domain)?));
+
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ControlError::Bind { addr, what, source })
+    };
+    let grpc_listener = bind(config.grpc_addr, "gRPC").await?;
+    let admin_listener = bind(config.admin_addr, "admin").await?;
+
+    let ads = AggregatedDiscoveryServiceServer::new(crate::xds::Ads {
+        published: store.subscribe(),
+        metrics: metrics.clone(),
+    })
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let identity = IdentityGrpc::new(IdentityServer {
+        ca: ca.clone(),
+        tokens,
+        published: store.subscribe(),
+        cert_ttl: config.cert_ttl,
+        metrics: metrics.clone(),
+    })
+    .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let grpc = crate::serve::router(ads, identity);
+    let admin = Arc::new(Admin {
+        store: store.clone(),
+        ca: ca.clone(),
+        metrics,
+    });
+    tracing::info!(
+        grpc = %config.grpc_addr, admin = %config.admin_addr, state = %config.state_dir.display(),
+        %trust_domain, "control plane serving"
+    );
+    let refresh = {
+        let (ca, tls, td) = (ca.clone(), tls.clone(), trust_domain.clone());
+        async move {
+            loop {
+                tokio::time::sleep(SERVING_CERT_TTL / 2).await;
+                match serving_tls(&ca, &td) {
+                    Ok(config) => tls.store(config),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot renew the control plane's serving certificate")
+                    }
+                }
+            }
+        }
+    };
+    let tasks = [
+        tokio::spawn(crate::serve::serve(grpc_listener, tls, grpc)),
+        tokio::spawn(crate::admin::serve(admin_listener, admin)),
+        tokio::spawn(store.clone().watch()),
+        tokio::spawn(refresh),
+    ];
+    shutdown.await;
+    tracing::info!("control plane shutting down");
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}

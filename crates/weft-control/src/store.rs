@@ -1,0 +1,176 @@
+//! The embedded store: a watched directory of YAML, validated as a whole on every change.
+//!
+//! A valid change is published to every xDS session (a `watch` channel: a session that is
+//! busy sees only the latest model, so bursts of changes coalesce). An invalid change is
+//! logged with every error and kept for the admin endpoint and `weft check`; the last valid
+//! model stays published.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use rustls_pki_types::CertificateDer;
+use serde::Serialize;
+use tokio::sync::watch;
+use weft_api::model::Model;
+use weft_api::watch::DirWatcher;
+
+use crate::metrics::{Metrics, ResultLabels};
+use crate::published::Published;
+
+/// What the admin endpoint and `weft check` show about the configuration.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreStatus {
+    pub config_dir: String,
+    pub generation: u64,
+    pub loaded_unix: u64,
+    /// Resource counts of the model in effect, by kind.
+    pub counts: std::collections::BTreeMap<String, usize>,
+    /// Errors of the last change, when it was rejected (the model in effect is older).
+    pub rejected: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+pub struct Store {
+    dir: PathBuf,
+    tx: watch::Sender<Arc<Published>>,
+    generation: AtomicU64,
+    status: ArcSwap<StoreStatus>,
+    metrics: Arc<Metrics>,
+}
+
+/// Loads and validates a directory; `Err` carries every error, one per line.
+pub fn load(dir: &Path) -> Result<(Model, Vec<String>), Vec<String>> {
+    let (model, diags) = weft_api::validate::load_and_build(dir);
+    let warnings: Vec<String> = diags.warnings().map(|w| w.to_string()).collect();
+    match model {
+        Some(m) => Ok((m, warnings)),
+        None => Err(diags.to_string().lines().map(str::to_string).collect()),
+    }
+}
+
+impl Store {
+    /// A store publishing `model` as generation 1.
+    pub fn new(
+        dir: PathBuf,
+        model: Model,
+        warnings: Vec<String>,
+        trust_bundle: Vec<CertificateDer<'static>>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let status = StoreStatus {
+            config_dir: dir.display().to_string(),
+            generation: 1,
+            loaded_unix: unix_now(),
+            counts: counts(&model),
+            rejected: Vec::new(),
+            warnings,
+        };
+        let published = Published::new(1, Arc::new(model), Arc::new(trust_bundle));
+        let (tx, _) = watch::channel(Arc::new(published));
+        metrics.generation.set(1);
+        Self {
+            dir,
+            tx,
+            generation: AtomicU64::new(1),
+            status: ArcSwap::from_pointee(status),
+            metrics,
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Published>> {
+        self.tx.subscribe()
+    }
+
+    pub fn current(&self) -> Arc<Published> {
+        self.tx.borrow().clone()
+    }
+
+    pub fn status(&self) -> Arc<StoreStatus> {
+        self.status.load_full()
+    }
+
+    /// Re-reads the directory (blocking: call from a blocking thread).
+    pub fn reload(&self) {
+        let started = Instant::now();
+        match load(&self.dir) {
+            Ok((model, warnings)) => {
+                for w in &warnings {
+                    tracing::warn!("{w}");
+                }
+                let bundle = self.current().trust_bundle.clone();
+                let generation = self.publish(Arc::new(model), bundle);
+                let mut status = StoreStatus::clone(&self.status.load());
+                status.generation = generation;
+                status.loaded_unix = unix_now();
+                status.counts = counts(&self.current().model);
+                status.rejected.clear();
+                status.warnings = warnings;
+                self.status.store(Arc::new(status));
+                self.metrics
+                    .reloads
+                    .get_or_create(&ResultLabels { result: "ok" })
+                    .inc();
+                tracing::info!(generation, elapsed = ?started.elapsed(), "configuration published");
+            }
+            Err(errors) => {
+                self.metrics
+                    .reloads
+                    .get_or_create(&ResultLabels { result: "rejected" })
+                    .inc();
+                tracing::error!(
+                    "configuration change rejected; the previous model stays in effect:\n{}",
+                    errors.join("\n")
+                );
+                let mut status = StoreStatus::clone(&self.status.load());
+                status.rejected = errors;
+                self.status.store(Arc::new(status));
+            }
+        }
+    }
+
+    /// Publishes a new trust bundle with the current model (after a CA rotation step).
+    pub fn publish_bundle(&self, bundle: Vec<CertificateDer<'static>>) {
+        let model = self.current().model.clone();
+        let generation = self.publish(model, Arc::new(bundle));
+        tracing::info!(generation, "trust bundle published");
+    }
+
+    fn publish(&self, model: Arc<Model>, bundle: Arc<Vec<CertificateDer<'static>>>) -> u64 {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.tx
+            .send_replace(Arc::new(Published::new(generation, model, bundle)));
+        self.metrics.generation.set(generation as i64);
+        generation
+    }
+
+    /// Watches the directory until the task is dropped.
+    pub async fn watch(self: Arc<Self>) {
+        let mut watcher = DirWatcher::new(&self.dir);
+        loop {
+            watcher.changed().await;
+            let store = self.clone();
+            if let Err(e) = tokio::task::spawn_blocking(move || store.reload()).await {
+                tracing::error!(error = %e, "configuration reload task failed");
+            }
+        }
+    }
+}
+
+fn counts(model: &Model) -> std::collections::BTreeMap<String, usize> {
+    model
+        .counts
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

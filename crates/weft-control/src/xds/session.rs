@@ -1,0 +1,231 @@
+//! One proxy's delta xDS session, as plain state: what it subscribed to, what it holds, and
+//! what to send it next. No I/O here, so the protocol rules are tested directly.
+//!
+//! The rules followed (Envoy's xDS protocol, incremental variant):
+//! - a request carries subscriptions to add and drop, and on reconnect the versions the
+//!   client already holds (`initial_resource_versions`), which are then not resent;
+//! - a request with a `response_nonce` ACKs that response, or NACKs it when it carries
+//!   `error_detail` (the client keeps its previous resource; the same version is not resent);
+//! - a name that resolves to nothing is answered in `removed_resources` (so an on-demand
+//!   client stops waiting); a resource named through an alias (a Service's VIP) comes back
+//!   under its canonical name with the alias listed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use weft_api::compile::ProxyIdentity;
+use weft_proto::types;
+use weft_proto::xds::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource};
+
+use crate::published::Published;
+
+/// More subscriptions than this on one type is a broken or hostile client.
+pub const MAX_SUBSCRIPTIONS: usize = 20_000;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Received {
+    /// A new or changed subscription: answer it.
+    Subscription,
+    /// An ACK of a response.
+    Ack { nonce: String },
+    /// A NACK: the client rejected a response and stays on what it had.
+    Nack { nonce: String, reason: String },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ProtocolError {
+    #[error("unknown resource type {0}")]
+    UnknownType(String),
+    #[error("more than {MAX_SUBSCRIPTIONS} subscriptions to {0}")]
+    TooManySubscriptions(String),
+}
+
+#[derive(Default)]
+struct Sent {
+    version: String,
+    aliases: BTreeSet<String>,
+}
+
+#[derive(Default)]
+struct TypeState {
+    subscribed: BTreeSet<String>,
+    /// Canonical name → what the client holds.
+    sent: HashMap<String, Sent>,
+    /// Names the client was told do not exist.
+    absent: BTreeSet<String>,
+}
+
+pub struct Session {
+    who: ProxyIdentity,
+    node_name: String,
+    types: HashMap<&'static str, TypeState>,
+    nonce: u64,
+}
+
+impl Session {
+    pub fn new(who: ProxyIdentity, node_name: String) -> Self {
+        Self {
+            who,
+            node_name,
+            types: HashMap::new(),
+            nonce: 0,
+        }
+    }
+
+    pub fn who(&self) -> &ProxyIdentity {
+        &self.who
+    }
+
+    /// Applies one request from the client.
+    pub fn apply(&mut self, req: &DeltaDiscoveryRequest) -> Result<Received, ProtocolError> {
+        let type_url = types::ALL
+            .into_iter()
+            .find(|t| *t == req.type_url)
+            .ok_or_else(|| ProtocolError::UnknownType(req.type_url.clone()))?;
+        let state = self.types.entry(type_url).or_default();
+        for (name, version) in &req.initial_resource_versions {
+            state.sent.insert(
+                name.clone(),
+                Sent {
+                    version: version.clone(),
+                    aliases: BTreeSet::new(),
+                },
+            );
+        }
+        for name in &req.resource_names_unsubscribe {
+            state.subscribed.remove(name);
+            state.absent.remove(name);
+        }
+        for name in &req.resource_names_subscribe {
+            state.subscribed.insert(name.clone());
+        }
+        if state.subscribed.len() > MAX_SUBSCRIPTIONS {
+            return Err(ProtocolError::TooManySubscriptions(req.type_url.clone()));
+        }
+        let changed = !req.resource_names_subscribe.is_empty()
+            || !req.resource_names_unsubscribe.is_empty()
+            || !req.initial_resource_versions.is_empty();
+        if !req.response_nonce.is_empty() {
+            let nonce = req.response_nonce.clone();
+            if let Some(error) = &req.error_detail {
+                return Ok(Received::Nack {
+                    nonce,
+                    reason: error.message.clone(),
+                });
+            }
+            if !changed {
+                return Ok(Received::Ack { nonce });
+            }
+        }
+        Ok(Received::Subscription)
+    }
+
+    /// What to send for `type_url` given the published model, if anything differs from what
+    /// the client holds.
+    pub fn respond(
+        &mut self,
+        type_url: &'static str,
+        published: &Published,
+    ) -> Option<DeltaDiscoveryResponse> {
+        let who = self.who.clone();
+        let node_name = self.node_name.clone();
+        let state = self.types.get_mut(type_url)?;
+        let mut found: BTreeMap<
+            String,
+            (std::sync::Arc<crate::published::Encoded>, BTreeSet<String>),
+        > = BTreeMap::new();
+        let mut removed = Vec::new();
+        for name in &state.subscribed {
+            let resolved = match type_url {
+                types::PROXY_CONFIG if *name == node_name => published
+                    .proxy_config(&who)
+                    .ok()
+                    .map(|e| (name.clone(), std::sync::Arc::new(e))),
+                types::SERVICE_CONFIG => published.service(&who.namespace, name),
+                types::WORKLOAD_CONFIG => published
+                    .workloads(name)
+                    .map(|e| (name.clone(), std::sync::Arc::new(e))),
+                _ => None,
+            };
+            match resolved {
+                Some((canonical, encoded)) => {
+                    let entry = found
+                        .entry(canonical.clone())
+                        .or_insert((encoded, BTreeSet::new()));
+                    if *name != canonical {
+                        entry.1.insert(name.clone());
+                    }
+                }
+                None => {
+                    if state.absent.insert(name.clone()) || state.sent.contains_key(name) {
+                        removed.push(name.clone());
+                    }
+                }
+            }
+        }
+        let mut resources = Vec::new();
+        for (canonical, (encoded, aliases)) in &found {
+            state.absent.remove(canonical);
+            for a in aliases {
+                state.absent.remove(a);
+            }
+            let unchanged = state
+                .sent
+                .get(canonical)
+                .is_some_and(|s| s.version == encoded.version && s.aliases == *aliases);
+            if unchanged {
+                continue;
+            }
+            resources.push(Resource {
+                name: canonical.clone(),
+                aliases: aliases.iter().cloned().collect(),
+                version: encoded.version.clone(),
+                resource: Some(encoded.any.clone()),
+                ..Default::default()
+            });
+            state.sent.insert(
+                canonical.clone(),
+                Sent {
+                    version: encoded.version.clone(),
+                    aliases: aliases.clone(),
+                },
+            );
+        }
+        let gone: Vec<String> = state
+            .sent
+            .keys()
+            .filter(|k| !found.contains_key(*k))
+            .cloned()
+            .collect();
+        for name in gone {
+            state.sent.remove(&name);
+            if !removed.contains(&name) {
+                removed.push(name);
+            }
+        }
+        if resources.is_empty() && removed.is_empty() {
+            return None;
+        }
+        self.nonce += 1;
+        Some(DeltaDiscoveryResponse {
+            system_version_info: published.generation.to_string(),
+            resources,
+            type_url: type_url.to_string(),
+            removed_resources: removed,
+            nonce: self.nonce.to_string(),
+            ..Default::default()
+        })
+    }
+
+    /// Types the client has subscribed to at least once.
+    pub fn types(&self) -> Vec<&'static str> {
+        types::ALL
+            .into_iter()
+            .filter(|t| self.types.contains_key(t))
+            .collect()
+    }
+
+    /// How many names the client subscribes to, over every type.
+    pub fn subscriptions(&self) -> usize {
+        self.types.values().map(|t| t.subscribed.len()).sum()
+    }
+}

@@ -1,0 +1,32 @@
+//! A proxy configured by a control plane (`weft proxy --control ADDR`).
+//!
+//! - [`certs`]: the first certificate (join token) and renewals;
+//! - [`xds`]: the delta xDS stream, [`resources`] what it holds, [`discovery`] on-demand
+//!   subscriptions from the request path;
+//! - [`channel`]: the gRPC connection (TLS 1.3, HTTP/2); [`backoff`]: reconnect timing.
+
+pub mod backoff;
+pub mod certs;
+pub mod channel;
+pub mod discovery;
+pub mod resources;
+pub mod xds;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rustls_pki_types::CertificateDer;
+
+/// How to reach the control plane and prove who this proxy is.
+#[derive(Clone, Debug)]
+pub struct ControlSettings {
+    pub addr: SocketAddr,
+    /// Roots to trust for the control plane before the proxy has its own certificate
+    /// (the control plane's `ca/bundle.pem`).
+    pub trust_bundle: Vec<CertificateDer<'static>>,
+    /// For the first certificate (`weft token create`).
+    pub join_token: Option<String>,
+    pub namespace: String,
+    pub workload: String,
+    pub connect_timeout: Duration,
+}

@@ -1,0 +1,144 @@
+//! A connection to a peer proxy's inbound port: TCP, then mutual TLS when the endpoint is
+//! meshed with mTLS, then the transport header (inside TLS, so it is authenticated too).
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use weft_identity::SpiffeId;
+
+use super::tls::MeshTls;
+use crate::http::upstream::{connect, UpstreamError};
+use crate::io::transport::Header;
+
+/// Where a peer proxy is and who it must be.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PeerTarget {
+    /// The peer proxy's inbound address.
+    pub dial: SocketAddr,
+    /// `Some`: open mutual TLS and accept exactly this identity.
+    pub identity: Option<SpiffeId>,
+}
+
+pub enum MeshStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Dials a peer and writes the transport header.
+pub async fn dial_peer(
+    target: &PeerTarget,
+    header: Option<Header>,
+    tls: &Arc<MeshTls>,
+    timeout: Duration,
+) -> Result<MeshStream, UpstreamError> {
+    let addr = target.dial;
+    let client = match &target.identity {
+        Some(id) => tls.client_for(id).map_err(|e| UpstreamError::Tls {
+            addr,
+            reason: e.to_string(),
+        })?,
+        None => None,
+    };
+    let tcp = connect(addr, timeout).await?;
+    let mut stream = match client {
+        None => MeshStream::Plain(tcp),
+        Some(config) => {
+            // SPIFFE certificates carry no DNS name; the verifier checks the URI SAN instead.
+            let name = ServerName::try_from("weft.mesh").map_err(|e| UpstreamError::Tls {
+                addr,
+                reason: e.to_string(),
+            })?;
+            let handshake = TlsConnector::from(config).connect(name, tcp);
+            match tokio::time::timeout(timeout, handshake).await {
+                Ok(Ok(s)) => MeshStream::Tls(Box::new(s)),
+                Ok(Err(e)) => {
+                    return Err(UpstreamError::Tls {
+                        addr,
+                        reason: e.to_string(),
+                    });
+                }
+                Err(_) => return Err(UpstreamError::ConnectTimeout { addr, timeout }),
+            }
+        }
+    };
+    if let Some(h) = header {
+        stream
+            .write_all(&h.encode())
+            .await
+            .map_err(|source| UpstreamError::Connect { addr, source })?;
+    }
+    Ok(stream)
+}
+
+impl MeshStream {
+    pub fn is_tls(&self) -> bool {
+        matches!(self, MeshStream::Tls(_))
+    }
+}
+
+impl AsyncRead for MeshStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MeshStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MeshStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for MeshStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MeshStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MeshStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MeshStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            MeshStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MeshStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MeshStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MeshStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            MeshStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            MeshStream::Plain(s) => s.is_write_vectored(),
+            MeshStream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! `weft control`: the control plane, on a watched directory of mesh resources.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use weft_control::{CaFiles, ControlConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory of mesh resources (YAML), watched; an invalid change is rejected whole.
+    #[arg(long, env = "WEFT_CONFIG_DIR")]
+    config_dir: PathBuf,
+    /// Where the CA key and join tokens live (private to the user, survives restarts).
+    #[arg(long, env = "WEFT_STATE_DIR", default_value = "/var/lib/weft")]
+    state_dir: PathBuf,
+    /// gRPC listener for proxies (delta xDS and certificates, over TLS).
+    #[arg(long, env = "WEFT_GRPC_ADDR", default_value = "0.0.0.0:4180")]
+    grpc_addr: SocketAddr,
+    /// Admin listener: /ready, /status, /metrics, CA rotation. Keep it on loopback.
+    #[arg(
+        long,
+        env = "WEFT_CONTROL_ADMIN_ADDR",
+        default_value = "127.0.0.1:4181"
+    )]
+    admin_addr: SocketAddr,
+    /// Lifetime of proxies' certificates (renewed at half-life).
+    #[arg(long, env = "WEFT_CERT_TTL", default_value = "24h", value_parser = super::proxy::parse_duration)]
+    cert_ttl: std::time::Duration,
+    /// Use this CA certificate (a root or an intermediate, PEM) instead of generating a root.
+    #[arg(long, env = "WEFT_CA_CERT", requires = "ca_key")]
+    ca_cert: Option<PathBuf>,
+    /// The CA's private key (PEM).
+    #[arg(long, env = "WEFT_CA_KEY", requires = "ca_cert")]
+    ca_key: Option<PathBuf>,
+    /// Roots to trust (PEM), when --ca-cert is an intermediate (cert-manager's ca.crt).
+    #[arg(long, env = "WEFT_CA_BUNDLE", requires = "ca_cert")]
+    ca_bundle: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = ControlConfig {
+        config_dir: args.config_dir,
+        state_dir: args.state_dir,
+        grpc_addr: args.grpc_addr,
+        admin_addr: args.admin_addr,
+        cert_ttl: args.cert_ttl,
+        ca: args.ca_cert.map(|cert| CaFiles {
+            cert,
+            key: args.ca_key.unwrap_or_default(),
+            bundle: args.ca_bundle,
+        }),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(weft_control::run(config, super::shutdown_signal()))?;
+    Ok(ExitCode::SUCCESS)
+}

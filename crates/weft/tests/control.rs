@@ -1,0 +1,381 @@
+//! `weft control` end to end, with real processes on loopback: mutual TLS between two proxies
+//! configured over delta xDS, certificate renewal and a control-plane restart under load
+//! (no request may fail), refusals of bad clients and bad join tokens by a STRICT workload,
+//! and a proxy that starts before its control plane.
+
+mod control_mesh;
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use control_mesh::ControlMesh;
+use http::Request;
+use http_body_util::Full;
+use support::{admin_get, send};
+
+fn get(path: &str) -> Request<Full<Bytes>> {
+    Request::get(format!("http://echo{path}"))
+        .header("host", "echo")
+        .body(Full::new(Bytes::new()))
+        .expect("request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_survives_renewal_and_control_plane_restart_under_load() {
+    // Certificates live 6 s, so each proxy renews every ~3 s during the run.
+    let mut mesh = ControlMesh::start(90, "STRICT", "6s").await;
+    mesh.start_workloads().await;
+
+    let client = mesh.client();
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (ok, failures, stop) = (ok.clone(), failures.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            // Bounded in count and time.
+            for _ in 0..4000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                match send(client, get("/load"), false).await {
+                    Ok(a) if a.status == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(a) => failures.lock().expect("lock").push(format!(
+                        "status {}: {}",
+                        a.status,
+                        String::from_utf8_lossy(&a.body)
+                    )),
+                    Err(e) => failures.lock().expect("lock").push(e),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+
+    // A renewal on both proxies while the control plane is up.
+    let renewed = |m: &ControlMesh, name: &str| m.log(name).matches("certificate renewed").count();
+    assert!(
+        mesh.wait_log(
+            "proxy-client",
+            "certificate renewed",
+            1,
+            Duration::from_secs(10)
+        )
+        .await,
+        "no renewal:\n{}",
+        mesh.log("proxy-client")
+    );
+    assert!(
+        mesh.wait_log(
+            "proxy-echo-1",
+            "certificate renewed",
+            1,
+            Duration::from_secs(10)
+        )
+        .await
+    );
+
+    // Kill the control plane: traffic goes on, renewals fail and the current certificate stays.
+    mesh.kill_control();
+    let killed_at = Instant::now();
+    let renewals_before = renewed(&mesh, "proxy-client");
+    assert!(
+        mesh.wait_log(
+            "proxy-client",
+            "renewal failed; keeping the current certificate",
+            1,
+            Duration::from_secs(8)
+        )
+        .await,
+        "renewal did not fail while the control plane was down:\n{}",
+        mesh.log("proxy-client")
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let served_while_down = ok.load(Ordering::Relaxed);
+
+    // Bring it back on the same state directory: same CA, proxies reconnect and renew.
+    mesh.start_control().await;
+    assert!(
+        mesh.wait_log(
+            "proxy-client",
+            "connected to the control plane",
+            2,
+            Duration::from_secs(10)
+        )
+        .await,
+        "client proxy did not reconnect:\n{}",
+        mesh.log("proxy-client")
+    );
+    assert!(
+        mesh.wait_log(
+            "proxy-echo-1",
+            "connected to the control plane",
+            2,
+            Duration::from_secs(10)
+        )
+        .await
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while renewed(&mesh, "proxy-client") <= renewals_before && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        renewed(&mesh, "proxy-client") > renewals_before,
+        "no renewal after the restart"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.await.expect("load task");
+    }
+
+    let failures = failures.lock().expect("lock").clone();
+    let total = ok.load(Ordering::Relaxed);
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        total + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(total > 200, "too little load to mean anything: {total}");
+    assert!(served_while_down > 0 && killed_at.elapsed() > Duration::from_secs(2));
+
+    // The echo side saw mutual TLS from the client's SPIFFE id, in logs and metrics.
+    let access = mesh.log("proxy-echo-1");
+    assert!(
+        access.contains(
+            r#""peer_principal":"spiffe://cluster.local/ns/default/sa/client","mtls":true"#
+        ),
+        "{access}"
+    );
+    let (_, metrics) = admin_get(mesh.addr(2, 4191), "/metrics")
+        .await
+        .expect("metrics");
+    assert!(metrics.contains(r#"source_principal="spiffe://cluster.local/ns/default/sa/client",connection_security_policy="mutual_tls""#), "{metrics}");
+}
+
+/// Connects to the STRICT echo proxy's inbound port with `config` and sends a mesh header
+/// and a request; returns whether an HTTP answer came back.
+async fn try_tls(mesh: &ControlMesh, config: Arc<rustls::ClientConfig>) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(tcp) = tokio::net::TcpStream::connect(mesh.echo_inbound()).await else {
+        return false;
+    };
+    let name = rustls_pki_types::ServerName::try_from("weft.mesh").expect("name");
+    let Ok(mut tls) = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+    else {
+        return false;
+    };
+    // Opaque carriage to port 8080, then a plain HTTP/1 request to the echo server.
+    let mut header = b"weft\x01\x00".to_vec();
+    header.extend_from_slice(&8080u16.to_be_bytes());
+    header.extend_from_slice(b"GET / HTTP/1.1\r\nhost: echo\r\nconnection: close\r\n\r\n");
+    if tls.write_all(&header).await.is_err() {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut buf)).await;
+    buf.starts_with(b"HTTP/1.1 200")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_workload_refuses_plaintext_foreign_expired_and_anonymous_clients() {
+    use weft_identity::{generate_key_and_csr, Authority, Credentials, ExpectedPeer, SpiffeId};
+    let mut mesh = ControlMesh::start(91, "STRICT", "1h").await;
+    mesh.start_workloads().await;
+    let echo_id = SpiffeId::new("cluster.local", "default", "echo").expect("id");
+    let alpn: &[&[u8]] = &[b"weft/1"];
+    let ca = Authority::load_or_create(&mesh.state(), "cluster.local").expect("the mesh CA");
+    let creds_from = |ca: &Authority, id: &SpiffeId, ttl: Duration| {
+        let kc = generate_key_and_csr(id).expect("csr");
+        let issued = ca.issue(&kc.csr_der, id, ttl).expect("issue");
+        Credentials::new(id.clone(), issued.chain, kc.key, ca.trust_bundle()).expect("creds")
+    };
+    let me = SpiffeId::new("cluster.local", "default", "tester").expect("id");
+
+    // Control: a certificate from the mesh CA gets through (the tests below can fail).
+    let good = creds_from(&ca, &me, Duration::from_secs(600));
+    let config = weft_identity::client_config(&good, ExpectedPeer::Exactly(echo_id.clone()), alpn)
+        .expect("config");
+    assert!(
+        try_tls(&mesh, config).await,
+        "a valid mesh certificate was refused:\n{}",
+        mesh.log("proxy-echo-1")
+    );
+
+    // No client certificate.
+    let anonymous = weft_identity::anonymous_client_config(
+        &ca.trust_bundle(),
+        ExpectedPeer::Exactly(echo_id.clone()),
+        alpn,
+    )
+    .expect("config");
+    assert!(!try_tls(&mesh, anonymous).await);
+    // A certificate from another CA (same trust domain name).
+    let other = Authority::generate("cluster.local").expect("other CA");
+    let mut foreign = creds_from(&other, &me, Duration::from_secs(600));
+    foreign.trust_bundle = ca.trust_bundle();
+    let config =
+        weft_identity::client_config(&foreign, ExpectedPeer::Exactly(echo_id.clone()), alpn)
+            .expect("config");
+    assert!(!try_tls(&mesh, config).await);
+    // An expired certificate from the mesh CA.
+    let expiring = creds_from(&ca, &me, Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let config =
+        weft_identity::client_config(&expiring, ExpectedPeer::Exactly(echo_id.clone()), alpn)
+            .expect("config");
+    assert!(!try_tls(&mesh, config).await);
+    // A certificate for another trust domain (the wrong SPIFFE id for this mesh).
+    let elsewhere = Authority::generate("elsewhere.example").expect("CA");
+    let stranger = SpiffeId::new("elsewhere.example", "default", "tester").expect("id");
+    let mut wrong = creds_from(&elsewhere, &stranger, Duration::from_secs(600));
+    wrong.trust_bundle = ca.trust_bundle();
+    let config = weft_identity::client_config(&wrong, ExpectedPeer::Exactly(echo_id.clone()), alpn)
+        .expect("config");
+    assert!(!try_tls(&mesh, config).await);
+
+    // Plaintext with a mesh header (as a peer proxy without mTLS would send): refused.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(mesh.echo_inbound())
+            .await
+            .expect("connect");
+        let mut bytes = b"weft\x01\x00".to_vec();
+        bytes.extend_from_slice(&8080u16.to_be_bytes());
+        bytes.extend_from_slice(b"GET / HTTP/1.1\r\nhost: echo\r\nconnection: close\r\n\r\n");
+        let _ = tcp.write_all(&bytes).await;
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut buf)).await;
+        assert!(
+            buf.is_empty(),
+            "plaintext reached a STRICT workload: {}",
+            String::from_utf8_lossy(&buf)
+        );
+    }
+
+    // Every refusal was logged with its reason.
+    let log = mesh.log("proxy-echo-1");
+    for reason in [
+        "peer sent no certificates",
+        "unknown issuer",
+        "certificate expired",
+        "PeerAuthentication is STRICT",
+    ] {
+        assert!(
+            log.contains(reason),
+            "no refusal logged for {reason}:\n{log}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_and_forged_join_tokens_get_no_certificate() {
+    let mut mesh = ControlMesh::start(92, "PERMISSIVE", "1h").await;
+    let token = mesh.token("client", &[]);
+    // First use: a certificate.
+    let first = mesh.spawn_proxy("client", 1, &token);
+    support::wait_ready(mesh.addr(1, 4191), &mut mesh.procs[first]).await;
+    // Replay by a second proxy (another address, same workload and token): refused.
+    let replay = mesh.spawn_proxy("client", 3, &token);
+    // Forged: right id, wrong secret.
+    let (id, _) = token.split_once('.').expect("token shape");
+    let forged = format!("{id}.{}", "0".repeat(40));
+    let forger = mesh.spawn_proxy("client", 4, &forged);
+    let control = mesh
+        .control
+        .as_ref()
+        .map(|c| c.name.clone())
+        .expect("control");
+    assert!(
+        mesh.wait_log(&control, "was already used", 1, Duration::from_secs(10))
+            .await,
+        "{}",
+        mesh.log(&control)
+    );
+    assert!(
+        mesh.wait_log(
+            &control,
+            "wrong secret (forged)",
+            1,
+            Duration::from_secs(10)
+        )
+        .await,
+        "{}",
+        mesh.log(&control)
+    );
+    for (host, idx) in [(3, replay), (4, forger)] {
+        let (status, body) = admin_get(mesh.addr(host, 4191), "/ready")
+            .await
+            .expect("admin");
+        assert_eq!(status, 503, "{body}");
+        assert!(mesh
+            .log(&mesh.procs[idx].name.clone())
+            .contains("cannot get a certificate"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_started_before_its_control_plane_says_so_then_becomes_ready() {
+    let mut mesh = ControlMesh::start(93, "PERMISSIVE", "1h").await;
+    let token = mesh.token("client", &[]);
+    mesh.kill_control();
+    let p = mesh.spawn_proxy("client", 1, &token);
+    let admin = mesh.addr(1, 4191);
+    support::wait_listening(admin).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = admin_get(admin, "/ready").await.expect("admin");
+    assert_eq!(status, 503);
+    assert!(body.contains("waiting for the control plane"), "{body}");
+    assert!(mesh
+        .log(&mesh.procs[p].name.clone())
+        .contains("cannot get a certificate"));
+    mesh.start_control().await;
+    support::wait_ready(admin, &mut mesh.procs[p]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_change_keeps_the_last_model_and_weft_check_says_why() {
+    let mut mesh = ControlMesh::start(94, "PERMISSIVE", "1h").await;
+    mesh.start_workloads().await;
+    let check = || {
+        std::process::Command::new(support::WEFT)
+            .args(["check", "--admin", &mesh.control_admin().to_string()])
+            .output()
+            .expect("weft check")
+    };
+    let out = check();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let bad = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\nspec:\n  parentRefs: [{kind: Service, name: nowhere, port: 80}]\n";
+    std::fs::write(mesh.config_dir().join("bad.yaml"), bad).expect("write");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut out = check();
+    while out.status.success() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        out = check();
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("REJECTED") && text.contains("bad.yaml:5"),
+        "{text}"
+    );
+    // The mesh still routes on the last valid model.
+    let a = send(mesh.client(), get("/still"), false)
+        .await
+        .expect("request");
+    assert_eq!(a.status, 200);
+}

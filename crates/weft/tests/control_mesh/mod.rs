@@ -1,0 +1,218 @@
+//! A mesh run by a real `weft control` on loopback: a control plane, an echo workload with
+//! its proxy (`echo-1`), and a client proxy (`client`), each in its own address block
+//! (127.0.<block>.x) so tests run in parallel. Proxies get join tokens from `weft token
+//! create`, exactly as a user would.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::support::{wait_listening, wait_ready, Proc, WEFT};
+
+pub struct ControlMesh {
+    pub dir: PathBuf,
+    pub block: u8,
+    pub control: Option<Proc>,
+    pub procs: Vec<Proc>,
+    pub cert_ttl: &'static str,
+}
+
+impl ControlMesh {
+    pub fn ip(&self, host: u8) -> String {
+        format!("127.0.{}.{host}", self.block)
+    }
+
+    pub fn addr(&self, host: u8, port: u16) -> SocketAddr {
+        SocketAddr::new(self.ip(host).parse().expect("ip"), port)
+    }
+
+    pub fn grpc(&self) -> SocketAddr {
+        self.addr(9, 4180)
+    }
+
+    pub fn control_admin(&self) -> SocketAddr {
+        self.addr(9, 4181)
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.join("config")
+    }
+
+    /// The client's proxy (outbound), where tests send requests.
+    pub fn client(&self) -> SocketAddr {
+        self.addr(1, 4140)
+    }
+
+    pub fn echo_inbound(&self) -> SocketAddr {
+        self.addr(2, 4143)
+    }
+
+    pub fn config(&self, mode: &str) -> String {
+        format!(
+            r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: echo, namespace: default}}
+spec:
+  selector: {{app: echo}}
+  ports: [{{name: http, port: 80, targetPort: 8080, appProtocol: http}}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: echo-1, namespace: default}}
+spec: {{address: {echo}, labels: {{app: echo}}, serviceAccount: echo}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: client, namespace: default}}
+spec: {{address: {client}, labels: {{app: client}}, serviceAccount: client}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: default, namespace: istio-system}}
+spec: {{mtls: {{mode: {mode}}}}}
+"#,
+            echo = self.ip(2),
+            client = self.ip(1),
+        )
+    }
+
+    /// Writes the config and starts the control plane (not the proxies).
+    pub async fn start(block: u8, mode: &str, cert_ttl: &'static str) -> ControlMesh {
+        let dir = std::env::temp_dir().join(format!("weft-control-{block}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("config")).expect("config dir");
+        let mut mesh = ControlMesh {
+            dir,
+            block,
+            control: None,
+            procs: Vec::new(),
+            cert_ttl,
+        };
+        std::fs::write(mesh.config_dir().join("mesh.yaml"), mesh.config(mode)).expect("config");
+        mesh.start_control().await;
+        mesh
+    }
+
+    pub async fn start_control(&mut self) {
+        let args = vec![
+            "control".to_string(),
+            "--config-dir".into(),
+            self.config_dir().display().to_string(),
+            "--state-dir".into(),
+            self.state().display().to_string(),
+            "--grpc-addr".into(),
+            self.grpc().to_string(),
+            "--admin-addr".into(),
+            self.control_admin().to_string(),
+            "--cert-ttl".into(),
+            self.cert_ttl.into(),
+        ];
+        let n = self.procs.len();
+        self.control = Some(Proc::spawn(&format!("control-{n}"), &args, &self.dir));
+        wait_listening(self.grpc()).await;
+    }
+
+    /// Stops the control plane abruptly (SIGKILL): the worst case for the proxies.
+    pub fn kill_control(&mut self) {
+        if let Some(mut c) = self.control.take() {
+            let _ = c.child.kill();
+            let _ = c.child.wait();
+            self.procs.push(c);
+        }
+    }
+
+    pub fn token(&self, workload: &str, extra: &[&str]) -> String {
+        let mut cmd = std::process::Command::new(WEFT);
+        cmd.args(["token", "create", "--workload", workload, "--state-dir"])
+            .arg(self.state())
+            .args(extra);
+        let out = cmd.output().expect("weft token create");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Starts a proxy for `workload` at host `.host` with `token`; does not wait.
+    pub fn spawn_proxy(&mut self, workload: &str, host: u8, token: &str) -> usize {
+        let ip = self.ip(host);
+        let args: Vec<String> = [
+            "proxy",
+            "--control",
+            &self.grpc().to_string(),
+            "--control-ca",
+            &self.state().join("ca/bundle.pem").display().to_string(),
+            "--workload",
+            workload,
+            "--join-token",
+            token,
+            "--outbound-addr",
+            &format!("{ip}:4140"),
+            "--inbound-addr",
+            &format!("{ip}:4143"),
+            "--admin-addr",
+            &format!("{ip}:4191"),
+            "--app-ip",
+            &ip,
+            "--access-log",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        self.procs
+            .push(Proc::spawn(&format!("proxy-{workload}"), &args, &self.dir));
+        self.procs.len() - 1
+    }
+
+    /// Starts the echo server and both proxies, and waits until they are ready.
+    pub async fn start_workloads(&mut self) {
+        let echo = vec![
+            "echo".to_string(),
+            "--http".into(),
+            format!("{}:8080", self.ip(2)),
+            "--pod".into(),
+            "echo-1".into(),
+        ];
+        self.procs.push(Proc::spawn("echo", &echo, &self.dir));
+        let (t1, t2) = (self.token("client", &[]), self.token("echo-1", &[]));
+        let c = self.spawn_proxy("client", 1, &t1);
+        let e = self.spawn_proxy("echo-1", 2, &t2);
+        wait_ready(self.addr(1, 4191), &mut self.procs[c]).await;
+        wait_ready(self.addr(2, 4191), &mut self.procs[e]).await;
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// Waits (bounded) until `name`'s log contains `needle` `times` times.
+    pub async fn wait_log(&self, name: &str, needle: &str, times: usize, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while tokio::time::Instant::now() < deadline {
+            if self.log(name).matches(needle).count() >= times {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+}
+
+impl Drop for ControlMesh {
+    fn drop(&mut self) {
+        self.control.take();
+        self.procs.clear();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
