@@ -229,3 +229,130 @@ impl Session {
         self.types.values().map(|t| t.subscribed.len()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use weft_proto::xds::RpcStatus;
+
+    use super::*;
+
+    const MESH: &str = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: reviews, namespace: shop}
+spec:
+  clusterIP: 10.96.0.7
+  selector: {app: reviews}
+  ports: [{name: http, port: 9080, appProtocol: http}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: web, namespace: shop}
+spec: {address: 127.0.0.10, labels: {app: web}, serviceAccount: web}
+"#;
+
+    fn published(text: &str, generation: u64) -> Published {
+        let (resources, diags) = weft_api::load::load_str(Path::new("t.yaml"), text);
+        assert!(!diags.has_errors(), "{diags}");
+        let (model, diags) = weft_api::validate::build(&resources);
+        let model = model.unwrap_or_else(|| panic!("{diags}"));
+        Published::new(generation, Arc::new(model), Arc::new(Vec::new()))
+    }
+
+    fn session() -> Session {
+        let who = ProxyIdentity {
+            namespace: "shop".into(),
+            workload: Some("web".into()),
+        };
+        Session::new(who, "shop/web".into())
+    }
+
+    fn subscribe(type_url: &str, names: &[&str]) -> DeltaDiscoveryRequest {
+        DeltaDiscoveryRequest {
+            type_url: type_url.into(),
+            resource_names_subscribe: names.iter().map(|n| n.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn vip_alias_resolves_to_the_canonical_name_and_unknown_names_are_removed() {
+        let p = published(MESH, 1);
+        let mut s = session();
+        let req = subscribe(types::SERVICE_CONFIG, &["10.96.0.7", "shop/nothing"]);
+        assert_eq!(s.apply(&req), Ok(Received::Subscription));
+        let resp = s.respond(types::SERVICE_CONFIG, &p).expect("a response");
+        assert_eq!(resp.resources.len(), 1);
+        assert_eq!(resp.resources[0].name, "shop/reviews");
+        assert_eq!(resp.resources[0].aliases, vec!["10.96.0.7".to_string()]);
+        assert_eq!(resp.removed_resources, vec!["shop/nothing".to_string()]);
+        // Nothing changed: nothing to send.
+        assert!(s.respond(types::SERVICE_CONFIG, &p).is_none());
+    }
+
+    #[test]
+    fn acks_nacks_and_reconnects_with_known_versions() {
+        let p = published(MESH, 1);
+        let mut s = session();
+        s.apply(&subscribe(types::SERVICE_CONFIG, &["shop/reviews"]))
+            .expect("apply");
+        let resp = s.respond(types::SERVICE_CONFIG, &p).expect("response");
+        let ack = DeltaDiscoveryRequest {
+            type_url: types::SERVICE_CONFIG.into(),
+            response_nonce: resp.nonce.clone(),
+            ..Default::default()
+        };
+        assert_eq!(
+            s.apply(&ack),
+            Ok(Received::Ack {
+                nonce: resp.nonce.clone()
+            })
+        );
+        let nack = DeltaDiscoveryRequest {
+            error_detail: Some(RpcStatus {
+                code: 3,
+                message: "bad".into(),
+                details: Vec::new(),
+            }),
+            ..ack
+        };
+        assert!(matches!(s.apply(&nack), Ok(Received::Nack { .. })));
+        // A NACKed version is not resent.
+        assert!(s.respond(types::SERVICE_CONFIG, &p).is_none());
+
+        // A reconnecting client that already holds this version gets nothing new.
+        let mut again = session();
+        let mut req = subscribe(types::SERVICE_CONFIG, &["shop/reviews"]);
+        req.initial_resource_versions
+            .insert("shop/reviews".into(), resp.resources[0].version.clone());
+        again.apply(&req).expect("apply");
+        assert!(again.respond(types::SERVICE_CONFIG, &p).is_none());
+
+        // A model change that alters the Service is pushed.
+        let changed = MESH.replace("port: 9080", "port: 9081");
+        let p2 = published(&changed, 2);
+        let pushed = again.respond(types::SERVICE_CONFIG, &p2).expect("push");
+        assert_ne!(pushed.resources[0].version, resp.resources[0].version);
+        assert_eq!(pushed.system_version_info, "2");
+    }
+
+    #[test]
+    fn a_proxy_gets_only_its_own_config_and_unknown_types_are_errors() {
+        let p = published(MESH, 1);
+        let mut s = session();
+        s.apply(&subscribe(types::PROXY_CONFIG, &["shop/web", "shop/other"]))
+            .expect("apply");
+        let resp = s.respond(types::PROXY_CONFIG, &p).expect("response");
+        assert_eq!(resp.resources.len(), 1);
+        assert_eq!(resp.resources[0].name, "shop/web");
+        assert_eq!(resp.removed_resources, vec!["shop/other".to_string()]);
+        let bad = subscribe(
+            "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            &["x"],
+        );
+        assert!(matches!(s.apply(&bad), Err(ProtocolError::UnknownType(_))));
+    }
+}

@@ -168,3 +168,69 @@ impl Held {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use weft_proto::types::{to_any, SCHEMA};
+    use weft_proto::weft::ServiceConfig;
+
+    use super::*;
+
+    fn response(resources: Vec<Resource>) -> DeltaDiscoveryResponse {
+        DeltaDiscoveryResponse {
+            type_url: SERVICE_CONFIG.into(),
+            resources,
+            nonce: "1".into(),
+            ..Default::default()
+        }
+    }
+
+    fn service(name: &str, view: &[u8], schema: u32) -> Resource {
+        Resource {
+            name: name.into(),
+            version: "v".into(),
+            resource: Some(to_any(
+                SERVICE_CONFIG,
+                &ServiceConfig {
+                    schema,
+                    view: view.to_vec(),
+                },
+            )),
+            ..Default::default()
+        }
+    }
+
+    const GOOD: &str =
+        r#"{"service":{"name":"reviews","namespace":"shop","vip":null,"ports":[]},"backends":{}}"#;
+
+    #[test]
+    fn one_bad_resource_rejects_the_whole_response() {
+        let mut held = Held::default();
+        let ok = decode(&response(vec![service(
+            "shop/reviews",
+            GOOD.as_bytes(),
+            SCHEMA,
+        )]))
+        .expect("good");
+        held.apply(ok);
+        assert!(held.services.contains_key("shop/reviews"));
+
+        for bad in [
+            response(vec![service("shop/ratings", b"{not json", SCHEMA)]),
+            response(vec![service("shop/ratings", GOOD.as_bytes(), SCHEMA + 1)]),
+            response(vec![service("shop/other", GOOD.as_bytes(), SCHEMA)]),
+            response(vec![Resource {
+                name: "shop/x".into(),
+                ..Default::default()
+            }]),
+        ] {
+            let err = match decode(&bad) {
+                Err(e) => e,
+                Ok(_) => panic!("accepted a bad response"),
+            };
+            assert!(err.starts_with("resource shop/"), "{err}");
+        }
+        // Nothing of the rejected responses was applied.
+        assert_eq!(held.services.len(), 1);
+    }
+}
