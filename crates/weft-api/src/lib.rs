@@ -14,6 +14,7 @@ pub mod compile;
 pub mod diagnostic;
 pub mod duration;
 pub mod load;
+pub mod load_cache;
 pub mod model;
 pub mod resources;
 pub mod validate;

@@ -43,37 +43,31 @@ pub fn load_dir(dir: &Path) -> (Vec<Resource>, Diagnostics) {
 
 /// Reads one YAML file of one or more documents.
 pub fn load_file(file: &Path) -> (Vec<Resource>, Diagnostics) {
-    let mut diags = Diagnostics::default();
+    match read_file(file) {
+        Ok(text) => load_str(file, &text),
+        Err(diags) => (Vec::new(), diags),
+    }
+}
+
+/// A file's text, or why it cannot be used (too big, unreadable, not UTF-8).
+pub(crate) fn read_file(file: &Path) -> Result<String, Diagnostics> {
+    let fail = |message: String| {
+        let mut diags = Diagnostics::default();
+        diags.push(Diagnostic::error(message).at(file, 0));
+        diags
+    };
     match std::fs::metadata(file) {
         Ok(m) if m.len() > MAX_FILE_BYTES => {
-            diags.push(
-                Diagnostic::error(format!(
-                    "file is {} bytes, more than the {MAX_FILE_BYTES} Weft reads",
-                    m.len()
-                ))
-                .at(file, 0),
-            );
-            return (Vec::new(), diags);
+            return Err(fail(format!(
+                "file is {} bytes, more than the {MAX_FILE_BYTES} Weft reads",
+                m.len()
+            )))
         }
         Ok(_) => {}
-        Err(e) => {
-            diags.push(Diagnostic::error(format!("cannot read file: {e}")).at(file, 0));
-            return (Vec::new(), diags);
-        }
+        Err(e) => return Err(fail(format!("cannot read file: {e}"))),
     }
-    match std::fs::read(file) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => load_str(file, &text),
-            Err(_) => {
-                diags.push(Diagnostic::error("file is not valid UTF-8").at(file, 0));
-                (Vec::new(), diags)
-            }
-        },
-        Err(e) => {
-            diags.push(Diagnostic::error(format!("cannot read file: {e}")).at(file, 0));
-            (Vec::new(), diags)
-        }
-    }
+    let bytes = std::fs::read(file).map_err(|e| fail(format!("cannot read file: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| fail("file is not valid UTF-8".to_string()))
 }
 
 /// Reads a multi-document YAML text; `file` is the name diagnostics use.
@@ -367,7 +361,7 @@ fn clean_path(path: &str) -> String {
         .to_string()
 }
 
-fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+pub(crate) fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();

@@ -30,6 +30,9 @@ pub struct Model {
     pub root_namespace: String,
     /// Policies parsed and checked but not yet enforced by this version of Weft.
     pub unenforced: Vec<String>,
+    /// Workloads (indices into `workloads`) by (namespace, label, value): selecting a
+    /// Service's endpoints looks at the few workloads with its first label, not all of them.
+    pub workloads_by_label: BTreeMap<(String, String, String), Vec<usize>>,
 }
 
 /// One PeerAuthentication; `None` modes are UNSET (inherit from the wider scope).
@@ -179,7 +182,49 @@ impl Default for Model {
             peer_authentications: Vec::new(),
             root_namespace: DEFAULT_ROOT_NAMESPACE.to_string(),
             unenforced: Vec::new(),
+            workloads_by_label: BTreeMap::new(),
         }
+    }
+}
+
+impl Model {
+    /// Rebuilds [`Model::workloads_by_label`]; call after changing `workloads`.
+    pub fn index_workloads(&mut self) {
+        self.workloads_by_label.clear();
+        for (i, w) in self.workloads.iter().enumerate() {
+            for (k, v) in &w.view.labels {
+                self.workloads_by_label
+                    .entry((w.view.namespace.clone(), k.clone(), v.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+    }
+
+    /// The workloads in `namespace` whose labels include every pair of `selector` (none for
+    /// an empty selector, as for a Service).
+    pub fn selected<'m>(
+        &'m self,
+        namespace: &str,
+        selector: &'m BTreeMap<String, String>,
+    ) -> impl Iterator<Item = &'m WorkloadModel> + 'm {
+        let candidates = selector
+            .iter()
+            .next()
+            .and_then(|(k, v)| {
+                self.workloads_by_label
+                    .get(&(namespace.to_string(), k.clone(), v.clone()))
+            })
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        candidates
+            .iter()
+            .filter_map(|&i| self.workloads.get(i))
+            .filter(move |w| {
+                selector
+                    .iter()
+                    .all(|(k, v)| w.view.labels.get(k) == Some(v))
+            })
     }
 }
 

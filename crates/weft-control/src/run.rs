@@ -114,11 +114,14 @@ pub async fn run(
     let dir = config.config_dir.clone();
     let loaded = {
         let d = dir.clone();
-        tokio::task::spawn_blocking(move || crate::store::load(&d))
-            .await
-            .map_err(|e| ControlError::Ca(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let mut cache = weft_api::load_cache::LoadCache::default();
+            crate::store::load(&d, &mut cache).map(|loaded| (loaded, cache))
+        })
+        .await
+        .map_err(|e| ControlError::Ca(e.to_string()))?
     };
-    let (model, warnings) = loaded.map_err(|errors| ControlError::InvalidConfig {
+    let ((model, warnings), cache) = loaded.map_err(|errors| ControlError::InvalidConfig {
         dir: dir.display().to_string(),
         errors: errors.join("\n"),
     })?;
@@ -134,7 +137,14 @@ pub async fn run(
     });
     let tokens = Arc::new(TokenStore::open(&config.state_dir)?);
     let metrics = Arc::new(Metrics::new());
-    let store = Arc::new(Store::new(dir, model, warnings, bundle, metrics.clone()));
+    let store = Arc::new(Store::new(
+        dir,
+        cache,
+        model,
+        warnings,
+        bundle,
+        metrics.clone(),
+    ));
     let tls = Arc::new(ArcSwap::new(serving_tls(&ca, &trust_domain)?));
 
     let bind = |addr: SocketAddr, what: &'static str| async move {

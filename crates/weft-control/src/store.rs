@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 use tokio::sync::watch;
+use weft_api::load_cache::LoadCache;
 use weft_api::model::Model;
 use weft_api::watch::DirWatcher;
 
@@ -40,11 +41,13 @@ pub struct Store {
     generation: AtomicU64,
     status: ArcSwap<StoreStatus>,
     metrics: Arc<Metrics>,
+    /// Parsed files, so a change re-parses only what changed. Used by one reload at a time.
+    cache: std::sync::Mutex<LoadCache>,
 }
 
 /// Loads and validates a directory; `Err` carries every error, one per line.
-pub fn load(dir: &Path) -> Result<(Model, Vec<String>), Vec<String>> {
-    let (model, diags) = weft_api::validate::load_and_build(dir);
+pub fn load(dir: &Path, cache: &mut LoadCache) -> Result<(Model, Vec<String>), Vec<String>> {
+    let (model, diags) = weft_api::validate::load_and_build_cached(dir, cache);
     let warnings: Vec<String> = diags.warnings().map(|w| w.to_string()).collect();
     match model {
         Some(m) => Ok((m, warnings)),
@@ -56,6 +59,7 @@ impl Store {
     /// A store publishing `model` as generation 1.
     pub fn new(
         dir: PathBuf,
+        cache: LoadCache,
         model: Model,
         warnings: Vec<String>,
         trust_bundle: Vec<CertificateDer<'static>>,
@@ -78,6 +82,7 @@ impl Store {
             generation: AtomicU64::new(1),
             status: ArcSwap::from_pointee(status),
             metrics,
+            cache: std::sync::Mutex::new(cache),
         }
     }
 
@@ -96,7 +101,11 @@ impl Store {
     /// Re-reads the directory (blocking: call from a blocking thread).
     pub fn reload(&self) {
         let started = Instant::now();
-        match load(&self.dir) {
+        let loaded = {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            load(&self.dir, &mut cache)
+        };
+        match loaded {
             Ok((model, warnings)) => {
                 for w in &warnings {
                     tracing::warn!("{w}");

@@ -206,33 +206,23 @@ fn filters(filters: &[FilterModel]) -> Vec<FilterView> {
 pub(super) fn backend(model: &Model, svc: &ServiceModel, port: u16) -> BackendView {
     let sp = svc.port(port);
     let mut endpoints = Vec::new();
-    if !svc.selector.is_empty() {
-        for w in &model.workloads {
-            let v = &w.view;
-            if v.namespace != svc.namespace
-                || !svc
-                    .selector
-                    .iter()
-                    .all(|(k, val)| v.labels.get(k) == Some(val))
-            {
-                continue;
-            }
-            let target = match sp.map(|p| &p.target) {
-                Some(TargetPort::Number(n)) => Some(*n),
-                Some(TargetPort::Name(name)) => w.ports.get(name).copied(),
-                None => None,
-            };
-            let Some(target) = target else { continue };
-            endpoints.push(EndpointView {
-                addr: std::net::SocketAddr::new(v.address, target),
-                workload: v.name.clone(),
-                namespace: v.namespace.clone(),
-                service_account: v.service_account.clone(),
-                meshed: v.meshed,
-                weight: w.weight,
-                mtls: v.meshed && super::mtls::mode_for(model, v, target) != MtlsMode::Disable,
-            });
-        }
+    for w in model.selected(&svc.namespace, &svc.selector) {
+        let v = &w.view;
+        let target = match sp.map(|p| &p.target) {
+            Some(TargetPort::Number(n)) => Some(*n),
+            Some(TargetPort::Name(name)) => w.ports.get(name).copied(),
+            None => None,
+        };
+        let Some(target) = target else { continue };
+        endpoints.push(EndpointView {
+            addr: std::net::SocketAddr::new(v.address, target),
+            workload: v.name.clone(),
+            namespace: v.namespace.clone(),
+            service_account: v.service_account.clone(),
+            meshed: v.meshed,
+            weight: w.weight,
+            mtls: v.meshed && super::mtls::mode_for(model, v, target) != MtlsMode::Disable,
+        });
     }
     let load_balancer = model
         .load_balancers

@@ -32,6 +32,7 @@ pub fn build(resources: &[Resource]) -> (Option<Model>, Diagnostics) {
     services::build(resources, &mut model, &mut diags);
     routes::build(resources, &mut model, &mut diags);
     policy::build(resources, &mut model, &mut diags);
+    model.index_workloads();
 
     if diags.has_errors() {
         (None, diags)
@@ -43,6 +44,22 @@ pub fn build(resources: &[Resource]) -> (Option<Model>, Diagnostics) {
 /// Loads a directory and validates it: the one call a proxy or `weft validate` makes.
 pub fn load_and_build(dir: &std::path::Path) -> (Option<Model>, Diagnostics) {
     let (resources, mut diags) = crate::load::load_dir(dir);
+    let (model, more) = build(&resources);
+    diags.extend(more);
+    if diags.has_errors() {
+        (None, diags)
+    } else {
+        (model, diags)
+    }
+}
+
+/// [`load_and_build`] through a [`crate::load_cache::LoadCache`]: for watchers that reload
+/// often.
+pub fn load_and_build_cached(
+    dir: &std::path::Path,
+    cache: &mut crate::load_cache::LoadCache,
+) -> (Option<Model>, Diagnostics) {
+    let (resources, mut diags) = cache.load_dir(dir);
     let (model, more) = build(&resources);
     diags.extend(more);
     if diags.has_errors() {

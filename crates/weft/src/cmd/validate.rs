@@ -4,8 +4,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use weft_api::compile::{compile, ProxyIdentity};
-
 #[derive(clap::Args)]
 pub struct Args {
     /// Directory (or single file) of mesh resources.
@@ -52,18 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|p| format!("{}/{:?}", p.port, p.protocol).to_lowercase())
             .collect();
-        let endpoints = model
-            .workloads
-            .iter()
-            .filter(|w| {
-                w.view.namespace == svc.namespace
-                    && !svc.selector.is_empty()
-                    && svc
-                        .selector
-                        .iter()
-                        .all(|(k, v)| w.view.labels.get(k) == Some(v))
-            })
-            .count();
+        let endpoints = model.selected(&svc.namespace, &svc.selector).count();
         let vip = svc
             .vip
             .map(|v| v.to_string())
@@ -74,17 +61,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             svc.name,
             ports.join(", ")
         );
-        let view = compile(
-            &model,
-            &ProxyIdentity {
-                namespace: svc.namespace.clone(),
-                workload: None,
-            },
-        )?;
-        if let Some(sv) = view
-            .services
-            .iter()
-            .find(|s| s.name == svc.name && s.namespace == svc.namespace)
+        // One Service at a time: compiling whole views here would be quadratic in the mesh.
+        if let Some(sv) =
+            weft_api::compile::service(&model, &svc.namespace, &svc.name, &svc.namespace)
+                .map(|bundle| bundle.service)
         {
             for p in &sv.ports {
                 let mut routes: Vec<String> = p
