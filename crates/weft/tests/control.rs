@@ -187,19 +187,26 @@ async fn try_tls(mesh: &ControlMesh, config: Arc<rustls::ClientConfig>) -> bool 
     buf.starts_with(b"HTTP/1.1 200")
 }
 
+/// Credentials for `id` signed by `ca` (the test plays a workload).
+fn creds_from(
+    ca: &weft_identity::Authority,
+    id: &weft_identity::SpiffeId,
+    ttl: Duration,
+) -> weft_identity::Credentials {
+    let kc = weft_identity::generate_key_and_csr(id).expect("csr");
+    let issued = ca.issue(&kc.csr_der, id, ttl).expect("issue");
+    weft_identity::Credentials::new(id.clone(), issued.chain, kc.key, ca.trust_bundle())
+        .expect("creds")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_workload_refuses_plaintext_foreign_expired_and_anonymous_clients() {
-    use weft_identity::{generate_key_and_csr, Authority, Credentials, ExpectedPeer, SpiffeId};
+    use weft_identity::{Authority, ExpectedPeer, SpiffeId};
     let mut mesh = ControlMesh::start(91, "STRICT", "1h").await;
     mesh.start_workloads().await;
     let echo_id = SpiffeId::new("cluster.local", "default", "echo").expect("id");
     let alpn: &[&[u8]] = &[b"weft/1"];
     let ca = Authority::load_or_create(&mesh.state(), "cluster.local").expect("the mesh CA");
-    let creds_from = |ca: &Authority, id: &SpiffeId, ttl: Duration| {
-        let kc = generate_key_and_csr(id).expect("csr");
-        let issued = ca.issue(&kc.csr_der, id, ttl).expect("issue");
-        Credentials::new(id.clone(), issued.chain, kc.key, ca.trust_bundle()).expect("creds")
-    };
     let me = SpiffeId::new("cluster.local", "default", "tester").expect("id");
 
     // Control: a certificate from the mesh CA gets through (the tests below can fail).
@@ -378,4 +385,98 @@ async fn invalid_change_keeps_the_last_model_and_weft_check_says_why() {
         .await
         .expect("request");
     assert_eq!(a.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_rotation_under_load_fails_no_request() {
+    let mut mesh = ControlMesh::start(95, "STRICT", "1h").await;
+    mesh.start_workloads().await;
+    let client = mesh.client();
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..2 {
+        let (ok, failures, stop) = (ok.clone(), failures.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            for _ in 0..4000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                match send(client, get("/rotate"), false).await {
+                    Ok(a) if a.status == 200 => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(a) => failures
+                        .lock()
+                        .expect("lock")
+                        .push(format!("status {}", a.status)),
+                    Err(e) => failures.lock().expect("lock").push(e),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }));
+    }
+    let tester = weft_identity::SpiffeId::new("cluster.local", "default", "tester").expect("id");
+    let echo_id = weft_identity::SpiffeId::new("cluster.local", "default", "echo").expect("id");
+    let ca = weft_identity::Authority::load_or_create(&mesh.state(), "cluster.local").expect("CA");
+    let old_root_creds = creds_from(&ca, &tester, Duration::from_secs(600));
+    let alpn: &[&[u8]] = &[b"weft/1"];
+    let admin = mesh.control_admin();
+    let post = |path: &'static str| async move {
+        let req = Request::post(path)
+            .header("host", "admin")
+            .body(Full::new(Bytes::new()))
+            .expect("req");
+        send(admin, req, false).await.expect("admin")
+    };
+    // Step 1: a new root signs, both roots are trusted; every proxy renews from the new root.
+    let a = post("/ca/rotate").await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    for p in ["proxy-client", "proxy-echo-1"] {
+        assert!(
+            mesh.wait_log(p, "certificate renewed", 1, Duration::from_secs(15))
+                .await,
+            "{p} did not renew:\n{}",
+            mesh.log(p)
+        );
+    }
+    // Step 2: only the new root is trusted.
+    let a = post("/ca/finish-rotation").await;
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let (_, bundle) = admin_get(admin, "/ca/bundle.pem").await.expect("bundle");
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The echo proxy now trusts only the new root: a new-root client gets in, an old-root one
+    // does not (its certificate was valid until the rotation finished).
+    let ca = weft_identity::Authority::load_or_create(&mesh.state(), "cluster.local").expect("CA");
+    let mut new_root_creds = creds_from(&ca, &tester, Duration::from_secs(600));
+    new_root_creds.trust_bundle = ca.trust_bundle();
+    let expect_echo = weft_identity::ExpectedPeer::Exactly(echo_id);
+    let config =
+        weft_identity::client_config(&new_root_creds, expect_echo.clone(), alpn).expect("config");
+    assert!(
+        try_tls(&mesh, config).await,
+        "a new-root certificate was refused:\n{}",
+        mesh.log("proxy-echo-1")
+    );
+    let mut old = old_root_creds;
+    old.trust_bundle = ca.trust_bundle();
+    let config = weft_identity::client_config(&old, expect_echo, alpn).expect("config");
+    assert!(
+        !try_tls(&mesh, config).await,
+        "an old-root certificate still works after the rotation"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.await.expect("load task");
+    }
+    let failures = failures.lock().expect("lock").clone();
+    assert!(
+        failures.is_empty(),
+        "{} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok.load(Ordering::Relaxed) > 100);
 }

@@ -18,6 +18,9 @@ use super::channel;
 use super::ControlSettings;
 use crate::mesh::MeshTls;
 
+/// After a trust bundle change, renew after about this long (jittered).
+const ROTATION_GRACE: Duration = Duration::from_secs(3);
+
 /// Renewal retries never wait longer than this.
 const MAX_RETRY: Duration = Duration::from_secs(10);
 
@@ -119,7 +122,12 @@ impl Certs {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = self.renew_now.notified() => {
-                        tracing::info!("trust bundle changed: renewing the certificate now");
+                        // Every proxy gets the new bundle within a push; waiting a few
+                        // seconds before presenting a certificate from the new root means no
+                        // peer still trusts only the old one when it sees it.
+                        let grace = ROTATION_GRACE.mul_f64(0.5 + fastrand::f64());
+                        tracing::info!(?grace, "trust bundle changed: renewing the certificate from the current root soon");
+                        tokio::time::sleep(grace).await;
                     }
                 }
             }
