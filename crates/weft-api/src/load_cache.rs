@@ -13,6 +13,9 @@ use crate::resources::Resource;
 #[derive(Default)]
 pub struct LoadCache {
     files: HashMap<PathBuf, Parsed>,
+    /// A digest of every file's path and content at the last load.
+    fingerprint: u64,
+    changed: bool,
 }
 
 struct Parsed {
@@ -36,6 +39,7 @@ impl LoadCache {
         }
         files.sort();
         self.files.retain(|path, _| files.contains(path));
+        let mut fingerprint = fnv(b"");
         let mut resources = Vec::new();
         for file in files {
             let text = match read_file(&file) {
@@ -47,6 +51,7 @@ impl LoadCache {
                 }
             };
             let digest = fnv(text.as_bytes());
+            fingerprint = fnv(format!("{fingerprint:x}{}{digest:x}", file.display()).as_bytes());
             let parsed = match self.files.get(&file) {
                 Some(p) if p.digest == digest => p,
                 _ => {
@@ -68,7 +73,15 @@ impl LoadCache {
             resources.extend(parsed.resources.iter().cloned());
             diags.extend(parsed.diags.clone());
         }
+        self.changed = fingerprint != self.fingerprint;
+        self.fingerprint = fingerprint;
         (resources, diags)
+    }
+
+    /// Whether the last [`LoadCache::load_dir`] saw any difference from the one before (a
+    /// periodic rescan usually sees none).
+    pub fn changed(&self) -> bool {
+        self.changed
     }
 }
 
@@ -98,10 +111,14 @@ mod tests {
         let mut cache = LoadCache::default();
         let (rs, _) = cache.load_dir(&dir);
         assert_eq!(rs.len(), 2);
+        assert!(cache.changed());
+        cache.load_dir(&dir);
+        assert!(!cache.changed(), "nothing changed");
         std::fs::write(dir.join("b.yaml"), svc("c")).expect("rewrite");
         let (rs, _) = cache.load_dir(&dir);
         let names: Vec<String> = rs.iter().map(|r| r.meta().name.value.clone()).collect();
         assert_eq!(names, vec!["a".to_string(), "c".to_string()]);
+        assert!(cache.changed());
         std::fs::remove_file(dir.join("a.yaml")).expect("remove");
         assert_eq!(cache.load_dir(&dir).0.len(), 1);
         assert_eq!(cache.files.len(), 1);

@@ -103,7 +103,12 @@ impl Store {
         let started = Instant::now();
         let loaded = {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            load(&self.dir, &mut cache)
+            let loaded = load(&self.dir, &mut cache);
+            if !cache.changed() {
+                // A rescan that found the same files: nothing to publish or report.
+                return;
+            }
+            loaded
         };
         match loaded {
             Ok((model, warnings)) => {
