@@ -21,17 +21,11 @@ pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
 /// Reads every `*.yaml` / `*.yml` file under `dir` (recursively, in name order, skipping hidden
 /// entries). Problems in one file do not stop the others from being read.
 pub fn load_dir(dir: &Path) -> (Vec<Resource>, Diagnostics) {
-    let mut files = Vec::new();
+    let files = match yaml_files(dir) {
+        Ok(f) => f,
+        Err(diags) => return (Vec::new(), diags),
+    };
     let mut diags = Diagnostics::default();
-    if let Err(e) = collect_yaml_files(dir, &mut files) {
-        diags.push(
-            Diagnostic::error(format!("cannot read the config directory: {e}"))
-                .at(dir, 0)
-                .hint("pass a directory of YAML files (--config-dir)"),
-        );
-        return (Vec::new(), diags);
-    }
-    files.sort();
     let mut resources = Vec::new();
     for file in files {
         let (rs, ds) = load_file(&file);
@@ -39,6 +33,22 @@ pub fn load_dir(dir: &Path) -> (Vec<Resource>, Diagnostics) {
         diags.extend(ds);
     }
     (resources, diags)
+}
+
+/// The YAML files under `dir`, in name order, or why the directory cannot be read.
+pub(crate) fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostics> {
+    let mut files = Vec::new();
+    if let Err(e) = collect_yaml_files(dir, &mut files) {
+        let mut diags = Diagnostics::default();
+        diags.push(
+            Diagnostic::error(format!("cannot read the config directory: {e}"))
+                .at(dir, 0)
+                .hint("pass a directory of YAML files (--config-dir)"),
+        );
+        return Err(diags);
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Reads one YAML file of one or more documents.
@@ -361,7 +371,7 @@ fn clean_path(path: &str) -> String {
         .to_string()
 }
 
-pub(crate) fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+fn collect_yaml_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();

@@ -6,8 +6,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::diagnostic::{Diagnostic, Diagnostics};
-use crate::load::{collect_yaml_files, load_str, read_file};
+use crate::diagnostic::Diagnostics;
+use crate::load::{load_str, read_file, yaml_files};
 use crate::resources::Resource;
 
 #[derive(Default)]
@@ -27,17 +27,11 @@ struct Parsed {
 impl LoadCache {
     /// Like [`crate::load::load_dir`], reusing the parse of every unchanged file.
     pub fn load_dir(&mut self, dir: &Path) -> (Vec<Resource>, Diagnostics) {
-        let mut files = Vec::new();
+        let files = match yaml_files(dir) {
+            Ok(f) => f,
+            Err(diags) => return (Vec::new(), diags),
+        };
         let mut diags = Diagnostics::default();
-        if let Err(e) = collect_yaml_files(dir, &mut files) {
-            diags.push(
-                Diagnostic::error(format!("cannot read the config directory: {e}"))
-                    .at(dir, 0)
-                    .hint("pass a directory of YAML files (--config-dir)"),
-            );
-            return (Vec::new(), diags);
-        }
-        files.sort();
         self.files.retain(|path, _| files.contains(path));
         let mut fingerprint = fnv(b"");
         let mut resources = Vec::new();

@@ -480,3 +480,91 @@ async fn root_rotation_under_load_fails_no_request() {
     );
     assert!(ok.load(Ordering::Relaxed) > 100);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bytes_and_malformed_grpc_do_not_take_the_control_plane_down() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use weft_proto::weft::identity_client::IdentityClient;
+    use weft_proto::weft::CertifyRequest;
+    let mesh = ControlMesh::start(96, "PERMISSIVE", "1h").await;
+    // Junk instead of a TLS handshake.
+    let mut junk = tokio::net::TcpStream::connect(mesh.grpc())
+        .await
+        .expect("connect");
+    let _ = junk.write_all(&[0xff; 4096]).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), junk.read_to_end(&mut buf)).await;
+
+    let bundle_pem = std::fs::read_to_string(mesh.state().join("ca/bundle.pem")).expect("bundle");
+    let bundle = weft_identity::parse_pem_certs(&bundle_pem).expect("pem");
+    let expected = weft_identity::ExpectedPeer::Workload {
+        namespace: "weft-system".into(),
+        service_account: "weft-control".into(),
+    };
+    let tls = weft_identity::anonymous_client_config(&bundle, expected, &[b"h2"]).expect("tls");
+    let connect =
+        || weft_proxy::control::channel::connect(mesh.grpc(), tls.clone(), Duration::from_secs(5));
+
+    // An oversized request: refused with a status, not a crash.
+    let mut client = IdentityClient::new(connect().await.expect("channel"));
+    let huge = CertifyRequest {
+        join_token: "x".into(),
+        namespace: "default".into(),
+        workload: "client".into(),
+        csr: vec![0u8; 512 * 1024],
+    };
+    let status = client
+        .certify(huge)
+        .await
+        .expect_err("oversized request accepted");
+    assert_eq!(status.code(), tonic::Code::OutOfRange, "{status:?}");
+
+    // A gRPC frame that is not a protobuf message.
+    let mut channel = connect().await.expect("channel");
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&5u32.to_be_bytes());
+    frame.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff]);
+    let req = http::Request::post("/weft.v1.Identity/Certify")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(tonic::body::Body::new(Full::new(Bytes::from(frame))))
+        .expect("request");
+    let resp = tonic::codegen::Service::call(&mut channel, req)
+        .await
+        .expect("response");
+    let (parts, body) = resp.into_parts();
+    let trailers = http_body_util::BodyExt::collect(body)
+        .await
+        .expect("body")
+        .trailers()
+        .cloned();
+    let status = trailers
+        .as_ref()
+        .and_then(|t| t.get("grpc-status"))
+        .or_else(|| parts.headers.get("grpc-status"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("0")
+        .to_string();
+    assert_ne!(status, "0", "garbage was accepted");
+
+    // The control plane still works: a real certificate request succeeds.
+    let token = mesh.token("client", &[]);
+    let kc = weft_identity::generate_key_and_csr(
+        &weft_identity::SpiffeId::new("cluster.local", "default", "client").expect("id"),
+    )
+    .expect("csr");
+    let mut client = IdentityClient::new(connect().await.expect("channel"));
+    let ok = client
+        .certify(CertifyRequest {
+            join_token: token,
+            namespace: "default".into(),
+            workload: "client".into(),
+            csr: kc.csr_der,
+        })
+        .await
+        .expect("certify after the hostile requests");
+    assert_eq!(
+        ok.into_inner().spiffe_id,
+        "spiffe://cluster.local/ns/default/sa/client"
+    );
+}

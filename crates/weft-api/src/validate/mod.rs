@@ -43,14 +43,7 @@ pub fn build(resources: &[Resource]) -> (Option<Model>, Diagnostics) {
 
 /// Loads a directory and validates it: the one call a proxy or `weft validate` makes.
 pub fn load_and_build(dir: &std::path::Path) -> (Option<Model>, Diagnostics) {
-    let (resources, mut diags) = crate::load::load_dir(dir);
-    let (model, more) = build(&resources);
-    diags.extend(more);
-    if diags.has_errors() {
-        (None, diags)
-    } else {
-        (model, diags)
-    }
+    build_loaded(crate::load::load_dir(dir))
 }
 
 /// [`load_and_build`] through a [`crate::load_cache::LoadCache`]: for watchers that reload
@@ -59,7 +52,13 @@ pub fn load_and_build_cached(
     dir: &std::path::Path,
     cache: &mut crate::load_cache::LoadCache,
 ) -> (Option<Model>, Diagnostics) {
-    let (resources, mut diags) = cache.load_dir(dir);
+    build_loaded(cache.load_dir(dir))
+}
+
+/// Validates what a load produced; load errors also mean no model.
+fn build_loaded(
+    (resources, mut diags): (Vec<Resource>, Diagnostics),
+) -> (Option<Model>, Diagnostics) {
     let (model, more) = build(&resources);
     diags.extend(more);
     if diags.has_errors() {

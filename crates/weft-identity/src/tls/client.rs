@@ -51,20 +51,10 @@ pub fn client_config(
     if creds.chain.is_empty() {
         return Err(TlsError::EmptyChain);
     }
-    let verifier = SpiffeServerVerifier::new(&creds.trust_bundle, expected)?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|source| TlsError::Config {
-            side: "client",
-            source,
-        })?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
+    let config = builder(&creds.trust_bundle, expected)?
         .with_client_auth_cert(creds.chain.clone(), creds.key.clone_key())
         .map_err(TlsError::Identity)?;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
+    Ok(finish(config, alpn))
 }
 
 /// A TLS 1.3 client configuration without a client certificate, trusting `trust_bundle`
@@ -74,19 +64,31 @@ pub fn anonymous_client_config(
     expected: ExpectedPeer,
     alpn: &[&[u8]],
 ) -> Result<Arc<ClientConfig>, TlsError> {
+    let config = builder(trust_bundle, expected)?.with_no_client_auth();
+    Ok(finish(config, alpn))
+}
+
+/// TLS 1.3, the ring provider, and the SPIFFE server verifier; the client's own
+/// certificate is the caller's to add.
+fn builder(
+    trust_bundle: &[CertificateDer<'_>],
+    expected: ExpectedPeer,
+) -> Result<rustls::ConfigBuilder<ClientConfig, rustls::client::WantsClientCert>, TlsError> {
     let verifier = SpiffeServerVerifier::new(trust_bundle, expected)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
+    Ok(ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|source| TlsError::Config {
             side: "client",
             source,
         })?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(verifier)))
+}
+
+fn finish(mut config: ClientConfig, alpn: &[&[u8]]) -> Arc<ClientConfig> {
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
+    Arc::new(config)
 }
 
 // === impl ExpectedPeer ===
