@@ -568,3 +568,34 @@ async fn hostile_bytes_and_malformed_grpc_do_not_take_the_control_plane_down() {
         "spiffe://cluster.local/ns/default/sa/client"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_is_learnt_on_demand_by_its_vip() {
+    let mut mesh = ControlMesh::start(97, "STRICT", "1h").await;
+    // Give the Service a fixed VIP, then call it by address, as captured traffic would.
+    let config = mesh.config("STRICT").replace(
+        "  selector: {app: echo}\n",
+        "  clusterIP: 10.96.0.77\n  selector: {app: echo}\n",
+    );
+    std::fs::write(mesh.config_dir().join("mesh.yaml"), config).expect("config");
+    mesh.kill_control();
+    mesh.start_control().await;
+    mesh.start_workloads().await;
+    let (_, before) = admin_get(mesh.addr(1, 4191), "/config")
+        .await
+        .expect("config");
+    assert!(
+        !before.contains("10.96.0.77"),
+        "the client knew the Service before calling it"
+    );
+    let req = Request::get("http://10.96.0.77/by-vip")
+        .header("host", "10.96.0.77")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let a = send(mesh.client(), req, false).await.expect("request");
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let (_, after) = admin_get(mesh.addr(1, 4191), "/config")
+        .await
+        .expect("config");
+    assert!(after.contains("10.96.0.77"), "{after}");
+}
