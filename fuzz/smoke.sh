@@ -24,6 +24,7 @@ options() {
     case "$1" in
         detect) echo "-dict=fuzz/detect.dict -max_len=4096" ;;
         yaml_loader) echo "-dict=fuzz/yaml.dict -max_len=65536" ;;
+        xds_response) echo "-max_len=65536" ;;
         *) echo "" ;;
     esac
 }
