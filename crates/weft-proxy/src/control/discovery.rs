@@ -11,6 +11,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use tokio::sync::{mpsc, watch};
 
+/// At most this many names are asked for per proxy. A proxy calls a bounded set of
+/// services; an application sending requests to endless made-up hosts must not grow the
+/// proxy's memory or its subscription past what the control plane accepts.
+pub const MAX_NAMES: usize = 10_000;
+
 pub struct Discovery {
     requests: mpsc::Sender<(&'static str, String)>,
     /// `type_url|name` of every name the control plane has answered (present or absent).
@@ -47,6 +52,13 @@ impl Discovery {
         if missing.is_empty() {
             return;
         }
+        if self.answered.load().len() >= MAX_NAMES {
+            tracing::warn!(
+                "not asking the control plane about {} more names: this proxy already asked about {MAX_NAMES}",
+                missing.len()
+            );
+            return;
+        }
         let mut changed = self.changed.subscribe();
         for (t, n) in &missing {
             let _ = self.requests.try_send((t, n.clone()));
@@ -73,5 +85,32 @@ impl Discovery {
             next
         });
         self.changed.send_modify(|v| *v += 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn answered_names_return_at_once_and_the_rest_wait_bounded() {
+        let (d, mut rx) = Discovery::new();
+        let t = weft_proto::types::SERVICE_CONFIG;
+        d.answered(t, vec!["shop/reviews".into()]);
+        // Known: no request, no wait.
+        d.ensure(&[(t, "shop/reviews".into())], Duration::from_secs(5))
+            .await;
+        assert!(rx.try_recv().is_err());
+        // Unknown and never answered: asked for, then given up on after the timeout.
+        let started = tokio::time::Instant::now();
+        d.ensure(&[(t, "shop/ratings".into())], Duration::from_secs(5))
+            .await;
+        assert_eq!(rx.try_recv().ok(), Some((t, "shop/ratings".to_string())));
+        assert!(started.elapsed() >= Duration::from_secs(5));
+        // Past the cap nothing more is asked.
+        d.answered(t, (0..MAX_NAMES).map(|i| format!("ns/s{i}")).collect());
+        d.ensure(&[(t, "shop/more".into())], Duration::from_secs(5))
+            .await;
+        assert!(rx.try_recv().is_err());
     }
 }

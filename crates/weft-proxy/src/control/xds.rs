@@ -18,7 +18,7 @@ use weft_proto::xds::{
 
 use super::backoff::Backoff;
 use super::certs::{code_name, control_tls};
-use super::discovery::Discovery;
+use super::discovery::{Discovery, MAX_NAMES};
 use super::resources::{decode, Held};
 use super::{channel, ControlSettings};
 use crate::run::{install_view, Context};
@@ -155,7 +155,7 @@ impl XdsClient {
                         let names = held.subscribed.entry(type_url).or_default();
                         let new: Vec<String> = asked
                             .iter()
-                            .filter(|(t, n)| *t == type_url && names.insert(n.clone()))
+                            .filter(|(t, n)| *t == type_url && names.len() < MAX_NAMES && names.insert(n.clone()))
                             .map(|(_, n)| n.clone())
                             .collect();
                         if !new.is_empty() && tx.send(subscribe(type_url, new)).await.is_err() {
