@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use crate::compile::fnv1a as fnv;
 use crate::diagnostic::Diagnostics;
 use crate::load::{load_str, read_file, yaml_files};
 use crate::resources::Resource;
@@ -77,15 +78,6 @@ impl LoadCache {
     pub fn changed(&self) -> bool {
         self.changed
     }
-}
-
-fn fnv(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]

@@ -1,4 +1,8 @@
 //! Test fixtures: a CA with helpers to mint credentials, including deliberately bad ones.
+//!
+//! Compiled only for tests (also gated where `lib.rs` declares it): the `unwrap`s here fail a
+//! test on a broken fixture, they never see input from a user or the network.
+#![cfg(test)]
 
 use std::fs;
 use std::path::PathBuf;

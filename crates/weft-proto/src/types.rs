@@ -40,6 +40,17 @@ pub fn to_any(type_url: &str, message: &impl Message) -> Any {
     }
 }
 
+/// Decodes one of the payload messages into its (schema, view).
+fn payload<M: Message + Default>(
+    bytes: &[u8],
+    what: &'static str,
+    parts: fn(M) -> (u32, Vec<u8>),
+) -> Result<(u32, Vec<u8>), DecodeError> {
+    M::decode(bytes)
+        .map(parts)
+        .map_err(|source| DecodeError::Protobuf { what, source })
+}
+
 /// A `view` payload of the given type, checked for type and schema.
 pub fn view_of(any: &Any, expected: &'static str) -> Result<Vec<u8>, DecodeError> {
     if any.type_url != expected {
@@ -48,25 +59,15 @@ pub fn view_of(any: &Any, expected: &'static str) -> Result<Vec<u8>, DecodeError
             expected,
         });
     }
+    let bytes = any.value.as_slice();
     let (schema, view) = match expected {
-        PROXY_CONFIG => ProxyConfig::decode(any.value.as_slice())
-            .map(|m| (m.schema, m.view))
-            .map_err(|source| DecodeError::Protobuf {
-                what: "ProxyConfig",
-                source,
-            })?,
-        SERVICE_CONFIG => ServiceConfig::decode(any.value.as_slice())
-            .map(|m| (m.schema, m.view))
-            .map_err(|source| DecodeError::Protobuf {
-                what: "ServiceConfig",
-                source,
-            })?,
-        _ => WorkloadConfig::decode(any.value.as_slice())
-            .map(|m| (m.schema, m.view))
-            .map_err(|source| DecodeError::Protobuf {
-                what: "WorkloadConfig",
-                source,
-            })?,
+        PROXY_CONFIG => payload(bytes, "ProxyConfig", |m: ProxyConfig| (m.schema, m.view))?,
+        SERVICE_CONFIG => payload(bytes, "ServiceConfig", |m: ServiceConfig| {
+            (m.schema, m.view)
+        })?,
+        _ => payload(bytes, "WorkloadConfig", |m: WorkloadConfig| {
+            (m.schema, m.view)
+        })?,
     };
     if schema != SCHEMA {
         return Err(DecodeError::Schema { found: schema });

@@ -68,16 +68,7 @@ pub fn install_view(cx: &Context, view: ProxyView) {
         return;
     }
     let version = view.version.clone();
-    let snapshot = Snapshot::build(view, &cx.identity.namespace, &cx.metrics, &cx.registry);
-    cx.state.store(Arc::new(snapshot));
-    cx.status.rejected.store(None);
-    let first = !cx.status.ready.swap(true, Ordering::AcqRel);
-    cx.metrics
-        .config_reloads
-        .get_or_create(&ResultLabels { result: "ok" })
-        .inc();
-    cx.metrics.config_timestamp.set(unix_now());
-    if first {
+    if swap_in(cx, view) {
         tracing::info!(%version, "configuration received from the control plane; ready");
     } else {
         tracing::debug!(%version, "configuration updated");
@@ -116,6 +107,20 @@ pub fn load_view(dir: &Path, who: &ProxyIdentity) -> Result<ProxyView, RunError>
     Ok(compile(&model, who)?)
 }
 
+/// Builds the snapshot of a valid view and makes it current; true if it is the first.
+fn swap_in(cx: &Context, view: ProxyView) -> bool {
+    let snapshot = Snapshot::build(view, &cx.identity.namespace, &cx.metrics, &cx.registry);
+    cx.state.store(Arc::new(snapshot));
+    cx.status.rejected.store(None);
+    let first = !cx.status.ready.swap(true, Ordering::AcqRel);
+    cx.metrics
+        .config_reloads
+        .get_or_create(&ResultLabels { result: "ok" })
+        .inc();
+    cx.metrics.config_timestamp.set(unix_now());
+    first
+}
+
 /// Reloads after a change: swaps in a valid config, keeps the old one on any error.
 pub fn reload(cx: &Context, dir: &Path) {
     let started = Instant::now();
@@ -131,15 +136,7 @@ pub fn reload(cx: &Context, dir: &Path) {
                 return;
             }
             let version = view.version.clone();
-            let snapshot = Snapshot::build(view, &cx.identity.namespace, &cx.metrics, &cx.registry);
-            cx.state.store(Arc::new(snapshot));
-            cx.status.rejected.store(None);
-            cx.status.ready.store(true, Ordering::Release);
-            cx.metrics
-                .config_reloads
-                .get_or_create(&ResultLabels { result: "ok" })
-                .inc();
-            cx.metrics.config_timestamp.set(unix_now());
+            swap_in(cx, view);
             tracing::info!(%version, elapsed = ?started.elapsed(), "configuration reloaded");
         }
         Err(e) => {

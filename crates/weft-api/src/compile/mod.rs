@@ -161,10 +161,15 @@ pub fn digest<T: serde::Serialize>(value: &T) -> String {
 
 /// FNV-1a over bytes, as 16 hex digits.
 pub fn digest_bytes(bytes: &[u8]) -> String {
+    format!("{:016x}", fnv1a(bytes))
+}
+
+/// FNV-1a, 64 bits: a content fingerprint, not a security boundary.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("{h:016x}")
+    h
 }
