@@ -4,7 +4,9 @@
 //!   as JSON (what `weft check` prints);
 //! - `GET /metrics`: `weft_control_*` in OpenMetrics text;
 //! - `GET /ca/bundle.pem`: the trust bundle proxies need to reach the control plane;
-//! - `POST /ca/rotate`, `POST /ca/finish-rotation`: the two steps of a root rotation.
+//! - `POST /ca/rotate`, `POST /ca/finish-rotation`: the two steps of a root rotation;
+//! - `/workloads/...` and `/hosts`: workloads registered by `weft run` (see
+//!   [`crate::workloads_api`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -19,11 +21,15 @@ use tokio::net::TcpListener;
 use crate::identity::Ca;
 use crate::metrics::Metrics;
 use crate::store::Store;
+use crate::tokens::TokenStore;
 
 pub struct Admin {
     pub store: Arc<Store>,
     pub ca: Arc<Ca>,
     pub metrics: Arc<Metrics>,
+    pub tokens: Arc<TokenStore>,
+    /// The bearer token that routes changing registrations need.
+    pub admin_token: String,
 }
 
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
@@ -47,6 +53,13 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
 }
 
 async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path();
+    if path == "/hosts" || path.starts_with("/workloads") {
+        if let Some(resp) = crate::workloads_api::handle(admin, req).await {
+            return resp;
+        }
+        return text(StatusCode::NOT_FOUND, "not found\n".into());
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/live") => text(StatusCode::OK, "live\n".into()),
         (&Method::GET, "/ready") => text(StatusCode::OK, "ready\n".into()),
@@ -70,7 +83,7 @@ async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Full<Byt
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /status, /metrics, /ready\n".into(),
+            "not found: try /status, /metrics, /ready, /workloads, /hosts\n".into(),
         ),
     }
 }
@@ -108,11 +121,15 @@ async fn rotate(admin: &Arc<Admin>, start: bool) -> Response<Full<Bytes>> {
     }
 }
 
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+pub(crate) fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     respond(status, "text/plain; charset=utf-8", body)
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+pub(crate) fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

@@ -5,6 +5,8 @@
 //! - [`published`] and [`xds`]: per-proxy resources, compiled on demand from the published
 //!   model and sent over delta xDS (`DeltaAggregatedResources`).
 //! - [`identity`] and [`tokens`]: the certificate authority's service; join tokens.
+//! - [`registry`] and [`workloads_api`]: workloads registered at run time by `weft run`
+//!   (leases), merged with the directory's resources.
 //! - [`serve`]: the gRPC listener (TLS 1.3, HTTP/2); [`admin`]: status, metrics, CA rotation.
 //! - [`state`]: the state directory (CA key, tokens), written atomically and privately.
 
@@ -12,11 +14,13 @@ pub mod admin;
 pub mod identity;
 pub mod metrics;
 pub mod published;
+pub mod registry;
 pub mod run;
 pub mod serve;
 pub mod state;
 pub mod store;
 pub mod tokens;
+pub mod workloads_api;
 pub mod xds;
 
 pub use run::{run, CaFiles, ControlConfig, ControlError};

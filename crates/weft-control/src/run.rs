@@ -107,6 +107,19 @@ fn serving_tls(ca: &Ca, trust_domain: &str) -> Result<Arc<rustls::ServerConfig>,
         .map_err(|e| ControlError::Ca(e.to_string()))
 }
 
+/// Removes registrations whose runner stopped renewing them.
+async fn expire_leases(store: Arc<Store>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let s = store.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || s.expire_leases()).await {
+            tracing::error!(error = %e, "lease expiry task failed");
+        }
+    }
+}
+
 pub async fn run(
     config: ControlConfig,
     shutdown: impl std::future::Future<Output = ()>,
@@ -162,17 +175,24 @@ pub async fn run(
     .max_decoding_message_size(MAX_REQUEST_BYTES);
     let identity = IdentityGrpc::new(IdentityServer {
         ca: ca.clone(),
-        tokens,
+        tokens: tokens.clone(),
         published: store.subscribe(),
         cert_ttl: config.cert_ttl,
         metrics: metrics.clone(),
     })
     .max_decoding_message_size(MAX_REQUEST_BYTES);
     let grpc = crate::serve::router(ads, identity);
+    let admin_token =
+        crate::state::admin_token(&config.state_dir).map_err(|source| ControlError::State {
+            dir: config.state_dir.display().to_string(),
+            source,
+        })?;
     let admin = Arc::new(Admin {
         store: store.clone(),
         ca: ca.clone(),
         metrics,
+        tokens: tokens.clone(),
+        admin_token,
     });
     tracing::info!(
         grpc = %config.grpc_addr, admin = %config.admin_addr, state = %config.state_dir.display(),
@@ -197,6 +217,7 @@ pub async fn run(
         tokio::spawn(crate::admin::serve(admin_listener, admin)),
         tokio::spawn(store.clone().watch()),
         tokio::spawn(refresh),
+        tokio::spawn(expire_leases(store.clone())),
     ];
     shutdown.await;
     tracing::info!("control plane shutting down");

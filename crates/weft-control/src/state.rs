@@ -1,4 +1,5 @@
-//! The control plane's state directory: what must survive a restart (the CA, join tokens).
+//! The control plane's state directory: what must survive a restart (the CA, join tokens,
+//! the admin token).
 //!
 //! Files are written atomically (a temporary file in the same directory, flushed, then
 //! renamed over the old one), so a crash leaves either the old content or the new, and they
@@ -43,6 +44,23 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// The admin token (`<state>/admin-token`): read when it exists, else created, 0600.
+pub fn admin_token(state_dir: &Path) -> std::io::Result<String> {
+    let path = state_dir.join(crate::workloads_api::ADMIN_TOKEN_FILE);
+    match fs::read_to_string(&path) {
+        Ok(t) if t.trim().len() >= 32 => return Ok(t.trim().to_string()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut secret = [0u8; 24];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
+        .map_err(|_| std::io::Error::other("no randomness for the admin token"))?;
+    let token: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, format!("{token}\n").as_bytes())?;
+    Ok(token)
 }
 
 #[cfg(test)]

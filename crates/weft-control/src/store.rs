@@ -20,6 +20,7 @@ use weft_api::watch::DirWatcher;
 
 use crate::metrics::{Metrics, ResultLabels};
 use crate::published::Published;
+use crate::registry::{Registration, Registry, RegistryError, Upsert};
 
 /// What the admin endpoint and `weft check` show about the configuration.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -41,13 +42,42 @@ pub struct Store {
     generation: AtomicU64,
     status: ArcSwap<StoreStatus>,
     metrics: Arc<Metrics>,
-    /// Parsed files, so a change re-parses only what changed. Used by one reload at a time.
-    cache: std::sync::Mutex<LoadCache>,
+    /// Parsed files, so a change re-parses only what changed, and the registered workloads.
+    /// One rebuild at a time holds it (file reloads, registrations, lease expiry); never on a
+    /// request path.
+    inputs: std::sync::Mutex<Inputs>,
+}
+
+struct Inputs {
+    cache: LoadCache,
+    registry: Registry,
+}
+
+/// Why a registration was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("the mesh would be invalid with this workload:\n{}", .0.join("\n"))]
+    Invalid(Vec<String>),
 }
 
 /// Loads and validates a directory; `Err` carries every error, one per line.
 pub fn load(dir: &Path, cache: &mut LoadCache) -> Result<(Model, Vec<String>), Vec<String>> {
-    let (model, diags) = weft_api::validate::load_and_build_cached(dir, cache);
+    load_with(dir, cache, &Registry::default())
+}
+
+/// Loads a directory and adds the registered workloads, then validates the whole.
+fn load_with(
+    dir: &Path,
+    cache: &mut LoadCache,
+    registry: &Registry,
+) -> Result<(Model, Vec<String>), Vec<String>> {
+    let (mut resources, mut diags) = cache.load_dir(dir);
+    let (registered, more) = registry.resources(&resources);
+    resources.extend(registered);
+    diags.extend(more);
+    let (model, diags) = weft_api::validate::build_loaded((resources, diags));
     let warnings: Vec<String> = diags.warnings().map(|w| w.to_string()).collect();
     match model {
         Some(m) => Ok((m, warnings)),
@@ -82,7 +112,10 @@ impl Store {
             generation: AtomicU64::new(1),
             status: ArcSwap::from_pointee(status),
             metrics,
-            cache: std::sync::Mutex::new(cache),
+            inputs: std::sync::Mutex::new(Inputs {
+                cache,
+                registry: Registry::default(),
+            }),
         }
     }
 
@@ -101,35 +134,16 @@ impl Store {
     /// Re-reads the directory (blocking: call from a blocking thread).
     pub fn reload(&self) {
         let started = Instant::now();
-        let loaded = {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            let loaded = load(&self.dir, &mut cache);
-            if !cache.changed() {
-                // A rescan that found the same files: nothing to publish or report.
-                return;
-            }
-            loaded
-        };
+        let mut inputs = self.lock_inputs();
+        let Inputs { cache, registry } = &mut *inputs;
+        let loaded = load_with(&self.dir, cache, registry);
+        if !cache.changed() {
+            // A rescan that found the same files: nothing to publish or report.
+            return;
+        }
+        drop(inputs);
         match loaded {
-            Ok((model, warnings)) => {
-                for w in &warnings {
-                    tracing::warn!("{w}");
-                }
-                let bundle = self.current().trust_bundle.clone();
-                let generation = self.publish(Arc::new(model), bundle);
-                let mut status = StoreStatus::clone(&self.status.load());
-                status.generation = generation;
-                status.loaded_unix = unix_now();
-                status.counts = counts(&self.current().model);
-                status.rejected.clear();
-                status.warnings = warnings;
-                self.status.store(Arc::new(status));
-                self.metrics
-                    .reloads
-                    .get_or_create(&ResultLabels { result: "ok" })
-                    .inc();
-                tracing::info!(generation, elapsed = ?started.elapsed(), "configuration published");
-            }
+            Ok((model, warnings)) => self.accept(model, warnings, started),
             Err(errors) => {
                 self.metrics
                     .reloads
@@ -144,6 +158,103 @@ impl Store {
                 self.status.store(Arc::new(status));
             }
         }
+    }
+
+    /// Registers (or renews) a workload run by `weft run` (blocking). A registration that
+    /// would make the mesh invalid is refused and changes nothing.
+    pub fn register(
+        &self,
+        namespace: &str,
+        name: &str,
+        registration: Registration,
+    ) -> Result<Upsert, RegisterError> {
+        let started = Instant::now();
+        let mut inputs = self.lock_inputs();
+        let mut next = inputs.registry.clone();
+        let upsert = next.upsert(namespace, name, registration, Instant::now())?;
+        if upsert == Upsert::Renewed {
+            inputs.registry = next;
+            return Ok(upsert);
+        }
+        let Inputs { cache, .. } = &mut *inputs;
+        let (model, warnings) =
+            load_with(&self.dir, cache, &next).map_err(RegisterError::Invalid)?;
+        inputs.registry = next;
+        drop(inputs);
+        tracing::info!(workload = %format!("{namespace}/{name}"), "workload registered");
+        self.accept(model, warnings, started);
+        Ok(upsert)
+    }
+
+    /// Removes a registration (blocking) and publishes the mesh without it.
+    pub fn deregister(
+        &self,
+        namespace: &str,
+        name: &str,
+        owner: Option<&str>,
+    ) -> Result<(), RegisterError> {
+        let mut inputs = self.lock_inputs();
+        inputs.registry.remove(namespace, name, owner)?;
+        tracing::info!(workload = %format!("{namespace}/{name}"), "workload deregistered");
+        self.rebuild_locked(inputs);
+        Ok(())
+    }
+
+    /// Drops expired registrations (blocking); rebuilds when any expired.
+    pub fn expire_leases(&self) {
+        let mut inputs = self.lock_inputs();
+        let gone = inputs.registry.expire(Instant::now());
+        if gone.is_empty() {
+            return;
+        }
+        tracing::warn!(workloads = ?gone, "registrations expired (their runner stopped renewing them): removed from the mesh");
+        self.rebuild_locked(inputs);
+    }
+
+    /// The registered workloads, for the admin endpoint.
+    pub fn registrations(&self) -> Vec<serde_json::Value> {
+        self.lock_inputs().registry.list()
+    }
+
+    fn rebuild_locked(&self, mut inputs: std::sync::MutexGuard<'_, Inputs>) {
+        let started = Instant::now();
+        let Inputs { cache, registry } = &mut *inputs;
+        let loaded = load_with(&self.dir, cache, registry);
+        drop(inputs);
+        match loaded {
+            Ok((model, warnings)) => self.accept(model, warnings, started),
+            // Removing a workload cannot make the mesh invalid, but the files may have become
+            // invalid since: the file watcher reports that; keep what is published.
+            Err(errors) => tracing::warn!(
+                "mesh not republished after a registration change; the configuration is invalid:\n{}",
+                errors.join("\n")
+            ),
+        }
+    }
+
+    fn lock_inputs(&self) -> std::sync::MutexGuard<'_, Inputs> {
+        self.inputs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes a valid model and records it in the status.
+    fn accept(&self, model: Model, warnings: Vec<String>, started: Instant) {
+        for w in &warnings {
+            tracing::warn!("{w}");
+        }
+        let bundle = self.current().trust_bundle.clone();
+        let generation = self.publish(Arc::new(model), bundle);
+        let mut status = StoreStatus::clone(&self.status.load());
+        status.generation = generation;
+        status.loaded_unix = unix_now();
+        status.counts = counts(&self.current().model);
+        status.rejected.clear();
+        status.warnings = warnings;
+        self.status.store(Arc::new(status));
+        self.metrics
+            .reloads
+            .get_or_create(&ResultLabels { result: "ok" })
+            .inc();
+        tracing::info!(generation, elapsed = ?started.elapsed(), "configuration published");
     }
 
     /// Publishes a new trust bundle with the current model (after a CA rotation step).

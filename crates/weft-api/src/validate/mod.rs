@@ -13,6 +13,8 @@ mod routes;
 mod services;
 mod timing;
 
+pub use services::protocol_from_app_protocol;
+
 use std::collections::BTreeMap;
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
@@ -56,7 +58,7 @@ pub fn load_and_build_cached(
 }
 
 /// Validates what a load produced; load errors also mean no model.
-fn build_loaded(
+pub fn build_loaded(
     (resources, mut diags): (Vec<Resource>, Diagnostics),
 ) -> (Option<Model>, Diagnostics) {
     let (model, more) = build(&resources);

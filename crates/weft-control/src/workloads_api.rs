@@ -1,0 +1,195 @@
+//! The admin endpoint's workload routes, used by `weft run` and `weft up`:
+//!
+//! - `PUT /workloads/{namespace}/{name}[?token=1]`: register or renew a workload (a JSON
+//!   [`Registration`]); with `token=1` the answer carries a single-use join token for the
+//!   workload's proxy. A registration that would make the mesh invalid gets 409 and the
+//!   validator's errors.
+//! - `DELETE /workloads/{namespace}/{name}[?owner=ID]`: deregister.
+//! - `GET /workloads`: the registrations.
+//! - `GET /hosts?namespace=NS`: a hosts file naming every Service's VIP (`svc.ns`,
+//!   `svc.ns.svc.<domain>`, and the short `svc` for Services of NS), for network namespaces'
+//!   `/etc/netns/<name>/hosts`.
+//!
+//! Changing routes need the admin token (the state directory's `admin-token`, readable only by
+//! its owner) as `Authorization: Bearer <token>`: the admin listener is on loopback, but any
+//! local user can reach loopback, and a registration mints join tokens.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::admin::{respond, text, Admin};
+use crate::registry::Registration;
+use crate::store::RegisterError;
+
+/// Largest registration body accepted.
+const MAX_BODY: usize = 64 * 1024;
+/// How long a join token minted at registration stays usable.
+const JOIN_TOKEN_TTL: Duration = Duration::from_secs(600);
+/// The admin token file in the state directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Answers the workload routes; `None` when the path is not one of them.
+pub async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+    let path = req.uri().path().to_string();
+    if path == "/hosts" && req.method() == Method::GET {
+        let ns = query(&req, "namespace").unwrap_or_else(|| weft_api::DEFAULT_NAMESPACE.into());
+        return Some(text(
+            StatusCode::OK,
+            hosts_file(&admin.store.current().model, &ns),
+        ));
+    }
+    if path == "/workloads" && req.method() == Method::GET {
+        let list = serde_json::Value::from(admin.store.registrations());
+        return Some(respond(
+            StatusCode::OK,
+            "application/json",
+            list.to_string() + "\n",
+        ));
+    }
+    let rest = path.strip_prefix("/workloads/")?;
+    let Some((ns, name)) = rest.split_once('/').filter(|(_, n)| !n.contains('/')) else {
+        return Some(text(
+            StatusCode::NOT_FOUND,
+            "use /workloads/{namespace}/{name}\n".into(),
+        ));
+    };
+    let (ns, name) = (ns.to_string(), name.to_string());
+    if !authorized(admin, &req) {
+        return Some(text(
+            StatusCode::UNAUTHORIZED,
+            format!("send the control plane's admin token (its state directory's {ADMIN_TOKEN_FILE}) as `Authorization: Bearer <token>`\n"),
+        ));
+    }
+    Some(match req.method().clone() {
+        Method::PUT => register(admin, req, ns, name).await,
+        Method::DELETE => {
+            let owner = query(&req, "owner");
+            let a = admin.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                a.store.deregister(&ns, &name, owner.as_deref())
+            })
+            .await;
+            match result {
+                Ok(Ok(())) => text(StatusCode::OK, "deregistered\n".into()),
+                Ok(Err(e)) => text(error_status(&e), format!("{e}\n")),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            }
+        }
+        _ => text(StatusCode::METHOD_NOT_ALLOWED, "use PUT or DELETE\n".into()),
+    })
+}
+
+async fn register(
+    admin: &Arc<Admin>,
+    req: Request<Incoming>,
+    ns: String,
+    name: String,
+) -> Response<Full<Bytes>> {
+    let want_token = query(&req, "token").as_deref() == Some("1");
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("cannot read the registration (at most {MAX_BODY} bytes): {e}\n"),
+            )
+        }
+    };
+    let registration: Registration = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("invalid registration: {e}\n"),
+            )
+        }
+    };
+    let a = admin.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        a.store.register(&ns, &name, registration)?;
+        if !want_token {
+            return Ok(None);
+        }
+        a.tokens
+            .create(&ns, &name, JOIN_TOKEN_TTL, false)
+            .map(Some)
+            .map_err(|e| RegisterError::Invalid(vec![format!("cannot create a join token: {e}")]))
+    })
+    .await;
+    match result {
+        Ok(Ok(token)) => {
+            let body = serde_json::json!({
+                "generation": admin.store.status().generation,
+                "joinToken": token,
+            });
+            respond(StatusCode::OK, "application/json", body.to_string() + "\n")
+        }
+        Ok(Err(e)) => text(error_status(&e), format!("{e}\n")),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+fn error_status(e: &RegisterError) -> StatusCode {
+    use crate::registry::RegistryError as R;
+    match e {
+        RegisterError::Registry(R::Invalid(_)) => StatusCode::BAD_REQUEST,
+        RegisterError::Registry(R::Unknown(_)) => StatusCode::NOT_FOUND,
+        RegisterError::Registry(R::Full) => StatusCode::SERVICE_UNAVAILABLE,
+        RegisterError::Registry(R::Taken(..)) | RegisterError::Invalid(_) => StatusCode::CONFLICT,
+    }
+}
+
+/// Compares the bearer token in constant time.
+fn authorized(admin: &Admin, req: &Request<Incoming>) -> bool {
+    let Some(given) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    let want = admin.admin_token.as_bytes();
+    let given = given.trim().as_bytes();
+    // Every byte is compared, so the time taken does not say how much of a guess was right.
+    given.len() == want.len()
+        && given
+            .iter()
+            .zip(want)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn query(req: &Request<Incoming>, key: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.to_string())
+    })
+}
+
+/// `/etc/hosts` lines for every Service with a VIP, as seen from namespace `ns`.
+pub fn hosts_file(model: &weft_api::model::Model, ns: &str) -> String {
+    let domain = &model.mesh.cluster_domain;
+    let mut out = String::from(
+        "# Written by Weft: the mesh's Services. Changes are overwritten.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    );
+    for svc in model.services.values() {
+        let Some(vip) = svc.vip else { continue };
+        let (name, svc_ns) = (&svc.name, &svc.namespace);
+        let _ = write!(
+            out,
+            "{vip}\t{name}.{svc_ns}.svc.{domain} {name}.{svc_ns}.svc {name}.{svc_ns}"
+        );
+        if svc_ns == ns {
+            let _ = write!(out, " {name}");
+        }
+        out.push('\n');
+    }
+    out
+}
