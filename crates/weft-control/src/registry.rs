@@ -194,7 +194,9 @@ impl Registry {
             .map(|r| (r.meta().namespace(), r.meta().name()))
             .collect();
         let mut text = String::new();
-        let mut implicit: BTreeMap<(&str, &str), (BTreeSet<u16>, Option<&str>)> = BTreeMap::new();
+        // (namespace, service) → the ports and protocol its registrations declare.
+        type Ports<'a> = (BTreeSet<u16>, Option<&'a str>);
+        let mut implicit: BTreeMap<(&str, &str), Ports> = BTreeMap::new();
         for ((ns, name), lease) in &self.leases {
             let r = &lease.registration;
             text.push_str(&workload_entry_yaml(ns, name, r));
