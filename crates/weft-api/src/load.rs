@@ -263,6 +263,7 @@ fn load_kind(
         Kind::MeshConfig => {
             Resource::MeshConfig(object(text, source, api_version, Some(Default::default()))?)
         }
+        Kind::LocalWorkload => Resource::LocalWorkload(object(text, source, api_version, None)?),
     };
     Ok(resource)
 }

@@ -33,6 +33,23 @@ pub struct Model {
     /// Workloads (indices into `workloads`) by (namespace, label, value): selecting a
     /// Service's endpoints looks at the few workloads with its first label, not all of them.
     pub workloads_by_label: BTreeMap<(String, String, String), Vec<usize>>,
+    /// What `weft up` runs on this host (`LocalWorkload`); proxies never see these.
+    pub local_workloads: Vec<LocalWorkloadModel>,
+}
+
+/// One `LocalWorkload`, checked.
+#[derive(Clone, Debug)]
+pub struct LocalWorkloadModel {
+    pub name: String,
+    pub namespace: String,
+    pub service: String,
+    pub service_account: Option<String>,
+    pub port: u16,
+    pub app_protocol: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub replicas: u32,
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, String>,
 }
 
 /// One PeerAuthentication; `None` modes are UNSET (inherit from the wider scope).
@@ -183,6 +200,7 @@ impl Default for Model {
             root_namespace: DEFAULT_ROOT_NAMESPACE.to_string(),
             unenforced: Vec::new(),
             workloads_by_label: BTreeMap::new(),
+            local_workloads: Vec::new(),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod gateway;
 pub mod istio;
+pub mod local;
 pub mod mesh_config;
 pub mod meta;
 pub mod service;
@@ -71,6 +72,7 @@ pub enum Resource {
     PeerAuthentication(Object<istio::PeerAuthenticationSpec>),
     AuthorizationPolicy(Object<istio::AuthorizationPolicySpec>),
     MeshConfig(Object<mesh_config::MeshConfigSpec>),
+    LocalWorkload(Object<local::LocalWorkloadSpec>),
 }
 
 impl Resource {
@@ -86,6 +88,7 @@ impl Resource {
             Resource::PeerAuthentication(_) => Kind::PeerAuthentication,
             Resource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Resource::MeshConfig(_) => Kind::MeshConfig,
+            Resource::LocalWorkload(_) => Kind::LocalWorkload,
         }
     }
 
@@ -101,6 +104,7 @@ impl Resource {
             Resource::PeerAuthentication(o) => (&o.meta, &o.source),
             Resource::AuthorizationPolicy(o) => (&o.meta, &o.source),
             Resource::MeshConfig(o) => (&o.meta, &o.source),
+            Resource::LocalWorkload(o) => (&o.meta, &o.source),
         }
     }
 
@@ -136,10 +140,11 @@ pub enum Kind {
     PeerAuthentication,
     AuthorizationPolicy,
     MeshConfig,
+    LocalWorkload,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Namespace,
         Kind::Service,
         Kind::HttpRoute,
@@ -150,6 +155,7 @@ impl Kind {
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
         Kind::MeshConfig,
+        Kind::LocalWorkload,
     ];
 
     pub fn name(self) -> &'static str {
@@ -164,6 +170,7 @@ impl Kind {
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::MeshConfig => "MeshConfig",
+            Kind::LocalWorkload => "LocalWorkload",
         }
     }
 
@@ -188,7 +195,7 @@ impl Kind {
             Kind::PeerAuthentication | Kind::AuthorizationPolicy => {
                 &["security.istio.io/v1", "security.istio.io/v1beta1"]
             }
-            Kind::MeshConfig => &["weft.dev/v1alpha1"],
+            Kind::MeshConfig | Kind::LocalWorkload => &["weft.dev/v1alpha1"],
         }
     }
 

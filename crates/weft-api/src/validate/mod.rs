@@ -5,6 +5,7 @@
 //! its file, line and field, before the caller decides: a set with any error is not used.
 
 mod filters;
+mod local;
 mod matches;
 mod mesh;
 mod peer_auth;
@@ -34,6 +35,7 @@ pub fn build(resources: &[Resource]) -> (Option<Model>, Diagnostics) {
     services::build(resources, &mut model, &mut diags);
     routes::build(resources, &mut model, &mut diags);
     policy::build(resources, &mut model, &mut diags);
+    local::build(resources, &mut model, &mut diags);
     model.index_workloads();
 
     if diags.has_errors() {

@@ -272,3 +272,42 @@ fn conformance_manifests_validate() {
         assert!(model.is_some(), "{}:\n{diags}", path.display());
     }
 }
+
+const LOCAL_HEAD: &str =
+    "apiVersion: weft.dev/v1alpha1\nkind: LocalWorkload\nmetadata: {name: reviews-v2, namespace: shop}\n";
+
+#[test]
+fn local_workloads_are_checked_and_kept_for_weft_up() {
+    let (model, diags) = check(&format!(
+        "{LOCAL_HEAD}spec:\n  service: reviews\n  port: 9080\n  labels: {{version: v2}}\n  replicas: 2\n  command: [weft, echo, --http, \"0.0.0.0:9080\"]\n"
+    ));
+    let model = model.unwrap_or_else(|| panic!("{diags}"));
+    let w = &model.local_workloads[0];
+    assert_eq!(
+        (w.service.as_str(), w.port, w.replicas),
+        ("reviews", 9080, 2)
+    );
+    assert_eq!(w.command[0], "weft");
+
+    let e = first_error(&format!(
+        "{LOCAL_HEAD}spec: {{port: 9080, replicas: 0, command: [x]}}\n"
+    ));
+    assert_eq!(e.field.as_deref(), Some("spec.replicas"), "{e}");
+    let e = first_error(&format!("{LOCAL_HEAD}spec: {{port: 9080, command: []}}\n"));
+    assert_eq!(e.field.as_deref(), Some("spec.command"), "{e}");
+    let e = first_error(&format!(
+        "{LOCAL_HEAD}spec: {{port: 70000, command: [x]}}\n"
+    ));
+    assert_eq!(e.field.as_deref(), Some("spec.port"), "{e}");
+    let e = first_error(&format!(
+        "{LOCAL_HEAD}spec: {{port: 80, command: [x], labels: {{app: y}}}}\n"
+    ));
+    assert_eq!(e.field.as_deref(), Some("spec.labels.app"), "{e}");
+    let e = first_error(&format!(
+        "{LOCAL_HEAD}spec: {{port: 80, command: [x], restart: always}}\n"
+    ));
+    assert!(
+        e.to_string().contains("restart"),
+        "unknown fields are errors: {e}"
+    );
+}
