@@ -2,6 +2,7 @@
 //!
 //! - `weft control`: the control plane (delta xDS, certificate authority) on a directory;
 //! - `weft proxy`: the data plane, beside a workload (from a control plane, or a directory);
+//! - `weft run`: a command meshed in a network namespace of its own (transparent capture);
 //! - `weft token create`: a join token for a proxy's first certificate;
 //! - `weft check`: whether a control plane's configuration is in effect, or why not;
 //! - `weft validate`: checks a config directory and summarises it;
@@ -40,6 +41,8 @@ enum Command {
     Control(cmd::control::Args),
     /// Run a proxy beside a workload.
     Proxy(cmd::proxy::Args),
+    /// Run a command meshed: its own network namespace, traffic captured by its own proxy.
+    Run(cmd::run::Args),
     /// Check a directory of mesh resources and summarise what it declares.
     Validate(cmd::validate::Args),
     /// Join tokens for proxies' first certificates.
@@ -56,6 +59,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Control(args) => cmd::control::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Run(args) => cmd::run::run(args),
         Command::Token(args) => cmd::token::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Validate(args) => cmd::validate::run(args),

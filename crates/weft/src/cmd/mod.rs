@@ -4,6 +4,7 @@ pub mod check;
 pub mod control;
 pub mod echo;
 pub mod proxy;
+pub mod run;
 pub mod token;
 pub mod validate;
 

@@ -1,0 +1,372 @@
+//! `weft run`: one workload, meshed, from start to a clean exit.
+//!
+//! 1. checks what can be checked before anything is made: privileges, names, ports, that the
+//!    program exists, that the control plane answers;
+//! 2. claims the name and an address in the records (a live runner of the same name is an
+//!    error; a dead one's leftovers are removed first);
+//! 3. makes the namespace, the capture rules and the hosts file, registers the workload
+//!    (getting the proxy's join token) and starts the proxy;
+//! 4. starts the application once the proxy is ready (native-sidecar ordering), renews the
+//!    registration and refreshes the hosts file while it runs;
+//! 5. when the application exits (or the runner is told to stop): deregisters, lets the proxy
+//!    drain and stops it, and removes everything step 3 made — also when a step failed.
+//!
+//! Children are spawned from the runtime's thread; run this on a current-thread runtime so
+//! that their parent-death signal follows the runner's life (see [`crate::spawn`]).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::capture::CaptureSpec;
+use crate::command::ToolError;
+use crate::control_client::{ControlClient, ControlError, Registration};
+use crate::network::{self, HostNet};
+use crate::privileges::MissingPrivileges;
+use crate::records::{Record, RecordError, Records};
+use crate::spawn::{self, Output};
+use crate::supervise;
+
+/// Everything `weft run` needs to know.
+pub struct RunSpec {
+    pub name: String,
+    pub namespace: String,
+    pub service: String,
+    pub service_account: Option<String>,
+    pub port: u16,
+    pub app_protocol: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub command: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub net: HostNet,
+    pub capture: CaptureSpec,
+    /// Where records and logs go (`/run/weft`).
+    pub run_dir: PathBuf,
+    /// The control plane's gRPC address, as the proxy inside the namespace dials it.
+    pub control_grpc: SocketAddr,
+    pub control: ControlClient,
+    /// The `weft` binary the proxy runs from.
+    pub weft_exe: PathBuf,
+    /// Where the application's output goes (the proxy's goes to `<run_dir>/logs/`).
+    pub app_output: AppOutput,
+    pub access_log: bool,
+    /// How long the proxy may drain after the application exits.
+    pub drain_timeout: Duration,
+    /// How long the proxy has to become ready.
+    pub ready_timeout: Duration,
+}
+
+pub enum AppOutput {
+    Inherit,
+    File(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Privileges(#[from] MissingPrivileges),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a workload named `{name}` is already running (weft run pid {pid}, address {address}); stop it first or pick another --name")]
+    AlreadyRunning {
+        name: String,
+        pid: u32,
+        address: Ipv4Addr,
+    },
+    #[error("cannot run `{0}`: no such program (not a file, and not found in PATH)")]
+    MissingProgram(String),
+    #[error(transparent)]
+    Records(#[from] RecordError),
+    #[error("setting up the workload's network: {0}")]
+    Network(#[from] ToolError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error("the proxy {0}")]
+    Proxy(String),
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+}
+
+/// How the application ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Its exit code (128 + signal when a signal ended it).
+    pub code: i32,
+    pub ran_for: Duration,
+    /// Whether the runner stopped it (a shutdown request) rather than it exiting.
+    pub stopped: bool,
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
+    let what = what.into();
+    move |source| RunError::Io { what, source }
+}
+
+/// Runs one workload until its application exits or `shutdown` completes.
+pub async fn run(spec: RunSpec, shutdown: impl Future<Output = ()>) -> Result<Outcome, RunError> {
+    crate::privileges::check()?;
+    check_spec(&spec)?;
+    let ca_pem = spec.control.trust_bundle().await?;
+    let records = Records::open(&spec.run_dir)?;
+    let (record, stale) = claim(&records, &spec)?;
+    if let Some(old) = stale.filter(|o| !o.owner.is_empty()) {
+        // The crashed run's lease would hold the name until it expires.
+        let _ = spec
+            .control
+            .deregister(&old.namespace, &old.name, &old.owner)
+            .await;
+    }
+    let result = run_claimed(&spec, &record, &ca_pem, shutdown).await;
+    teardown(&records, &spec.net, &record);
+    result
+}
+
+/// Names, ports and the program, checked before anything is created.
+pub fn check_spec(spec: &RunSpec) -> Result<(), RunError> {
+    let dns_label = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 40
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-')
+    };
+    for (what, value) in [
+        ("--name", &spec.name),
+        ("--namespace", &spec.namespace),
+        ("--service", &spec.service),
+    ] {
+        if !dns_label(value) {
+            return Err(RunError::Invalid(format!(
+                "{what} `{value}`: use lower-case letters, digits and '-' (at most 40, starting and ending with a letter or digit)"
+            )));
+        }
+    }
+    let c = &spec.capture;
+    for (port, what) in [
+        (c.outbound_port, "outbound"),
+        (c.inbound_port, "inbound"),
+        (c.admin_port, "admin"),
+    ] {
+        if spec.port == port {
+            return Err(RunError::Invalid(format!(
+                "--port {port} is taken: it is the proxy's {what} port inside the workload's namespace; run the application on another port"
+            )));
+        }
+    }
+    if spec.port == 0 {
+        return Err(RunError::Invalid(
+            "--port 0: give the port the application listens on".into(),
+        ));
+    }
+    let program = spec.command.first().ok_or_else(|| {
+        RunError::Invalid("no command to run (weft run ... -- COMMAND ARGS)".into())
+    })?;
+    if find_program(program).is_none() {
+        return Err(RunError::MissingProgram(program.clone()));
+    }
+    Ok(())
+}
+
+/// `program` as a path, or looked up in PATH; `None` when it is not an executable file.
+pub fn find_program(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+}
+
+/// Takes the name and an address, cleaning up after a dead runner of the same name (which
+/// is returned, to be deregistered).
+fn claim(records: &Records, spec: &RunSpec) -> Result<(Record, Option<Record>), RunError> {
+    let lock = records.lock()?;
+    let mut stale = None;
+    if let Some(old) = records.get(&lock, &spec.name) {
+        if old.runner_alive() {
+            return Err(RunError::AlreadyRunning {
+                name: old.name,
+                pid: old.pid,
+                address: old.address,
+            });
+        }
+        tracing::warn!(name = %old.name, pid = old.pid, "a previous weft run of this workload did not finish: removing what it left");
+        network::delete_namespace(&old.name);
+        records.remove(&lock, &old.name);
+        stale = Some(old);
+    }
+    network::ensure_bridge(&spec.net)?;
+    let me = std::process::id();
+    let record = Record {
+        name: spec.name.clone(),
+        namespace: spec.namespace.clone(),
+        address: records.free_address(&lock, &spec.net)?,
+        pid: me,
+        pid_start: crate::records::process_start(me).unwrap_or(0),
+        bridge_only: false,
+        owner: format!("run-{me}-{:08x}", fastrand::u32(..)),
+    };
+    records.write(&lock, &record)?;
+    Ok((record, stale))
+}
+
+/// Removes what the run made; the bridge goes with the last record.
+pub fn teardown(records: &Records, net: &HostNet, record: &Record) {
+    let lock = match records.lock() {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot lock the records; run `weft run --cleanup` later");
+            return;
+        }
+    };
+    if !record.bridge_only {
+        network::delete_namespace(&record.name);
+    }
+    records.remove(&lock, &record.name);
+    if records.list(&lock).is_empty() {
+        network::remove_bridge(net);
+    }
+}
+
+async fn run_claimed(
+    spec: &RunSpec,
+    record: &Record,
+    ca_pem: &str,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Outcome, RunError> {
+    let ns = HostNet::netns_name(&spec.name);
+    network::create_namespace(&spec.net, &spec.name, record.address)?;
+    crate::capture::install(&ns, &spec.capture)?;
+    let hosts = spec.control.hosts(&spec.namespace).await?;
+    crate::hosts::write(&ns, &hosts).map_err(io("writing the namespace's hosts file"))?;
+
+    let owner = record.owner.clone();
+    let registration = Registration {
+        service: spec.service.clone(),
+        service_account: spec.service_account.clone(),
+        address: record.address.into(),
+        ports: vec![spec.port],
+        labels: spec.labels.clone(),
+        app_protocol: spec.app_protocol.clone(),
+        owner: owner.clone(),
+        ttl_seconds: supervise::LEASE_TTL.as_secs(),
+    };
+    let token = spec
+        .control
+        .register(&spec.namespace, &spec.name, &registration, true)
+        .await?
+        .ok_or_else(|| RunError::Invalid("the control plane sent no join token".into()))?;
+    let result = start_and_supervise(spec, record, ca_pem, &token, &registration, shutdown).await;
+    if let Err(e) = spec
+        .control
+        .deregister(&spec.namespace, &spec.name, &owner)
+        .await
+    {
+        tracing::warn!(error = %e, "could not deregister (the registration expires on its own)");
+    }
+    result
+}
+
+async fn start_and_supervise(
+    spec: &RunSpec,
+    record: &Record,
+    ca_pem: &str,
+    token: &str,
+    registration: &Registration,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Outcome, RunError> {
+    let ns = HostNet::netns_name(&spec.name);
+    let logs = spec.run_dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(io(format!("creating {}", logs.display())))?;
+    // The proxy runs as its own uid: it reads the CA bundle from a file any user may read
+    // (it holds only public certificates).
+    let ca_path = Records::open(&spec.run_dir)?.ca_file(&spec.name);
+    std::fs::write(&ca_path, ca_pem).map_err(io(format!("writing {}", ca_path.display())))?;
+    let proxy_log_path = logs.join(format!("{}.proxy.log", spec.name));
+    let proxy_log = std::fs::File::create(&proxy_log_path)
+        .map_err(io(format!("creating {}", proxy_log_path.display())))?;
+    let c = &spec.capture;
+    let mut args: Vec<String> = vec![
+        "proxy".into(),
+        "--control".into(),
+        spec.control_grpc.to_string(),
+        "--control-ca".into(),
+        ca_path.display().to_string(),
+        "--workload".into(),
+        spec.name.clone(),
+        "--namespace".into(),
+        spec.namespace.clone(),
+        "--outbound-addr".into(),
+        format!("127.0.0.1:{}", c.outbound_port),
+        "--inbound-addr".into(),
+        format!("0.0.0.0:{}", c.inbound_port),
+        "--admin-addr".into(),
+        format!("0.0.0.0:{}", c.admin_port),
+        "--drain-timeout".into(),
+        format!("{}ms", spec.drain_timeout.as_millis()),
+    ];
+    if spec.access_log {
+        args.push("--access-log".into());
+    }
+    let env = vec![("WEFT_JOIN_TOKEN".to_string(), token.to_string())];
+    let mut proxy = spawn::proxy(
+        &ns,
+        &spec.weft_exe,
+        &args,
+        &env,
+        c.proxy_uid,
+        &Output::File(proxy_log),
+    )
+    .map_err(io("starting the proxy"))?;
+    let admin = SocketAddr::new(record.address.into(), c.admin_port);
+    tracing::info!(workload = %spec.name, address = %record.address, admin = %format!("http://{admin}"), log = %proxy_log_path.display(), "proxy started");
+    if let Err(e) = supervise::wait_ready(admin, &mut proxy, spec.ready_timeout).await {
+        supervise::stop(&mut proxy, Duration::from_secs(1)).await;
+        let tail = supervise::log_tail(&proxy_log_path, 15);
+        return Err(RunError::Proxy(format!(
+            "{e}; its log ({}):\n{tail}",
+            proxy_log_path.display()
+        )));
+    }
+
+    let app_output = match &spec.app_output {
+        AppOutput::Inherit => Output::Inherit,
+        AppOutput::File(p) => {
+            Output::File(std::fs::File::create(p).map_err(io(format!("creating {}", p.display())))?)
+        }
+    };
+    let mut app_env = spec.env.clone();
+    app_env.push(("WEFT_WORKLOAD".into(), spec.name.clone()));
+    app_env.push(("WEFT_NAMESPACE".into(), spec.namespace.clone()));
+    let started = Instant::now();
+    let app = spawn::app(&ns, &spec.command, &app_env, &app_output)
+        .map_err(io("starting the application"))?;
+    tracing::info!(workload = %spec.name, command = %spec.command.join(" "), "application started");
+    let ended = supervise::supervise(spec, registration, app, &mut proxy, shutdown).await;
+    supervise::stop(&mut proxy, spec.drain_timeout + Duration::from_secs(2)).await;
+    let ran_for = started.elapsed();
+    match ended {
+        supervise::Ended::App { code, stopped } => Ok(Outcome {
+            code,
+            ran_for,
+            stopped,
+        }),
+        supervise::Ended::ProxyDied(status) => {
+            let tail = supervise::log_tail(&proxy_log_path, 15);
+            Err(RunError::Proxy(format!("exited while the application ran ({status}); the application was stopped. Its log ({}):\n{tail}", proxy_log_path.display())))
+        }
+    }
+}
