@@ -26,6 +26,7 @@
 
 mod answer;
 mod body;
+pub mod demo;
 mod duration;
 pub mod grpc;
 mod grpc_server;

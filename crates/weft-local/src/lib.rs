@@ -20,8 +20,10 @@ pub mod network;
 pub mod privileges;
 pub mod records;
 pub mod runner;
-mod spawn;
+pub mod spawn;
+mod start;
 mod supervise;
+pub mod up;
 
 pub use network::HostNet;
 pub use runner::{AppOutput, Outcome, RunError, RunSpec};

@@ -18,16 +18,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::capture::CaptureSpec;
 use crate::command::ToolError;
-use crate::control_client::{ControlClient, ControlError, Registration};
+use crate::control_client::{ControlClient, ControlError};
 use crate::network::{self, HostNet};
 use crate::privileges::MissingPrivileges;
 use crate::records::{Record, RecordError, Records};
-use crate::spawn::{self, Output};
-use crate::supervise;
 
 /// Everything `weft run` needs to know.
 pub struct RunSpec {
@@ -61,6 +59,8 @@ pub struct RunSpec {
 pub enum AppOutput {
     Inherit,
     File(PathBuf),
+    /// Each line printed with this prefix (`[name] ...`), as `weft up` shows its workloads.
+    Prefixed(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,13 +102,23 @@ pub struct Outcome {
     pub stopped: bool,
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
     let what = what.into();
     move |source| RunError::Io { what, source }
 }
 
 /// Runs one workload until its application exits or `shutdown` completes.
 pub async fn run(spec: RunSpec, shutdown: impl Future<Output = ()>) -> Result<Outcome, RunError> {
+    run_notifying(spec, None, shutdown).await
+}
+
+/// [`run`], telling `started` once the application has been started (after its proxy was
+/// ready): `weft up` starts workloads in order.
+pub async fn run_notifying(
+    spec: RunSpec,
+    started: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Outcome, RunError> {
     crate::privileges::check()?;
     check_spec(&spec)?;
     let ca_pem = spec.control.trust_bundle().await?;
@@ -121,7 +131,7 @@ pub async fn run(spec: RunSpec, shutdown: impl Future<Output = ()>) -> Result<Ou
             .deregister(&old.namespace, &old.name, &old.owner)
             .await;
     }
-    let result = run_claimed(&spec, &record, &ca_pem, shutdown).await;
+    let result = crate::start::run_claimed(&spec, &record, &ca_pem, started, shutdown).await;
     teardown(&records, &spec.net, &record);
     result
 }
@@ -238,135 +248,5 @@ pub fn teardown(records: &Records, net: &HostNet, record: &Record) {
     records.remove(&lock, &record.name);
     if records.list(&lock).is_empty() {
         network::remove_bridge(net);
-    }
-}
-
-async fn run_claimed(
-    spec: &RunSpec,
-    record: &Record,
-    ca_pem: &str,
-    shutdown: impl Future<Output = ()>,
-) -> Result<Outcome, RunError> {
-    let ns = HostNet::netns_name(&spec.name);
-    network::create_namespace(&spec.net, &spec.name, record.address)?;
-    crate::capture::install(&ns, &spec.capture)?;
-    let hosts = spec.control.hosts(&spec.namespace).await?;
-    crate::hosts::write(&ns, &hosts).map_err(io("writing the namespace's hosts file"))?;
-
-    let owner = record.owner.clone();
-    let registration = Registration {
-        service: spec.service.clone(),
-        service_account: spec.service_account.clone(),
-        address: record.address.into(),
-        ports: vec![spec.port],
-        labels: spec.labels.clone(),
-        app_protocol: spec.app_protocol.clone(),
-        owner: owner.clone(),
-        ttl_seconds: supervise::LEASE_TTL.as_secs(),
-    };
-    let token = spec
-        .control
-        .register(&spec.namespace, &spec.name, &registration, true)
-        .await?
-        .ok_or_else(|| RunError::Invalid("the control plane sent no join token".into()))?;
-    let result = start_and_supervise(spec, record, ca_pem, &token, &registration, shutdown).await;
-    if let Err(e) = spec
-        .control
-        .deregister(&spec.namespace, &spec.name, &owner)
-        .await
-    {
-        tracing::warn!(error = %e, "could not deregister (the registration expires on its own)");
-    }
-    result
-}
-
-async fn start_and_supervise(
-    spec: &RunSpec,
-    record: &Record,
-    ca_pem: &str,
-    token: &str,
-    registration: &Registration,
-    shutdown: impl Future<Output = ()>,
-) -> Result<Outcome, RunError> {
-    let ns = HostNet::netns_name(&spec.name);
-    let logs = spec.run_dir.join("logs");
-    std::fs::create_dir_all(&logs).map_err(io(format!("creating {}", logs.display())))?;
-    // The proxy runs as its own uid: it reads the CA bundle from a file any user may read
-    // (it holds only public certificates).
-    let ca_path = Records::open(&spec.run_dir)?.ca_file(&spec.name);
-    std::fs::write(&ca_path, ca_pem).map_err(io(format!("writing {}", ca_path.display())))?;
-    let proxy_log_path = logs.join(format!("{}.proxy.log", spec.name));
-    let proxy_log = std::fs::File::create(&proxy_log_path)
-        .map_err(io(format!("creating {}", proxy_log_path.display())))?;
-    let c = &spec.capture;
-    let mut args: Vec<String> = vec![
-        "proxy".into(),
-        "--control".into(),
-        spec.control_grpc.to_string(),
-        "--control-ca".into(),
-        ca_path.display().to_string(),
-        "--workload".into(),
-        spec.name.clone(),
-        "--namespace".into(),
-        spec.namespace.clone(),
-        "--outbound-addr".into(),
-        format!("127.0.0.1:{}", c.outbound_port),
-        "--inbound-addr".into(),
-        format!("0.0.0.0:{}", c.inbound_port),
-        "--admin-addr".into(),
-        format!("0.0.0.0:{}", c.admin_port),
-        "--drain-timeout".into(),
-        format!("{}ms", spec.drain_timeout.as_millis()),
-    ];
-    if spec.access_log {
-        args.push("--access-log".into());
-    }
-    let env = vec![("WEFT_JOIN_TOKEN".to_string(), token.to_string())];
-    let mut proxy = spawn::proxy(
-        &ns,
-        &spec.weft_exe,
-        &args,
-        &env,
-        c.proxy_uid,
-        &Output::File(proxy_log),
-    )
-    .map_err(io("starting the proxy"))?;
-    let admin = SocketAddr::new(record.address.into(), c.admin_port);
-    tracing::info!(workload = %spec.name, address = %record.address, admin = %format!("http://{admin}"), log = %proxy_log_path.display(), "proxy started");
-    if let Err(e) = supervise::wait_ready(admin, &mut proxy, spec.ready_timeout).await {
-        supervise::stop(&mut proxy, Duration::from_secs(1)).await;
-        let tail = supervise::log_tail(&proxy_log_path, 15);
-        return Err(RunError::Proxy(format!(
-            "{e}; its log ({}):\n{tail}",
-            proxy_log_path.display()
-        )));
-    }
-
-    let app_output = match &spec.app_output {
-        AppOutput::Inherit => Output::Inherit,
-        AppOutput::File(p) => {
-            Output::File(std::fs::File::create(p).map_err(io(format!("creating {}", p.display())))?)
-        }
-    };
-    let mut app_env = spec.env.clone();
-    app_env.push(("WEFT_WORKLOAD".into(), spec.name.clone()));
-    app_env.push(("WEFT_NAMESPACE".into(), spec.namespace.clone()));
-    let started = Instant::now();
-    let app = spawn::app(&ns, &spec.command, &app_env, &app_output)
-        .map_err(io("starting the application"))?;
-    tracing::info!(workload = %spec.name, command = %spec.command.join(" "), "application started");
-    let ended = supervise::supervise(spec, registration, app, &mut proxy, shutdown).await;
-    supervise::stop(&mut proxy, spec.drain_timeout + Duration::from_secs(2)).await;
-    let ran_for = started.elapsed();
-    match ended {
-        supervise::Ended::App { code, stopped } => Ok(Outcome {
-            code,
-            ran_for,
-            stopped,
-        }),
-        supervise::Ended::ProxyDied(status) => {
-            let tail = supervise::log_tail(&proxy_log_path, 15);
-            Err(RunError::Proxy(format!("exited while the application ran ({status}); the application was stopped. Its log ({}):\n{tail}", proxy_log_path.display())))
-        }
     }
 }

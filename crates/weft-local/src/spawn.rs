@@ -21,6 +21,8 @@ use tokio::process::{Child, Command};
 pub enum Output {
     Inherit,
     File(File),
+    /// Pipes, read by [`forward_lines`].
+    Piped,
 }
 
 impl Output {
@@ -28,6 +30,7 @@ impl Output {
         match self {
             Output::Inherit => Ok((Stdio::inherit(), Stdio::inherit())),
             Output::File(f) => Ok((f.try_clone()?.into(), f.try_clone()?.into())),
+            Output::Piped => Ok((Stdio::piped(), Stdio::piped())),
         }
     }
 }
@@ -118,4 +121,47 @@ pub fn signal_group(child: &Child, signal: i32) {
         // SAFETY: kill(2) on the group this runner created for its child.
         unsafe { libc::kill(-(pid as i32), signal) };
     }
+}
+
+/// Prints each line a piped child writes, prefixed with `[prefix]` (stdout to stdout, stderr
+/// to stderr), until the child closes them.
+pub fn forward_lines(child: &mut Child, prefix: &str) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    if let Some(out) = child.stdout.take() {
+        let prefix = prefix.to_string();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(out).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                println!("[{prefix}] {line}");
+            }
+        });
+    }
+    if let Some(err) = child.stderr.take() {
+        let prefix = prefix.to_string();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(err).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("[{prefix}] {line}");
+            }
+        });
+    }
+}
+
+/// Starts `exe args...` on the host (the control plane of `weft up`), stopped by the kernel
+/// if the runner dies.
+pub fn host(exe: &Path, args: &[String], output: &Output) -> std::io::Result<Child> {
+    let parent = std::process::id();
+    let (stdout, stderr) = output.stdio()?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: prctl and getppid are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || die_with_parent(libc::SIGTERM, parent));
+    }
+    cmd.spawn()
 }

@@ -2,11 +2,14 @@
 //!
 //! - `weft control`: the control plane (delta xDS, certificate authority) on a directory;
 //! - `weft proxy`: the data plane, beside a workload (from a control plane, or a directory);
+//! - `weft up`: a control plane and the workloads a directory declares (the shop example by
+//!   default), meshed on this host;
 //! - `weft run`: a command meshed in a network namespace of its own (transparent capture);
 //! - `weft token create`: a join token for a proxy's first certificate;
 //! - `weft check`: whether a control plane's configuration is in effect, or why not;
 //! - `weft validate`: checks a config directory and summarises it;
-//! - `weft echo`: the echo server tests and examples run behind the mesh.
+//! - `weft echo`: the echo server tests and examples run behind the mesh;
+//! - `weft demo`: the shop example's frontend, a small traffic app.
 
 mod cmd;
 
@@ -41,6 +44,9 @@ enum Command {
     Control(cmd::control::Args),
     /// Run a proxy beside a workload.
     Proxy(cmd::proxy::Args),
+    /// Run a mesh on this host: a control plane and every LocalWorkload of a directory (the
+    /// shop example by default).
+    Up(cmd::up::Args),
     /// Run a command meshed: its own network namespace, traffic captured by its own proxy.
     Run(cmd::run::Args),
     /// Check a directory of mesh resources and summarise what it declares.
@@ -51,6 +57,8 @@ enum Command {
     Check(cmd::check::Args),
     /// Run the echo server (HTTP/1.1, h2c and gRPC on each --http address; TCP echo on --tcp).
     Echo(cmd::echo::Args),
+    /// Run the shop example's frontend: calls reviews (HTTP) and ratings (gRPC), reports who answered.
+    Demo(cmd::demo::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -60,10 +68,12 @@ fn main() -> std::process::ExitCode {
         Command::Control(args) => cmd::control::run(args),
         Command::Proxy(args) => cmd::proxy::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::Up(args) => cmd::up::run(args),
         Command::Token(args) => cmd::token::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Echo(args) => cmd::echo::run(args),
+        Command::Demo(args) => cmd::demo::run(args),
     };
     match result {
         Ok(code) => code,

@@ -2,10 +2,12 @@
 
 pub mod check;
 pub mod control;
+pub mod demo;
 pub mod echo;
 pub mod proxy;
 pub mod run;
 pub mod token;
+pub mod up;
 pub mod validate;
 
 /// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).

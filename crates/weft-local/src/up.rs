@@ -1,0 +1,281 @@
+//! `weft up`: a whole mesh on this host from one directory: a control plane on the
+//! directory, and every `LocalWorkload` it declares run as `weft run` would run it, in file
+//! order (servers first), each replica started once the one before it runs. Ctrl-C (or the
+//! end of `--for`) stops the workloads, then the control plane, and removes everything.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+use weft_api::model::LocalWorkloadModel;
+
+use crate::capture::CaptureSpec;
+use crate::control_client::ControlClient;
+use crate::network::HostNet;
+use crate::runner::{AppOutput, Outcome, RunError, RunSpec};
+use crate::spawn::{self, Output};
+use crate::supervise::{self, log_tail};
+
+pub struct UpSpec {
+    pub config_dir: PathBuf,
+    pub state_dir: PathBuf,
+    pub net: HostNet,
+    pub run_dir: PathBuf,
+    pub weft_exe: PathBuf,
+    pub control_admin: SocketAddr,
+    pub access_log: bool,
+    pub ready_timeout: Duration,
+    pub drain_timeout: Duration,
+}
+
+/// One replica as it ended.
+pub struct Ended {
+    pub name: String,
+    pub result: Result<Outcome, RunError>,
+}
+
+/// What is running, for the caller to print.
+pub struct Running {
+    pub control_grpc: SocketAddr,
+    pub control_log: PathBuf,
+    /// Replica name, `namespace/service`, address.
+    pub workloads: Vec<(String, String, std::net::Ipv4Addr)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("the control plane did not start: {0}")]
+    Control(String),
+    #[error("workload {name} did not start: {reason}")]
+    Workload { name: String, reason: String },
+}
+
+/// Brings the mesh up, calls `on_running` once every workload runs, waits for `shutdown`
+/// (or for every workload to end), and tears everything down.
+pub async fn up(
+    spec: UpSpec,
+    workloads: Vec<LocalWorkloadModel>,
+    on_running: impl FnOnce(&Running),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<Vec<Ended>, UpError> {
+    crate::privileges::check().map_err(RunError::from)?;
+    let cleaned =
+        crate::cleanup::cleanup_stale(&spec.run_dir, &spec.net).map_err(RunError::from)?;
+    for r in cleaned.iter().filter(|r| !r.bridge_only) {
+        tracing::warn!(workload = %r.name, "removed what an earlier run that did not finish left");
+    }
+    let (records, holder) = crate::cleanup::hold_bridge(&spec.run_dir, &spec.net)?;
+    let result = with_bridge(&spec, workloads, on_running, shutdown).await;
+    crate::runner::teardown(&records, &spec.net, &holder);
+    result
+}
+
+async fn with_bridge(
+    spec: &UpSpec,
+    workloads: Vec<LocalWorkloadModel>,
+    on_running: impl FnOnce(&Running),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<Vec<Ended>, UpError> {
+    let logs = spec.run_dir.join("logs");
+    std::fs::create_dir_all(&logs)
+        .map_err(|e| UpError::Control(format!("{}: {e}", logs.display())))?;
+    let control_grpc = SocketAddr::new(spec.net.gateway.into(), 4180);
+    let control_log = logs.join("control.log");
+    let log_file = std::fs::File::create(&control_log)
+        .map_err(|e| UpError::Control(format!("{}: {e}", control_log.display())))?;
+    let args: Vec<String> = [
+        "control",
+        "--config-dir",
+        &spec.config_dir.display().to_string(),
+        "--state-dir",
+        &spec.state_dir.display().to_string(),
+        "--grpc-addr",
+        &control_grpc.to_string(),
+        "--admin-addr",
+        &spec.control_admin.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut control = spawn::host(&spec.weft_exe, &args, &Output::File(log_file))
+        .map_err(|e| UpError::Control(e.to_string()))?;
+    if let Err(e) =
+        supervise::wait_ready(spec.control_admin, &mut control, Duration::from_secs(20)).await
+    {
+        supervise::stop(&mut control, Duration::from_secs(2)).await;
+        return Err(UpError::Control(format!(
+            "{e}; its log ({}):\n{}",
+            control_log.display(),
+            log_tail(&control_log, 20)
+        )));
+    }
+    let result = with_control(
+        spec,
+        control_grpc,
+        &control_log,
+        workloads,
+        on_running,
+        shutdown,
+    )
+    .await;
+    supervise::stop(&mut control, Duration::from_secs(5)).await;
+    result
+}
+
+async fn with_control(
+    spec: &UpSpec,
+    control_grpc: SocketAddr,
+    control_log: &std::path::Path,
+    workloads: Vec<LocalWorkloadModel>,
+    on_running: impl FnOnce(&Running),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<Vec<Ended>, UpError> {
+    let token_path = spec.state_dir.join("admin-token");
+    let token = std::fs::read_to_string(&token_path)
+        .map_err(|e| UpError::Control(format!("{}: {e}", token_path.display())))?;
+    let control = ControlClient {
+        admin: spec.control_admin,
+        token: token.trim().to_string(),
+    };
+    // Each replica has its own stop signal: they stop in the reverse of their start order
+    // (clients before the servers they call), each finished before the next is told.
+    let mut stops: Vec<(String, watch::Sender<bool>)> = Vec::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut running = Vec::new();
+    let mut failed = None;
+    'start: for w in &workloads {
+        for i in 0..w.replicas {
+            let name = format!("{}-{i}", w.name);
+            let run_spec = replica_spec(spec, w, &name, control_grpc, control.clone());
+            let (started_tx, started_rx) = oneshot::channel();
+            let (stop_tx, mut stop_rx) = watch::channel(false);
+            stops.push((name.clone(), stop_tx));
+            let task_name = name.clone();
+            tasks.spawn(async move {
+                let stopped = async move {
+                    let _ = stop_rx.wait_for(|s| *s).await;
+                };
+                let result =
+                    crate::runner::run_notifying(run_spec, Some(started_tx), stopped).await;
+                Ended {
+                    name: task_name,
+                    result,
+                }
+            });
+            // The runner drops `started` without sending when it fails before the app runs.
+            if started_rx.await.is_err() {
+                failed = Some(name);
+                break 'start;
+            }
+            let address = crate::records::Records::open(&spec.run_dir)
+                .ok()
+                .and_then(|r| r.lock().ok().and_then(|l| r.get(&l, &name)))
+                .map(|r| r.address)
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+            running.push((name, format!("{}/{}", w.namespace, w.service), address));
+        }
+    }
+    let mut ended: Vec<Ended> = Vec::new();
+    if failed.is_none() {
+        on_running(&Running {
+            control_grpc,
+            control_log: control_log.to_path_buf(),
+            workloads: running,
+        });
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                done = tasks.join_next() => match done {
+                    Some(Ok(e)) => {
+                        report_end(&e);
+                        ended.push(e);
+                    }
+                    Some(Err(_)) => {}
+                    None => break,
+                },
+            }
+        }
+    }
+    for (name, stop) in stops.iter().rev() {
+        if ended.iter().any(|e| &e.name == name) {
+            continue;
+        }
+        let _ = stop.send(true);
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(e) = done {
+                let last = &e.name == name;
+                ended.push(e);
+                if last {
+                    break;
+                }
+            }
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(e) = done {
+            ended.push(e);
+        }
+    }
+    if let Some(name) = failed {
+        let reason = ended
+            .iter()
+            .find(|e| e.name == name)
+            .and_then(|e| e.result.as_ref().err())
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "it stopped before its application started".into());
+        return Err(UpError::Workload { name, reason });
+    }
+    Ok(ended)
+}
+
+fn report_end(e: &Ended) {
+    match &e.result {
+        Ok(o) => tracing::info!(workload = %e.name, code = o.code, "workload exited"),
+        Err(err) => tracing::error!(workload = %e.name, error = %err, "workload failed"),
+    }
+}
+
+fn replica_spec(
+    spec: &UpSpec,
+    w: &LocalWorkloadModel,
+    name: &str,
+    control_grpc: SocketAddr,
+    control: ControlClient,
+) -> RunSpec {
+    let mut command = w.command.clone();
+    if command.first().is_some_and(|c| c == "weft") {
+        command[0] = spec.weft_exe.display().to_string();
+    }
+    // The downward-API-like variables the echo server reads.
+    let mut env: Vec<(String, String)> = vec![
+        ("POD_NAME".into(), name.to_string()),
+        ("SERVICE_NAME".into(), w.service.clone()),
+        ("NAMESPACE".into(), w.namespace.clone()),
+    ];
+    env.extend(w.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    RunSpec {
+        name: name.to_string(),
+        namespace: w.namespace.clone(),
+        service: w.service.clone(),
+        service_account: w.service_account.clone(),
+        port: w.port,
+        app_protocol: w.app_protocol.clone(),
+        labels: w.labels.clone(),
+        command,
+        env,
+        net: spec.net.clone(),
+        capture: CaptureSpec::default(),
+        run_dir: spec.run_dir.clone(),
+        control_grpc,
+        control,
+        weft_exe: spec.weft_exe.clone(),
+        app_output: AppOutput::Prefixed(name.to_string()),
+        access_log: spec.access_log,
+        drain_timeout: spec.drain_timeout,
+        ready_timeout: spec.ready_timeout,
+    }
+}
