@@ -170,10 +170,74 @@ pub async fn send(addr: SocketAddr, req: Request<Full<Bytes>>, h2: bool) -> Resu
     .map_err(|_| format!("request to {addr} timed out"))?
 }
 
+/// How a test client reaches the mesh.
+#[derive(Clone, Debug)]
+pub enum Via {
+    /// Connect to this address from the test process (a proxy's outbound port, as an
+    /// explicit proxy: requests carry absolute-form URIs).
+    Proxy(SocketAddr),
+    /// Connect to this address from inside network namespace `netns`, where capture rules
+    /// send it through the namespace's proxy (requests are origin-form, as applications send
+    /// them).
+    Captured { netns: String, addr: SocketAddr },
+}
+
+impl Via {
+    /// Whether requests should carry absolute-form URIs.
+    pub fn absolute_form(&self) -> bool {
+        matches!(self, Via::Proxy(_))
+    }
+}
+
+/// [`send`] the way `via` says: from a fresh thread inside the namespace for
+/// [`Via::Captured`] (only that thread enters it), so its socket is the namespace's.
+pub async fn send_via(via: &Via, req: Request<Full<Bytes>>, h2: bool) -> Result<Answer, String> {
+    match via {
+        Via::Proxy(addr) => send(*addr, req, h2).await,
+        Via::Captured { netns, addr } => {
+            let (netns, addr) = (netns.clone(), *addr);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::spawn(move || {
+                let result = enter_netns(&netns).and_then(|()| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| e.to_string())?
+                        .block_on(send(addr, req, h2))
+                });
+                let _ = tx.send(result);
+            });
+            rx.await.map_err(|_| "the namespace thread died".to_string())?
+        }
+    }
+}
+
+/// Moves the calling thread into network namespace `name`.
+fn enter_netns(name: &str) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let path = std::path::Path::new("/var/run/netns").join(name);
+    let file = std::fs::File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    // SAFETY: setns on a namespace file descriptor we hold open; CLONE_NEWNET moves the
+    // calling thread only.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(format!("setns {}: {}", path.display(), std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// A gRPC Echo call through `proxy` to `authority`; returns the echo response and the
 /// gRPC status.
 pub async fn grpc_echo(
     proxy: SocketAddr,
+    authority: &str,
+    headers: &[(&str, &str)],
+) -> Result<(Option<weft_echo::grpc::EchoResponse>, u32), String> {
+    grpc_echo_via(&Via::Proxy(proxy), authority, headers).await
+}
+
+/// [`grpc_echo`] the way `via` says.
+pub async fn grpc_echo_via(
+    via: &Via,
     authority: &str,
     headers: &[(&str, &str)],
 ) -> Result<(Option<weft_echo::grpc::EchoResponse>, u32), String> {
@@ -186,7 +250,7 @@ pub async fn grpc_echo(
         req = req.header(*k, *v);
     }
     let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
-    let answer = send(proxy, req, true).await?;
+    let answer = send_via(via, req, true).await?;
     let status_of = |h: &HeaderMap| {
         h.get("grpc-status")
             .and_then(|v| v.to_str().ok())
