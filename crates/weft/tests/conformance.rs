@@ -57,8 +57,7 @@ fn addr(ip: &str, port: u16) -> SocketAddr {
 /// The fixtures with Deployments replaced by WorkloadEntries (what a Deployment's pods are
 /// outside Kubernetes).
 fn base_config() -> String {
-    let fixtures = std::fs::read_to_string(manifest_path("00-fixtures.yaml"))
-        .expect("fixtures");
+    let fixtures = std::fs::read_to_string(manifest_path("00-fixtures.yaml")).expect("fixtures");
     let mut docs: Vec<String> = fixtures
         .split("\n---")
         .filter(|d| !d.contains("kind: Deployment"))
@@ -151,8 +150,7 @@ impl Mesh {
         let path = self.dir.join("config/10-routes.yaml");
         match manifest {
             Some(name) => {
-                let text = std::fs::read_to_string(manifest_path(name))
-                    .expect("manifest");
+                let text = std::fs::read_to_string(manifest_path(name)).expect("manifest");
                 std::fs::write(&path, text).expect("write manifest");
             }
             None => {

@@ -124,8 +124,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
+    // Before anything else (even reading the admin token): without privileges the answer is
+    // what to do instead.
+    weft_local::privileges::check()?;
     if args.cleanup {
-        weft_local::privileges::check()?;
         let cleaned = weft_local::cleanup::cleanup_stale(&args.host.run_dir, &args.host.net()?)?;
         // Their registrations expire within seconds anyway; deregister now when the control
         // plane can be reached.

@@ -284,7 +284,8 @@ async fn check_weights(mesh: &impl MeshUnderTest, case: &Value, grpc: bool) -> R
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for _ in 0..N {
         let pod = if grpc {
-            let (resp, status) = grpc_echo_via(&mesh.via(case, "echo:7070"), "echo:7070", &[]).await?;
+            let (resp, status) =
+                grpc_echo_via(&mesh.via(case, "echo:7070"), "echo:7070", &[]).await?;
             if status != 0 {
                 return Err(format!("grpc-status {status}"));
             }
@@ -293,8 +294,14 @@ async fn check_weights(mesh: &impl MeshUnderTest, case: &Value, grpc: bool) -> R
                 .map(|c| c.pod)
                 .unwrap_or_default()
         } else {
-            let (answer, echo) =
-                http_request(&mesh.via(case, "echo"), "echo", "/", "GET", &BTreeMap::new()).await?;
+            let (answer, echo) = http_request(
+                &mesh.via(case, "echo"),
+                "echo",
+                "/",
+                "GET",
+                &BTreeMap::new(),
+            )
+            .await?;
             if answer.status != 200 {
                 return Err(format!("status {}", answer.status));
             }
@@ -424,4 +431,3 @@ async fn check(mesh: &impl MeshUnderTest, case: &Value) -> Result<(), String> {
     };
     check_http(mesh, case, &host).await
 }
-

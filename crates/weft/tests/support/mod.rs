@@ -207,7 +207,8 @@ pub async fn send_via(via: &Via, req: Request<Full<Bytes>>, h2: bool) -> Result<
                 });
                 let _ = tx.send(result);
             });
-            rx.await.map_err(|_| "the namespace thread died".to_string())?
+            rx.await
+                .map_err(|_| "the namespace thread died".to_string())?
         }
     }
 }
@@ -216,11 +217,16 @@ pub async fn send_via(via: &Via, req: Request<Full<Bytes>>, h2: bool) -> Result<
 fn enter_netns(name: &str) -> Result<(), String> {
     use std::os::fd::AsRawFd;
     let path = std::path::Path::new("/var/run/netns").join(name);
-    let file = std::fs::File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
+    let file =
+        std::fs::File::open(&path).map_err(|e| format!("opening {}: {e}", path.display()))?;
     // SAFETY: setns on a namespace file descriptor we hold open; CLONE_NEWNET moves the
     // calling thread only.
     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(format!("setns {}: {}", path.display(), std::io::Error::last_os_error()));
+        return Err(format!(
+            "setns {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
     }
     Ok(())
 }
