@@ -80,7 +80,7 @@ pub enum RunError {
     #[error(transparent)]
     Records(#[from] RecordError),
     #[error("setting up the workload's network: {0}")]
-    Network(#[from] ToolError),
+    Network(ToolError),
     #[error(transparent)]
     Control(#[from] ControlError),
     #[error("the proxy {0}")]
@@ -90,6 +90,12 @@ pub enum RunError {
         what: String,
         source: std::io::Error,
     },
+}
+
+impl From<ToolError> for RunError {
+    fn from(e: ToolError) -> Self {
+        RunError::Network(e)
+    }
 }
 
 /// How the application ended.
@@ -217,6 +223,13 @@ fn claim(records: &Records, spec: &RunSpec) -> Result<(Record, Option<Record>), 
         network::delete_namespace(&old.name);
         records.remove(&lock, &old.name);
         stale = Some(old);
+    }
+    let netns = HostNet::netns_name(&spec.name);
+    if network::namespace_exists(&netns) {
+        return Err(RunError::Invalid(format!(
+            "network namespace {netns} exists, but no weft run record (in {}) names it: another tool, or a run with another --run-dir, made it. Remove it (`ip netns del {netns}`) or pick another --name",
+            spec.run_dir.display()
+        )));
     }
     network::ensure_bridge(&spec.net)?;
     let me = std::process::id();
