@@ -30,8 +30,9 @@ const WORKLOADS: [(&str, &str, &str, &str); 3] = [
 const STRICT: &str = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n";
 
 struct NetnsMesh {
-    // Dropped first: runners are killed before the host's cleanup removes what they left.
-    procs: Vec<Proc>,
+    // Dropped first (Proc's drop kills the runner), so that the host's cleanup, dropped
+    // next, finds their leftovers stale and removes them.
+    _procs: Vec<Proc>,
     host: LocalHost,
     addresses: BTreeMap<&'static str, Ipv4Addr>,
 }
