@@ -93,7 +93,7 @@ impl NetnsMesh {
         }
         NetnsMesh {
             host,
-            procs,
+            _procs: procs,
             addresses,
         }
     }
