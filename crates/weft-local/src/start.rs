@@ -51,13 +51,7 @@ pub(crate) async fn run_claimed(
         shutdown,
     )
     .await;
-    if let Err(e) = spec
-        .control
-        .deregister(&spec.namespace, &spec.name, &owner)
-        .await
-    {
-        tracing::warn!(error = %e, "could not deregister (the registration expires on its own)");
-    }
+    deregister(spec, &owner).await;
     result
 }
 
@@ -145,6 +139,9 @@ async fn start_and_supervise(
     }
     tracing::info!(workload = %spec.name, command = %spec.command.join(" "), "application started");
     let ended = supervise::supervise(spec, registration, app, &mut proxy, shutdown).await;
+    // Out of the mesh before the proxy goes: peers stop picking this endpoint while the
+    // proxy drains what is in flight.
+    deregister(spec, &registration.owner).await;
     supervise::stop(&mut proxy, spec.drain_timeout + Duration::from_secs(2)).await;
     let ran_for = began.elapsed();
     match ended {
@@ -157,5 +154,14 @@ async fn start_and_supervise(
             let tail = supervise::log_tail(&proxy_log_path, 15);
             Err(RunError::Proxy(format!("exited while the application ran ({status}); the application was stopped. Its log ({}):\n{tail}", proxy_log_path.display())))
         }
+    }
+}
+
+/// Removes the registration; a second call (or one after the lease expired) is harmless.
+pub(crate) async fn deregister(spec: &RunSpec, owner: &str) {
+    match spec.control.deregister(&spec.namespace, &spec.name, owner).await {
+        Ok(()) => {}
+        Err(crate::control_client::ControlError::Refused { status, .. }) if status == http::StatusCode::NOT_FOUND => {}
+        Err(e) => tracing::warn!(error = %e, "could not deregister (the registration expires on its own)"),
     }
 }

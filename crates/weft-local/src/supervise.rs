@@ -91,6 +91,8 @@ pub async fn supervise(
                 return Ended::App { code: exit_code(status), stopped: false };
             }
             () = &mut shutdown => {
+                // As Kubernetes does: out of the mesh first, then the application is told.
+                crate::start::deregister(spec, &registration.owner).await;
                 let code = stop(&mut app, APP_GRACE).await;
                 return Ended::App { code, stopped: true };
             }
