@@ -25,6 +25,7 @@ options() {
         detect) echo "-dict=fuzz/detect.dict -max_len=4096" ;;
         yaml_loader) echo "-dict=fuzz/yaml.dict -max_len=65536" ;;
         xds_response) echo "-max_len=65536" ;;
+        registration) echo "-max_len=4096" ;;
         *) echo "" ;;
     esac
 }

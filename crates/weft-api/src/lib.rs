@@ -16,6 +16,7 @@ pub mod duration;
 pub mod load;
 pub mod load_cache;
 pub mod model;
+pub mod registration;
 pub mod resources;
 pub mod validate;
 pub mod view;

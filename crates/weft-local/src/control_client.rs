@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
-use serde::Serialize;
+pub use weft_api::registration::Registration;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_ANSWER: usize = 4 * 1024 * 1024;
@@ -19,20 +19,6 @@ pub enum ControlError {
     Unreachable { addr: SocketAddr, reason: String },
     #[error("the control plane refused ({status}): {body}")]
     Refused { status: StatusCode, body: String },
-}
-
-/// What the runner registers (the control plane's `Registration`).
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Registration {
-    pub service: String,
-    pub service_account: Option<String>,
-    pub address: std::net::IpAddr,
-    pub ports: Vec<u16>,
-    pub labels: std::collections::BTreeMap<String, String>,
-    pub app_protocol: Option<String>,
-    pub owner: String,
-    pub ttl_seconds: u64,
 }
 
 #[derive(Clone, Debug)]

@@ -1,3 +1,6 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use super::*;
 
 fn reg(service: &str, ip: &str, owner: &str) -> Registration {
@@ -111,29 +114,29 @@ fn hostile_values_are_refused_before_they_reach_yaml() {
     bad.service = "x}\nkind: Service".into();
     assert!(matches!(
         check("shop", "w", &bad),
-        Err(RegistryError::Invalid(_))
+        Err(InvalidRegistration(_))
     ));
     let mut bad = reg("reviews", "10.213.0.2", "a");
     bad.labels.insert("version".into(), "v1, evil: {".into());
     assert!(matches!(
         check("shop", "w", &bad),
-        Err(RegistryError::Invalid(_))
+        Err(InvalidRegistration(_))
     ));
     let mut bad = reg("reviews", "10.213.0.2", "a");
     bad.ports = vec![0];
     assert!(matches!(
         check("shop", "w", &bad),
-        Err(RegistryError::Invalid(_))
+        Err(InvalidRegistration(_))
     ));
     assert!(matches!(
         check("Shop", "w", &reg("reviews", "10.213.0.2", "a")),
-        Err(RegistryError::Invalid(_))
+        Err(InvalidRegistration(_))
     ));
     let mut bad = reg("reviews", "10.213.0.2", "a");
     bad.app_protocol = Some("gopher".into());
     assert!(matches!(
         check("shop", "w", &bad),
-        Err(RegistryError::Invalid(_))
+        Err(InvalidRegistration(_))
     ));
 }
 
