@@ -174,4 +174,3 @@ fn service_yaml(ns: &str, service: &str, ports: &BTreeSet<u16>, protocol: Option
         ports.join(", ")
     )
 }
-

@@ -60,6 +60,8 @@ pub enum RegisterError {
     Registry(#[from] RegistryError),
     #[error("the mesh would be invalid with this workload:\n{}", .0.join("\n"))]
     Invalid(Vec<String>),
+    #[error("the control plane's configuration directory is invalid (fix it first; the mesh in effect is older):\n{}", .0.join("\n"))]
+    Config(Vec<String>),
 }
 
 /// Loads and validates a directory; `Err` carries every error, one per line.
@@ -141,23 +143,27 @@ impl Store {
             // A rescan that found the same files: nothing to publish or report.
             return;
         }
-        drop(inputs);
+        // Published while `inputs` is held: models are published in the order they were
+        // built, so an older build never overwrites a newer one.
         match loaded {
             Ok((model, warnings)) => self.accept(model, warnings, started),
-            Err(errors) => {
-                self.metrics
-                    .reloads
-                    .get_or_create(&ResultLabels { result: "rejected" })
-                    .inc();
-                tracing::error!(
-                    "configuration change rejected; the previous model stays in effect:\n{}",
-                    errors.join("\n")
-                );
-                let mut status = StoreStatus::clone(&self.status.load());
-                status.rejected = errors;
-                self.status.store(Arc::new(status));
-            }
+            Err(errors) => self.reject(errors),
         }
+    }
+
+    /// Records a rejected configuration change; the previous model stays in effect.
+    fn reject(&self, errors: Vec<String>) {
+        self.metrics
+            .reloads
+            .get_or_create(&ResultLabels { result: "rejected" })
+            .inc();
+        tracing::error!(
+            "configuration change rejected; the previous model stays in effect:\n{}",
+            errors.join("\n")
+        );
+        let mut status = StoreStatus::clone(&self.status.load());
+        status.rejected = errors;
+        self.status.store(Arc::new(status));
     }
 
     /// Registers (or renews) a workload run by `weft run` (blocking). A registration that
@@ -176,14 +182,23 @@ impl Store {
             inputs.registry = next;
             return Ok(upsert);
         }
-        let Inputs { cache, .. } = &mut *inputs;
-        let (model, warnings) =
-            load_with(&self.dir, cache, &next).map_err(RegisterError::Invalid)?;
-        inputs.registry = next;
-        drop(inputs);
-        tracing::info!(workload = %format!("{namespace}/{name}"), "workload registered");
-        self.accept(model, warnings, started);
-        Ok(upsert)
+        let Inputs { cache, registry } = &mut *inputs;
+        match load_with(&self.dir, cache, &next) {
+            Ok((model, warnings)) => {
+                *registry = next;
+                tracing::info!(workload = %format!("{namespace}/{name}"), "workload registered");
+                self.accept(model, warnings, started);
+                Ok(upsert)
+            }
+            // Is it this workload, or the files (an edit the watcher has not reported yet)?
+            Err(errors) => match load_with(&self.dir, cache, registry) {
+                Ok(_) => Err(RegisterError::Invalid(errors)),
+                Err(file_errors) => {
+                    self.reject(file_errors.clone());
+                    Err(RegisterError::Config(file_errors))
+                }
+            },
+        }
     }
 
     /// Removes a registration (blocking) and publishes the mesh without it.
@@ -219,17 +234,13 @@ impl Store {
     fn rebuild_locked(&self, mut inputs: std::sync::MutexGuard<'_, Inputs>) {
         let started = Instant::now();
         let Inputs { cache, registry } = &mut *inputs;
-        let loaded = load_with(&self.dir, cache, registry);
-        drop(inputs);
-        match loaded {
+        match load_with(&self.dir, cache, registry) {
             Ok((model, warnings)) => self.accept(model, warnings, started),
             // Removing a workload cannot make the mesh invalid, but the files may have become
-            // invalid since: the file watcher reports that; keep what is published.
-            Err(errors) => tracing::warn!(
-                "mesh not republished after a registration change; the configuration is invalid:\n{}",
-                errors.join("\n")
-            ),
+            // invalid since (an edit the watcher has not reported yet): report it now.
+            Err(errors) => self.reject(errors),
         }
+        drop(inputs);
     }
 
     fn lock_inputs(&self) -> std::sync::MutexGuard<'_, Inputs> {
@@ -241,8 +252,7 @@ impl Store {
         for w in &warnings {
             tracing::warn!("{w}");
         }
-        let bundle = self.current().trust_bundle.clone();
-        let generation = self.publish(Arc::new(model), bundle);
+        let generation = self.publish(Some(Arc::new(model)), None);
         let mut status = StoreStatus::clone(&self.status.load());
         status.generation = generation;
         status.loaded_unix = unix_now();
@@ -259,15 +269,24 @@ impl Store {
 
     /// Publishes a new trust bundle with the current model (after a CA rotation step).
     pub fn publish_bundle(&self, bundle: Vec<CertificateDer<'static>>) {
-        let model = self.current().model.clone();
-        let generation = self.publish(model, Arc::new(bundle));
+        let generation = self.publish(None, Some(Arc::new(bundle)));
         tracing::info!(generation, "trust bundle published");
     }
 
-    fn publish(&self, model: Arc<Model>, bundle: Arc<Vec<CertificateDer<'static>>>) -> u64 {
-        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
-        self.tx
-            .send_replace(Arc::new(Published::new(generation, model, bundle)));
+    /// Publishes a new model, a new bundle, or both; what is not given stays. One step on the
+    /// channel, so a bundle published at the same time as a model is never lost.
+    fn publish(
+        &self,
+        model: Option<Arc<Model>>,
+        bundle: Option<Arc<Vec<CertificateDer<'static>>>>,
+    ) -> u64 {
+        let mut generation = 0;
+        self.tx.send_modify(|current| {
+            generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            let model = model.unwrap_or_else(|| current.model.clone());
+            let bundle = bundle.unwrap_or_else(|| current.trust_bundle.clone());
+            *current = Arc::new(Published::new(generation, model, bundle));
+        });
         self.metrics.generation.set(generation as i64);
         generation
     }

@@ -45,7 +45,12 @@ pub async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Option<Respon
         ));
     }
     if path == "/workloads" && req.method() == Method::GET {
-        let list = serde_json::Value::from(admin.store.registrations());
+        // The registry shares a lock with rebuilds: read it off the async threads.
+        let store = admin.store.clone();
+        let list = tokio::task::spawn_blocking(move || store.registrations())
+            .await
+            .unwrap_or_default();
+        let list = serde_json::Value::from(list);
         return Some(respond(
             StatusCode::OK,
             "application/json",
@@ -141,7 +146,9 @@ fn error_status(e: &RegisterError) -> StatusCode {
         RegisterError::Registry(R::Invalid(_)) => StatusCode::BAD_REQUEST,
         RegisterError::Registry(R::Unknown(_)) => StatusCode::NOT_FOUND,
         RegisterError::Registry(R::Full) => StatusCode::SERVICE_UNAVAILABLE,
-        RegisterError::Registry(R::Taken(..)) | RegisterError::Invalid(_) => StatusCode::CONFLICT,
+        RegisterError::Registry(R::Taken(..))
+        | RegisterError::Invalid(_)
+        | RegisterError::Config(_) => StatusCode::CONFLICT,
     }
 }
 

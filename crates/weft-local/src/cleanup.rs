@@ -18,7 +18,7 @@ pub fn cleanup_stale(run_dir: &Path, net: &HostNet) -> Result<Vec<Record>, Recor
             continue;
         }
         if !r.bridge_only {
-            network::delete_namespace(&r.name);
+            network::delete_namespace(&r.name, r.address);
         }
         records.remove(&lock, &r.name);
         cleaned.push(r);

@@ -85,20 +85,25 @@ impl HostNet {
         format!("weft-{workload}")
     }
 
-    /// The host end of a workload's veth pair: interface names are at most 15 bytes, so a
-    /// hash of the workload name stands for it.
-    pub fn host_veth(workload: &str) -> String {
-        let mut h: u32 = 0x811c_9dc5;
-        for b in workload.bytes() {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-        format!("wv{h:08x}")
+    /// The host end of a workload's veth pair. Interface names are at most 15 bytes, so the
+    /// workload's address (unique among live workloads: it is allocated under the records'
+    /// lock) names it, not its name.
+    pub fn host_veth(address: Ipv4Addr) -> String {
+        format!("wv{:08x}", u32::from(address))
     }
 }
 
 fn link_exists(name: &str) -> bool {
     run("ip", &["link", "show", "dev", name], None).is_ok()
+}
+
+/// The alias Weft gives the bridge it creates: a link without it is not Weft's to adopt or
+/// delete (a `--bridge br0` must never take over, or remove, the host's own bridge).
+const BRIDGE_ALIAS: &str = "weft-managed-bridge";
+
+fn is_weft_bridge(name: &str) -> bool {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifalias"))
+        .is_ok_and(|a| a.trim() == BRIDGE_ALIAS)
 }
 
 fn forward_rule(net: &HostNet) -> Vec<String> {
@@ -120,19 +125,39 @@ fn forward_rule(net: &HostNet) -> Vec<String> {
 }
 
 fn iptables(op: &str, chain: &str, rule: &[String]) -> Result<String, ToolError> {
-    let mut args = vec![op, chain];
+    // -w: wait for the xtables lock instead of failing when Docker or another run holds it.
+    let mut args = vec!["-w", op, chain];
     args.extend(rule.iter().map(String::as_str));
     run("iptables", &args, None)
 }
 
 /// Creates the bridge (and its FORWARD rule) unless it exists.
 pub fn ensure_bridge(net: &HostNet) -> Result<(), ToolError> {
+    let cidr = format!("{}/{}", net.gateway, net.prefix_len);
     if !link_exists(&net.bridge) {
-        let cidr = format!("{}/{}", net.gateway, net.prefix_len);
         run("ip", &["link", "add", &net.bridge, "type", "bridge"], None)?;
-        run("ip", &["addr", "add", &cidr, "dev", &net.bridge], None)?;
-        run("ip", &["link", "set", &net.bridge, "up"], None)?;
+        let made = run(
+            "ip",
+            &["link", "set", "dev", &net.bridge, "alias", BRIDGE_ALIAS],
+            None,
+        );
+        if let Err(e) = made {
+            let _ = run("ip", &["link", "del", &net.bridge], None);
+            return Err(e);
+        }
+    } else if !is_weft_bridge(&net.bridge) {
+        return Err(ToolError::Failed {
+            command: format!("ip link show {}", net.bridge),
+            status: "exists".into(),
+            stderr: format!(
+                "interface {} exists and is not a bridge Weft made; pick another --bridge",
+                net.bridge
+            ),
+        });
     }
+    // `replace` is idempotent: a bridge left half set up by a crash gets its address back.
+    run("ip", &["addr", "replace", &cidr, "dev", &net.bridge], None)?;
+    run("ip", &["link", "set", &net.bridge, "up"], None)?;
     let rule = forward_rule(net);
     if iptables("-C", "FORWARD", &rule).is_err() {
         iptables("-I", "FORWARD", &rule)?;
@@ -142,7 +167,7 @@ pub fn ensure_bridge(net: &HostNet) -> Result<(), ToolError> {
 
 /// Removes the bridge and its FORWARD rule (when they exist).
 pub fn remove_bridge(net: &HostNet) {
-    if link_exists(&net.bridge) {
+    if link_exists(&net.bridge) && is_weft_bridge(&net.bridge) {
         if let Err(e) = run("ip", &["link", "del", &net.bridge], None) {
             tracing::warn!(error = %e, "cannot remove the bridge");
         }
@@ -158,7 +183,7 @@ pub fn remove_bridge(net: &HostNet) {
 /// Creates the workload's namespace and veth pair, addresses it and routes it to the bridge.
 pub fn create_namespace(net: &HostNet, workload: &str, address: Ipv4Addr) -> Result<(), ToolError> {
     let ns = HostNet::netns_name(workload);
-    let veth = HostNet::host_veth(workload);
+    let veth = HostNet::host_veth(address);
     let cidr = format!("{address}/{}", net.prefix_len);
     let gateway = net.gateway.to_string();
     run("ip", &["netns", "add", &ns], None)?;
@@ -191,7 +216,7 @@ pub fn create_namespace(net: &HostNet, workload: &str, address: Ipv4Addr) -> Res
 
 /// Deletes what [`create_namespace`] made, whatever part of it exists: the processes still
 /// inside, the namespace (its end of the veth goes with it), the host end, the hosts file.
-pub fn delete_namespace(workload: &str) {
+pub fn delete_namespace(workload: &str, address: Ipv4Addr) {
     let ns = HostNet::netns_name(workload);
     if namespace_exists(&ns) {
         if let Ok(pids) = run("ip", &["netns", "pids", &ns], None) {
@@ -207,7 +232,7 @@ pub fn delete_namespace(workload: &str) {
             tracing::warn!(error = %e, "cannot delete the network namespace");
         }
     }
-    let veth = HostNet::host_veth(workload);
+    let veth = HostNet::host_veth(address);
     if link_exists(&veth) {
         let _ = run("ip", &["link", "del", &veth], None);
     }
@@ -243,12 +268,10 @@ mod tests {
 
     #[test]
     fn names_fit_interface_limits() {
-        let veth = HostNet::host_veth("a-very-long-workload-name-that-goes-on-0");
-        assert_eq!(veth.len(), 10);
-        assert_ne!(
-            veth,
-            HostNet::host_veth("a-very-long-workload-name-that-goes-on-1")
-        );
+        // Named by address, unique among live workloads, and within the 15-byte limit.
+        let veth = HostNet::host_veth(Ipv4Addr::new(10, 213, 0, 2));
+        assert_eq!(veth, "wv0ad50002");
+        assert_ne!(veth, HostNet::host_veth(Ipv4Addr::new(10, 213, 1, 2)));
         assert!(HostNet::parse_gateway("weft0", "10.0.0.1").is_err());
         assert!(HostNet::parse_gateway("a-name-far-too-long", "10.0.0.1/16").is_err());
     }

@@ -75,10 +75,18 @@ impl Drop for Lock {
 impl Records {
     pub fn open(run_dir: &Path) -> Result<Self, RecordError> {
         let dir = run_dir.join("workloads");
-        std::fs::create_dir_all(&dir).map_err(|source| RecordError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        // 0755, whatever the umask: the proxies (uid 1337) read their CA file from here.
+        let open_dir = |d: &Path| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::create_dir_all(d)?;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755))
+        };
+        open_dir(run_dir)
+            .and_then(|()| open_dir(&dir))
+            .map_err(|source| RecordError::Io {
+                path: dir.clone(),
+                source,
+            })?;
         Ok(Self { dir })
     }
 

@@ -175,6 +175,11 @@ pub fn check_spec(spec: &RunSpec) -> Result<(), RunError> {
             )));
         }
     }
+    if c.proxy_uid == 0 {
+        return Err(RunError::Invalid(
+            "--proxy-uid 0: the proxy needs a uid of its own (the capture rules exempt it, and the application runs as root)".into(),
+        ));
+    }
     if spec.port == 0 {
         return Err(RunError::Invalid(
             "--port 0: give the port the application listens on".into(),
@@ -220,7 +225,7 @@ fn claim(records: &Records, spec: &RunSpec) -> Result<(Record, Option<Record>), 
             });
         }
         tracing::warn!(name = %old.name, pid = old.pid, "a previous weft run of this workload did not finish: removing what it left");
-        network::delete_namespace(&old.name);
+        network::delete_namespace(&old.name, old.address);
         records.remove(&lock, &old.name);
         stale = Some(old);
     }
@@ -256,7 +261,7 @@ pub fn teardown(records: &Records, net: &HostNet, record: &Record) {
         }
     };
     if !record.bridge_only {
-        network::delete_namespace(&record.name);
+        network::delete_namespace(&record.name, record.address);
     }
     records.remove(&lock, &record.name);
     if records.list(&lock).is_empty() {

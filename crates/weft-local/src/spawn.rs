@@ -49,6 +49,14 @@ pub fn proxy(
     let parent = std::process::id();
     let (stdout, stderr) = output.stdio()?;
     let mut cmd = Command::new(exe);
+    // A clean environment: the runner's own WEFT_* variables (a WEFT_JOIN_TOKEN_FILE, say)
+    // must not change the proxy; only its log settings pass through.
+    cmd.env_clear();
+    for keep in ["WEFT_LOG", "WEFT_LOG_FORMAT"] {
+        if let Some(v) = std::env::var_os(keep) {
+            cmd.env(keep, v);
+        }
+    }
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
@@ -109,7 +117,8 @@ fn die_with_parent(signal: i32, parent: u32) -> std::io::Result<()> {
             return Err(std::io::Error::last_os_error());
         }
         if libc::getppid() as u32 != parent {
-            return Err(std::io::Error::other("the runner exited"));
+            // No allocation between fork and exec: an OS error code, not a message.
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
         }
     }
     Ok(())

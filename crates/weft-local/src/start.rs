@@ -70,7 +70,12 @@ async fn start_and_supervise(
     // The proxy runs as its own uid: it reads the CA bundle from a file any user may read
     // (it holds only public certificates).
     let ca_path = Records::open(&spec.run_dir)?.ca_file(&spec.name);
-    std::fs::write(&ca_path, ca_pem).map_err(io(format!("writing {}", ca_path.display())))?;
+    write_public(&ca_path, ca_pem.as_bytes())
+        .map_err(io(format!("writing {}", ca_path.display())))?;
+    let proxy_exe = proxy_binary(&spec.weft_exe, &spec.run_dir).map_err(io(format!(
+        "making {} runnable by the proxy's uid",
+        spec.weft_exe.display()
+    )))?;
     let proxy_log_path = logs.join(format!("{}.proxy.log", spec.name));
     let proxy_log = std::fs::File::create(&proxy_log_path)
         .map_err(io(format!("creating {}", proxy_log_path.display())))?;
@@ -100,7 +105,7 @@ async fn start_and_supervise(
     let env = vec![("WEFT_JOIN_TOKEN".to_string(), token.to_string())];
     let mut proxy = spawn::proxy(
         &ns,
-        &spec.weft_exe,
+        &proxy_exe,
         &args,
         &env,
         c.proxy_uid,
@@ -159,9 +164,57 @@ async fn start_and_supervise(
 
 /// Removes the registration; a second call (or one after the lease expired) is harmless.
 pub(crate) async fn deregister(spec: &RunSpec, owner: &str) {
-    match spec.control.deregister(&spec.namespace, &spec.name, owner).await {
+    match spec
+        .control
+        .deregister(&spec.namespace, &spec.name, owner)
+        .await
+    {
         Ok(()) => {}
-        Err(crate::control_client::ControlError::Refused { status, .. }) if status == http::StatusCode::NOT_FOUND => {}
-        Err(e) => tracing::warn!(error = %e, "could not deregister (the registration expires on its own)"),
+        Err(crate::control_client::ControlError::Refused { status, .. })
+            if status == http::StatusCode::NOT_FOUND => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "could not deregister (the registration expires on its own)")
+        }
     }
+}
+
+/// Writes a file every user may read (0644, whatever the umask).
+fn write_public(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+}
+
+/// The binary the proxy runs from: `exe` when the proxy's uid can reach and execute it
+/// (every directory above it searchable by others, the file executable by others), else a
+/// copy under `<run_dir>/bin` (a build under a private home directory, run with sudo).
+fn proxy_binary(
+    exe: &std::path::Path,
+    run_dir: &std::path::Path,
+) -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let others_may = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
+    };
+    if exe.ancestors().skip(1).all(others_may) && others_may(exe) {
+        return Ok(exe.to_path_buf());
+    }
+    let dir = run_dir.join("bin");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    let copy = dir.join("weft");
+    let same = |a: &std::path::Path, b: &std::path::Path| match (
+        std::fs::metadata(a),
+        std::fs::metadata(b),
+    ) {
+        (Ok(x), Ok(y)) => x.len() == y.len() && x.modified().ok() <= y.modified().ok(),
+        _ => false,
+    };
+    if !same(exe, &copy) {
+        let tmp = dir.join(format!(".weft.{}", std::process::id()));
+        std::fs::copy(exe, &tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
+        std::fs::rename(&tmp, &copy)?;
+    }
+    Ok(copy)
 }

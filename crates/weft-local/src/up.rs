@@ -144,6 +144,8 @@ async fn with_control(
     // (clients before the servers they call), each finished before the next is told.
     let mut stops: Vec<(String, watch::Sender<bool>)> = Vec::new();
     let mut tasks = tokio::task::JoinSet::new();
+    // Task ids to replica names: a runner that panicked still counts as ended.
+    let mut names = std::collections::HashMap::new();
     let mut running = Vec::new();
     let mut failed = None;
     'start: for w in &workloads {
@@ -154,7 +156,7 @@ async fn with_control(
             let (stop_tx, mut stop_rx) = watch::channel(false);
             stops.push((name.clone(), stop_tx));
             let task_name = name.clone();
-            tasks.spawn(async move {
+            let handle = tasks.spawn(async move {
                 let stopped = async move {
                     let _ = stop_rx.wait_for(|s| *s).await;
                 };
@@ -165,6 +167,7 @@ async fn with_control(
                     result,
                 }
             });
+            names.insert(handle.id(), name.clone());
             // The runner drops `started` without sending when it fails before the app runs.
             if started_rx.await.is_err() {
                 failed = Some(name);
@@ -190,11 +193,11 @@ async fn with_control(
             tokio::select! {
                 () = &mut shutdown => break,
                 done = tasks.join_next() => match done {
-                    Some(Ok(e)) => {
+                    Some(done) => {
+                        let e = ended_of(done, &names);
                         report_end(&e);
                         ended.push(e);
                     }
-                    Some(Err(_)) => {}
                     None => break,
                 },
             }
@@ -206,19 +209,16 @@ async fn with_control(
         }
         let _ = stop.send(true);
         while let Some(done) = tasks.join_next().await {
-            if let Ok(e) = done {
-                let last = &e.name == name;
-                ended.push(e);
-                if last {
-                    break;
-                }
+            let e = ended_of(done, &names);
+            let last = &e.name == name;
+            ended.push(e);
+            if last {
+                break;
             }
         }
     }
     while let Some(done) = tasks.join_next().await {
-        if let Ok(e) = done {
-            ended.push(e);
-        }
+        ended.push(ended_of(done, &names));
     }
     if let Some(name) = failed {
         let reason = ended
@@ -230,6 +230,22 @@ async fn with_control(
         return Err(UpError::Workload { name, reason });
     }
     Ok(ended)
+}
+
+/// What a finished runner task says; a panic becomes that replica's error.
+fn ended_of(
+    done: Result<Ended, tokio::task::JoinError>,
+    names: &std::collections::HashMap<tokio::task::Id, String>,
+) -> Ended {
+    match done {
+        Ok(e) => e,
+        Err(join) => Ended {
+            name: names.get(&join.id()).cloned().unwrap_or_default(),
+            result: Err(RunError::Invalid(format!(
+                "its runner failed ({join}); `weft run --cleanup` removes what it left"
+            ))),
+        },
+    }
 }
 
 fn report_end(e: &Ended) {

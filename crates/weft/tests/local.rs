@@ -196,6 +196,19 @@ async fn faults_get_clear_messages_and_leave_nothing_behind() {
         "{err}"
     );
 
+    // A --bridge that names an interface Weft did not make is neither adopted nor removed.
+    netns::run("ip", &["link", "add", "weftnotours", "type", "bridge"])
+        .expect("a bridge of the user");
+    let mut args = host.run_args("br", "br", 8080, &[], &["sleep", "1"]);
+    let at = args.iter().position(|a| a == "--bridge").expect("--bridge") + 1;
+    args[at] = "weftnotours".into();
+    let (code, _, err) = host.run_to_end(&args, limit);
+    let still_there = netns::run("ip", &["link", "show", "weftnotours"]).is_ok();
+    let _ = netns::run("ip", &["link", "del", "weftnotours"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is not a bridge Weft made"), "{err}");
+    assert!(still_there, "weft run removed an interface it did not make");
+
     // The same name twice.
     let mut first = Proc::spawn(
         "dup",

@@ -12,23 +12,35 @@ pub mod validate;
 
 /// Resolves when the process is asked to stop (SIGTERM or Ctrl-C).
 pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+    stop_signals(false).await
+}
+
+/// Installs the handlers for SIGTERM and SIGINT (and SIGHUP when `hangup`: the terminal of
+/// `weft run` / `weft up` went away) at once, not when first polled: a signal that arrives
+/// while the caller is still setting up is then held for it, instead of killing the process
+/// with what it made half built. Call it from inside the runtime.
+pub fn stop_signals(hangup: bool) -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, Signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut int = signal(SignalKind::interrupt()).ok();
+    let mut hup = hangup.then(|| signal(SignalKind::hangup()).ok()).flatten();
+    async fn recv(s: &mut Option<Signal>) {
+        match s {
+            Some(s) => {
+                s.recv().await;
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            None => std::future::pending().await,
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    async move {
+        if term.is_none() && int.is_none() {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+        tokio::select! {
+            () = recv(&mut term) => {}
+            () = recv(&mut int) => {}
+            () = recv(&mut hup) => {}
+        }
     }
 }

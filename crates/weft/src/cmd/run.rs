@@ -152,7 +152,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let spec = spec(args)?;
     let name = spec.name.clone();
-    match runtime.block_on(weft_local::runner::run(spec, super::shutdown_signal())) {
+    let result = runtime.block_on(async {
+        let stop = super::stop_signals(true);
+        weft_local::runner::run(spec, stop).await
+    });
+    match result {
         Ok(outcome) => {
             let code = outcome.code;
             if code != 0 && !outcome.stopped && outcome.ran_for < std::time::Duration::from_secs(2)

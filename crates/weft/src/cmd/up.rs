@@ -48,6 +48,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
+    // Replica names name network namespaces, which are host-wide: unique across namespaces.
+    let mut seen = std::collections::BTreeMap::new();
+    for w in &model.local_workloads {
+        if let Some(other) = seen.insert(w.name.clone(), w.namespace.clone()) {
+            anyhow::bail!(
+                "LocalWorkload {} is declared in namespaces {other} and {}: names must be unique on a host (they name network namespaces)",
+                w.name,
+                w.namespace
+            );
+        }
+    }
     let spec = UpSpec {
         config_dir: dir.clone(),
         state_dir: args.host.state_dir.clone(),
@@ -64,15 +75,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the runtime")?;
     let duration = args.duration;
+    let _runtime = runtime.enter();
+    let signals = super::stop_signals(true);
     let shutdown = async move {
         match duration {
             Some(d) => {
                 tokio::select! {
                     () = tokio::time::sleep(d) => {}
-                    () = super::shutdown_signal() => {}
+                    () = signals => {}
                 }
             }
-            None => super::shutdown_signal().await,
+            None => signals.await,
         }
     };
     let on_running = |r: &Running| print_running(&dir, args.dir.is_none(), r, &spec_admin(&args));
