@@ -58,6 +58,7 @@ pub enum RecordError {
 }
 
 /// The run directory's records.
+#[derive(Clone, Debug)]
 pub struct Records {
     dir: PathBuf,
 }

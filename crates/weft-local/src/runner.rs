@@ -129,7 +129,18 @@ pub async fn run_notifying(
     check_spec(&spec)?;
     let ca_pem = spec.control.trust_bundle().await?;
     let records = Records::open(&spec.run_dir)?;
-    let (record, stale) = claim(&records, &spec)?;
+    // The host's tools run off the runtime's thread: in `weft up` that thread also renews
+    // every other replica's lease.
+    let (r, name, ns, net, dir) = (
+        records.clone(),
+        spec.name.clone(),
+        spec.namespace.clone(),
+        spec.net.clone(),
+        spec.run_dir.clone(),
+    );
+    let (record, stale) = tokio::task::spawn_blocking(move || claim(&r, &name, &ns, &net, &dir))
+        .await
+        .map_err(|e| RunError::Invalid(format!("claiming the workload's name: {e}")))??;
     if let Some(old) = stale.filter(|o| !o.owner.is_empty()) {
         // The crashed run's lease would hold the name until it expires.
         let _ = spec
@@ -138,7 +149,13 @@ pub async fn run_notifying(
             .await;
     }
     let result = crate::start::run_claimed(&spec, &record, &ca_pem, started, shutdown).await;
-    teardown(&records, &spec.net, &record);
+    let (r, net, rec) = (records.clone(), spec.net.clone(), record.clone());
+    if tokio::task::spawn_blocking(move || teardown(&r, &net, &rec))
+        .await
+        .is_err()
+    {
+        teardown(&records, &spec.net, &record);
+    }
     result
 }
 
@@ -213,10 +230,16 @@ pub fn find_program(program: &str) -> Option<PathBuf> {
 
 /// Takes the name and an address, cleaning up after a dead runner of the same name (which
 /// is returned, to be deregistered).
-fn claim(records: &Records, spec: &RunSpec) -> Result<(Record, Option<Record>), RunError> {
+fn claim(
+    records: &Records,
+    name: &str,
+    namespace: &str,
+    net: &HostNet,
+    run_dir: &Path,
+) -> Result<(Record, Option<Record>), RunError> {
     let lock = records.lock()?;
     let mut stale = None;
-    if let Some(old) = records.get(&lock, &spec.name) {
+    if let Some(old) = records.get(&lock, name) {
         if old.runner_alive() {
             return Err(RunError::AlreadyRunning {
                 name: old.name,
@@ -229,19 +252,19 @@ fn claim(records: &Records, spec: &RunSpec) -> Result<(Record, Option<Record>), 
         records.remove(&lock, &old.name);
         stale = Some(old);
     }
-    let netns = HostNet::netns_name(&spec.name);
+    let netns = HostNet::netns_name(name);
     if network::namespace_exists(&netns) {
         return Err(RunError::Invalid(format!(
             "network namespace {netns} exists, but no weft run record (in {}) names it: another tool, or a run with another --run-dir, made it. Remove it (`ip netns del {netns}`) or pick another --name",
-            spec.run_dir.display()
+            run_dir.display()
         )));
     }
-    network::ensure_bridge(&spec.net)?;
+    network::ensure_bridge(net)?;
     let me = std::process::id();
     let record = Record {
-        name: spec.name.clone(),
-        namespace: spec.namespace.clone(),
-        address: records.free_address(&lock, &spec.net)?,
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        address: records.free_address(&lock, net)?,
         pid: me,
         pid_start: crate::records::process_start(me).unwrap_or(0),
         bridge_only: false,

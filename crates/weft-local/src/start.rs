@@ -20,8 +20,19 @@ pub(crate) async fn run_claimed(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, RunError> {
     let ns = HostNet::netns_name(&spec.name);
-    network::create_namespace(&spec.net, &spec.name, record.address)?;
-    crate::capture::install(&ns, &spec.capture)?;
+    let (net, name, address, netns, capture) = (
+        spec.net.clone(),
+        spec.name.clone(),
+        record.address,
+        ns.clone(),
+        spec.capture.clone(),
+    );
+    tokio::task::spawn_blocking(move || {
+        network::create_namespace(&net, &name, address)?;
+        crate::capture::install(&netns, &capture)
+    })
+    .await
+    .map_err(|e| RunError::Invalid(format!("setting up the namespace: {e}")))??;
     let hosts = spec.control.hosts(&spec.namespace).await?;
     crate::hosts::write(&ns, &hosts).map_err(io("writing the namespace's hosts file"))?;
 
