@@ -119,7 +119,9 @@ pub fn check(namespace: &str, name: &str, r: &Registration) -> Result<(), Invali
     Ok(())
 }
 
-fn is_dns_label(s: &str) -> bool {
+/// Lower-case letters, digits and '-', 1 to 63 long, starting and ending with a letter or
+/// digit (an RFC 1123 label, as Kubernetes names are).
+pub fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63

@@ -21,7 +21,7 @@ pub(crate) struct Pki {
 impl Pki {
     pub(crate) fn new(trust_domain: &str) -> Self {
         Self {
-            ca: Authority::generate(trust_domain).unwrap(),
+            ca: Authority::generate(trust_domain).unwrap(), // ok: test-only fixture (cfg(test)), never sees user or network input
         }
     }
 
@@ -31,8 +31,8 @@ impl Pki {
     }
 
     pub(crate) fn creds_with_ttl(&self, id: &SpiffeId, ttl: Duration) -> Credentials {
-        let kc = generate_key_and_csr(id).unwrap();
-        let issued = self.ca.issue(&kc.csr_der, id, ttl).unwrap();
+        let kc = generate_key_and_csr(id).unwrap(); // ok: test-only fixture (cfg(test)), never sees user or network input
+        let issued = self.ca.issue(&kc.csr_der, id, ttl).unwrap(); // ok: test-only fixture (cfg(test)), never sees user or network input
         Credentials {
             id: id.clone(),
             chain: issued.chain,
@@ -44,7 +44,7 @@ impl Pki {
 
     /// Credentials whose leaf expired an hour ago.
     pub(crate) fn expired_creds(&self, id: &SpiffeId) -> Credentials {
-        let key = KeyPair::generate().unwrap();
+        let key = KeyPair::generate().unwrap(); // ok: test-only fixture (cfg(test)), never sees user or network input
         let now = SystemTime::now();
         let issued = self
             .ca
@@ -54,7 +54,7 @@ impl Pki {
                 now - Duration::from_secs(7200),
                 now - Duration::from_secs(3600),
             )
-            .unwrap();
+            .unwrap(); // ok: test-only fixture (cfg(test)), never sees user or network input
         Credentials {
             id: id.clone(),
             chain: issued.chain,
@@ -67,18 +67,18 @@ impl Pki {
 
 /// A self-signed, non-CA certificate carrying exactly `uris` as URI SANs.
 pub(crate) fn leaf_with_sans(uris: &[&str]) -> CertificateDer<'static> {
-    let key = KeyPair::generate().unwrap();
+    let key = KeyPair::generate().unwrap(); // ok: test-only fixture (cfg(test)), never sees user or network input
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     params.subject_alt_names = uris
         .iter()
-        .map(|u| SanType::URI(u.to_string().try_into().unwrap()))
+        .map(|u| SanType::URI(u.to_string().try_into().unwrap())) // ok: test-only fixture (cfg(test)), never sees user or network input
         .collect();
-    params.self_signed(&key).unwrap().der().clone()
+    params.self_signed(&key).unwrap().der().clone() // ok: test-only fixture (cfg(test)), never sees user or network input
 }
 
 pub(crate) fn id(trust_domain: &str, ns: &str, sa: &str) -> SpiffeId {
-    SpiffeId::new(trust_domain, ns, sa).unwrap()
+    SpiffeId::new(trust_domain, ns, sa).unwrap() // ok: test-only fixture (cfg(test)), never sees user or network input
 }
 
 /// A fresh directory under the system temp dir, removed on drop.

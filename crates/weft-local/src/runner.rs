@@ -118,11 +118,11 @@ pub async fn run(spec: RunSpec, shutdown: impl Future<Output = ()>) -> Result<Ou
     run_notifying(spec, None, shutdown).await
 }
 
-/// [`run`], telling `started` once the application has been started (after its proxy was
-/// ready): `weft up` starts workloads in order.
+/// [`run`], telling `started` the workload's address once the application has been started
+/// (after its proxy was ready): `weft up` starts workloads in order.
 pub async fn run_notifying(
     spec: RunSpec,
-    started: Option<tokio::sync::oneshot::Sender<()>>,
+    started: Option<tokio::sync::oneshot::Sender<std::net::Ipv4Addr>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, RunError> {
     crate::privileges::check()?;
@@ -148,7 +148,8 @@ pub async fn run_notifying(
             .deregister(&old.namespace, &old.name, &old.owner)
             .await;
     }
-    let result = crate::start::run_claimed(&spec, &record, &ca_pem, started, shutdown).await;
+    let result =
+        crate::start::run_claimed(&spec, &records, &record, &ca_pem, started, shutdown).await;
     let (r, net, rec) = (records.clone(), spec.net.clone(), record.clone());
     if tokio::task::spawn_blocking(move || teardown(&r, &net, &rec))
         .await
@@ -161,14 +162,8 @@ pub async fn run_notifying(
 
 /// Names, ports and the program, checked before anything is created.
 pub fn check_spec(spec: &RunSpec) -> Result<(), RunError> {
-    let dns_label = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 40
-            && s.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !s.starts_with('-')
-            && !s.ends_with('-')
-    };
+    // DNS labels, and short: replica suffixes and the `weft-` prefix go on top.
+    let dns_label = |s: &str| s.len() <= 40 && weft_api::registration::is_dns_label(s);
     for (what, value) in [
         ("--name", &spec.name),
         ("--namespace", &spec.namespace),

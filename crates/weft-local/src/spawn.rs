@@ -47,8 +47,7 @@ pub fn proxy(
     let ns = File::open(Path::new("/run/netns").join(netns))?;
     let ns_fd = ns.as_raw_fd();
     let parent = std::process::id();
-    let (stdout, stderr) = output.stdio()?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = supervised(exe, output)?;
     // A clean environment: the runner's own WEFT_* variables (a WEFT_JOIN_TOKEN_FILE, say)
     // must not change the proxy; only its log settings pass through.
     cmd.env_clear();
@@ -57,13 +56,7 @@ pub fn proxy(
             cmd.env(keep, v);
         }
     }
-    cmd.args(args)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0)
-        .kill_on_drop(true);
+    cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
     // SAFETY: only async-signal-safe system calls run between fork and exec. The namespace
     // file stays open (`ns` lives until `spawn` returns) while the child uses its descriptor.
     unsafe {
@@ -91,21 +84,11 @@ pub fn app(
     env: &[(String, String)],
     output: &Output,
 ) -> std::io::Result<Child> {
-    let parent = std::process::id();
-    let (stdout, stderr) = output.stdio()?;
-    let mut cmd = Command::new("ip");
+    let mut cmd = supervised(Path::new("ip"), output)?;
     cmd.args(["netns", "exec", netns])
         .args(command)
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0)
-        .kill_on_drop(true);
-    // SAFETY: prctl and getppid are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || die_with_parent(libc::SIGTERM, parent));
-    }
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    terminated_with_parent(&mut cmd);
     cmd.spawn()
 }
 
@@ -135,42 +118,53 @@ pub fn signal_group(child: &Child, signal: i32) {
 /// Prints each line a piped child writes, prefixed with `[prefix]` (stdout to stdout, stderr
 /// to stderr), until the child closes them.
 pub fn forward_lines(child: &mut Child, prefix: &str) {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     if let Some(out) = child.stdout.take() {
-        let prefix = prefix.to_string();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(out).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                println!("[{prefix}] {line}");
-            }
-        });
+        tokio::spawn(print_lines(out, format!("[{prefix}]"), false));
     }
     if let Some(err) = child.stderr.take() {
-        let prefix = prefix.to_string();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(err).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("[{prefix}] {line}");
-            }
-        });
+        tokio::spawn(print_lines(err, format!("[{prefix}]"), true));
+    }
+}
+
+async fn print_lines(pipe: impl tokio::io::AsyncRead + Unpin, prefix: String, to_stderr: bool) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut lines = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if to_stderr {
+            eprintln!("{prefix} {line}");
+        } else {
+            println!("{prefix} {line}");
+        }
     }
 }
 
 /// Starts `exe args...` on the host (the control plane of `weft up`), stopped by the kernel
 /// if the runner dies.
 pub fn host(exe: &Path, args: &[String], output: &Output) -> std::io::Result<Child> {
-    let parent = std::process::id();
+    let mut cmd = supervised(exe, output)?;
+    cmd.args(args);
+    terminated_with_parent(&mut cmd);
+    cmd.spawn()
+}
+
+/// A command as the runner starts every child: no stdin, output where `output` says, a
+/// process group of its own, killed if its handle is dropped.
+fn supervised(program: &Path, output: &Output) -> std::io::Result<Command> {
     let (stdout, stderr) = output.stdio()?;
-    let mut cmd = Command::new(exe);
-    cmd.args(args)
-        .stdin(Stdio::null())
+    let mut cmd = Command::new(program);
+    cmd.stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
         .process_group(0)
         .kill_on_drop(true);
+    Ok(cmd)
+}
+
+/// The child gets SIGTERM when the runner dies.
+fn terminated_with_parent(cmd: &mut Command) {
+    let parent = std::process::id();
     // SAFETY: prctl and getppid are async-signal-safe.
     unsafe {
         cmd.pre_exec(move || die_with_parent(libc::SIGTERM, parent));
     }
-    cmd.spawn()
 }

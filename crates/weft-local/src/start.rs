@@ -14,9 +14,10 @@ use crate::supervise;
 
 pub(crate) async fn run_claimed(
     spec: &RunSpec,
+    records: &Records,
     record: &Record,
     ca_pem: &str,
-    started: Option<tokio::sync::oneshot::Sender<()>>,
+    started: Option<tokio::sync::oneshot::Sender<std::net::Ipv4Addr>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, RunError> {
     let ns = HostNet::netns_name(&spec.name);
@@ -35,6 +36,9 @@ pub(crate) async fn run_claimed(
     .map_err(|e| RunError::Invalid(format!("setting up the namespace: {e}")))??;
     let hosts = spec.control.hosts(&spec.namespace).await?;
     crate::hosts::write(&ns, &hosts).map_err(io("writing the namespace's hosts file"))?;
+    let ca_path = records.ca_file(&spec.name);
+    write_public(&ca_path, ca_pem.as_bytes())
+        .map_err(io(format!("writing {}", ca_path.display())))?;
 
     let owner = record.owner.clone();
     let registration = Registration {
@@ -55,7 +59,7 @@ pub(crate) async fn run_claimed(
     let result = start_and_supervise(
         spec,
         record,
-        ca_pem,
+        &ca_path,
         &token,
         &registration,
         started,
@@ -69,10 +73,10 @@ pub(crate) async fn run_claimed(
 async fn start_and_supervise(
     spec: &RunSpec,
     record: &Record,
-    ca_pem: &str,
+    ca_path: &std::path::Path,
     token: &str,
     registration: &Registration,
-    started: Option<tokio::sync::oneshot::Sender<()>>,
+    started: Option<tokio::sync::oneshot::Sender<std::net::Ipv4Addr>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, RunError> {
     let ns = HostNet::netns_name(&spec.name);
@@ -80,9 +84,6 @@ async fn start_and_supervise(
     std::fs::create_dir_all(&logs).map_err(io(format!("creating {}", logs.display())))?;
     // The proxy runs as its own uid: it reads the CA bundle from a file any user may read
     // (it holds only public certificates).
-    let ca_path = Records::open(&spec.run_dir)?.ca_file(&spec.name);
-    write_public(&ca_path, ca_pem.as_bytes())
-        .map_err(io(format!("writing {}", ca_path.display())))?;
     let proxy_exe = proxy_binary(&spec.weft_exe, &spec.run_dir).map_err(io(format!(
         "making {} runnable by the proxy's uid",
         spec.weft_exe.display()
@@ -151,7 +152,7 @@ async fn start_and_supervise(
         spawn::forward_lines(&mut app, prefix);
     }
     if let Some(tx) = started {
-        let _ = tx.send(());
+        let _ = tx.send(record.address);
     }
     tracing::info!(workload = %spec.name, command = %spec.command.join(" "), "application started");
     let ended = supervise::supervise(spec, registration, app, &mut proxy, shutdown).await;

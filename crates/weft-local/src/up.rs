@@ -169,15 +169,10 @@ async fn with_control(
             });
             names.insert(handle.id(), name.clone());
             // The runner drops `started` without sending when it fails before the app runs.
-            if started_rx.await.is_err() {
+            let Ok(address) = started_rx.await else {
                 failed = Some(name);
                 break 'start;
-            }
-            let address = crate::records::Records::open(&spec.run_dir)
-                .ok()
-                .and_then(|r| r.lock().ok().and_then(|l| r.get(&l, &name)))
-                .map(|r| r.address)
-                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
+            };
             running.push((name, format!("{}/{}", w.namespace, w.service), address));
         }
     }

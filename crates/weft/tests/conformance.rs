@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::{admin_get, wait_listening, wait_ready, Proc, Via};
 
-use conformance_cases::{client_of, manifest_path, MeshUnderTest, CONSUMER_NS, NS};
+use conformance_cases::{client_of, manifest_path, put_manifest, MeshUnderTest, CONSUMER_NS, NS};
 
 struct Workload {
     name: &'static str,
@@ -147,16 +147,7 @@ impl Mesh {
     /// Replaces the route manifest and waits until every proxy serves the new config.
     async fn apply_manifest(&self, manifest: Option<&str>) {
         let before = self.versions().await;
-        let path = self.dir.join("config/10-routes.yaml");
-        match manifest {
-            Some(name) => {
-                let text = std::fs::read_to_string(manifest_path(name)).expect("manifest");
-                std::fs::write(&path, text).expect("write manifest");
-            }
-            None => {
-                let _ = std::fs::remove_file(&path);
-            }
-        }
+        put_manifest(&self.dir.join("config"), manifest);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let now = self.versions().await;

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use conformance_cases::{client_of, manifest_path, MeshUnderTest, CONSUMER_NS, NS};
+use conformance_cases::{client_of, manifest_path, put_manifest, MeshUnderTest, CONSUMER_NS, NS};
 use local_host::{LocalHost, WEFT};
 use serde_json::Value;
 use support::{admin_get, Proc, Via};
@@ -176,16 +176,7 @@ impl MeshUnderTest for NetnsMesh {
     /// (cases are retried for a few seconds besides, as the upstream suite does).
     async fn apply(&self, manifest: Option<&str>) {
         let before = self.generation().await;
-        let path = self.host.dir.join("config/10-routes.yaml");
-        match manifest {
-            Some(name) => {
-                let text = std::fs::read_to_string(manifest_path(name)).expect("manifest");
-                std::fs::write(&path, text).expect("write manifest");
-            }
-            None => {
-                let _ = std::fs::remove_file(&path);
-            }
-        }
+        put_manifest(&self.host.dir.join("config"), manifest);
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.generation().await == before {
             assert!(

@@ -48,6 +48,20 @@ pub fn manifest_path(name: &str) -> PathBuf {
     conformance_dir().join("manifests").join(name)
 }
 
+/// Puts a case's route manifest into `config_dir` as `10-routes.yaml`, or removes it.
+pub fn put_manifest(config_dir: &Path, manifest: Option<&str>) {
+    let path = config_dir.join("10-routes.yaml");
+    match manifest {
+        Some(name) => {
+            let text = std::fs::read_to_string(manifest_path(name)).expect("manifest");
+            std::fs::write(&path, text).expect("write manifest");
+        }
+        None => {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// Runs every case; returns how many passed and the failures.
 pub async fn run_all(mesh: &impl MeshUnderTest) -> (usize, Vec<String>) {
     let cases: Value = serde_json::from_str(
