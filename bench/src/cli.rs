@@ -69,6 +69,11 @@ pub struct Args {
     /// Keep-alive HTTP/1.1 connections the load generator spreads requests over.
     #[arg(long, default_value_t = 16)]
     pub connections: usize,
+    /// Rounds: every setup is measured once per round, the setups taking turns, and each
+    /// figure reported is the median over the rounds, so a burst of load from elsewhere on
+    /// the machine moves one round, not the result [default: 3; with --smoke: 1].
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u32>,
     /// Setups to measure, comma-separated.
     #[arg(
         long,
@@ -96,6 +101,7 @@ pub struct Plan {
     pub duration: Duration,
     pub warmup: Duration,
     pub connections: usize,
+    pub rounds: u32,
     pub setups: Vec<SetupKind>,
     pub require_all: bool,
     pub smoke: bool,
@@ -147,6 +153,10 @@ impl Plan {
                 args.connections
             );
         }
+        let rounds = args.rounds.unwrap_or(if args.smoke { 1 } else { 3 });
+        if rounds == 0 || rounds > 20 {
+            bail!("--rounds must be between 1 and 20, got {rounds}");
+        }
         let mut setups = args.setups;
         setups.sort();
         setups.dedup();
@@ -168,6 +178,7 @@ impl Plan {
             duration,
             warmup: args.warmup,
             connections: args.connections,
+            rounds,
             setups,
             require_all: args.require_all,
             smoke: args.smoke,

@@ -59,8 +59,15 @@ fn run() -> Result<ExitCode> {
         peers::BACKEND
     );
     let mut backend = peers::nginx::start_backend(&nginx_bin, &plan.work_dir.join("backend"))?;
-    for kind in kinds {
-        run_setup(kind, &plan, &mut backend, &mut report);
+    // Rounds interleave the setups (A B C, A B C, ...), so that whatever else the machine
+    // does at one moment lands in one round of every setup's median, not in one setup.
+    for round in 1..=plan.rounds {
+        if plan.rounds > 1 {
+            eprintln!("weft-bench: round {round} of {}", plan.rounds);
+        }
+        for &kind in &kinds {
+            run_setup(kind, &plan, &mut backend, &mut report);
+        }
     }
     drop(backend);
 
@@ -139,7 +146,7 @@ fn run_setup(kind: SetupKind, plan: &Plan, backend: &mut children::Proc, report:
                     "weft-bench: {name} at {rate} req/s: {} ok, {} failed",
                     row.ok, row.failed
                 );
-                report.rows.push(row);
+                report.round_rows.push(row);
             }
             Err(e) => return fail(report, format!("{name} @ {rate} req/s"), e),
         }

@@ -107,6 +107,7 @@ pub fn measure(setup: &Running, rate: u32, plan: &Plan, backend: &Tracked) -> Re
     Ok(Row {
         setup: setup.kind.name().to_string(),
         rate,
+        rounds: 1,
         measured_seconds: plan.duration.as_secs_f64(),
         sent: requests,
         ok: result.ok,

@@ -48,11 +48,20 @@ pub fn render(r: &Report) -> String {
         m.connections,
         m.request_timeout_s
     );
+    if m.rounds > 1 {
+        let _ = writeln!(
+            s,
+            "- **Rounds:** {}, the setups taking turns (every setup once per round, restarted \
+             each time); every figure below is the median over the rounds, except peak RSS \
+             (the largest) and the request counts (totals).",
+            m.rounds
+        );
+    }
     for p in &m.peers {
         let _ = writeln!(s, "- **{}:** {} (`{}`)", p.name, p.version, p.path);
     }
     let busiest = r
-        .rows
+        .round_rows
         .iter()
         .filter_map(|row| row.background_cores)
         .fold(0.0, f64::max);
@@ -60,8 +69,9 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(
             s,
             "\n> **Warning: the machine was not idle.** Other processes used up to \
-             {busiest:.2} cores during a measurement (see *background* below); latency tails \
-             and CPU figures are distorted. Re-run on an idle machine."
+             {busiest:.2} cores during a measurement (*background* below is the median over \
+             the rounds); figures from that round are distorted, and the medians damp, not \
+             remove, the effect. Re-run on an idle machine."
         );
     }
     if r.rows.is_empty() {

@@ -27,6 +27,7 @@ pub struct Meta {
     pub duration_s: f64,
     pub warmup_s: f64,
     pub connections: usize,
+    pub rounds: u32,
     pub request_timeout_s: f64,
     pub peers: Vec<PeerVersion>,
 }
@@ -43,6 +44,7 @@ impl Meta {
             command: plan.command.clone(),
             rates: plan.rates.clone(),
             duration_s: plan.duration.as_secs_f64(),
+            rounds: plan.rounds,
             warmup_s: plan.warmup.as_secs_f64(),
             connections: plan.connections,
             request_timeout_s: crate::loadgen::REQUEST_TIMEOUT.as_secs_f64(),

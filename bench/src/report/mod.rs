@@ -4,6 +4,7 @@
 
 mod markdown;
 mod meta;
+mod rounds;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -79,6 +80,9 @@ pub struct ProxyUsage {
 pub struct Row {
     pub setup: String,
     pub rate: u32,
+    /// How many rounds this row folds together (see [`rounds`]).
+    pub rounds: u32,
+    /// Summed over the rounds, as are `sent`, `ok`, `failed` and `errors`.
     pub measured_seconds: f64,
     /// Requests the open-loop schedule called for in the measured window.
     pub sent: u64,
@@ -128,7 +132,10 @@ pub struct Target {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub meta: Meta,
+    /// One row per setup and rate: the rounds folded together by [`Report::finish`].
     pub rows: Vec<Row>,
+    /// Every round's own measurement, in the order taken.
+    pub round_rows: Vec<Row>,
     pub skipped: Vec<SetupNote>,
     pub failed: Vec<SetupNote>,
     pub targets: Vec<Target>,
@@ -139,6 +146,7 @@ impl Report {
         Report {
             meta,
             rows: Vec::new(),
+            round_rows: Vec::new(),
             skipped: Vec::new(),
             failed: Vec::new(),
             targets: Vec::new(),
@@ -151,8 +159,10 @@ impl Report {
             .find(|r| r.setup == setup && r.rate == rate)
     }
 
-    /// Fills in the comparisons between rows and evaluates the targets.
+    /// Folds the rounds together, fills in the comparisons between rows and evaluates the
+    /// targets.
     pub fn finish(&mut self) {
+        self.rows = rounds::merge(&self.round_rows);
         let rows = self.rows.clone();
         let get = |setup: &str, rate: u32| rows.iter().find(|r| r.setup == setup && r.rate == rate);
         for row in &mut self.rows {
@@ -270,7 +280,7 @@ impl Report {
 
     /// Whether any measured request failed.
     pub fn any_failed_requests(&self) -> bool {
-        self.rows.iter().any(|r| r.failed > 0)
+        self.round_rows.iter().any(|r| r.failed > 0)
     }
 
     /// Writes the Markdown and JSON files, creating their directories.
