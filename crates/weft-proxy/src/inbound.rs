@@ -259,7 +259,7 @@ async fn serve_mesh<I>(
     match header.carriage {
         Carriage::Opaque => forward_tcp(io, header.port, client, &peer, cx).await,
         Carriage::Http2 => {
-            let handler = crate::handler_service!(Handler {
+            let handler = crate::handler_service!(boxed Handler {
                 stats: cx.ports.stats(cx, header.port, &peer),
                 cx: cx.clone(),
                 port: header.port,

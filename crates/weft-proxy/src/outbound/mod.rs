@@ -99,7 +99,7 @@ async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
             crate::http::server::serve_http1(io, svc, cx.limits, &cx.drain).await;
         }
         (Detected::Http2, _) => {
-            let svc = crate::handler_service!(http::Handler::new(cx.clone(), target, client));
+            let svc = crate::handler_service!(boxed http::Handler::new(cx.clone(), target, client));
             crate::http::server::serve_http2(io, svc, cx.limits, &cx.drain).await;
         }
         (Detected::Closed, _) => {}
