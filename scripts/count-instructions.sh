@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Counts the user-space instructions a proxy executes per request, under callgrind: a figure
+# that, unlike CPU seconds, does not move with whatever else the machine is doing. Use it to
+# judge a change to the request path; weft-bench remains the measure of time and memory.
+#
+#   ./scripts/count-instructions.sh [REQUESTS]     # default 1000
+#
+# Three paths, each after 200 warm-up requests on one keep-alive HTTP/1.1 connection (curl):
+#   weft-1      client → Weft (outbound, explicit proxy) → HTTP/1 backend
+#   weft-2 A/B  client → Weft A → HTTP/2 → Weft B → HTTP/1 backend (the mesh hop, static mode)
+#   nginx       client → nginx (one worker, upstream keepalive) → HTTP/1 backend
+# The backend is `weft echo`. Everything listens on 127.0.78.x.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+n=${1:-1000}
+weft="$root/target/release/weft"
+[ -x "$weft" ] || { echo "build first: cargo build --release -p weft" >&2; exit 1; }
+for tool in valgrind nginx curl; do
+  command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y $tool)" >&2; exit 1; }
+done
+work=$(mktemp -d /tmp/weft-instructions.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+mkdir -p "$work/mesh"
+cat >"$work/mesh/mesh.yaml" <<'YAML'
+apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: count}
+spec:
+  selector: {app: echo}
+  ports: [{name: http, port: 8080, appProtocol: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: plain, namespace: count}
+spec:
+  selector: {app: plain}
+  ports: [{name: http, port: 8080, appProtocol: http}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: client, namespace: count}
+spec: {address: 127.0.78.1, labels: {app: client}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: echo, namespace: count}
+spec: {address: 127.0.78.2, labels: {app: echo}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata:
+  name: plain
+  namespace: count
+  annotations: {weft.dev/proxy: none}
+spec: {address: 127.0.78.3, labels: {app: plain}}
+YAML
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<EOF
+daemon off; master_process off; worker_processes 1;
+pid $work/nginx/nginx.pid; error_log $work/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off; keepalive_timeout 300s; keepalive_requests 1000000;
+  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  upstream backend { server 127.0.78.3:8080; keepalive 32; }
+  server {
+    listen 127.0.78.6:8080;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+EOF
+
+grind() { # OUT CMD...: runs CMD under callgrind, profile to $work/OUT.cg.<part>
+  local out=$1; shift
+  valgrind -q --tool=callgrind --compress-strings=no --callgrind-out-file="$work/$out.cg" "$@" \
+    >"$work/$out.log" 2>&1 &
+  pids+=($!)
+}
+proxy() { # NAME IP
+  WEFT_LOG=warn grind "$1" "$weft" proxy --config-dir "$work/mesh" --workload "$1" --namespace count \
+    --outbound-addr "$2:4140" --inbound-addr "$2:4143" --admin-addr "$2:4191" --app-ip "$2"
+}
+"$weft" echo --http 127.0.78.2:8080 >/dev/null 2>&1 &
+pids+=($!)
+"$weft" echo --http 127.0.78.3:8080 >/dev/null 2>&1 &
+pids+=($!)
+proxy client 127.0.78.1
+proxy echo 127.0.78.2
+grind nginx nginx -c "$work/nginx/nginx.conf"
+for ip in 127.0.78.1 127.0.78.2; do
+  for _ in $(seq 120); do curl -fs "http://$ip:4191/ready" >/dev/null && break; sleep 0.5; done
+done
+for _ in $(seq 60); do curl -fs -o /dev/null http://127.0.78.6:8080/ && break; sleep 0.5; done
+
+# load URL_BASE HOST COUNT: COUNT GETs on one keep-alive connection, bodies discarded.
+load() {
+  local urls=() i
+  for i in $(seq "$3"); do urls+=("$1/item/$i"); done
+  curl -fs -H "Host: $2" "${urls[@]}" >/dev/null
+}
+# measure LABEL URL HOST PROFILE...: warm up, zero every profile's counters, send the load,
+# dump, and print each named profile's instructions per request (the idle ones count ~0).
+measure() {
+  local label=$1 url=$2 host=$3 p part total
+  shift 3
+  load "$url" "$host" 200
+  callgrind_control -z >/dev/null 2>&1
+  load "$url" "$host" "$n"
+  callgrind_control -d >/dev/null 2>&1
+  sleep 0.5
+  for p in "$@"; do
+    part=$(ls -t "$work/$p.cg".* | head -1)
+    total=$(awk '/^summary:/ {print $2}' "$part")
+    printf '%-8s %-7s %7d instructions per request\n' "$label" "$p" $((total / n))
+  done
+}
+printf '%d requests per path, after 200 warm-up requests\n' "$n"
+measure weft-1 http://127.0.78.1:4140 plain.count:8080 client
+measure weft-2 http://127.0.78.1:4140 echo.count:8080 client echo
+measure nginx http://127.0.78.6:8080 127.0.78.6 nginx
