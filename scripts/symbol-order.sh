@@ -19,7 +19,8 @@ list="$root/crates/weft/link/symbol-order.txt"
 weft="$root/target/release/weft"
 
 if [ "${1:-}" = "--check" ]; then
-  # Fails when under 80% of the listed functions are still in the binary (CI=true), else warns.
+  # Fails (CI=true; else warns) when under 80% of the listed functions are still in the binary,
+  # or when the binary was linked without the list.
   [ -x "$weft" ] || { echo "symbol-order: build first: cargo build --release -p weft" >&2; exit 1; }
   have=$(nm --defined-only "$weft" | awk '{print $3}' | sort -u | comm -12 - <(sort -u "$list") | wc -l)
   total=$(sort -u "$list" | wc -l)
@@ -27,6 +28,12 @@ if [ "${1:-}" = "--check" ]; then
   echo "symbol-order: $have of $total listed functions are in $weft ($pct%)"
   if [ "$pct" -lt 80 ]; then
     echo "symbol-order: the list is stale (a dependency or the toolchain changed): run scripts/symbol-order.sh" >&2
+    [ "${CI:-}" = true ] && exit 1
+  fi
+  # Applied at all? Then the lowest-addressed function in .text is one from the list.
+  first=$(nm -n --defined-only "$weft" | awk '$2 ~ /^[tT]$/ && !seen {print $3; seen = 1}')
+  if ! grep -qxF -- "$first" "$list"; then
+    echo "symbol-order: the binary was linked without the list (first function: $first); see crates/weft/build.rs" >&2
     [ "${CI:-}" = true ] && exit 1
   fi
   exit 0
