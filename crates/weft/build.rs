@@ -54,5 +54,10 @@ fn rustc_minor_version() -> Option<u32> {
     let rustc = std::env::var_os("RUSTC")?;
     let out = Command::new(rustc).arg("--version").output().ok()?;
     let text = String::from_utf8(out.stdout).ok()?;
-    text.split_whitespace().nth(1)?.split('.').nth(1)?.parse().ok()
+    text.split_whitespace()
+        .nth(1)?
+        .split('.')
+        .nth(1)?
+        .parse()
+        .ok()
 }
