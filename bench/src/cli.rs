@@ -22,6 +22,10 @@ pub enum SetupKind {
     /// client → Weft proxy A outbound → Weft proxy B inbound → backend
     #[value(name = "weft-2")]
     Weft2,
+    /// client → Weft proxy A → mutual TLS → Weft proxy B → backend, configured by `weft
+    /// control` (the mesh hop as deployed)
+    #[value(name = "weft-2-mtls")]
+    Weft2Mtls,
     /// client → Envoy (one worker) → backend
     #[value(name = "envoy")]
     Envoy,
@@ -37,6 +41,7 @@ impl SetupKind {
             SetupKind::Direct => "direct",
             SetupKind::Weft1 => "weft-1",
             SetupKind::Weft2 => "weft-2",
+            SetupKind::Weft2Mtls => "weft-2-mtls",
             SetupKind::Envoy => "envoy",
             SetupKind::Nginx => "nginx",
         }
@@ -79,7 +84,7 @@ pub struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "direct,weft-1,weft-2,envoy,nginx"
+        default_value = "direct,weft-1,weft-2,weft-2-mtls,envoy,nginx"
     )]
     pub setups: Vec<SetupKind>,
     /// Fail instead of skipping a setup whose binary is missing.

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::children::Proc;
 use crate::cli::{Plan, SetupKind};
+use crate::peers::weft::Source::{Control, Static};
 use crate::peers::{self, envoy, nginx, weft};
 use crate::procstat::Tracked;
 
@@ -55,7 +56,7 @@ pub fn missing(kind: SetupKind, plan: &Plan) -> Option<peers::Missing> {
         SetupKind::Direct => return None,
         SetupKind::Envoy => envoy::binary(plan.envoy.as_deref(), &plan.workspace),
         SetupKind::Nginx => nginx::binary(plan.nginx.as_deref()),
-        SetupKind::Weft1 | SetupKind::Weft2 => weft::binary(&plan.weft),
+        SetupKind::Weft1 | SetupKind::Weft2 | SetupKind::Weft2Mtls => weft::binary(&plan.weft),
     };
     found.err()
 }
@@ -96,40 +97,45 @@ pub fn start(kind: SetupKind, plan: &Plan) -> Result<Started> {
             let proc = nginx::start_proxy(&bin, &dir)?;
             running(peers::NGINX_LISTEN, "bench", vec![proc], &["nginx"])
         }
-        SetupKind::Weft1 | SetupKind::Weft2 => {
+        SetupKind::Weft1 | SetupKind::Weft2 | SetupKind::Weft2Mtls => {
             let bin = match weft::binary(&plan.weft) {
                 Ok(bin) => bin,
                 Err(missing) => return Ok(Started::Skipped(missing.to_string())),
             };
-            if kind == SetupKind::Weft1 {
-                let procs = start_weft1(&bin, &dir)?;
-                running(weft::CLIENT.outbound, weft::HOST, procs, &["weft"])
-            } else {
-                let procs = start_weft2(&bin, &dir)?;
-                running(
-                    weft::CLIENT.outbound,
-                    weft::HOST,
-                    procs,
-                    &["weft A", "weft B"],
-                )
-            }
+            let (procs, names): (_, &[&str]) = match kind {
+                SetupKind::Weft1 => (start_weft1(&bin, &dir)?, &["weft"]),
+                SetupKind::Weft2 => (start_weft2(&bin, &dir)?, &["weft A", "weft B"]),
+                _ => (start_weft2_mtls(&bin, &dir)?, &["weft A", "weft B"]),
+            };
+            running(weft::CLIENT.outbound, weft::HOST, procs, names)
         }
     }
 }
 
 /// One proxy; the backend WorkloadEntry says it has no proxy of its own.
 fn start_weft1(bin: &Path, dir: &Path) -> Result<Vec<Proc>> {
-    let config = weft::write_config(dir, false)?;
-    let mut a = weft::start_proxy(bin, &config, &weft::CLIENT, dir)?;
+    let config = weft::write_config(dir, false, false)?;
+    let mut a = weft::start_proxy(bin, &Static(&config), &weft::CLIENT, dir)?;
     weft::probe(&mut a, &weft::CLIENT, &[])?;
     Ok(vec![a])
 }
 
 /// Proxy B (the backend's) first, then proxy A (the client's); returned as [A, B].
 fn start_weft2(bin: &Path, dir: &Path) -> Result<Vec<Proc>> {
-    let config = weft::write_config(dir, true)?;
-    let b = weft::start_proxy(bin, &config, &weft::BACKEND, dir)?;
-    let mut a = weft::start_proxy(bin, &config, &weft::CLIENT, dir)?;
+    let config = weft::write_config(dir, true, false)?;
+    let b = weft::start_proxy(bin, &Static(&config), &weft::BACKEND, dir)?;
+    let mut a = weft::start_proxy(bin, &Static(&config), &weft::CLIENT, dir)?;
     weft::probe(&mut a, &weft::CLIENT, &[&b])?;
     Ok(vec![a, b])
+}
+
+/// The control plane, then proxy B and proxy A with certificates from it; returned as
+/// [A, B, control] (only A and B are measured).
+fn start_weft2_mtls(bin: &Path, dir: &Path) -> Result<Vec<Proc>> {
+    let config = weft::write_config(dir, true, true)?;
+    let (control, state) = weft::start_control(bin, &config, dir)?;
+    let b = weft::start_proxy(bin, &Control(&state), &weft::BACKEND, dir)?;
+    let mut a = weft::start_proxy(bin, &Control(&state), &weft::CLIENT, dir)?;
+    weft::probe(&mut a, &weft::CLIENT, &[&b, &control])?;
+    Ok(vec![a, b, control])
 }

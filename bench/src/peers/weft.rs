@@ -4,7 +4,9 @@
 //! * weft-1: one proxy (workload `client`); the backend WorkloadEntry is annotated
 //!   `weft.dev/proxy: none`, so the proxy reaches the backend directly.
 //! * weft-2: proxy A (workload `client`) → proxy B (workload `backend`, inbound
-//!   127.0.20.1:4143) → backend: the mesh hop.
+//!   127.0.20.1:4143) → backend: the mesh hop, plaintext HTTP/2 between the proxies.
+//! * weft-2-mtls: the same hop as a mesh runs it, configured by `weft control` (127.0.20.9):
+//!   certificates from the control plane and STRICT mutual TLS between the proxies.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,11 +65,34 @@ pub fn binary(path: &Path) -> Result<PathBuf, Missing> {
     })
 }
 
+/// The control plane of weft-2-mtls: gRPC (xDS, certificates) and admin addresses.
+const CONTROL_GRPC: &str = "127.0.20.9:4180";
+const CONTROL_ADMIN: &str = "127.0.20.9:4181";
+
+/// Where a proxy gets its configuration.
+pub enum Source<'a> {
+    /// `--config-dir`: static mode, no identity, plaintext between proxies.
+    Static(&'a Path),
+    /// `--control`: the control plane whose state directory is given (its CA bundle and
+    /// join tokens live there).
+    Control(&'a Path),
+}
+
 /// Writes the bench mesh (Service `backend`, WorkloadEntries `backend` and `client`) into
-/// `dir/config/`. With `backend_meshed == false` the backend is annotated as having no proxy.
-pub fn write_config(dir: &Path, backend_meshed: bool) -> Result<PathBuf> {
+/// `dir/config/`. With `backend_meshed == false` the backend is annotated as having no proxy;
+/// with `strict_mtls`, a mesh-wide PeerAuthentication makes every proxy-to-proxy hop mTLS.
+pub fn write_config(dir: &Path, backend_meshed: bool, strict_mtls: bool) -> Result<PathBuf> {
     let config = dir.join("config");
     std::fs::create_dir_all(&config).with_context(|| format!("creating {}", config.display()))?;
+    let strict = if strict_mtls {
+        "---\n\
+         apiVersion: security.istio.io/v1\n\
+         kind: PeerAuthentication\n\
+         metadata: {name: default, namespace: istio-system}\n\
+         spec: {mtls: {mode: STRICT}}\n"
+    } else {
+        ""
+    };
     let annotations = if backend_meshed {
         ""
     } else {
@@ -87,28 +112,99 @@ pub fn write_config(dir: &Path, backend_meshed: bool) -> Result<PathBuf> {
          metadata:\n  \
            name: backend\n  \
            namespace: bench{annotations}\n\
-         spec: {{address: 127.0.20.1, labels: {{app: backend}}}}\n\
+         spec: {{address: 127.0.20.1, serviceAccount: backend, labels: {{app: backend}}}}\n\
          ---\n\
          apiVersion: networking.istio.io/v1\n\
          kind: WorkloadEntry\n\
          metadata: {{name: client, namespace: bench}}\n\
-         spec: {{address: 127.0.20.2, labels: {{app: client}}}}\n"
+         spec: {{address: 127.0.20.2, serviceAccount: client, labels: {{app: client}}}}\n{strict}"
     );
     let path = config.join("mesh.yaml");
     std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
     Ok(config)
 }
 
+/// Starts `weft control` on `config` with its state in `dir/state`, and waits (at most 10 s)
+/// for its admin `/ready`.
+pub fn start_control(bin: &Path, config: &Path, dir: &Path) -> Result<(Proc, PathBuf)> {
+    for a in [CONTROL_GRPC, CONTROL_ADMIN] {
+        ensure_free(addr(a)?, "weft control")?;
+    }
+    let state = dir.join("state");
+    let mut cmd = Command::new(bin);
+    cmd.arg("control")
+        .arg("--config-dir")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--grpc-addr", CONTROL_GRPC, "--admin-addr", CONTROL_ADMIN]);
+    if std::env::var_os("WEFT_LOG").is_none() {
+        cmd.env("WEFT_LOG", "warn");
+    }
+    let mut proc = Proc::spawn("weft control", &mut cmd, &dir.join("weft-control.log"))?;
+    wait_ready(
+        &mut proc,
+        addr(CONTROL_ADMIN)?,
+        "/ready",
+        CONTROL_ADMIN,
+        READY,
+    )
+    .with_context(|| format!("starting `{}`", describe(&cmd)))?;
+    Ok((proc, state))
+}
+
+/// A single-use join token for `workload` from the control plane's state, written to a file
+/// (0600) so it stays out of the process list.
+fn join_token_file(bin: &Path, state: &Path, workload: &str, dir: &Path) -> Result<PathBuf> {
+    let out = Command::new(bin)
+        .args([
+            "token",
+            "create",
+            "--workload",
+            workload,
+            "--namespace",
+            "bench",
+        ])
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .with_context(|| format!("running {} token create", bin.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "weft token create --workload {workload} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let path = dir.join(format!("{workload}.token"));
+    std::fs::write(&path, &out.stdout).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    Ok(path)
+}
+
 /// Starts one `weft proxy` and waits (at most 10 s) for its admin `/ready` to return 200.
-pub fn start_proxy(bin: &Path, config: &Path, spec: &ProxySpec, dir: &Path) -> Result<Proc> {
+pub fn start_proxy(bin: &Path, source: &Source, spec: &ProxySpec, dir: &Path) -> Result<Proc> {
     for a in [spec.outbound, spec.inbound, spec.admin] {
         ensure_free(addr(a)?, spec.name)?;
     }
     let mut cmd = Command::new(bin);
-    cmd.arg("proxy")
-        .arg("--config-dir")
-        .arg(config)
-        .args(["--workload", spec.workload, "--namespace", "bench"])
+    cmd.arg("proxy");
+    let config = match source {
+        Source::Static(config) => {
+            cmd.arg("--config-dir").arg(config);
+            config.display().to_string()
+        }
+        Source::Control(state) => {
+            let token = join_token_file(bin, state, spec.workload, dir)?;
+            cmd.args(["--control", CONTROL_GRPC])
+                .arg("--control-ca")
+                .arg(state.join("ca/bundle.pem"))
+                .arg("--join-token-file")
+                .arg(token);
+            format!("control plane {CONTROL_GRPC}")
+        }
+    };
+    cmd.args(["--workload", spec.workload, "--namespace", "bench"])
         .args([
             "--outbound-addr",
             spec.outbound,
@@ -131,13 +227,8 @@ pub fn start_proxy(bin: &Path, config: &Path, spec: &ProxySpec, dir: &Path) -> R
     }
     let log = dir.join(format!("weft-{}.log", spec.workload));
     let mut proc = Proc::spawn(spec.name, &mut cmd, &log)?;
-    wait_ready(&mut proc, addr(spec.admin)?, "/ready", spec.admin, READY).with_context(|| {
-        format!(
-            "starting `{}` (config {})",
-            describe(&cmd),
-            config.display()
-        )
-    })?;
+    wait_ready(&mut proc, addr(spec.admin)?, "/ready", spec.admin, READY)
+        .with_context(|| format!("starting `{}` (config from {config})", describe(&cmd),))?;
     Ok(proc)
 }
 
