@@ -18,48 +18,9 @@ weft="$root/target/release/weft"
 for tool in valgrind nginx curl; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y $tool)" >&2; exit 1; }
 done
-work=$(mktemp -d /tmp/weft-instructions.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-mkdir -p "$work/mesh"
-cat >"$work/mesh/mesh.yaml" <<'YAML'
-apiVersion: v1
-kind: Service
-metadata: {name: echo, namespace: count}
-spec:
-  selector: {app: echo}
-  ports: [{name: http, port: 8080, appProtocol: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: plain, namespace: count}
-spec:
-  selector: {app: plain}
-  ports: [{name: http, port: 8080, appProtocol: http}]
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: client, namespace: count}
-spec: {address: 127.0.78.1, labels: {app: client}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: echo, namespace: count}
-spec: {address: 127.0.78.2, labels: {app: echo}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata:
-  name: plain
-  namespace: count
-  annotations: {weft.dev/proxy: none}
-spec: {address: 127.0.78.3, labels: {app: plain}}
-YAML
+# shellcheck source=lib/loopback-mesh.sh
+. "$root/scripts/lib/loopback-mesh.sh"
+loopback_mesh_init instructions 127.0.78
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<EOF
 daemon off; master_process off; worker_processes 1;
@@ -84,7 +45,7 @@ grind() { # OUT CMD...: runs CMD under callgrind, profile to $work/OUT.cg.<part>
   pids+=($!)
 }
 proxy() { # NAME IP
-  WEFT_LOG=warn grind "$1" "$weft" proxy --config-dir "$work/mesh" --workload "$1" --namespace count \
+  WEFT_LOG=warn grind "$1" "$weft" proxy --config-dir "$work/mesh" --workload "$1" --namespace prof \
     --outbound-addr "$2:4140" --inbound-addr "$2:4143" --admin-addr "$2:4191" --app-ip "$2"
 }
 "$weft" echo --http 127.0.78.2:8080 >/dev/null 2>&1 &
@@ -122,6 +83,6 @@ measure() {
   done
 }
 printf '%d requests per path, after 200 warm-up requests\n' "$n"
-measure weft-1 http://127.0.78.1:4140 plain.count:8080 client
-measure weft-2 http://127.0.78.1:4140 echo.count:8080 client echo
+measure weft-1 http://127.0.78.1:4140 plain.prof:8080 client
+measure weft-2 http://127.0.78.1:4140 echo.prof client echo
 measure nginx http://127.0.78.6:8080 127.0.78.6 nginx

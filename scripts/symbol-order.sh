@@ -51,59 +51,9 @@ done
 
 echo "==> building weft (release)"
 cargo build --release -q -p weft --manifest-path "$root/Cargo.toml"
-work=$(mktemp -d /tmp/weft-symbol-order.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-mkdir -p "$work/mesh"
-cat >"$work/mesh/mesh.yaml" <<'YAML'
-apiVersion: v1
-kind: Service
-metadata: {name: echo, namespace: prof}
-spec:
-  selector: {app: echo}
-  ports: [{name: http, port: 80, targetPort: 8080, appProtocol: http}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: plain, namespace: prof}
-spec:
-  selector: {app: plain}
-  ports: [{name: http, port: 8080, appProtocol: http}]
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: HTTPRoute
-metadata: {name: echo, namespace: prof}
-spec:
-  parentRefs: [{group: "", kind: Service, name: echo, port: 80}]
-  rules:
-  - matches: [{headers: [{name: x-debug, value: "1"}]}]
-    filters: [{type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-debug, value: "1"}]}}]
-    backendRefs: [{name: echo, port: 80}]
-  - backendRefs: [{name: echo, port: 80}]
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: client, namespace: prof}
-spec: {address: 127.0.77.1, labels: {app: client}, serviceAccount: client}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: echo, namespace: prof}
-spec: {address: 127.0.77.2, labels: {app: echo}, serviceAccount: echo}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata:
-  name: plain
-  namespace: prof
-  annotations: {weft.dev/proxy: none}
-spec: {address: 127.0.77.3, labels: {app: plain}}
-YAML
+# shellcheck source=lib/loopback-mesh.sh
+. "$root/scripts/lib/loopback-mesh.sh"
+loopback_mesh_init symbol-order 127.0.77
 
 "$weft" echo --http 127.0.77.2:8080 --service echo --namespace prof --pod echo 2>"$work/echo.log" &
 pids+=($!)
