@@ -8,6 +8,8 @@
 //! * weft-2-mtls: the same hop as a mesh runs it, configured by `weft control` (127.0.20.9):
 //!   certificates from the control plane and STRICT mutual TLS between the proxies.
 
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -176,9 +178,15 @@ fn join_token_file(bin: &Path, state: &Path, workload: &str, dir: &Path) -> Resu
         );
     }
     let path = dir.join(format!("{workload}.token"));
-    std::fs::write(&path, &out.stdout).with_context(|| format!("writing {}", path.display()))?;
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .with_context(|| format!("restricting {}", path.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(&out.stdout)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 
