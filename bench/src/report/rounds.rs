@@ -92,9 +92,7 @@ fn median(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
 }
 
 /// Each percentile's median over the rounds (the maximum stays the maximum).
-fn median_percentiles<'a>(
-    values: impl Iterator<Item = Option<Percentiles>> + Clone + 'a,
-) -> Option<Percentiles> {
+fn median_percentiles(values: impl Iterator<Item = Option<Percentiles>>) -> Option<Percentiles> {
     let all: Vec<Percentiles> = values.flatten().collect();
     if all.is_empty() {
         return None;
