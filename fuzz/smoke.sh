@@ -26,6 +26,7 @@ options() {
         yaml_loader) echo "-dict=fuzz/yaml.dict -max_len=65536" ;;
         xds_response) echo "-max_len=65536" ;;
         registration) echo "-max_len=4096" ;;
+        http1) echo "-dict=fuzz/http1.dict -max_len=4096" ;;
         *) echo "" ;;
     esac
 }

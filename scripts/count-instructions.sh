@@ -10,6 +10,8 @@
 #   weft-2 A/B  client → Weft A → HTTP/2 → Weft B → HTTP/1 backend (the mesh hop, static mode)
 #   nginx       client → nginx (one worker, upstream keepalive) → HTTP/1 backend
 # The backend is `weft echo`. Everything listens on 127.0.78.x.
+# With PROFILES=DIR, each measured profile is kept as DIR/<path>-<proxy>.cg, for
+# callgrind_annotate (`callgrind_annotate --inclusive=yes DIR/weft-1-client.cg | head -60`).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-1000}
@@ -80,6 +82,10 @@ measure() {
     part=$(ls -t "$work/$p.cg".* | head -1)
     total=$(awk '/^summary:/ {print $2}' "$part")
     printf '%-8s %-7s %7d instructions per request\n' "$label" "$p" $((total / n))
+    if [ -n "${PROFILES:-}" ]; then
+      mkdir -p "$PROFILES"
+      cp "$part" "$PROFILES/$label-$p.cg"
+    fi
   done
 }
 printf '%d requests per path, after 200 warm-up requests\n' "$n"

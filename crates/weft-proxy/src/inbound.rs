@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use http::header::HeaderValue;
 use http::{Request, Response, Version};
-use hyper::body::Incoming;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use weft_api::view::MtlsMode;
@@ -316,7 +315,7 @@ struct Handler {
 }
 
 impl Handler {
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    async fn handle(&self, req: Request<Body>) -> Response<Body> {
         let start = Instant::now();
         let stats = &self.stats;
         let entry = self.cx.access_log.as_ref().map(|_| {
@@ -331,7 +330,7 @@ impl Handler {
         let (mut head, body) = req.into_parts();
         let orig = head.headers.remove(ORIG_PROTO);
         strip_hop_by_hop(&mut head.headers);
-        let mut req = Request::from_parts(head, boxed(body));
+        let mut req = Request::from_parts(head, body);
         let app = SocketAddr::new(self.cx.app_ip, self.port);
         let timeout = Duration::from_millis(self.cx.state.load().mesh.connect_timeout_ms.max(1));
         let result = match orig.as_ref().and_then(|v| v.to_str().ok()) {

@@ -22,6 +22,7 @@ pub mod config;
 pub mod control;
 pub mod detect;
 pub mod drain;
+pub mod h1;
 pub mod http;
 pub mod inbound;
 pub mod io;

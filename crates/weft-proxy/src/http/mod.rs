@@ -41,6 +41,11 @@ where
     body.map_err(Into::into).boxed()
 }
 
+/// A request from hyper's server with its body boxed, as the handlers take it.
+pub fn boxed_request(req: http::Request<hyper::body::Incoming>) -> http::Request<Body> {
+    req.map(boxed)
+}
+
 /// True for a gRPC request (by content type).
 pub fn is_grpc<B>(req: &http::Request<B>) -> bool {
     req.headers()
@@ -73,7 +78,7 @@ macro_rules! handler_service {
                             >,
                         > + Send,
                 >,
-            > = Box::pin(async move { Ok(handler.handle(req).await) });
+            > = Box::pin(async move { Ok(handler.handle($crate::http::boxed_request(req)).await) });
             fut
         })
     }};
@@ -81,7 +86,11 @@ macro_rules! handler_service {
         let handler = $handler;
         hyper::service::service_fn(move |req| {
             let handler = handler.clone();
-            async move { Ok::<_, std::convert::Infallible>(handler.handle(req).await) }
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    handler.handle($crate::http::boxed_request(req)).await,
+                )
+            }
         })
     }};
 }

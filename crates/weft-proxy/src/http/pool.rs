@@ -1,33 +1,28 @@
 //! Keep-alive HTTP/1 connections to one address (an application port, or an endpoint without
 //! a proxy), reused without locks.
 //!
-//! A connection is taken from a lock-free queue of idle ones (or opened), carries one request,
-//! and goes back to the queue when its response body has been read to the end. A response
-//! abandoned halfway leaves its connection in an unknown state, so that connection is closed
-//! instead.
+//! A connection is taken from a lock-free queue of idle ones (or opened), carries one request
+//! through Weft's own HTTP/1 client ([`crate::h1::client`]), and goes back to the queue when
+//! its response body has been read to the end. A response abandoned halfway leaves its
+//! connection in an unknown state, so that connection is closed instead.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Weak};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use crossbeam_queue::ArrayQueue;
-use http::{Request, Response, Uri};
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use http::{Request, Response};
 
 use super::upstream::{connect, UpstreamError};
-use super::{Body, BoxError};
+use super::Body;
+use crate::h1::client::{self, Conn, Recycle};
 
 /// Idle connections kept per address; more are closed when they finish.
 const MAX_IDLE: usize = 64;
 
 pub struct Http1Pool {
     addr: SocketAddr,
-    idle: ArrayQueue<SendRequest<Body>>,
+    idle: ArrayQueue<Conn>,
 }
 
 impl Http1Pool {
@@ -40,135 +35,60 @@ impl Http1Pool {
 
     /// Sends `req` (origin-form on the wire; its `Host` header is kept) and returns the
     /// response, whose body returns the connection to the pool once read to the end.
+    ///
+    /// A server may close an idle keep-alive connection just as a request is sent on it. When
+    /// that happens before any answer, an idempotent request without a body is sent once more
+    /// on a new connection, as browsers and nginx do.
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<Body>,
+        req: Request<Body>,
         connect_timeout: Duration,
     ) -> Result<Response<Body>, UpstreamError> {
-        origin_form(&mut req);
-        *req.version_mut() = http::Version::HTTP_11;
-        let mut sender = match self.take_idle().await {
-            Some(s) => s,
-            None => self.open(connect_timeout).await?,
+        let (conn, reused) = match self.take_idle() {
+            Some(c) => (c, true),
+            None => (self.open(connect_timeout).await?, false),
         };
-        let resp = sender
-            .send_request(req)
+        let failure = match client::send(conn, req, Arc::downgrade(self)).await {
+            Ok(resp) => return Ok(resp),
+            Err(f) => f,
+        };
+        let (true, Some(replay)) = (reused, failure.replay) else {
+            return Err(self.failed(failure.error));
+        };
+        tracing::debug!(addr = %self.addr, error = %failure.error, "idle connection was closed; sending again");
+        let conn = self.open(connect_timeout).await?;
+        client::replay(conn, replay, Arc::downgrade(self))
             .await
-            .map_err(|source| UpstreamError::Request {
-                addr: self.addr,
-                source,
-            })?;
-        let (parts, body) = resp.into_parts();
-        let body = ReturnOnEnd {
-            body,
-            sender: Some(sender),
-            pool: Arc::downgrade(self),
-        };
-        let body: Body = http_body_util::BodyExt::boxed(body);
-        Ok(Response::from_parts(parts, body))
+            .map_err(|e| self.failed(e))
     }
 
-    async fn take_idle(&self) -> Option<SendRequest<Body>> {
-        while let Some(mut sender) = self.idle.pop() {
-            if sender.is_closed() {
-                continue;
-            }
-            // A connection is queued as soon as its response ended; the connection task may
-            // still be finishing that exchange, so wait (briefly) until it can take another.
-            if sender.ready().await.is_ok() {
-                return Some(sender);
+    fn failed(&self, source: crate::h1::Error) -> UpstreamError {
+        UpstreamError::Http1 {
+            addr: self.addr,
+            source,
+        }
+    }
+
+    fn take_idle(&self) -> Option<Conn> {
+        while let Some(conn) = self.idle.pop() {
+            if conn.is_reusable() {
+                return Some(conn);
             }
         }
         None
     }
 
-    async fn open(&self, connect_timeout: Duration) -> Result<SendRequest<Body>, UpstreamError> {
-        let stream = connect(self.addr, connect_timeout).await?;
-        let (sender, conn) = http1::Builder::new()
-            .handshake::<_, Body>(TokioIo::new(stream))
-            .await
-            .map_err(|source| UpstreamError::Handshake {
-                addr: self.addr,
-                source,
-            })?;
-        let addr = self.addr;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%addr, error = %e, "HTTP/1 connection closed");
-            }
-        });
-        Ok(sender)
+    async fn open(&self, connect_timeout: Duration) -> Result<Conn, UpstreamError> {
+        Ok(Conn::new(connect(self.addr, connect_timeout).await?))
     }
+}
 
-    fn give_back(&self, sender: SendRequest<Body>) {
-        if !sender.is_closed() {
+impl Recycle for Weak<Http1Pool> {
+    fn recycle(&self, conn: Conn) {
+        if let Some(pool) = self.upgrade() {
             // A full queue drops the connection: enough are idle already.
-            let _ = self.idle.push(sender);
+            let _ = pool.idle.push(conn);
         }
-    }
-}
-
-/// HTTP/1 sends the path and query; the authority stays in `Host`.
-fn origin_form<B>(req: &mut Request<B>) {
-    if req.uri().authority().is_some() || req.uri().scheme().is_some() {
-        let pq = req.uri().path_and_query().cloned();
-        let mut parts = http::uri::Parts::default();
-        parts.path_and_query = pq.or_else(|| Some(http::uri::PathAndQuery::from_static("/")));
-        if let Ok(uri) = Uri::from_parts(parts) {
-            *req.uri_mut() = uri;
-        }
-    }
-}
-
-/// A response body that returns its connection to the pool when it ends.
-struct ReturnOnEnd {
-    body: Incoming,
-    sender: Option<SendRequest<Body>>,
-    pool: Weak<Http1Pool>,
-}
-
-impl ReturnOnEnd {
-    fn finished(&mut self) {
-        if let (Some(sender), Some(pool)) = (self.sender.take(), self.pool.upgrade()) {
-            pool.give_back(sender);
-        }
-    }
-}
-
-impl Drop for ReturnOnEnd {
-    fn drop(&mut self) {
-        // An empty body is never polled: the connection is still clean if nothing was left
-        // unread.
-        if self.body.is_end_stream() {
-            self.finished();
-        }
-    }
-}
-
-impl http_body::Body for ReturnOnEnd {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.finished(),
-            Poll::Ready(Some(Ok(_))) if self.body.is_end_stream() => self.finished(),
-            Poll::Ready(Some(Err(_))) => self.sender = None,
-            _ => {}
-        }
-        polled.map_err(Into::into)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
@@ -177,6 +97,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use http_body_util::BodyExt;
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
     use tokio::net::TcpListener;
 
     use super::*;

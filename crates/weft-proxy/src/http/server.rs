@@ -18,6 +18,14 @@ pub struct Limits {
     pub max_headers: usize,
 }
 
+impl Limits {
+    /// The largest request head accepted: the configured size, but never under hyper's
+    /// smallest read buffer (8 KiB), so that Weft's HTTP/1 codec and hyper agree.
+    pub fn head_bytes(&self) -> usize {
+        self.max_header_bytes.max(8192)
+    }
+}
+
 /// Serves HTTP/1.1 (with upgrades) until the client is done or the proxy drains.
 pub async fn serve_http1<I, S>(io: I, service: S, limits: Limits, watch: &drain::Watch)
 where
@@ -30,7 +38,7 @@ where
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_buf_size(limits.head_bytes())
         .max_headers(limits.max_headers)
         .keep_alive(true);
     let conn = builder

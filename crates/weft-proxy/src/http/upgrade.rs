@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use super::upstream::UpstreamError;
@@ -16,7 +15,7 @@ use crate::state::Endpoint;
 /// when it is meshed) and, on 101, splices client and endpoint. Returns the response for the
 /// client.
 pub async fn proxy_upgrade(
-    mut req: Request<Incoming>,
+    mut req: Request<Body>,
     endpoint: &Endpoint,
     connect_timeout: Duration,
 ) -> Result<Response<Body>, UpstreamError> {

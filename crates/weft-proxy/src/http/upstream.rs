@@ -40,6 +40,11 @@ pub enum UpstreamError {
         addr: SocketAddr,
         source: hyper::Error,
     },
+    #[error("HTTP/1 exchange with {addr}: {source}")]
+    Http1 {
+        addr: SocketAddr,
+        source: crate::h1::Error,
+    },
     #[error("request to {addr} failed: {source}")]
     Request {
         addr: SocketAddr,
@@ -57,6 +62,7 @@ impl UpstreamError {
             | UpstreamError::Tls { .. }
             | UpstreamError::Handshake { .. } => true,
             UpstreamError::Request { source, .. } => source.is_canceled(),
+            UpstreamError::Http1 { .. } => false,
         }
     }
 }

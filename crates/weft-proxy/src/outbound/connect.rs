@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::balance::PickContext;
@@ -20,7 +19,7 @@ use crate::state::{Endpoint, Snapshot};
 pub fn tunnel(
     cx: &Arc<Context>,
     snapshot: &Arc<Snapshot>,
-    mut req: Request<Incoming>,
+    mut req: Request<Body>,
     client: SocketAddr,
 ) -> Response<Body> {
     let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::header::HeaderValue;
 use http::{Request, Response, Version};
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body as _;
 
 use crate::balance::PickContext;
 use crate::http::errors::{respond, Reason};
@@ -32,7 +32,7 @@ pub struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    pub async fn run(self, req: Request<Incoming>) -> Response<Body> {
+    pub async fn run(self, req: Request<Body>) -> Response<Body> {
         let pick = |headers: &http::HeaderMap, uri: &http::Uri| {
             let cx = PickContext {
                 headers,
@@ -60,7 +60,7 @@ impl Attempt<'_> {
         };
         let (head, body) = req.into_parts();
         let mut head = Some(head);
-        let mut body = Some(boxed(body));
+        let mut body = Some(body);
         let mut last = None;
         for n in 0..tries {
             if n > 0 {
@@ -138,22 +138,14 @@ impl Attempt<'_> {
 pub async fn to_endpoint(
     cx: &Arc<Context>,
     ep: &Arc<Endpoint>,
-    req: Request<Incoming>,
+    req: Request<Body>,
     connect_timeout: Duration,
     grpc: bool,
 ) -> Response<Body> {
     if is_upgrade(&req) {
         return upgrade(ep, req, cx, connect_timeout).await;
     }
-    let (head, body) = req.into_parts();
-    match to_endpoint_raw(
-        Protocol::Detect,
-        ep,
-        Request::from_parts(head, boxed(body)),
-        connect_timeout,
-    )
-    .await
-    {
+    match to_endpoint_raw(Protocol::Detect, ep, req, connect_timeout).await {
         Ok(resp) => map_response(resp),
         Err(e) => respond(Reason::UpstreamFailed, &format!("{}: {e}", ep.addr), grpc),
     }
@@ -161,7 +153,7 @@ pub async fn to_endpoint(
 
 async fn upgrade(
     ep: &Arc<Endpoint>,
-    req: Request<Incoming>,
+    req: Request<Body>,
     cx: &Arc<Context>,
     connect_timeout: Duration,
 ) -> Response<Body> {

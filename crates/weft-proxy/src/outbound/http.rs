@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use http::header::HeaderValue;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use weft_api::view::{FilterView, HeaderModifierView};
 
 use super::forward::{self, Attempt};
@@ -32,6 +31,12 @@ impl Handler {
     }
 }
 
+impl crate::h1::server::Handle for Handler {
+    fn handle(&self, req: Request<Body>) -> impl std::future::Future<Output = Response<Body>> {
+        Handler::handle(self, req)
+    }
+}
+
 /// Where a request is going, once resolved.
 enum Destination {
     Port(Arc<ServicePort>),
@@ -39,7 +44,7 @@ enum Destination {
 }
 
 impl Handler {
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
         let start = Instant::now();
         let snapshot = self.cx.state.load_full();
         let grpc = is_grpc(&req);
@@ -63,7 +68,7 @@ impl Handler {
     async fn dispatch(
         &self,
         snapshot: &Arc<Snapshot>,
-        req: Request<Incoming>,
+        req: Request<Body>,
         grpc: bool,
         start: Instant,
         log: Option<&mut Entry>,
@@ -75,7 +80,7 @@ impl Handler {
         {
             // Not known yet: ask the control plane, then look again.
             if let Some(authority) = authority_of(&req) {
-                let wanted = snapshot.discovery_names(&authority);
+                let wanted = snapshot.discovery_names(authority);
                 if !wanted.is_empty() {
                     discovery.ensure(&wanted, super::ON_DEMAND_TIMEOUT).await;
                     snapshot = self.cx.state.load_full();
@@ -97,11 +102,7 @@ impl Handler {
         }
     }
 
-    fn destination(
-        &self,
-        snapshot: &Snapshot,
-        req: &Request<Incoming>,
-    ) -> Result<Destination, String> {
+    fn destination(&self, snapshot: &Snapshot, req: &Request<Body>) -> Result<Destination, String> {
         match &self.target {
             Target::Service(addr) => snapshot
                 .by_addr(*addr)
@@ -112,7 +113,7 @@ impl Handler {
             Target::Explicit => {
                 let authority = authority_of(req)
                     .ok_or_else(|| "request has no Host or authority".to_string())?;
-                if let Some(sp) = snapshot.by_authority(&authority) {
+                if let Some(sp) = snapshot.by_authority(authority) {
                     return Ok(Destination::Port(sp.clone()));
                 }
                 // A workload's own address (pod IP), sent as an explicit proxy request.
@@ -132,7 +133,7 @@ impl Handler {
         &self,
         snapshot: &Arc<Snapshot>,
         sp: &Arc<ServicePort>,
-        mut req: Request<Incoming>,
+        mut req: Request<Body>,
         grpc: bool,
         start: Instant,
         log: Option<&mut Entry>,
@@ -196,14 +197,15 @@ impl Handler {
         &self,
         list: &[Filter],
         sp: &ServicePort,
-        req: &mut Request<Incoming>,
+        req: &mut Request<Body>,
         prefix: Option<&str>,
         response_mods: &mut Vec<HeaderModifierView>,
     ) -> Option<Response<Body>> {
         for f in list {
             match f {
                 Filter::Plain(FilterView::RequestRedirect(r)) => {
-                    let authority = authority_of(req).unwrap_or_else(|| sp.authority.clone());
+                    let authority =
+                        authority_of(req).map_or_else(|| sp.authority.clone(), str::to_string);
                     let host = crate::state::split_authority(&authority)
                         .map(|(h, _)| h.to_string())
                         .unwrap_or(authority);
@@ -244,7 +246,7 @@ impl Handler {
         &self,
         snapshot: &Arc<Snapshot>,
         rule: &Arc<Rule>,
-        mut req: Request<Incoming>,
+        mut req: Request<Body>,
         grpc: bool,
         response_mods: &mut Vec<HeaderModifierView>,
     ) -> Response<Body> {
@@ -327,7 +329,7 @@ impl Handler {
         &self,
         snapshot: &Arc<Snapshot>,
         addr: SocketAddr,
-        req: Request<Incoming>,
+        req: Request<Body>,
         grpc: bool,
     ) -> Response<Body> {
         let Some(workload) = snapshot.workload_at(addr.ip()) else {
@@ -358,14 +360,13 @@ fn describe(rule: &Rule) -> String {
 }
 
 /// The request's authority: from an absolute URI (explicit proxy requests), else `Host`.
-pub fn authority_of<B>(req: &Request<B>) -> Option<String> {
+pub fn authority_of<B>(req: &Request<B>) -> Option<&str> {
     if let Some(a) = req.uri().authority() {
-        return Some(a.as_str().to_string());
+        return Some(a.as_str());
     }
     req.headers()
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
 }
 
 fn set_authority<B>(req: &mut Request<B>, host: HeaderValue) {

@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use weft_api::view::Protocol;
 
 use crate::detect::{self, Detected};
+use crate::h1::server::Outcome;
 use crate::io::{orig_dst, PrefixedIo};
 use crate::metrics::OUTBOUND;
 use crate::run::Context;
@@ -92,12 +93,20 @@ async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
         }
     };
     drop(snapshot);
-    let io = PrefixedIo::new(prefix, stream);
-    match (protocol, &target) {
-        (Detected::Http1, _) => {
-            let svc = crate::handler_service!(http::Handler::new(cx.clone(), target, client));
+    if protocol == Detected::Http1 {
+        // Weft's own HTTP/1 codec first; hyper takes over for what it leaves alone.
+        let handler = http::Handler::new(cx.clone(), target, client);
+        if let Outcome::Handoff(io) =
+            crate::h1::server::serve(stream, prefix, &handler, cx.limits, &cx.drain).await
+        {
+            let svc = crate::handler_service!(handler);
             crate::http::server::serve_http1(io, svc, cx.limits, &cx.drain).await;
         }
+        return;
+    }
+    let io = PrefixedIo::new(prefix, stream);
+    match (protocol, &target) {
+        (Detected::Http1, _) => {}
         (Detected::Http2, _) => {
             let svc = crate::handler_service!(boxed http::Handler::new(cx.clone(), target, client));
             crate::http::server::serve_http2(io, svc, cx.limits, &cx.drain).await;

@@ -1,0 +1,326 @@
+//! Parsing message heads with `httparse` into `http` types. Header values are slices of the
+//! received head (no copy per header). Anything this codec does not handle itself — see
+//! [`Parsed::Unusual`] — is left for the caller to hand to hyper, which answers it as before.
+
+use std::mem::MaybeUninit;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri, Version};
+
+use super::decode::Framing;
+use super::Error;
+
+/// The most header fields a head may carry here (the proxy's limit may be lower).
+pub const MAX_HEADERS: usize = 128;
+
+pub enum Parsed<T> {
+    Complete(T),
+    /// The buffer does not hold a whole head yet.
+    Partial,
+    /// Valid or not, not for this codec: malformed, over a limit, HTTP/1.0, an upgrade,
+    /// `CONNECT`, `Expect`, or framing that needs care (see [`request`]).
+    Unusual,
+}
+
+pub struct RequestHead {
+    pub parts: http::request::Parts,
+    pub framing: Framing,
+    /// False when the client asked to close after this exchange.
+    pub keep_alive: bool,
+}
+
+pub struct ResponseHead {
+    pub parts: http::response::Parts,
+    pub framing: Framing,
+    pub keep_alive: bool,
+}
+
+/// Parses a request head at the start of `buf`; on success the head's bytes are taken out.
+/// A head over `max_bytes` or `max_headers` is [`Parsed::Unusual`] (hyper answers 431).
+pub fn request(buf: &mut BytesMut, max_headers: usize, max_bytes: usize) -> Parsed<RequestHead> {
+    // Uninitialised slots: zeroing 128 of them cost more than parsing a typical head.
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut slots[..max_headers.min(MAX_HEADERS)]) {
+        Ok(httparse::Status::Complete(len)) if len <= max_bytes => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Ok(httparse::Status::Complete(_)) | Err(_) => return Parsed::Unusual,
+    };
+    if req.version != Some(1) {
+        return Parsed::Unusual;
+    }
+    let (Some(method), Some(path)) = (req.method, req.path) else {
+        return Parsed::Unusual;
+    };
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Parsed::Unusual;
+    };
+    if method == Method::CONNECT || path == "*" {
+        return Parsed::Unusual;
+    }
+    // Everything that sends the request to hyper is decided before any byte is taken.
+    let Some((framing, keep_alive)) = request_framing(req.headers) else {
+        return Parsed::Unusual;
+    };
+    let base = buf.as_ptr() as usize;
+    let path = range_of(base, path.as_bytes());
+    let Ok(fields) = fields(base, req.headers) else {
+        return Parsed::Unusual;
+    };
+    let head = buf.split_to(len).freeze();
+    let Ok(uri) = Uri::from_maybe_shared(head.slice(path)) else {
+        return put_back(buf, &head);
+    };
+    // Authority-form (`GET host:80`) belongs to CONNECT only.
+    if uri.scheme().is_none() && uri.path_and_query().is_none() {
+        return put_back(buf, &head);
+    }
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, value) in fields {
+        let Ok(value) = HeaderValue::from_maybe_shared(head.slice(value)) else {
+            return put_back(buf, &head);
+        };
+        headers.append(name, value);
+    }
+    let mut builder = http::Request::new(());
+    *builder.method_mut() = method;
+    *builder.uri_mut() = uri;
+    *builder.version_mut() = Version::HTTP_11;
+    *builder.headers_mut() = headers;
+    Parsed::Complete(RequestHead {
+        parts: builder.into_parts().0,
+        framing,
+        keep_alive,
+    })
+}
+
+/// Returns a head already taken out to the front of the buffer, for hyper to read (rare: a
+/// target or a header value that `http` refuses).
+fn put_back<T>(buf: &mut BytesMut, head: &Bytes) -> Parsed<T> {
+    let mut joined = BytesMut::with_capacity(head.len() + buf.len());
+    joined.extend_from_slice(head);
+    joined.extend_from_slice(buf);
+    *buf = joined;
+    Parsed::Unusual
+}
+
+/// The body framing and keep-alive a request's headers ask for, or `None` when they ask for
+/// something this codec leaves to hyper: an upgrade, `Expect`, a transfer coding other than
+/// chunked alone, several or invalid lengths, or a length and chunking together.
+fn request_framing(fields: &[httparse::Header<'_>]) -> Option<(Framing, bool)> {
+    let (mut length, mut chunked, mut keep_alive) = (None, false, true);
+    for h in fields {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            if length.is_some() {
+                return None;
+            }
+            length = Some(parse_length(h.value)?);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            if chunked || !h.value.eq_ignore_ascii_case(b"chunked") {
+                return None;
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            let value = std::str::from_utf8(h.value).ok()?;
+            if token_in(value, "upgrade") {
+                return None;
+            }
+            keep_alive &= !token_in(value, "close");
+        } else if name.eq_ignore_ascii_case(b"upgrade") || name.eq_ignore_ascii_case(b"expect") {
+            return None;
+        }
+    }
+    match (length, chunked) {
+        (Some(_), true) => None,
+        (Some(n), false) => Some((Framing::Length(n), keep_alive)),
+        (None, true) => Some((Framing::Chunked, keep_alive)),
+        (None, false) => Some((Framing::Empty, keep_alive)),
+    }
+}
+
+/// Parses a response head to a request (`head_request`: it was a HEAD, so no body follows).
+/// Returns `Ok(None)` until the buffer holds the whole head.
+pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHead>, Error> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+    {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(Error::Head(e.to_string())),
+    };
+    let status = resp
+        .code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .ok_or_else(|| Error::Head("invalid status code".into()))?;
+    let version = if resp.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let base = buf.as_ptr() as usize;
+    let fields = fields(base, resp.headers).map_err(|e| Error::Head(e.to_string()))?;
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    let (mut length, mut chunked) = (None, None);
+    let mut keep_alive = version == Version::HTTP_11;
+    for (name, value) in fields {
+        let value = HeaderValue::from_maybe_shared(head.slice(value))
+            .map_err(|_| Error::Head(format!("invalid value of `{name}`")))?;
+        if name == header::CONTENT_LENGTH {
+            let n = content_length(&value)
+                .ok_or_else(|| Error::Head("invalid Content-Length".into()))?;
+            if length.is_some_and(|l| l != n) {
+                return Err(Error::Head("conflicting Content-Length values".into()));
+            }
+            length = Some(n);
+        } else if name == header::TRANSFER_ENCODING {
+            // Only the last coding decides; `gzip, chunked` is chunked.
+            chunked = Some(last_token_is(&value, "chunked"));
+        } else if name == header::CONNECTION {
+            if has_token(&value, "close") {
+                keep_alive = false;
+            } else if has_token(&value, "keep-alive") {
+                keep_alive = true;
+            }
+        }
+        headers.append(name, value);
+    }
+    let no_body = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = match (no_body, chunked, length) {
+        (true, _, _) => Framing::Empty,
+        (false, Some(true), _) => Framing::Chunked,
+        (false, Some(false), _) | (false, None, None) => Framing::UntilClose,
+        (false, None, Some(n)) => Framing::Length(n),
+    };
+    if framing == Framing::UntilClose {
+        keep_alive = false;
+    }
+    let mut builder = http::Response::new(());
+    *builder.status_mut() = status;
+    *builder.version_mut() = version;
+    *builder.headers_mut() = headers;
+    Ok(Some(ResponseHead {
+        parts: builder.into_parts().0,
+        framing,
+        keep_alive,
+    }))
+}
+
+/// Names and the positions of values, relative to the start of the buffer `base` points at.
+fn fields(
+    base: usize,
+    parsed: &[httparse::Header<'_>],
+) -> Result<Vec<(HeaderName, Range<usize>)>, http::header::InvalidHeaderName> {
+    let mut out = Vec::with_capacity(parsed.len());
+    for h in parsed {
+        out.push((
+            HeaderName::from_bytes(h.name.as_bytes())?,
+            range_of(base, h.value),
+        ));
+    }
+    Ok(out)
+}
+
+fn range_of(base: usize, part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - base;
+    start..start + part.len()
+}
+
+/// Fills `map` from parsed fields, taking each value's bytes with `value`.
+pub fn header_map(
+    parsed: &[httparse::Header<'_>],
+    value: impl Fn(&[u8]) -> Bytes,
+    map: &mut HeaderMap,
+) -> Result<(), Error> {
+    for h in parsed {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| Error::Head(format!("invalid header name `{}`", h.name)))?;
+        let v = HeaderValue::from_maybe_shared(value(h.value))
+            .map_err(|_| Error::Head(format!("invalid value of `{name}`")))?;
+        map.append(name, v);
+    }
+    Ok(())
+}
+
+fn content_length(value: &HeaderValue) -> Option<u64> {
+    parse_length(value.as_bytes())
+}
+
+fn parse_length(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
+fn has_token(value: &HeaderValue, token: &str) -> bool {
+    value.to_str().is_ok_and(|v| token_in(v, token))
+}
+
+fn token_in(list: &str, token: &str) -> bool {
+    list.split(',')
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+fn last_token_is(value: &HeaderValue, token: &str) -> bool {
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.rsplit(',').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(input: &[u8]) -> (Parsed<RequestHead>, BytesMut) {
+        let mut buf = BytesMut::from(input);
+        (request(&mut buf, 100, 8192), buf)
+    }
+
+    #[test]
+    fn unusual_heads_are_left_whole_for_hyper() {
+        for input in [
+            &b"GET s HTTP/1.1\r\nhost: x\r\n\r\n"[..],
+            b"GET / HTTP/1.0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nexpect: 100-continue\r\n\r\n",
+            b"POST / HTTP/1.1\r\ncontent-length: 1\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\ntransfer-encoding: gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\ncontent-length: 1\r\ncontent-length: 1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nconnection: keep-alive, Upgrade\r\nupgrade: x\r\n\r\n",
+            b"CONNECT a:443 HTTP/1.1\r\n\r\n",
+        ] {
+            let (parsed, buf) = parse(input);
+            assert!(
+                matches!(parsed, Parsed::Unusual),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+            assert_eq!(&buf[..], input, "nothing taken");
+        }
+    }
+
+    #[test]
+    fn a_plain_head_is_taken_out_with_its_framing() {
+        let (parsed, buf) = parse(
+            b"POST /p?q=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+        );
+        let Parsed::Complete(h) = parsed else {
+            panic!("complete")
+        };
+        assert_eq!(h.parts.uri, "/p?q=1");
+        assert_eq!(h.parts.headers["host"], "a");
+        assert_eq!(h.framing, Framing::Length(3));
+        assert!(!h.keep_alive);
+        assert_eq!(&buf[..], b"abc");
+    }
+}

@@ -1,0 +1,211 @@
+//! A client connection's HTTP/1.1 request loop: read a head, hand the request to the proxy's
+//! handler, write the response, and go on while the client keeps the connection alive.
+//!
+//! Requests this codec leaves alone ([`Parsed::Unusual`]: upgrades, `CONNECT`, `Expect`,
+//! HTTP/1.0, heads over a limit, malformed input) end the loop with the connection handed
+//! back, bytes already read included, so that the caller serves the rest of it with hyper,
+//! exactly as before this codec existed (hyper answers bad input with 400 or 431).
+//!
+//! Waiting for a head is bounded by `header_read_timeout`. The timer is lazy: armed once, and
+//! moved only when it fires early, so a keep-alive request costs no timer operations.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Request, Response, StatusCode};
+use http_body::Body as _;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use super::body::{ReadSide, RequestBody};
+use super::decode::{Decoder, Framing};
+use super::head::{self, Parsed};
+use super::{encode, io, write};
+use crate::drain;
+use crate::http::server::Limits;
+use crate::http::{empty, Body};
+use crate::io::prefixed::PrefixedIo;
+
+/// The proxy's side of a request: answer it, whatever happens.
+pub trait Handle {
+    fn handle(&self, req: Request<Body>) -> impl Future<Output = Response<Body>>;
+}
+
+/// How a connection's loop ended.
+pub enum Outcome {
+    /// The connection is finished (closed by the client, timed out, drained, or broken).
+    Done,
+    /// A request for hyper: serve the connection from here on with it.
+    Handoff(PrefixedIo<TcpStream>),
+}
+
+pub async fn serve<H: Handle>(
+    stream: TcpStream,
+    prefix: Bytes,
+    handler: &H,
+    limits: Limits,
+    watch: &drain::Watch,
+) -> Outcome {
+    let (read, write) = stream.into_split();
+    let mut side = Some(ReadSide {
+        io: read,
+        buf: BytesMut::from(&prefix[..]),
+    });
+    let mut drained = std::pin::pin!(watch.signaled());
+    let mut timer = std::pin::pin!(tokio::time::sleep(limits.header_read_timeout));
+    loop {
+        let Some(mut read) = side.take() else {
+            return Outcome::Done;
+        };
+        let head = match next_head(&mut read, &limits, drained.as_mut(), timer.as_mut()).await {
+            Next::Head(h) => h,
+            Next::Unusual => return handoff(read, write),
+            Next::End => return Outcome::Done,
+        };
+        let head_request = head.parts.method == Method::HEAD;
+        let (body, returned) = match head.framing {
+            Framing::Empty => {
+                side = Some(read);
+                (empty(), None)
+            }
+            framing => {
+                let (tx, rx) = oneshot::channel();
+                let body = RequestBody::new(read, Decoder::new(framing), tx);
+                (crate::http::boxed(body), Some(rx))
+            }
+        };
+        let resp = handler.handle(Request::from_parts(head.parts, body)).await;
+        let mut returned = returned;
+        // The body usually comes back before the response (read whole, or dropped unread).
+        if let Some(rx) = returned.as_mut() {
+            if let Ok(back) = rx.try_recv() {
+                side = back.into_reusable();
+                returned = None;
+            }
+        }
+        let close =
+            !head.keep_alive || watch.is_draining() || (returned.is_none() && side.is_none());
+        if write_response(&write, resp, head_request, close)
+            .await
+            .is_err()
+            || close
+        {
+            return Outcome::Done;
+        }
+        if let Some(rx) = returned {
+            // Still held (an HTTP/2 upstream finishing the upload): wait, but not forever.
+            match tokio::time::timeout(limits.header_read_timeout, rx).await {
+                Ok(Ok(back)) => side = back.into_reusable(),
+                _ => return Outcome::Done,
+            }
+        }
+    }
+}
+
+// Made once per request and moved straight into it; boxing the head would cost an allocation.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Head(head::RequestHead),
+    Unusual,
+    End,
+}
+
+/// Reads until `read.buf` starts with a whole request head.
+async fn next_head(
+    read: &mut ReadSide,
+    limits: &Limits,
+    mut drained: Pin<&mut impl Future<Output = ()>>,
+    mut timer: Pin<&mut tokio::time::Sleep>,
+) -> Next {
+    let mut waiting_since = None;
+    loop {
+        match head::request(&mut read.buf, limits.max_headers, limits.head_bytes()) {
+            Parsed::Complete(h) => return Next::Head(h),
+            Parsed::Unusual => return Next::Unusual,
+            Parsed::Partial if read.buf.len() > limits.head_bytes() => return Next::Unusual,
+            Parsed::Partial => {}
+        }
+        let since = *waiting_since.get_or_insert_with(Instant::now);
+        let event = std::future::poll_fn(|cx: &mut Context<'_>| {
+            if let Poll::Ready(r) = io::poll_fill(&mut read.io, &mut read.buf, cx) {
+                return Poll::Ready(Event::Read(r));
+            }
+            // Between requests a drain closes the connection; mid-head the timer decides.
+            if read.buf.is_empty() && drained.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Drained);
+            }
+            if timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Timer);
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Read(Ok(0)) | Event::Read(Err(_)) | Event::Drained => return Next::End,
+            Event::Read(Ok(_)) => {}
+            Event::Timer => {
+                let deadline = since + limits.header_read_timeout;
+                if Instant::now() >= deadline {
+                    tracing::debug!(
+                        timeout = ?limits.header_read_timeout,
+                        "closing HTTP/1 connection: no complete request head in time"
+                    );
+                    return Next::End;
+                }
+                timer.as_mut().reset(deadline.into());
+            }
+        }
+    }
+}
+
+enum Event {
+    Read(std::io::Result<usize>),
+    Drained,
+    Timer,
+}
+
+fn handoff(read: ReadSide, write: OwnedWriteHalf) -> Outcome {
+    match read.io.reunite(write) {
+        Ok(stream) => Outcome::Handoff(PrefixedIo::new(read.buf.freeze(), stream)),
+        Err(_) => Outcome::Done,
+    }
+}
+
+async fn write_response(
+    io: &OwnedWriteHalf,
+    resp: Response<Body>,
+    head_request: bool,
+    close: bool,
+) -> Result<(), super::Error> {
+    let (parts, mut body) = resp.into_parts();
+    let status = parts.status;
+    let bodiless = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let framing = if bodiless {
+        Framing::UntilClose
+    } else {
+        encode::body_framing(
+            &parts.headers,
+            body.is_end_stream(),
+            body.size_hint().exact(),
+        )
+    };
+    // A small body of known size goes out in the same write as the head.
+    let inline = match framing {
+        Framing::Length(n) if n <= 16 * 1024 => n as usize,
+        _ => 0,
+    };
+    let mut out = BytesMut::with_capacity(encode::head_capacity(&parts.headers) + inline);
+    encode::response_head(&mut out, status, &parts.headers, framing, close);
+    if bodiless || framing == Framing::Empty {
+        return Ok(write::write_all(io, &out).await?);
+    }
+    write::write_body(io, &mut out, &mut body, framing, std::future::pending()).await?;
+    Ok(())
+}
