@@ -73,11 +73,16 @@ impl From<Error> for Failure {
 /// Sends `req` (origin-form: path and query; the authority stays in `Host`) and reads the
 /// response head.
 pub async fn send<R: Recycle>(
-    conn: Conn,
+    mut conn: Conn,
     req: Request<Body>,
     recycle: R,
 ) -> Result<http::Response<Body>, Failure> {
-    let (parts, mut body) = req.into_parts();
+    let (mut parts, mut body) = req.into_parts();
+    // `Expect: 100-continue` was the client's question to this proxy, answered by the server
+    // side; asking the upstream again would only add an interim answer to wait through.
+    parts.headers.remove(http::header::EXPECT);
+    // An HTTP/1.0 request (restored from `weft-orig-proto`) asks for a connection of its own.
+    let persistent = parts.version != http::Version::HTTP_10;
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let framing = encode::body_framing(
         &parts.headers,
@@ -110,7 +115,7 @@ pub async fn send<R: Recycle>(
                 replay,
             });
         }
-        return receive(conn, head_request, true, recycle)
+        return receive(conn, head_request, persistent, recycle)
             .await
             .map_err(|error| Failure {
                 replay: matches!(error, Error::NoResponse)
@@ -119,12 +124,48 @@ pub async fn send<R: Recycle>(
                 error,
             });
     }
-    // An answer before the whole body is sent (a 413, say) ends the upload.
-    let early = async {
-        let _ = conn.io.readable().await;
-    };
+    // A final answer before the whole body is sent (a 413, say) ends the upload; interim
+    // answers (100 Continue, 103 Early Hints) do not.
+    let (io, buf) = (&conn.io, &mut conn.buf);
+    let early = watch_for_final_answer(io, buf);
     let sent = write::write_body(&conn.io, &mut out, &mut body, framing, early).await?;
-    Ok(receive(conn, head_request, sent == Sent::Whole, recycle).await?)
+    Ok(receive(
+        conn,
+        head_request,
+        persistent && sent == Sent::Whole,
+        recycle,
+    )
+    .await?)
+}
+
+/// Reads what the upstream says while the request body is still going out, dropping interim
+/// (1xx) answers; resolves at a final answer (left in `buf` for [`receive`]), at end of
+/// stream, or on an error.
+async fn watch_for_final_answer(io: &TcpStream, buf: &mut BytesMut) {
+    loop {
+        if io.readable().await.is_err() {
+            return;
+        }
+        buf.reserve(4096);
+        match io.try_read_buf(buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return,
+        }
+        loop {
+            match head::interim_len(buf) {
+                Some(Some(len)) => {
+                    let _ = buf.split_to(len);
+                }
+                Some(None) => return,
+                None => break,
+            }
+        }
+        if buf.len() > MAX_RESPONSE_HEAD {
+            return;
+        }
+    }
 }
 
 /// Sends a kept request again, on another connection.

@@ -297,3 +297,93 @@ async fn a_body_read_until_close_is_complete_and_not_reused() {
     assert_eq!(&send(&pool, get("/")).await.1[..], b"body 0");
     assert_eq!(&send(&pool, get("/")).await.1[..], b"body 1");
 }
+
+#[tokio::test]
+async fn an_interim_100_does_not_stop_the_upload_and_expect_is_not_forwarded() {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(1);
+    let addr = raw_server(move |mut s, _| {
+        let tx = tx.clone();
+        async move {
+            let head = read_request(&mut s, 0).await;
+            // Answer 100 at once, like nginx or Go, then read the whole body.
+            let _ = s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+            let mut body = Vec::new();
+            while !body.ends_with(b"0\r\n\r\n") {
+                let mut b = [0u8; 64];
+                match s.read(&mut b).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => body.extend_from_slice(&b[..n]),
+                }
+            }
+            let _ = tx
+                .send(format!("{head}{}", String::from_utf8_lossy(&body)))
+                .await;
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+        }
+    })
+    .await;
+    let pool = Http1Pool::new(addr);
+    // A body whose second part comes later than the 100.
+    let stream = futures_util::stream::unfold(0, |n| async move {
+        if n == 2 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((
+            Ok::<_, crate::http::BoxError>(http_body::Frame::data(Bytes::from_static(b"part"))),
+            n + 1,
+        ))
+    });
+    let body = crate::http::boxed(http_body_util::StreamBody::new(stream));
+    let post = Request::post("/up")
+        .header("host", "x")
+        .header("expect", "100-continue")
+        .body(body)
+        .expect("req");
+    let (parts, body, _) = send(&pool, post).await;
+    assert_eq!((parts.status.as_u16(), &body[..]), (200, &b"ok"[..]));
+    let seen = rx.recv().await.expect("request");
+    assert!(!seen.contains("expect"), "{seen}");
+    assert!(
+        seen.ends_with("4\r\npart\r\n4\r\npart\r\n0\r\n\r\n"),
+        "{seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn chunked_with_a_length_drops_the_length_and_the_connection() {
+    let addr = raw_server(|mut s, n| async move {
+        read_request(&mut s, 0).await;
+        let _ = s
+            .write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: 99\r\ntransfer-encoding: chunked\r\n\r\n1\r\n{n}\r\n0\r\n\r\n").as_bytes())
+            .await;
+        let _ = s.read(&mut [0u8; 1]).await;
+    })
+    .await;
+    let pool = Http1Pool::new(addr);
+    let (parts, body, _) = send(&pool, get("/")).await;
+    assert!(parts.headers.get("content-length").is_none());
+    assert_eq!(&body[..], b"0");
+    assert_eq!(&send(&pool, get("/")).await.1[..], b"1", "a new connection");
+}
+
+#[tokio::test]
+async fn an_http10_request_gets_a_connection_of_its_own() {
+    let addr = raw_server(|mut s, n| async move {
+        let head = read_request(&mut s, 0).await;
+        assert!(head.starts_with("GET / HTTP/1.0\r\n"), "{head}");
+        let _ = s
+            .write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n{n}").as_bytes())
+            .await;
+        let _ = s.read(&mut [0u8; 1]).await;
+    })
+    .await;
+    let pool = Http1Pool::new(addr);
+    for expected in [b"0", b"1"] {
+        let mut req = get("/");
+        *req.version_mut() = http::Version::HTTP_10;
+        assert_eq!(&send(&pool, req).await.1[..], expected);
+    }
+}

@@ -139,6 +139,9 @@ impl Decoder {
                 State::Trailers => {
                     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                     match httparse::parse_headers(buf, &mut headers) {
+                        Ok(httparse::Status::Complete((len, _))) if !crlf_only(&buf[..len]) => {
+                            return Err(Error::Chunk("trailer lines must end with CRLF"))
+                        }
                         Ok(httparse::Status::Complete((len, parsed))) => {
                             let trailers = if parsed.is_empty() {
                                 None
@@ -175,16 +178,35 @@ impl Decoder {
     }
 }
 
+/// True when every LF in `bytes` ends a CRLF.
+fn crlf_only(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b != b'\n' || (i > 0 && bytes[i - 1] == b'\r'))
+}
+
 fn find_crlf(buf: &[u8]) -> Option<usize> {
     buf.windows(2).position(|w| w == b"\r\n")
 }
 
 /// The hex size at the start of a chunk-size line; extensions (`;name=value`) are ignored.
+/// Strict, as a proxy must be (a lenient reader behind another lenient reader is how bodies get
+/// smuggled): after the digits only blanks and then `;` may follow, and no CR or LF may hide
+/// inside the line.
 fn chunk_size(line: &[u8]) -> Result<u64, Error> {
-    let digits = line
+    if line.len() > MAX_CHUNK_LINE || line.iter().any(|b| *b == b'\r' || *b == b'\n') {
+        return Err(Error::Chunk("invalid chunk-size line"));
+    }
+    let end = line
         .iter()
         .position(|b| *b == b';' || *b == b' ' || *b == b'\t')
-        .map_or(line, |end| &line[..end]);
+        .unwrap_or(line.len());
+    let (digits, rest) = line.split_at(end);
+    let after_blanks = rest.iter().position(|b| *b != b' ' && *b != b'\t');
+    if after_blanks.is_some_and(|i| rest[i] != b';') {
+        return Err(Error::Chunk("invalid chunk size"));
+    }
     if digits.is_empty() || digits.len() > 15 {
         return Err(Error::Chunk("invalid chunk size"));
     }
@@ -285,7 +307,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_chunks() {
-        for bad in [&b"zz\r\n"[..], b"5\r\nhelloXX", b"ffffffffffffffffff\r\n"] {
+        for bad in [
+            &b"zz\r\n"[..],
+            b"5\r\nhelloXX",
+            b"ffffffffffffffffff\r\n",
+            b"5;a\nXXXXX\r\n",
+            b"5 junk\r\n",
+            b"5;a\rb\r\n",
+            b"0\r\n\n",
+            b"0\r\nx: y\n\r\n",
+        ] {
             let mut d = Decoder::new(Framing::Chunked);
             let mut buf = BytesMut::from(bad);
             let mut result = Ok(Decoded::NeedMore);

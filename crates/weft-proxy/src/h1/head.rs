@@ -203,6 +203,12 @@ pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Option<Respons
     if framing == Framing::UntilClose {
         keep_alive = false;
     }
+    if chunked.is_some() && length.is_some() {
+        // RFC 9112 §6.3: chunking wins, the length must not be forwarded, and the connection
+        // is not to be trusted with another message.
+        headers.remove(header::CONTENT_LENGTH);
+        keep_alive = false;
+    }
     let mut builder = http::Response::new(());
     *builder.status_mut() = status;
     *builder.version_mut() = version;
@@ -212,6 +218,26 @@ pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Option<Respons
         framing,
         keep_alive,
     }))
+}
+
+/// At the start of `buf`, an interim (1xx, not 101) response head: `Some(Some(len))`; a final
+/// head, or bytes that are not a head (for [`response`] to report): `Some(None)`; not a whole
+/// head yet: `None`.
+pub fn interim_len(buf: &[u8]) -> Option<Option<usize>> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, buf, &mut slots)
+    {
+        Ok(httparse::Status::Complete(len)) => {
+            let interim = resp
+                .code
+                .is_some_and(|c| (100..200).contains(&c) && c != 101);
+            Some(interim.then_some(len))
+        }
+        Ok(httparse::Status::Partial) => None,
+        Err(_) => Some(None),
+    }
 }
 
 /// Names and the positions of values, relative to the start of the buffer `base` points at.

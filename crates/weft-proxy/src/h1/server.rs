@@ -78,7 +78,11 @@ pub async fn serve<H: Handle>(
                 (crate::http::boxed(body), Some(rx))
             }
         };
-        let resp = handler.handle(Request::from_parts(head.parts, body)).await;
+        let handling = handler.handle(Request::from_parts(head.parts, body));
+        let Some(resp) = unless_client_leaves(handling, side.as_mut()).await else {
+            tracing::debug!("client closed its connection before the answer; request cancelled");
+            return Outcome::Done;
+        };
         let mut returned = returned;
         // The body usually comes back before the response (read whole, or dropped unread).
         if let Some(rx) = returned.as_mut() {
@@ -104,6 +108,32 @@ pub async fn serve<H: Handle>(
             }
         }
     }
+}
+
+/// Runs the handler; while the connection's read side is here (the request had no body),
+/// also watches it, so that a client that goes away cancels its request — and the upstream
+/// exchange with it — instead of leaving it to run (a long poll, say). Bytes that arrive
+/// meanwhile (a pipelined request) stay in the buffer. `None`: the client left.
+async fn unless_client_leaves<F: Future<Output = Response<Body>>>(
+    handling: F,
+    mut read: Option<&mut ReadSide>,
+) -> Option<Response<Body>> {
+    let mut handling = std::pin::pin!(handling);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(resp) = handling.as_mut().poll(cx) {
+            return Poll::Ready(Some(resp));
+        }
+        if let Some(side) = read.as_deref_mut() {
+            match io::poll_fill(&mut side.io, &mut side.buf, cx) {
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(None),
+                // Stop watching: the rest of a pipelined request waits in the socket.
+                Poll::Ready(Ok(_)) => read = None,
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 // Made once per request and moved straight into it; boxing the head would cost an allocation.

@@ -18,8 +18,16 @@ use crate::http::{full, Body};
 
 /// Answers `METHOD PATH BODY-BYTES`; `/ignore` does not read the body; an upgrade request
 /// gets 101 and its upgraded connection echoes.
-#[derive(Clone)]
-struct Echo;
+#[derive(Clone, Default)]
+struct Echo(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+struct DropFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 impl Echo {
     async fn handle(&self, mut req: Request<Body>) -> Response<Body> {
@@ -41,6 +49,11 @@ impl Echo {
             resp.headers_mut()
                 .insert("upgrade", "echo".parse().expect("v"));
             return resp;
+        }
+        if req.uri().path() == "/slow" {
+            // Counts its own cancellation: the guard drops when the future does.
+            let _guard = DropFlag(self.0.clone());
+            tokio::time::sleep(Duration::from_secs(30)).await;
         }
         let line = format!("{} {}", req.method(), req.uri().path());
         if req.uri().path() == "/ignore" {
@@ -67,6 +80,10 @@ fn limits() -> Limits {
 }
 
 async fn proxy() -> SocketAddr {
+    proxy_with(Echo::default()).await
+}
+
+async fn proxy_with(echo: Echo) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (drain, watch) = drain::channel();
@@ -74,11 +91,12 @@ async fn proxy() -> SocketAddr {
         let _drain = drain;
         while let Ok((stream, _)) = listener.accept().await {
             let watch = watch.clone();
+            let echo = echo.clone();
             tokio::spawn(async move {
                 if let Outcome::Handoff(io) =
-                    serve(stream, Bytes::new(), &Echo, limits(), &watch).await
+                    serve(stream, Bytes::new(), &echo, limits(), &watch).await
                 {
-                    let svc = crate::handler_service!(Echo);
+                    let svc = crate::handler_service!(echo);
                     crate::http::server::serve_http1(io, svc, limits(), &watch).await;
                 }
             });
@@ -214,4 +232,29 @@ async fn a_slow_head_is_timed_out_but_an_idle_gap_shorter_than_the_limit_is_not(
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_cancels_its_request() {
+    let echo = Echo::default();
+    let cancelled = echo.0.clone();
+    let addr = proxy_with(echo).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !cancelled.load(std::sync::atomic::Ordering::SeqCst),
+        "still running"
+    );
+    drop(s);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while !cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the request outlived its client"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
