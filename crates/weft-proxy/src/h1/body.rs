@@ -11,8 +11,8 @@ use http_body::{Frame, SizeHint};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::oneshot;
 
-use super::decode::{Decoded, Decoder};
-use super::{io, Error};
+use super::decode::Decoder;
+use super::io;
 use crate::http::BoxError;
 
 /// The client connection's read half with what has been read and not yet used.
@@ -76,35 +76,21 @@ impl http_body::Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        loop {
-            let Some(side) = this.side.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match this.decoder.decode(&mut side.buf) {
-                Ok(Decoded::Frame(frame)) => {
-                    if this.decoder.is_done() {
-                        this.give_back(false);
-                    }
-                    return Poll::Ready(Some(Ok(frame)));
-                }
-                Ok(Decoded::End) => {
-                    this.give_back(false);
-                    return Poll::Ready(None);
-                }
-                Ok(Decoded::NeedMore) => {}
-                Err(e) => {
-                    this.give_back(true);
-                    return Poll::Ready(Some(Err(e.into())));
-                }
-            }
-            let error = match ready!(io::poll_fill(&mut side.io, &mut side.buf, cx)) {
-                Ok(0) => Error::ClosedEarly,
-                Ok(_) => continue,
-                Err(e) => e.into(),
-            };
-            this.give_back(true);
-            return Poll::Ready(Some(Err(error.into())));
+        let Some(side) = this.side.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = ready!(io::poll_body(
+            &mut this.decoder,
+            &mut side.io,
+            &mut side.buf,
+            cx
+        ));
+        match &polled {
+            Some(Err(_)) => this.give_back(true),
+            _ if this.decoder.is_done() => this.give_back(false),
+            _ => {}
         }
+        Poll::Ready(polled.map(|r| r.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {

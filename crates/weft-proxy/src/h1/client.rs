@@ -15,7 +15,7 @@ use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 
-use super::decode::{Decoded, Decoder, Framing};
+use super::decode::{Decoder, Framing};
 use super::write::{self, Sent};
 use super::{encode, head, io, Error};
 use crate::http::{Body, BoxError};
@@ -89,11 +89,7 @@ pub async fn send<R: Recycle>(
         body.is_end_stream(),
         body.size_hint().exact(),
     );
-    let inline = match framing {
-        Framing::Length(n) if n <= 16 * 1024 => n as usize,
-        _ => 0,
-    };
-    let mut out = BytesMut::with_capacity(encode::head_capacity(&parts.headers) + inline);
+    let mut out = write::message_buffer(&parts.headers, framing);
     encode::request_head(
         &mut out,
         &parts.method,
@@ -272,42 +268,22 @@ impl<R: Recycle> http_body::Body for ResponseBody<R> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
-        loop {
-            let Some(conn) = this.conn.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match this.decoder.decode(&mut conn.buf) {
-                Ok(Decoded::Frame(frame)) => {
-                    if this.decoder.is_done() {
-                        this.finish();
-                    }
-                    return Poll::Ready(Some(Ok(frame)));
-                }
-                Ok(Decoded::End) => {
-                    this.finish();
-                    return Poll::Ready(None);
-                }
-                Ok(Decoded::NeedMore) => {}
-                Err(e) => {
-                    this.conn = None;
-                    return Poll::Ready(Some(Err(e.into())));
-                }
-            }
-            match ready!(io::poll_fill(&mut conn.io, &mut conn.buf, cx)) {
-                Ok(0) => {
-                    this.conn = None;
-                    return match this.decoder.on_eof() {
-                        Ok(()) => Poll::Ready(None),
-                        Err(e) => Poll::Ready(Some(Err(e.into()))),
-                    };
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    this.conn = None;
-                    return Poll::Ready(Some(Err(e.into())));
-                }
-            }
+        let Some(conn) = this.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let polled = ready!(io::poll_body(
+            &mut this.decoder,
+            &mut conn.io,
+            &mut conn.buf,
+            cx
+        ));
+        match &polled {
+            Some(Err(_)) => this.conn = None,
+            // A body that ended with the connection was never reusable (`keep_alive` is false).
+            _ if this.decoder.is_done() => this.finish(),
+            _ => {}
         }
+        Poll::Ready(polled.map(|r| r.map_err(Into::into)))
     }
 
     fn is_end_stream(&self) -> bool {

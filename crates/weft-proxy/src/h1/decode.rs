@@ -83,14 +83,13 @@ impl Decoder {
                     if buf.is_empty() {
                         return Ok(Decoded::NeedMore);
                     }
-                    let take = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
-                    let rest = n - take as u64;
+                    let (data, rest) = take(buf, n);
                     self.state = if rest == 0 {
                         State::Done
                     } else {
                         State::Length(rest)
                     };
-                    return Ok(Decoded::Frame(Frame::data(buf.split_to(take).freeze())));
+                    return Ok(data);
                 }
                 State::UntilClose => {
                     if buf.is_empty() {
@@ -117,14 +116,13 @@ impl Decoder {
                     if buf.is_empty() {
                         return Ok(Decoded::NeedMore);
                     }
-                    let take = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
-                    let rest = n - take as u64;
+                    let (data, rest) = take(buf, n);
                     self.state = if rest == 0 {
                         State::ChunkEnd
                     } else {
                         State::ChunkData(rest)
                     };
-                    return Ok(Decoded::Frame(Frame::data(buf.split_to(take).freeze())));
+                    return Ok(data);
                 }
                 State::ChunkEnd => {
                     if buf.len() < 2 {
@@ -176,6 +174,13 @@ impl Decoder {
             _ => Err(Error::ClosedEarly),
         }
     }
+}
+
+/// Up to `n` bytes from the front of `buf`, without copying, and how many are still owed.
+fn take(buf: &mut BytesMut, n: u64) -> (Decoded, u64) {
+    let len = buf.len().min(usize::try_from(n).unwrap_or(usize::MAX));
+    let data = Decoded::Frame(Frame::data(buf.split_to(len).freeze()));
+    (data, n - len as u64)
 }
 
 /// True when every LF in `bytes` ends a CRLF.

@@ -226,12 +226,7 @@ async fn write_response(
             body.size_hint().exact(),
         )
     };
-    // A small body of known size goes out in the same write as the head.
-    let inline = match framing {
-        Framing::Length(n) if n <= 16 * 1024 => n as usize,
-        _ => 0,
-    };
-    let mut out = BytesMut::with_capacity(encode::head_capacity(&parts.headers) + inline);
+    let mut out = write::message_buffer(&parts.headers, framing);
     encode::response_head(&mut out, status, &parts.headers, framing, close);
     if bodiless || framing == Framing::Empty {
         return Ok(write::write_all(io, &out).await?);
