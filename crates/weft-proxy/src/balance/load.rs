@@ -38,7 +38,9 @@ impl Default for Load {
 /// Counts a request as outstanding until dropped; `observe` records its latency.
 pub struct InFlight<'a> {
     load: &'a Load,
-    start: Instant,
+    /// [`now_nanos`] when the request started: one clock reading serves both the latency and
+    /// the decay when it ends.
+    start: u64,
 }
 
 impl Load {
@@ -50,7 +52,7 @@ impl Load {
         self.pending.fetch_add(1, Ordering::Relaxed);
         InFlight {
             load: self,
-            start: Instant::now(),
+            start: now_nanos(),
         }
     }
 
@@ -61,21 +63,24 @@ impl Load {
     }
 
     fn decayed(&self, now: u64) -> f64 {
-        let ewma = f64::from_bits(self.ewma_bits.load(Ordering::Relaxed));
-        let elapsed = now.saturating_sub(self.stamp.load(Ordering::Relaxed)) as f64;
-        ewma * (-elapsed / DECAY_NANOS).exp()
+        self.decay(now).0
     }
 
-    fn observe(&self, rtt: Duration) {
-        let now = now_nanos();
+    /// The decayed average at `now`, and the weight the old average keeps.
+    fn decay(&self, now: u64) -> (f64, f64) {
+        let ewma = f64::from_bits(self.ewma_bits.load(Ordering::Relaxed));
+        let elapsed = now.saturating_sub(self.stamp.load(Ordering::Relaxed)) as f64;
+        let w = (-elapsed / DECAY_NANOS).exp();
+        (ewma * w, w)
+    }
+
+    fn observe(&self, now: u64, rtt: Duration) {
         let rtt = rtt.as_nanos() as f64;
-        let prev = self.decayed(now);
+        let (prev, w) = self.decay(now);
         // Peak-sensitive: a slower response is taken at once, a faster one blends in.
         let next = if rtt > prev {
             rtt
         } else {
-            let elapsed = now.saturating_sub(self.stamp.load(Ordering::Relaxed)) as f64;
-            let w = (-elapsed / DECAY_NANOS).exp();
             prev * w + rtt * (1.0 - w)
         };
         self.ewma_bits.store(next.to_bits(), Ordering::Relaxed);
@@ -90,7 +95,9 @@ impl Load {
 impl InFlight<'_> {
     /// Records how long the request took (call once the response head arrived).
     pub fn observe(self) {
-        self.load.observe(self.start.elapsed());
+        let now = now_nanos();
+        let rtt = Duration::from_nanos(now.saturating_sub(self.start));
+        self.load.observe(now, rtt);
     }
 }
 

@@ -77,10 +77,8 @@ pub async fn send<R: Recycle>(
     req: Request<Body>,
     recycle: R,
 ) -> Result<http::Response<Body>, Failure> {
-    let (mut parts, mut body) = req.into_parts();
-    // `Expect: 100-continue` was the client's question to this proxy, answered by the server
-    // side; asking the upstream again would only add an interim answer to wait through.
-    parts.headers.remove(http::header::EXPECT);
+    // `Expect` is left out of the head (see `encode::request_head`).
+    let (parts, mut body) = req.into_parts();
     // An HTTP/1.0 request (restored from `weft-orig-proto`) asks for a connection of its own.
     let persistent = parts.version != http::Version::HTTP_10;
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -89,7 +87,7 @@ pub async fn send<R: Recycle>(
         body.is_end_stream(),
         body.size_hint().exact(),
     );
-    let mut out = write::message_buffer(&parts.headers, framing);
+    let mut out = write::message_buffer(&parts.headers, target.len(), framing);
     encode::request_head(
         &mut out,
         &parts.method,

@@ -26,6 +26,9 @@ pub fn body_framing(headers: &HeaderMap, end_stream: bool, exact: Option<u64>) -
 
 /// `METHOD target HTTP/1.x`, the headers, and the framing header `framing` needs. HTTP/1.0
 /// is kept for a client that spoke it (it crossed the mesh as `weft-orig-proto: HTTP/1.0`).
+/// `Expect` is not written: `100-continue` was the client's question to this proxy, answered
+/// by the server side; asking the upstream again would only add an interim answer to wait
+/// through. `out` comes sized from [`super::write::message_buffer`].
 pub fn request_head(
     out: &mut BytesMut,
     method: &Method,
@@ -34,7 +37,6 @@ pub fn request_head(
     headers: &HeaderMap,
     framing: Framing,
 ) {
-    out.reserve(head_capacity(headers) + target.len());
     out.put_slice(method.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(target.as_bytes());
@@ -43,7 +45,7 @@ pub fn request_head(
     } else {
         b" HTTP/1.1\r\n"
     });
-    let seen = fields(out, headers);
+    let seen = fields(out, headers, Some(header::EXPECT));
     match framing {
         Framing::Length(n) if !seen.content_length => content_length(out, n),
         // A request whose method implies a body says it is empty.
@@ -58,7 +60,8 @@ pub fn request_head(
     out.put_slice(b"\r\n");
 }
 
-/// The status line, the headers, `Date` when missing, and the framing header.
+/// The status line, the headers, `Date` when missing, and the framing header. `out` comes
+/// sized from [`super::write::message_buffer`].
 pub fn response_head(
     out: &mut BytesMut,
     status: StatusCode,
@@ -66,13 +69,12 @@ pub fn response_head(
     framing: Framing,
     close: bool,
 ) {
-    out.reserve(head_capacity(headers));
     out.put_slice(b"HTTP/1.1 ");
     out.put_slice(status.as_str().as_bytes());
     out.put_u8(b' ');
     out.put_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.put_slice(b"\r\n");
-    let seen = fields(out, headers);
+    let seen = fields(out, headers, None);
     if !seen.date {
         out.put_slice(b"date: ");
         with_date(|d| out.put_slice(d));
@@ -104,14 +106,18 @@ struct Seen {
     date: bool,
 }
 
-fn fields(out: &mut BytesMut, headers: &HeaderMap) -> Seen {
+/// Writes the fields of `headers`, except the hop's own and `skip`.
+fn fields(out: &mut BytesMut, headers: &HeaderMap, skip: Option<header::HeaderName>) -> Seen {
     let mut seen = Seen {
         content_length: false,
         date: false,
     };
     for (name, value) in headers {
         // Framing and connection management are this hop's, decided above.
-        if name == header::TRANSFER_ENCODING || name == header::CONNECTION {
+        if name == header::TRANSFER_ENCODING
+            || name == header::CONNECTION
+            || skip.as_ref() == Some(name)
+        {
             continue;
         }
         seen.content_length |= name == header::CONTENT_LENGTH;
@@ -124,14 +130,15 @@ fn fields(out: &mut BytesMut, headers: &HeaderMap) -> Seen {
     seen
 }
 
-/// Room for a head with these fields and what this module adds (start line, `Date`,
-/// framing), so that the head is written without the buffer growing.
-pub fn head_capacity(headers: &HeaderMap) -> usize {
+/// Room for a head with these fields, a start line with `target` bytes of request target,
+/// and what this module adds (`Date`, framing), so that the head is written without the
+/// buffer growing.
+pub fn head_capacity(headers: &HeaderMap, target: usize) -> usize {
     let fields: usize = headers
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
-    fields + 160
+    fields + target + 160
 }
 
 fn content_length(out: &mut BytesMut, n: u64) {
@@ -173,7 +180,7 @@ pub fn chunk_start(out: &mut BytesMut, len: usize) {
 pub fn chunked_end(out: &mut BytesMut, trailers: Option<&HeaderMap>) {
     out.put_slice(b"0\r\n");
     if let Some(t) = trailers {
-        let _ = fields(out, t);
+        let _ = fields(out, t, None);
     }
     out.put_slice(b"\r\n");
 }

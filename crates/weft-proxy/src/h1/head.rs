@@ -281,10 +281,13 @@ fn content_length(value: &HeaderValue) -> Option<u64> {
 }
 
 fn parse_length(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || b.len() > 19 || !b.iter().all(u8::is_ascii_digit) {
+    // At most 19 digits, so the sum cannot overflow a u64.
+    if b.is_empty() || b.len() > 19 {
         return None;
     }
-    std::str::from_utf8(b).ok()?.parse().ok()
+    b.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
 }
 
 fn has_token(value: &HeaderValue, token: &str) -> bool {
@@ -348,5 +351,32 @@ mod tests {
         assert_eq!(h.framing, Framing::Length(3));
         assert!(!h.keep_alive);
         assert_eq!(&buf[..], b"abc");
+    }
+
+    #[test]
+    fn lengths_are_plain_decimal_digits() {
+        assert_eq!(parse_length(b"0"), Some(0));
+        assert_eq!(parse_length(b"007"), Some(7));
+        assert_eq!(
+            parse_length(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        for bad in [
+            &b""[..],
+            b"+1",
+            b"-1",
+            b" 1",
+            b"1 ",
+            b"1a",
+            b"0x1",
+            b"12345678901234567890",
+        ] {
+            assert_eq!(
+                parse_length(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

@@ -78,7 +78,9 @@ pub async fn serve<H: Handle>(
                 (crate::http::boxed(body), Some(rx))
             }
         };
-        let handling = handler.handle(Request::from_parts(head.parts, body));
+        // Pinned where it is made: the handler's future is large, and moving it into the
+        // watcher would copy it (twice) per request.
+        let handling = std::pin::pin!(handler.handle(Request::from_parts(head.parts, body)));
         let Some(resp) = unless_client_leaves(handling, side.as_mut()).await else {
             tracing::debug!("client closed its connection before the answer; request cancelled");
             return Outcome::Done;
@@ -115,10 +117,9 @@ pub async fn serve<H: Handle>(
 /// exchange with it — instead of leaving it to run (a long poll, say). Bytes that arrive
 /// meanwhile (a pipelined request) stay in the buffer. `None`: the client left.
 async fn unless_client_leaves<F: Future<Output = Response<Body>>>(
-    handling: F,
+    mut handling: Pin<&mut F>,
     mut read: Option<&mut ReadSide>,
 ) -> Option<Response<Body>> {
-    let mut handling = std::pin::pin!(handling);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(resp) = handling.as_mut().poll(cx) {
             return Poll::Ready(Some(resp));
@@ -226,7 +227,7 @@ async fn write_response(
             body.size_hint().exact(),
         )
     };
-    let mut out = write::message_buffer(&parts.headers, framing);
+    let mut out = write::message_buffer(&parts.headers, 0, framing);
     encode::response_head(&mut out, status, &parts.headers, framing, close);
     if bodiless || framing == Framing::Empty {
         return Ok(write::write_all(io, &out).await?);

@@ -87,10 +87,16 @@ impl Attempt<'_> {
                 );
             };
             let in_flight = ep.load.start();
-            let sent = to_endpoint_raw(self.backend.protocol, &ep, req, self.connect_timeout);
+            // Pinned in place: moving the exchange's (large) future into a timeout would copy it.
+            let mut sent = std::pin::pin!(to_endpoint_raw(
+                self.backend.protocol,
+                &ep,
+                req,
+                self.connect_timeout
+            ));
             let result = match self.rule.backend_request_timeout.filter(|d| !d.is_zero()) {
-                Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| t),
-                None => Ok(sent.await),
+                Some(t) => tokio::time::timeout(t, sent.as_mut()).await.map_err(|_| t),
+                None => Ok(sent.as_mut().await),
             };
             let more = n + 1 < tries;
             match result {

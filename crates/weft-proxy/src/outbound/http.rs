@@ -11,6 +11,7 @@ use http::{Request, Response};
 use weft_api::view::{FilterView, HeaderModifierView};
 
 use super::forward::{self, Attempt};
+use super::last_authority::LastAuthority;
 use super::Target;
 use crate::access_log::Entry;
 use crate::http::errors::{respond, Reason};
@@ -23,11 +24,19 @@ pub struct Handler {
     cx: Arc<Context>,
     target: Target,
     client: SocketAddr,
+    /// Resolving the authority again for each request of a keep-alive connection is the
+    /// most expensive part of routing; shared by the connection's clones (HTTP/2 streams).
+    last: Arc<LastAuthority>,
 }
 
 impl Handler {
     pub fn new(cx: Arc<Context>, target: Target, client: SocketAddr) -> Self {
-        Self { cx, target, client }
+        Self {
+            cx,
+            target,
+            client,
+            last: Arc::default(),
+        }
     }
 }
 
@@ -102,7 +111,11 @@ impl Handler {
         }
     }
 
-    fn destination(&self, snapshot: &Snapshot, req: &Request<Body>) -> Result<Destination, String> {
+    fn destination(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        req: &Request<Body>,
+    ) -> Result<Destination, String> {
         match &self.target {
             Target::Service(addr) => snapshot
                 .by_addr(*addr)
@@ -113,8 +126,8 @@ impl Handler {
             Target::Explicit => {
                 let authority = authority_of(req)
                     .ok_or_else(|| "request has no Host or authority".to_string())?;
-                if let Some(sp) = snapshot.by_authority(authority) {
-                    return Ok(Destination::Port(sp.clone()));
+                if let Some(sp) = self.last.resolve(snapshot, authority) {
+                    return Ok(Destination::Port(sp));
                 }
                 // A workload's own address (pod IP), sent as an explicit proxy request.
                 if let Ok(addr) = authority.parse::<SocketAddr>() {
@@ -187,8 +200,11 @@ impl Handler {
         for m in &response_mods {
             filters::modify_headers(resp.headers_mut(), m);
         }
-        rule.stats
-            .record(resp.status().as_u16(), grpc_status(&resp), start.elapsed());
+        rule.stats.record(
+            resp.status().as_u16(),
+            grpc.then(|| grpc_status(&resp)).flatten(),
+            start.elapsed(),
+        );
         resp
     }
 
@@ -306,9 +322,10 @@ impl Handler {
                 snapshot.mesh.connect_timeout_ms.max(1),
             ),
         };
-        let fut = attempt.run(req);
+        // Pinned in place: moving the attempt's (large) future into a timeout would copy it.
+        let mut fut = std::pin::pin!(attempt.run(req));
         let mut resp = match timeout {
-            Some(t) => match tokio::time::timeout(t, fut).await {
+            Some(t) => match tokio::time::timeout(t, fut.as_mut()).await {
                 Ok(r) => r,
                 Err(_) => respond(
                     Reason::Timeout,
@@ -316,7 +333,7 @@ impl Handler {
                     grpc,
                 ),
             },
-            None => fut.await,
+            None => fut.as_mut().await,
         };
         if let Some(cookie) = sticky {
             resp.headers_mut().append(http::header::SET_COOKIE, cookie);
@@ -382,9 +399,11 @@ fn set_authority<B>(req: &mut Request<B>, host: HeaderValue) {
     req.headers_mut().insert(http::header::HOST, host);
 }
 
+/// A trailers-only gRPC answer's status (in the headers).
 fn grpc_status(resp: &Response<Body>) -> Option<u32> {
+    const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
     resp.headers()
-        .get("grpc-status")
+        .get(GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
 }

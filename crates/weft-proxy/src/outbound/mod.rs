@@ -9,6 +9,7 @@
 mod connect;
 mod forward;
 mod http;
+mod last_authority;
 mod tcp;
 
 use std::net::SocketAddr;

@@ -325,21 +325,28 @@ pub fn split_authority(authority: &str) -> Option<(&str, Option<u16>)> {
     }
 }
 
+/// A snapshot of one Service, `reviews.shop` (VIP 10.96.0.10, ports 9080 and 80), as the
+/// proxy of a workload in `namespace` sees it.
+#[cfg(test)]
+pub(crate) fn test_snapshot(namespace: &str) -> Snapshot {
+    let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews, namespace: shop}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{port: 9080}, {port: 80}]\n";
+    let (resources, diags) = weft_api::load::load_str(std::path::Path::new("t.yaml"), yaml);
+    let (model, more) = weft_api::validate::build(&resources);
+    let model = model.unwrap_or_else(|| panic!("{diags}{more}"));
+    let who = weft_api::compile::ProxyIdentity {
+        namespace: namespace.into(),
+        workload: None,
+    };
+    let view = weft_api::compile::compile(&model, &who).expect("compile");
+    Snapshot::build(view, namespace, &Metrics::new(), &Registry::default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn snapshot(namespace: &str) -> Snapshot {
-        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews, namespace: shop}\nspec:\n  clusterIP: 10.96.0.10\n  ports: [{port: 9080}, {port: 80}]\n";
-        let (resources, diags) = weft_api::load::load_str(std::path::Path::new("t.yaml"), yaml);
-        let (model, more) = weft_api::validate::build(&resources);
-        let model = model.unwrap_or_else(|| panic!("{diags}{more}"));
-        let who = weft_api::compile::ProxyIdentity {
-            namespace: namespace.into(),
-            workload: None,
-        };
-        let view = weft_api::compile::compile(&model, &who).expect("compile");
-        Snapshot::build(view, namespace, &Metrics::new(), &Registry::default())
+        test_snapshot(namespace)
     }
 
     #[test]
