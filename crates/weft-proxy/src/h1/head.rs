@@ -77,7 +77,9 @@ pub fn request(buf: &mut BytesMut, max_headers: usize, max_bytes: usize) -> Pars
     if uri.scheme().is_none() && uri.path_and_query().is_none() {
         return put_back(buf, &head);
     }
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    // Room for what the proxy adds on the way (`weft-orig-proto` across the mesh, a
+    // `Host`): growing a full map rebuilds it, which costs more than parsing the head.
+    let mut headers = HeaderMap::with_capacity(fields.len() + 2);
     for (name, value) in fields {
         let Ok(value) = HeaderValue::from_maybe_shared(head.slice(value)) else {
             return put_back(buf, &head);

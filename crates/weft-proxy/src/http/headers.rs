@@ -5,7 +5,7 @@
 use http::header::{self, HeaderMap, HeaderName};
 
 /// Carries the client's HTTP version across the mesh hop (`HTTP/1.1` or `HTTP/1.0`).
-pub const ORIG_PROTO: &str = "weft-orig-proto";
+pub const ORIG_PROTO: HeaderName = HeaderName::from_static("weft-orig-proto");
 
 /// Removes hop-by-hop headers: the standard list plus any named in `Connection`. `TE:
 /// trailers` is kept (gRPC needs it).

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderValue;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, Version};
 use hyper::body::Body as _;
 
@@ -230,15 +231,20 @@ pub fn to_absolute<B>(req: &mut Request<B>) {
     if req.uri().authority().is_some() {
         return;
     }
-    let Some(host) = host.as_ref().and_then(|h| h.to_str().ok()) else {
+    let Some(authority) = host.and_then(|h| Authority::try_from(h.as_bytes()).ok()) else {
         return;
     };
-    let pq = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    if let Ok(uri) = format!("http://{host}{pq}").parse() {
+    // Built from parts: the path is shared, not formatted and parsed again.
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(authority);
+    parts.path_and_query = Some(
+        req.uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    if let Ok(uri) = http::Uri::from_parts(parts) {
         *req.uri_mut() = uri;
     }
 }
@@ -314,4 +320,37 @@ pub fn ensure_sticky_cookie<B>(backend: &Backend, req: &mut Request<B>) -> Optio
         "{name}={value}; Path={path}; Max-Age={ttl}; HttpOnly"
     ))
     .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_moves_into_the_uri_for_http2() {
+        let mut req = Request::get("/a/b?c=1")
+            .header("host", "echo.shop:8080")
+            .body(())
+            .expect("request");
+        to_absolute(&mut req);
+        assert_eq!(req.uri(), "http://echo.shop:8080/a/b?c=1");
+        assert!(req.headers().get("host").is_none());
+
+        // An absolute URI already says where: the Host header just goes.
+        let mut req = Request::get("http://a.b/x")
+            .header("host", "other")
+            .body(())
+            .expect("request");
+        to_absolute(&mut req);
+        assert_eq!(req.uri(), "http://a.b/x");
+        assert!(req.headers().get("host").is_none());
+
+        // A Host that is no authority leaves the URI as it was.
+        let mut req = Request::get("/x")
+            .header("host", "bad host")
+            .body(())
+            .expect("request");
+        to_absolute(&mut req);
+        assert_eq!(req.uri(), "/x");
+    }
 }
