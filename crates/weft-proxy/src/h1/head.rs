@@ -250,7 +250,7 @@ fn fields(
     let mut out = Vec::with_capacity(parsed.len());
     for h in parsed {
         out.push((
-            HeaderName::from_bytes(h.name.as_bytes())?,
+            super::names::header_name(h.name.as_bytes())?,
             range_of(base, h.value),
         ));
     }
@@ -269,7 +269,7 @@ pub fn header_map(
     map: &mut HeaderMap,
 ) -> Result<(), Error> {
     for h in parsed {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
+        let name = super::names::header_name(h.name.as_bytes())
             .map_err(|_| Error::Head(format!("invalid header name `{}`", h.name)))?;
         let v = HeaderValue::from_maybe_shared(value(h.value))
             .map_err(|_| Error::Head(format!("invalid value of `{name}`")))?;

@@ -18,6 +18,7 @@ pub mod decode;
 pub mod encode;
 pub mod head;
 pub mod io;
+pub mod names;
 pub mod server;
 pub mod write;
 
