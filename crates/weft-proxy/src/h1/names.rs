@@ -31,7 +31,8 @@ pub fn header_name(raw: &[u8]) -> Result<HeaderName, InvalidHeaderName> {
         return HeaderName::from_bytes(raw);
     }
     let slot = slot_of(raw);
-    SEEN.with(|cell| {
+    // `try_with`: a thread being torn down has no table any more, only the parser.
+    let cached = SEEN.try_with(|cell| {
         let mut seen = cell.borrow_mut();
         if let Some(e) = &seen[slot] {
             if e.raw.get(..usize::from(e.len)) == Some(raw) {
@@ -47,7 +48,8 @@ pub fn header_name(raw: &[u8]) -> Result<HeaderName, InvalidHeaderName> {
             name: name.clone(),
         });
         Ok(name)
-    })
+    });
+    cached.unwrap_or_else(|_| HeaderName::from_bytes(raw))
 }
 
 /// Length, first, middle and last byte: cheap, and enough to spread the names one sees.

@@ -345,12 +345,26 @@ mod tests {
         assert_eq!(req.uri(), "http://a.b/x");
         assert!(req.headers().get("host").is_none());
 
-        // A Host that is no authority leaves the URI as it was.
-        let mut req = Request::get("/x")
-            .header("host", "bad host")
+        // An IPv6 literal with a port, and a path-less request.
+        let mut req = Request::options("*")
+            .header("host", "[::1]:8080")
             .body(())
             .expect("request");
         to_absolute(&mut req);
-        assert_eq!(req.uri(), "/x");
+        assert_eq!(
+            req.uri().authority().map(|a| a.as_str()),
+            Some("[::1]:8080")
+        );
+        assert_eq!(req.uri().scheme_str(), Some("http"));
+
+        // A Host that is no authority leaves the URI as it was.
+        for bad in ["bad host", "h/x", "h?q"] {
+            let mut req = Request::get("/x")
+                .header("host", bad)
+                .body(())
+                .expect("request");
+            to_absolute(&mut req);
+            assert_eq!(req.uri(), "/x", "{bad}");
+        }
     }
 }

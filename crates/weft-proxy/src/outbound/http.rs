@@ -200,11 +200,8 @@ impl Handler {
         for m in &response_mods {
             filters::modify_headers(resp.headers_mut(), m);
         }
-        rule.stats.record(
-            resp.status().as_u16(),
-            grpc.then(|| grpc_status(&resp)).flatten(),
-            start.elapsed(),
-        );
+        rule.stats
+            .record(resp.status().as_u16(), grpc_status(&resp), start.elapsed());
         resp
     }
 

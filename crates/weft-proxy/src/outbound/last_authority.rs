@@ -14,13 +14,16 @@ use crate::state::{ServicePort, Snapshot};
 #[derive(Default)]
 pub struct LastAuthority(ArcSwapOption<Resolved>);
 
-/// An authority resolved against one snapshot.
+/// An authority resolved against one snapshot. Both references are weak: an idle connection
+/// must not keep an old configuration alive, nor through it the upstream connections of
+/// endpoints that are gone.
 struct Resolved {
     /// Which snapshot: a `Weak` keeps the allocation (not the snapshot) alive, so its address
     /// cannot be taken by a newer snapshot while this entry exists.
     snapshot: Weak<Snapshot>,
     authority: String,
-    port: Arc<ServicePort>,
+    /// Upgrades whenever `snapshot` is the caller's: the snapshot holds the port.
+    port: Weak<ServicePort>,
 }
 
 impl LastAuthority {
@@ -31,14 +34,16 @@ impl LastAuthority {
             if std::ptr::eq(last.snapshot.as_ptr(), Arc::as_ptr(snapshot))
                 && last.authority == authority
             {
-                return Some(last.port.clone());
+                if let Some(port) = last.port.upgrade() {
+                    return Some(port);
+                }
             }
         }
         let port = snapshot.by_authority(authority)?.clone();
         self.0.store(Some(Arc::new(Resolved {
             snapshot: Arc::downgrade(snapshot),
             authority: authority.to_string(),
-            port: port.clone(),
+            port: Arc::downgrade(&port),
         })));
         Some(port)
     }
@@ -71,5 +76,21 @@ mod tests {
         // A snapshot in which the name means nothing.
         let elsewhere = Arc::new(test_snapshot("other"));
         assert_eq!(resolve(&elsewhere, "reviews"), None);
+    }
+
+    #[test]
+    fn an_idle_connection_keeps_no_old_configuration_alive() {
+        let last = LastAuthority::default();
+        let snapshot = Arc::new(test_snapshot("shop"));
+        let port = last
+            .resolve(&snapshot, "reviews:9080")
+            .map(|p| Arc::downgrade(&p));
+        assert!(port.as_ref().and_then(Weak::upgrade).is_some());
+        // The configuration changes and the request is done: only the cache is left.
+        drop(snapshot);
+        assert!(
+            port.as_ref().and_then(Weak::upgrade).is_none(),
+            "the remembered Service port (and its endpoints) outlived the snapshot"
+        );
     }
 }
