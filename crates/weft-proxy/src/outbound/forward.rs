@@ -326,31 +326,31 @@ pub fn ensure_sticky_cookie<B>(backend: &Backend, req: &mut Request<B>) -> Optio
 mod tests {
     use super::*;
 
-    #[test]
-    fn host_moves_into_the_uri_for_http2() {
-        let mut req = Request::get("/a/b?c=1")
-            .header("host", "echo.shop:8080")
+    /// A request for `target` with `Host: host`, after [`to_absolute`].
+    fn absolute(method: http::Method, target: &str, host: &str) -> Request<()> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(target)
+            .header("host", host)
             .body(())
             .expect("request");
         to_absolute(&mut req);
+        req
+    }
+
+    #[test]
+    fn host_moves_into_the_uri_for_http2() {
+        let req = absolute(http::Method::GET, "/a/b?c=1", "echo.shop:8080");
         assert_eq!(req.uri(), "http://echo.shop:8080/a/b?c=1");
         assert!(req.headers().get("host").is_none());
 
         // An absolute URI already says where: the Host header just goes.
-        let mut req = Request::get("http://a.b/x")
-            .header("host", "other")
-            .body(())
-            .expect("request");
-        to_absolute(&mut req);
+        let req = absolute(http::Method::GET, "http://a.b/x", "other");
         assert_eq!(req.uri(), "http://a.b/x");
         assert!(req.headers().get("host").is_none());
 
         // An IPv6 literal with a port, and a path-less request.
-        let mut req = Request::options("*")
-            .header("host", "[::1]:8080")
-            .body(())
-            .expect("request");
-        to_absolute(&mut req);
+        let req = absolute(http::Method::OPTIONS, "*", "[::1]:8080");
         assert_eq!(
             req.uri().authority().map(|a| a.as_str()),
             Some("[::1]:8080")
@@ -359,12 +359,7 @@ mod tests {
 
         // A Host that is no authority leaves the URI as it was.
         for bad in ["bad host", "h/x", "h?q"] {
-            let mut req = Request::get("/x")
-                .header("host", bad)
-                .body(())
-                .expect("request");
-            to_absolute(&mut req);
-            assert_eq!(req.uri(), "/x", "{bad}");
+            assert_eq!(absolute(http::Method::GET, "/x", bad).uri(), "/x", "{bad}");
         }
     }
 }
