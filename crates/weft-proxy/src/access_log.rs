@@ -119,10 +119,8 @@ impl Entry {
     pub fn finish<B>(mut self, resp: &Response<B>, elapsed: Duration) -> String {
         self.status = resp.status().as_u16();
         self.duration_ms = elapsed.as_secs_f64() * 1000.0;
-        self.weft_error = resp
-            .headers()
-            .get(WEFT_ERROR)
-            .and_then(|v| v.to_str().ok())
+        self.weft_error = crate::h1::verbatim::header(resp, WEFT_ERROR)
+            .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::to_string);
         let mut line = serde_json::to_string(&self).unwrap_or_default();
         line.push('\n');

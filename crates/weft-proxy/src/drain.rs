@@ -1,25 +1,28 @@
 //! Graceful shutdown: a signal every connection watches, and a count of connections still
 //! open so that shutdown can wait for them (up to a deadline).
+//!
+//! The signal is a flag plus a [`Notify`]: asking "draining yet?" is one atomic load, which a
+//! keep-alive connection does between requests (a `watch` channel's check takes a lock).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 
 /// Held by the task that decides to shut down.
 pub struct Drain {
-    tx: watch::Sender<bool>,
     inner: Arc<Inner>,
 }
 
 /// Held by every listener and connection.
 #[derive(Clone)]
 pub struct Watch {
-    rx: watch::Receiver<bool>,
     inner: Arc<Inner>,
 }
 
 struct Inner {
+    draining: AtomicBool,
+    signal: Notify,
     open: AtomicUsize,
     idle: Notify,
 }
@@ -36,17 +39,17 @@ impl Drop for Guard {
 }
 
 pub fn channel() -> (Drain, Watch) {
-    let (tx, rx) = watch::channel(false);
     let inner = Arc::new(Inner {
+        draining: AtomicBool::new(false),
+        signal: Notify::new(),
         open: AtomicUsize::new(0),
         idle: Notify::new(),
     });
     (
         Drain {
-            tx,
             inner: inner.clone(),
         },
-        Watch { rx, inner },
+        Watch { inner },
     )
 }
 
@@ -54,7 +57,8 @@ impl Drain {
     /// Tells every watcher to stop, then waits until every guard is dropped or `deadline`
     /// passes. Returns the number of connections still open at the end.
     pub async fn drain(self, deadline: std::time::Duration) -> usize {
-        let _ = self.tx.send(true);
+        self.inner.draining.store(true, Ordering::Release);
+        self.inner.signal.notify_waiters();
         let wait = async {
             loop {
                 let notified = self.inner.idle.notified();
@@ -77,13 +81,23 @@ impl Watch {
     }
 
     pub fn is_draining(&self) -> bool {
-        *self.rx.borrow()
+        self.inner.draining.load(Ordering::Acquire)
     }
 
-    /// Resolves once shutdown has begun.
+    /// Resolves once shutdown has begun. Polled once, it stays registered: the task that
+    /// polled it is woken when the drain begins, and may then check [`Self::is_draining`]
+    /// instead of polling it again.
     pub async fn signaled(&self) {
-        let mut rx = self.rx.clone();
-        let _ = rx.wait_for(|draining| *draining).await;
+        loop {
+            let notified = self.inner.signal.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the flag is read, so a drain in between still wakes us.
+            notified.as_mut().enable();
+            if self.is_draining() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     pub fn open_connections(&self) -> usize {
@@ -108,6 +122,17 @@ mod tests {
         });
         assert_eq!(drain.drain(Duration::from_secs(5)).await, 0);
         assert!(watch.is_draining());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watcher_that_arrives_late_sees_the_drain_at_once() {
+        let (drain, watch) = channel();
+        assert!(!watch.is_draining());
+        assert_eq!(drain.drain(Duration::from_secs(1)).await, 0);
+        assert!(watch.is_draining());
+        tokio::time::timeout(Duration::from_secs(1), watch.signaled())
+            .await
+            .expect("signaled resolves after the drain began");
     }
 
     #[tokio::test(start_paused = true)]

@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use weft_api::view::MtlsMode;
 
+use crate::h1::verbatim::Fields;
 use crate::http::errors::{respond, Reason};
 use crate::http::headers::{strip_hop_by_hop, ORIG_PROTO};
 use crate::http::pool::Http1Pool;
@@ -336,7 +337,12 @@ impl Handler {
         let result = match orig.as_ref().and_then(|v| v.to_str().ok()) {
             Some(v) if v.starts_with("HTTP/1") => {
                 restore_http1(&mut req, v == "HTTP/1.0");
-                self.cx.ports.http1(app).send(req, timeout).await
+                // The answer goes back over HTTP/2 through hyper, which needs a map.
+                self.cx
+                    .ports
+                    .http1(app)
+                    .send(req, timeout, Fields::Map)
+                    .await
             }
             _ => self.cx.ports.h2(app).send(req, timeout).await.map(|resp| {
                 let (parts, body) = resp.into_parts();

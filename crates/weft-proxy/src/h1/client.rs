@@ -16,6 +16,7 @@ use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 
 use super::decode::{Decoder, Framing};
+use super::verbatim::Fields;
 use super::write::{self, Sent};
 use super::{encode, head, io, Error};
 use crate::http::{Body, BoxError};
@@ -54,6 +55,7 @@ pub trait Recycle: Send + Sync + Unpin + 'static {
 pub struct Replay {
     head: Bytes,
     head_request: bool,
+    form: Fields,
 }
 
 pub struct Failure {
@@ -71,11 +73,12 @@ impl From<Error> for Failure {
 }
 
 /// Sends `req` (origin-form: path and query; the authority stays in `Host`) and reads the
-/// response head.
+/// response head, its fields in the `form` asked for.
 pub async fn send<R: Recycle>(
     mut conn: Conn,
     req: Request<Body>,
     recycle: R,
+    form: Fields,
 ) -> Result<http::Response<Body>, Failure> {
     // `Expect` is left out of the head (see `encode::request_head`).
     let (parts, mut body) = req.into_parts();
@@ -83,7 +86,7 @@ pub async fn send<R: Recycle>(
     let persistent = parts.version != http::Version::HTTP_10;
     let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let framing = encode::body_framing(
-        &parts.headers,
+        encode::declared_length(&parts.headers),
         body.is_end_stream(),
         body.size_hint().exact(),
     );
@@ -102,6 +105,7 @@ pub async fn send<R: Recycle>(
         let replay = idempotent(&parts.method).then(|| Replay {
             head: head.clone(),
             head_request,
+            form,
         });
         if let Err(e) = write::write_all(&conn.io, &head).await {
             return Err(Failure {
@@ -109,7 +113,7 @@ pub async fn send<R: Recycle>(
                 replay,
             });
         }
-        return receive(conn, head_request, persistent, recycle)
+        return receive(conn, head_request, persistent, recycle, form)
             .await
             .map_err(|error| Failure {
                 replay: matches!(error, Error::NoResponse)
@@ -128,6 +132,7 @@ pub async fn send<R: Recycle>(
         head_request,
         persistent && sent == Sent::Whole,
         recycle,
+        form,
     )
     .await?)
 }
@@ -169,7 +174,7 @@ pub async fn replay<R: Recycle>(
     recycle: R,
 ) -> Result<http::Response<Body>, Error> {
     write::write_all(&conn.io, &replay.head).await?;
-    receive(conn, replay.head_request, true, recycle).await
+    receive(conn, replay.head_request, true, recycle, replay.form).await
 }
 
 fn idempotent(method: &Method) -> bool {
@@ -186,12 +191,13 @@ async fn receive<R: Recycle>(
     head_request: bool,
     reusable: bool,
     recycle: R,
+    form: Fields,
 ) -> Result<http::Response<Body>, Error> {
     let mut received = false;
     let head = loop {
         if !conn.buf.is_empty() {
             received = true;
-            if let Some(h) = head::response(&mut conn.buf, head_request)? {
+            if let Some(h) = head::response(&mut conn.buf, head_request, form)? {
                 if h.parts.status == http::StatusCode::SWITCHING_PROTOCOLS {
                     return Err(Error::UnexpectedUpgrade);
                 }
@@ -228,7 +234,11 @@ async fn receive<R: Recycle>(
         }
         .boxed()
     };
-    Ok(http::Response::from_parts(head.parts, body))
+    let mut parts = head.parts;
+    if let Some(fields) = head.verbatim {
+        parts.extensions.insert(fields);
+    }
+    Ok(http::Response::from_parts(parts, body))
 }
 
 fn is_reset(e: &std::io::Error) -> bool {

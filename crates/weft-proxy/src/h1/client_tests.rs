@@ -11,6 +11,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::verbatim::Fields;
 use crate::http::pool::Http1Pool;
 use crate::http::{empty, full, Body};
 
@@ -61,7 +62,7 @@ async fn send(
 ) -> (http::response::Parts, Bytes, Option<http::HeaderMap>) {
     let resp = tokio::time::timeout(
         Duration::from_secs(5),
-        pool.send(req, Duration::from_secs(1)),
+        pool.send(req, Duration::from_secs(1), Fields::Map),
     )
     .await
     .expect("in time")
@@ -217,7 +218,7 @@ async fn a_post_is_not_sent_twice() {
         .body(empty())
         .expect("req");
     let err = pool
-        .send(post, Duration::from_secs(1))
+        .send(post, Duration::from_secs(1), Fields::Map)
         .await
         .expect_err("no answer");
     assert!(
@@ -265,7 +266,7 @@ async fn broken_upstreams_are_errors_not_hangs() {
         let pool = Http1Pool::new(addr);
         let result = tokio::time::timeout(Duration::from_secs(5), async {
             let resp = pool
-                .send(get("/"), Duration::from_secs(1))
+                .send(get("/"), Duration::from_secs(1), Fields::Map)
                 .await
                 .map_err(|e| e.to_string())?;
             resp.into_body()

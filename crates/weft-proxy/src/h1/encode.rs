@@ -8,14 +8,18 @@ use http::header::{self, HeaderMap};
 use http::{Method, StatusCode};
 
 use super::decode::Framing;
+use super::verbatim::VerbatimFields;
 
-/// The framing a request or response body gets on the wire, decided from its headers and
-/// what the body says about its size.
-pub fn body_framing(headers: &HeaderMap, end_stream: bool, exact: Option<u64>) -> Framing {
-    let declared = headers
+/// The `Content-Length` in `headers`, if there is a valid one.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+        .and_then(|v| super::head::parse_length(v.as_bytes()))
+}
+
+/// The framing a request or response body gets on the wire, decided from the length its
+/// fields declare and what the body says about its size.
+pub fn body_framing(declared: Option<u64>, end_stream: bool, exact: Option<u64>) -> Framing {
     match (declared, end_stream, exact) {
         (Some(n), _, _) => Framing::Length(n),
         (None, true, _) => Framing::Empty,
@@ -60,11 +64,13 @@ pub fn request_head(
     out.put_slice(b"\r\n");
 }
 
-/// The status line, the headers, `Date` when missing, and the framing header. `out` comes
-/// sized from [`super::write::message_buffer`].
+/// The status line, the fields (`verbatim` ones first, as received, then the map's), `Date`
+/// when missing, and the framing header. `out` comes sized from
+/// [`super::write::message_buffer`].
 pub fn response_head(
     out: &mut BytesMut,
     status: StatusCode,
+    verbatim: Option<&VerbatimFields>,
     headers: &HeaderMap,
     framing: Framing,
     close: bool,
@@ -74,7 +80,16 @@ pub fn response_head(
     out.put_u8(b' ');
     out.put_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.put_slice(b"\r\n");
-    let seen = fields(out, headers, None);
+    if let Some(v) = verbatim {
+        for lines in v.lines() {
+            out.put_slice(lines);
+        }
+    }
+    let mut seen = fields(out, headers, None);
+    if let Some(v) = verbatim {
+        seen.date |= v.date;
+        seen.content_length |= v.content_length.is_some();
+    }
     if !seen.date {
         out.put_slice(b"date: ");
         with_date(|d| out.put_slice(d));
@@ -130,15 +145,15 @@ fn fields(out: &mut BytesMut, headers: &HeaderMap, skip: Option<header::HeaderNa
     seen
 }
 
-/// Room for a head with these fields, a start line with `target` bytes of request target,
+/// Room for a head with these fields, `extra` bytes more (a request target, verbatim fields),
 /// and what this module adds (`Date`, framing), so that the head is written without the
 /// buffer growing.
-pub fn head_capacity(headers: &HeaderMap, target: usize) -> usize {
+pub fn head_capacity(headers: &HeaderMap, extra: usize) -> usize {
     let fields: usize = headers
         .iter()
         .map(|(n, v)| n.as_str().len() + v.len() + 4)
         .sum();
-    fields + target + 160
+    fields + extra + 160
 }
 
 fn content_length(out: &mut BytesMut, n: u64) {
@@ -224,6 +239,7 @@ mod tests {
         response_head(
             &mut out,
             StatusCode::OK,
+            None,
             &headers,
             Framing::Length(2),
             false,
@@ -240,10 +256,25 @@ mod tests {
     #[test]
     fn framing_prefers_the_declared_length() {
         let mut headers = HeaderMap::new();
-        assert_eq!(body_framing(&headers, true, Some(0)), Framing::Empty);
-        assert_eq!(body_framing(&headers, false, Some(7)), Framing::Length(7));
-        assert_eq!(body_framing(&headers, false, None), Framing::Chunked);
+        let declared = |h: &HeaderMap| declared_length(h);
+        assert_eq!(
+            body_framing(declared(&headers), true, Some(0)),
+            Framing::Empty
+        );
+        assert_eq!(
+            body_framing(declared(&headers), false, Some(7)),
+            Framing::Length(7)
+        );
+        assert_eq!(
+            body_framing(declared(&headers), false, None),
+            Framing::Chunked
+        );
         headers.insert(header::CONTENT_LENGTH, "3".parse().expect("value"));
-        assert_eq!(body_framing(&headers, false, None), Framing::Length(3));
+        assert_eq!(
+            body_framing(declared(&headers), false, None),
+            Framing::Length(3)
+        );
+        headers.insert(header::CONTENT_LENGTH, "+3".parse().expect("value"));
+        assert_eq!(declared(&headers), None, "digits only");
     }
 }

@@ -10,6 +10,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri, Version};
 
 use super::decode::Framing;
+use super::names::{known, Known};
+use super::verbatim::{self, Fields, VerbatimFields};
 use super::Error;
 
 /// The most header fields a head may carry here (the proxy's limit may be lower).
@@ -33,6 +35,9 @@ pub struct RequestHead {
 
 pub struct ResponseHead {
     pub parts: http::response::Parts,
+    /// The fields, when asked for [`Fields::Verbatim`] and the head allows it (`parts` then
+    /// has an empty map).
+    pub verbatim: Option<VerbatimFields>,
     pub framing: Framing,
     pub keep_alive: bool,
 }
@@ -114,25 +119,28 @@ fn put_back<T>(buf: &mut BytesMut, head: &Bytes) -> Parsed<T> {
 fn request_framing(fields: &[httparse::Header<'_>]) -> Option<(Framing, bool)> {
     let (mut length, mut chunked, mut keep_alive) = (None, false, true);
     for h in fields {
-        let name = h.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"content-length") {
-            if length.is_some() {
-                return None;
+        match known(h.name.as_bytes()) {
+            Known::ContentLength => {
+                if length.is_some() {
+                    return None;
+                }
+                length = Some(parse_length(h.value)?);
             }
-            length = Some(parse_length(h.value)?);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            if chunked || !h.value.eq_ignore_ascii_case(b"chunked") {
-                return None;
+            Known::TransferEncoding => {
+                if chunked || !h.value.eq_ignore_ascii_case(b"chunked") {
+                    return None;
+                }
+                chunked = true;
             }
-            chunked = true;
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            let value = std::str::from_utf8(h.value).ok()?;
-            if token_in(value, "upgrade") {
-                return None;
+            Known::Connection => {
+                let value = std::str::from_utf8(h.value).ok()?;
+                if token_in(value, "upgrade") {
+                    return None;
+                }
+                keep_alive &= !token_in(value, "close");
             }
-            keep_alive &= !token_in(value, "close");
-        } else if name.eq_ignore_ascii_case(b"upgrade") || name.eq_ignore_ascii_case(b"expect") {
-            return None;
+            Known::Upgrade | Known::Expect => return None,
+            _ => {}
         }
     }
     match (length, chunked) {
@@ -143,9 +151,13 @@ fn request_framing(fields: &[httparse::Header<'_>]) -> Option<(Framing, bool)> {
     }
 }
 
-/// Parses a response head to a request (`head_request`: it was a HEAD, so no body follows).
-/// Returns `Ok(None)` until the buffer holds the whole head.
-pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Option<ResponseHead>, Error> {
+/// Parses a response head to a request (`head_request`: it was a HEAD, so no body follows),
+/// its fields in the `form` asked for. Returns `Ok(None)` until the buffer holds the whole head.
+pub fn response(
+    buf: &mut BytesMut,
+    head_request: bool,
+    form: Fields,
+) -> Result<Option<ResponseHead>, Error> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut []);
     let len = match httparse::ParserConfig::default()
@@ -164,50 +176,41 @@ pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Option<Respons
     } else {
         Version::HTTP_11
     };
-    let base = buf.as_ptr() as usize;
-    let fields = fields(base, resp.headers).map_err(|e| Error::Head(e.to_string()))?;
+    let declared = response_framing(resp.headers)?;
+    let plan = match form {
+        Fields::Verbatim => verbatim::plan(&buf[..len], resp.headers, declared.length),
+        Fields::Map => None,
+    };
+    let fields = match plan {
+        Some(_) => Vec::new(),
+        None => {
+            fields(buf.as_ptr() as usize, resp.headers).map_err(|e| Error::Head(e.to_string()))?
+        }
+    };
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(fields.len());
-    let (mut length, mut chunked) = (None, None);
-    let mut keep_alive = version == Version::HTTP_11;
     for (name, value) in fields {
         let value = HeaderValue::from_maybe_shared(head.slice(value))
             .map_err(|_| Error::Head(format!("invalid value of `{name}`")))?;
-        if name == header::CONTENT_LENGTH {
-            let n = content_length(&value)
-                .ok_or_else(|| Error::Head("invalid Content-Length".into()))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(Error::Head("conflicting Content-Length values".into()));
-            }
-            length = Some(n);
-        } else if name == header::TRANSFER_ENCODING {
-            // Only the last coding decides; `gzip, chunked` is chunked.
-            chunked = Some(last_token_is(&value, "chunked"));
-        } else if name == header::CONNECTION {
-            if has_token(&value, "close") {
-                keep_alive = false;
-            } else if has_token(&value, "keep-alive") {
-                keep_alive = true;
-            }
-        }
         headers.append(name, value);
     }
     let no_body = head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
-    let framing = match (no_body, chunked, length) {
+    let framing = match (no_body, declared.chunked, declared.length) {
         (true, _, _) => Framing::Empty,
         (false, Some(true), _) => Framing::Chunked,
         (false, Some(false), _) | (false, None, None) => Framing::UntilClose,
         (false, None, Some(n)) => Framing::Length(n),
     };
+    let mut keep_alive = declared.keep_alive.unwrap_or(version == Version::HTTP_11);
     if framing == Framing::UntilClose {
         keep_alive = false;
     }
-    if chunked.is_some() && length.is_some() {
+    if declared.chunked.is_some() && declared.length.is_some() {
         // RFC 9112 §6.3: chunking wins, the length must not be forwarded, and the connection
-        // is not to be trusted with another message.
+        // is not to be trusted with another message. (Such a head is never verbatim.)
         headers.remove(header::CONTENT_LENGTH);
         keep_alive = false;
     }
@@ -217,9 +220,58 @@ pub fn response(buf: &mut BytesMut, head_request: bool) -> Result<Option<Respons
     *builder.headers_mut() = headers;
     Ok(Some(ResponseHead {
         parts: builder.into_parts().0,
+        verbatim: plan.map(|p| p.take(&head)),
         framing,
         keep_alive,
     }))
+}
+
+/// What a response's fields say about its framing and its connection.
+struct Declared {
+    length: Option<u64>,
+    /// `Some` when there is a `Transfer-Encoding`: whether its last coding is chunked.
+    chunked: Option<bool>,
+    /// `Some` when `Connection` says `close` (false) or `keep-alive` (true).
+    keep_alive: Option<bool>,
+}
+
+fn response_framing(fields: &[httparse::Header<'_>]) -> Result<Declared, Error> {
+    let mut declared = Declared {
+        length: None,
+        chunked: None,
+        keep_alive: None,
+    };
+    for h in fields {
+        match known(h.name.as_bytes()) {
+            Known::ContentLength => {
+                let n = parse_length(h.value)
+                    .ok_or_else(|| Error::Head("invalid Content-Length".into()))?;
+                if declared.length.is_some_and(|l| l != n) {
+                    return Err(Error::Head("conflicting Content-Length values".into()));
+                }
+                declared.length = Some(n);
+            }
+            Known::TransferEncoding => {
+                // Only the last coding decides; `gzip, chunked` is chunked.
+                let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+                declared.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            }
+            Known::Connection => {
+                let has = |token: &[u8]| {
+                    h.value
+                        .split(|&b| b == b',')
+                        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+                };
+                if has(b"close") {
+                    declared.keep_alive = Some(false);
+                } else if has(b"keep-alive") {
+                    declared.keep_alive = Some(true);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(declared)
 }
 
 /// At the start of `buf`, an interim (1xx, not 101) response head: `Some(Some(len))`; a final
@@ -278,11 +330,7 @@ pub fn header_map(
     Ok(())
 }
 
-fn content_length(value: &HeaderValue) -> Option<u64> {
-    parse_length(value.as_bytes())
-}
-
-fn parse_length(b: &[u8]) -> Option<u64> {
+pub(super) fn parse_length(b: &[u8]) -> Option<u64> {
     // At most 19 digits, so the sum cannot overflow a u64.
     if b.is_empty() || b.len() > 19 {
         return None;
@@ -292,21 +340,9 @@ fn parse_length(b: &[u8]) -> Option<u64> {
     })
 }
 
-fn has_token(value: &HeaderValue, token: &str) -> bool {
-    value.to_str().is_ok_and(|v| token_in(v, token))
-}
-
 fn token_in(list: &str, token: &str) -> bool {
     list.split(',')
         .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-fn last_token_is(value: &HeaderValue, token: &str) -> bool {
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| v.rsplit(',').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@
 //!
 //! - [`client`]: one exchange on a pooled upstream connection;
 //! - [`server`]: a client connection's request loop;
-//! - [`head`], [`decode`], [`encode`]: heads and body framing; [`io`]: reads into buffers.
+//! - [`head`], [`decode`], [`encode`]: heads and body framing; [`io`]: reads into buffers;
+//! - [`verbatim`]: response fields passed from an HTTP/1 upstream to an HTTP/1 client as bytes.
 
 pub mod body;
 pub mod client;
@@ -20,6 +21,7 @@ pub mod head;
 pub mod io;
 pub mod names;
 pub mod server;
+pub mod verbatim;
 pub mod write;
 
 use crate::http::BoxError;
@@ -50,3 +52,5 @@ pub enum Error {
 mod client_tests;
 #[cfg(test)]
 mod server_tests;
+#[cfg(test)]
+mod verbatim_tests;

@@ -6,6 +6,8 @@
 //!
 //! Bounded and lock-free: 64 slots per thread, a miss replaces whatever held the slot, and
 //! names longer than [`LONGEST`] bytes are not kept. Hostile input can only make it miss.
+//!
+//! [`known`] tells the fields the codec reads itself (framing, connection management) apart.
 
 use std::cell::RefCell;
 
@@ -52,6 +54,66 @@ pub fn header_name(raw: &[u8]) -> Result<HeaderName, InvalidHeaderName> {
     cached.unwrap_or_else(|_| HeaderName::from_bytes(raw))
 }
 
+/// The fields the codec reads itself or leaves out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Known {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    Upgrade,
+    Expect,
+    Date,
+    /// Another field that belongs to one connection (`Keep-Alive`, `TE`, `Proxy-*`).
+    OtherHop,
+    Other,
+}
+
+/// Which of [`Known`] the name `raw` is, told apart by length first: one compare for most
+/// names instead of one per candidate (each field of each head goes through here).
+pub fn known(raw: &[u8]) -> Known {
+    let is = |name: &[u8]| eq_lowercase(raw, name);
+    match raw.len() {
+        2 if is(b"te") => Known::OtherHop,
+        4 if is(b"date") => Known::Date,
+        6 if is(b"expect") => Known::Expect,
+        7 if is(b"upgrade") => Known::Upgrade,
+        10 if is(b"connection") => Known::Connection,
+        10 if is(b"keep-alive") => Known::OtherHop,
+        14 if is(b"content-length") => Known::ContentLength,
+        16 if is(b"proxy-connection") => Known::OtherHop,
+        17 if is(b"transfer-encoding") => Known::TransferEncoding,
+        18 if is(b"proxy-authenticate") => Known::OtherHop,
+        19 if is(b"proxy-authorization") => Known::OtherHop,
+        _ => Known::Other,
+    }
+}
+
+/// `raw` equals `lower` (lowercase letters and `-` only) but for the case of its letters.
+/// Eight bytes at a time: `eq_ignore_ascii_case` lowercases byte by byte, about five
+/// instructions a byte, and `Content-Length` is in almost every head.
+fn eq_lowercase(raw: &[u8], lower: &[u8]) -> bool {
+    if raw.len() != lower.len() {
+        return false;
+    }
+    if raw.len() < 8 {
+        return raw.eq_ignore_ascii_case(lower);
+    }
+    let word = |b: &[u8], at: usize| {
+        b.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_ne_bytes)
+    };
+    // The last word may overlap the one before it; comparing a byte twice is harmless.
+    let last = raw.len() - 8;
+    (0..last).step_by(8).chain(std::iter::once(last)).all(|at| {
+        let want = word(lower, at);
+        // 0x20 over letters (bit 6 set in `a`..`z`), nothing over `-`: `raw | case`
+        // folds `A`..`Z` onto `want` and leaves every other byte as it is.
+        let case = (want & 0x4040_4040_4040_4040) >> 1;
+        word(raw, at) | case == want
+    })
+}
+
 /// Length, first, middle and last byte: cheap, and enough to spread the names one sees.
 fn slot_of(raw: &[u8]) -> usize {
     let (first, last, mid) = (raw[0], raw[raw.len() - 1], raw[raw.len() / 2]);
@@ -92,6 +154,71 @@ mod tests {
                     "{:?}",
                     String::from_utf8_lossy(raw)
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn known_names_in_any_case() {
+        for (raw, kind) in [
+            (&b"Content-Length"[..], Known::ContentLength),
+            (b"TRANSFER-ENCODING", Known::TransferEncoding),
+            (b"connection", Known::Connection),
+            (b"Upgrade", Known::Upgrade),
+            (b"Expect", Known::Expect),
+            (b"Date", Known::Date),
+            (b"Keep-Alive", Known::OtherHop),
+            (b"TE", Known::OtherHop),
+            (b"Proxy-Connection", Known::OtherHop),
+            (b"Proxy-Authenticate", Known::OtherHop),
+            (b"proxy-authorization", Known::OtherHop),
+            (b"Content-Type", Known::Other),
+            (b"Content-Lengths", Known::Other),
+            (b"dates", Known::Other),
+            (b"", Known::Other),
+            // Same length, one byte off: in the first word, the overlap, the last byte.
+            (b"Content_Length", Known::Other),
+            (b"content-lengtH", Known::ContentLength),
+            (b"content-lengt\x08", Known::Other),
+            (b"content\x0dlength", Known::Other),
+            (b"transfer-encodinG", Known::TransferEncoding),
+            (b"transfer-encodin-", Known::Other),
+            (b"proxy-authorizatioN", Known::OtherHop),
+            (b"proxy\x0dauthorization", Known::Other),
+        ] {
+            assert_eq!(known(raw), kind, "{:?}", String::from_utf8_lossy(raw));
+        }
+    }
+
+    #[test]
+    fn word_compares_agree_with_byte_compares_for_every_byte_everywhere() {
+        let names: [&[u8]; 11] = [
+            b"te",
+            b"date",
+            b"expect",
+            b"upgrade",
+            b"connection",
+            b"keep-alive",
+            b"content-length",
+            b"proxy-connection",
+            b"transfer-encoding",
+            b"proxy-authenticate",
+            b"proxy-authorization",
+        ];
+        for name in names {
+            for at in 0..name.len() {
+                for byte in 0..=255u8 {
+                    let mut raw = name.to_vec();
+                    raw[at] = byte;
+                    let want = name.eq_ignore_ascii_case(&raw);
+                    assert_eq!(
+                        eq_lowercase(&raw, name),
+                        want,
+                        "{:?} vs {:?}",
+                        String::from_utf8_lossy(&raw),
+                        String::from_utf8_lossy(name)
+                    );
+                }
             }
         }
     }

@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use super::body::{ReadSide, RequestBody};
 use super::decode::{Decoder, Framing};
 use super::head::{self, Parsed};
+use super::verbatim::VerbatimFields;
 use super::{encode, io, write};
 use crate::drain;
 use crate::http::server::Limits;
@@ -55,13 +56,20 @@ pub async fn serve<H: Handle>(
         io: read,
         buf: BytesMut::from(&prefix[..]),
     });
-    let mut drained = std::pin::pin!(watch.signaled());
-    let mut timer = std::pin::pin!(tokio::time::sleep(limits.header_read_timeout));
+    let drained = std::pin::pin!(watch.signaled());
+    let timer = std::pin::pin!(tokio::time::sleep(limits.header_read_timeout));
+    let mut waits = Waits {
+        watch,
+        drained,
+        drain_armed: false,
+        timer,
+        timer_armed: false,
+    };
     loop {
         let Some(mut read) = side.take() else {
             return Outcome::Done;
         };
-        let head = match next_head(&mut read, &limits, drained.as_mut(), timer.as_mut()).await {
+        let head = match next_head(&mut read, &limits, &mut waits).await {
             Next::Head(h) => h,
             Next::Unusual => return handoff(read, write),
             Next::End => return Outcome::Done,
@@ -145,12 +153,50 @@ enum Next {
     End,
 }
 
+/// What a connection waiting for a request head watches besides its socket: the drain and
+/// the head timer. Each is polled once to register this task's waker and is then left alone;
+/// a wake-up is told apart with an atomic load (`is_draining`, `is_elapsed`) instead of
+/// polling both again before every request (about 300 instructions, and a lock in the drain's
+/// `Notify`). This relies on the loop running in a task of its own, as every connection does.
+struct Waits<'a, D> {
+    watch: &'a drain::Watch,
+    drained: Pin<&'a mut D>,
+    drain_armed: bool,
+    timer: Pin<&'a mut tokio::time::Sleep>,
+    timer_armed: bool,
+}
+
+impl<D: Future<Output = ()>> Waits<'_, D> {
+    fn drained(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.watch.is_draining() {
+            return true;
+        }
+        if !self.drain_armed {
+            self.drain_armed = true;
+            return self.drained.as_mut().poll(cx).is_ready();
+        }
+        false
+    }
+
+    fn timer_fired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.timer_armed {
+            return self.timer.is_elapsed();
+        }
+        self.timer_armed = true;
+        self.timer.as_mut().poll(cx).is_ready()
+    }
+
+    fn reset_timer(&mut self, deadline: Instant) {
+        self.timer.as_mut().reset(deadline.into());
+        self.timer_armed = false;
+    }
+}
+
 /// Reads until `read.buf` starts with a whole request head.
-async fn next_head(
+async fn next_head<D: Future<Output = ()>>(
     read: &mut ReadSide,
     limits: &Limits,
-    mut drained: Pin<&mut impl Future<Output = ()>>,
-    mut timer: Pin<&mut tokio::time::Sleep>,
+    waits: &mut Waits<'_, D>,
 ) -> Next {
     let mut waiting_since = None;
     loop {
@@ -166,10 +212,10 @@ async fn next_head(
                 return Poll::Ready(Event::Read(r));
             }
             // Between requests a drain closes the connection; mid-head the timer decides.
-            if read.buf.is_empty() && drained.as_mut().poll(cx).is_ready() {
+            if read.buf.is_empty() && waits.drained(cx) {
                 return Poll::Ready(Event::Drained);
             }
-            if timer.as_mut().poll(cx).is_ready() {
+            if waits.timer_fired(cx) {
                 return Poll::Ready(Event::Timer);
             }
             Poll::Pending
@@ -187,7 +233,7 @@ async fn next_head(
                     );
                     return Next::End;
                 }
-                timer.as_mut().reset(deadline.into());
+                waits.reset_timer(deadline);
             }
         }
     }
@@ -212,7 +258,8 @@ async fn write_response(
     head_request: bool,
     close: bool,
 ) -> Result<(), super::Error> {
-    let (parts, mut body) = resp.into_parts();
+    let (mut parts, mut body) = resp.into_parts();
+    let verbatim = parts.extensions.remove::<VerbatimFields>();
     let status = parts.status;
     let bodiless = head_request
         || status.is_informational()
@@ -221,14 +268,22 @@ async fn write_response(
     let framing = if bodiless {
         Framing::UntilClose
     } else {
-        encode::body_framing(
-            &parts.headers,
-            body.is_end_stream(),
-            body.size_hint().exact(),
-        )
+        let declared = match &verbatim {
+            Some(v) if v.content_length.is_some() => v.content_length,
+            _ => encode::declared_length(&parts.headers),
+        };
+        encode::body_framing(declared, body.is_end_stream(), body.size_hint().exact())
     };
-    let mut out = write::message_buffer(&parts.headers, 0, framing);
-    encode::response_head(&mut out, status, &parts.headers, framing, close);
+    let verbatim_len = verbatim.as_ref().map_or(0, VerbatimFields::wire_len);
+    let mut out = write::message_buffer(&parts.headers, verbatim_len, framing);
+    encode::response_head(
+        &mut out,
+        status,
+        verbatim.as_ref(),
+        &parts.headers,
+        framing,
+        close,
+    );
     if bodiless || framing == Framing::Empty {
         return Ok(write::write_all(io, &out).await?);
     }

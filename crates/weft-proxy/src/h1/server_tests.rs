@@ -84,11 +84,16 @@ async fn proxy() -> SocketAddr {
 }
 
 async fn proxy_with(echo: Echo) -> SocketAddr {
+    // Dropping the handle begins no drain.
+    proxy_with_drain(echo).await.0
+}
+
+/// A proxy and the handle that begins its drain.
+async fn proxy_with_drain(echo: Echo) -> (SocketAddr, drain::Drain) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (drain, watch) = drain::channel();
     tokio::spawn(async move {
-        let _drain = drain;
         while let Ok((stream, _)) = listener.accept().await {
             let watch = watch.clone();
             let echo = echo.clone();
@@ -102,7 +107,7 @@ async fn proxy_with(echo: Echo) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, drain)
 }
 
 /// Writes `input`, then reads until `done` says so or the connection closes (5 s at most).
@@ -230,6 +235,33 @@ async fn a_slow_head_is_timed_out_but_an_idle_gap_shorter_than_the_limit_is_not(
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_drain_closes_a_connection_idle_between_requests() {
+    let (addr, drain) = proxy_with_drain(Echo::default()).await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    // Several requests first: the drain is watched from the first wait on, not re-polled.
+    for path in ["/a", "/b", "/c"] {
+        s.write_all(format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+            .await
+            .expect("write");
+        let want = format!("GET {path} 0");
+        let (text, closed) = read_until(&mut s, |t| t.contains(&want)).await;
+        assert!(text.contains(&want) && !closed, "{text}");
+    }
+    let started = std::time::Instant::now();
+    tokio::spawn(drain.drain(Duration::from_secs(5)));
+    let (_, closed) = read_until(&mut s, |_| false).await;
+    assert!(
+        closed,
+        "the idle connection is closed when the drain begins"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "at once, not at a timeout: {:?}",
         started.elapsed()
     );
 }

@@ -43,15 +43,15 @@ impl TryWrite for OwnedWriteHalf {
     }
 }
 
-/// An empty buffer with room for a head with these fields (and a request target of `target`
-/// bytes) and, when the body is small and of known size, the body too, so that both go out in
-/// one write without the buffer growing.
-pub fn message_buffer(headers: &http::HeaderMap, target: usize, framing: Framing) -> BytesMut {
+/// An empty buffer with room for a head with these fields and `extra` bytes more (a request
+/// target, verbatim fields) and, when the body is small and of known size, the body too, so
+/// that both go out in one write without the buffer growing.
+pub fn message_buffer(headers: &http::HeaderMap, extra: usize, framing: Framing) -> BytesMut {
     let inline = match framing {
         Framing::Length(n) if n <= COALESCE as u64 => n as usize,
         _ => 0,
     };
-    BytesMut::with_capacity(encode::head_capacity(headers, target) + inline)
+    BytesMut::with_capacity(encode::head_capacity(headers, extra) + inline)
 }
 
 /// Writes all of `data`.

@@ -63,6 +63,8 @@ pub fn is_grpc<B>(req: &http::Request<B>) -> bool {
 /// kilobytes (routing, retries, the upstream exchange); one small allocation is cheaper than
 /// those copies (callgrind: about 1,900 fewer instructions per request on the inbound side of
 /// the mesh hop, and about 1,000 more if HTTP/1 is boxed too).
+///
+/// Answers reach hyper with all their fields in the map ([`crate::h1::verbatim::materialize`]).
 #[macro_export]
 macro_rules! handler_service {
     (boxed $handler:expr) => {{
@@ -78,7 +80,11 @@ macro_rules! handler_service {
                             >,
                         > + Send,
                 >,
-            > = Box::pin(async move { Ok(handler.handle($crate::http::boxed_request(req)).await) });
+            > = Box::pin(async move {
+                let mut resp = handler.handle($crate::http::boxed_request(req)).await;
+                $crate::h1::verbatim::materialize(&mut resp);
+                Ok(resp)
+            });
             fut
         })
     }};
@@ -87,9 +93,9 @@ macro_rules! handler_service {
         hyper::service::service_fn(move |req| {
             let handler = handler.clone();
             async move {
-                Ok::<_, std::convert::Infallible>(
-                    handler.handle($crate::http::boxed_request(req)).await,
-                )
+                let mut resp = handler.handle($crate::http::boxed_request(req)).await;
+                $crate::h1::verbatim::materialize(&mut resp);
+                Ok::<_, std::convert::Infallible>(resp)
             }
         })
     }};

@@ -16,6 +16,7 @@ use http::{Request, Response};
 use super::upstream::{connect, UpstreamError};
 use super::Body;
 use crate::h1::client::{self, Conn, Recycle};
+use crate::h1::verbatim::Fields;
 
 /// Idle connections kept per address; more are closed when they finish.
 const MAX_IDLE: usize = 64;
@@ -34,7 +35,7 @@ impl Http1Pool {
     }
 
     /// Sends `req` (origin-form on the wire; its `Host` header is kept) and returns the
-    /// response, whose body returns the connection to the pool once read to the end.
+    /// response (its fields in `form`), whose body returns the connection to the pool once read to the end.
     ///
     /// A server may close an idle keep-alive connection just as a request is sent on it. When
     /// that happens before any answer, an idempotent request without a body is sent once more
@@ -43,12 +44,13 @@ impl Http1Pool {
         self: &Arc<Self>,
         req: Request<Body>,
         connect_timeout: Duration,
+        form: Fields,
     ) -> Result<Response<Body>, UpstreamError> {
         let (conn, reused) = match self.take_idle() {
             Some(c) => (c, true),
             None => (self.open(connect_timeout).await?, false),
         };
-        let failure = match client::send(conn, req, Arc::downgrade(self)).await {
+        let failure = match client::send(conn, req, Arc::downgrade(self), form).await {
             Ok(resp) => return Ok(resp),
             Err(f) => f,
         };
@@ -139,7 +141,10 @@ mod tests {
                 .header("host", "example")
                 .body(empty())
                 .expect("req");
-            let resp = pool.send(req, Duration::from_secs(1)).await.expect("send");
+            let resp = pool
+                .send(req, Duration::from_secs(1), Fields::Map)
+                .await
+                .expect("send");
             let body = resp.into_body().collect().await.expect("body").to_bytes();
             assert_eq!(
                 &body[..],
@@ -165,12 +170,19 @@ mod tests {
             .header("host", "example")
             .body(empty())
             .expect("req");
-        drop(pool.send(req, Duration::from_secs(1)).await.expect("send"));
+        drop(
+            pool.send(req, Duration::from_secs(1), Fields::Map)
+                .await
+                .expect("send"),
+        );
         let req = Request::get("/b")
             .header("host", "example")
             .body(empty())
             .expect("req");
-        let resp = pool.send(req, Duration::from_secs(1)).await.expect("send");
+        let resp = pool
+            .send(req, Duration::from_secs(1), Fields::Map)
+            .await
+            .expect("send");
         assert_eq!(
             &resp.into_body().collect().await.expect("body").to_bytes()[..],
             b"hello"

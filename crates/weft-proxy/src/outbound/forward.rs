@@ -11,6 +11,7 @@ use http::{Request, Response, Version};
 use hyper::body::Body as _;
 
 use crate::balance::PickContext;
+use crate::h1::verbatim::Fields;
 use crate::http::errors::{respond, Reason};
 use crate::http::headers::{is_upgrade, strip_hop_by_hop, ORIG_PROTO};
 use crate::http::upgrade::proxy_upgrade;
@@ -30,6 +31,8 @@ pub struct Attempt<'a> {
     pub client: SocketAddr,
     pub grpc: bool,
     pub connect_timeout: Duration,
+    /// How an HTTP/1 upstream's response fields come back (see [`Fields`]).
+    pub fields: Fields,
 }
 
 impl Attempt<'_> {
@@ -93,7 +96,8 @@ impl Attempt<'_> {
                 self.backend.protocol,
                 &ep,
                 req,
-                self.connect_timeout
+                self.connect_timeout,
+                self.fields,
             ));
             let result = match self.rule.backend_request_timeout.filter(|d| !d.is_zero()) {
                 Some(t) => tokio::time::timeout(t, sent.as_mut()).await.map_err(|_| t),
@@ -148,11 +152,12 @@ pub async fn to_endpoint(
     req: Request<Body>,
     connect_timeout: Duration,
     grpc: bool,
+    fields: Fields,
 ) -> Response<Body> {
     if is_upgrade(&req) {
         return upgrade(ep, req, cx, connect_timeout).await;
     }
-    match to_endpoint_raw(Protocol::Detect, ep, req, connect_timeout).await {
+    match to_endpoint_raw(Protocol::Detect, ep, req, connect_timeout, fields).await {
         Ok(resp) => map_response(resp),
         Err(e) => respond(Reason::UpstreamFailed, &format!("{}: {e}", ep.addr), grpc),
     }
@@ -175,12 +180,14 @@ async fn upgrade(
 }
 
 /// Sends a request to an endpoint: over the mesh as HTTP/2 when it has a proxy (noting the
-/// client's HTTP version), else in the client's own protocol.
+/// client's HTTP version), else in the client's own protocol (an HTTP/1 answer's fields in
+/// `fields`).
 async fn to_endpoint_raw(
     target: Protocol,
     ep: &Endpoint,
     mut req: Request<Body>,
     connect_timeout: Duration,
+    fields: Fields,
 ) -> Result<Response<Body>, UpstreamError> {
     strip_hop_by_hop(req.headers_mut());
     let mut version = req.version();
@@ -207,7 +214,7 @@ async fn to_endpoint_raw(
         Ok(Response::from_parts(parts, boxed(body)))
     } else {
         authority_to_host(&mut req);
-        ep.http1().send(req, connect_timeout).await
+        ep.http1().send(req, connect_timeout, fields).await
     }
 }
 
@@ -292,7 +299,7 @@ pub fn mirror<B>(backend: Arc<Backend>, req: &Request<B>, client: SocketAddr) {
         let timeout = MIRROR_TIMEOUT;
         match tokio::time::timeout(
             timeout,
-            to_endpoint_raw(backend.protocol, &ep, req, timeout),
+            to_endpoint_raw(backend.protocol, &ep, req, timeout, Fields::Map),
         )
         .await
         {

@@ -14,6 +14,7 @@ use super::forward::{self, Attempt};
 use super::last_authority::LastAuthority;
 use super::Target;
 use crate::access_log::Entry;
+use crate::h1::verbatim::{self, Fields};
 use crate::http::errors::{respond, Reason};
 use crate::http::{filters, is_grpc, Body};
 use crate::run::Context;
@@ -27,6 +28,8 @@ pub struct Handler {
     /// Resolving the authority again for each request of a keep-alive connection is the
     /// most expensive part of routing; shared by the connection's clones (HTTP/2 streams).
     last: Arc<LastAuthority>,
+    /// [`Fields::Verbatim`] while Weft's own HTTP/1 server writes the answers; hyper needs maps.
+    fields: Fields,
 }
 
 impl Handler {
@@ -36,6 +39,16 @@ impl Handler {
             target,
             client,
             last: Arc::default(),
+            fields: Fields::Map,
+        }
+    }
+
+    /// This handler, for answers that Weft's own HTTP/1 server writes: an HTTP/1 upstream's
+    /// fields may then stay as received (see [`crate::h1::verbatim`]).
+    pub fn for_h1_codec(&self) -> Self {
+        Self {
+            fields: Fields::Verbatim,
+            ..self.clone()
         }
     }
 }
@@ -197,6 +210,9 @@ impl Handler {
         let mut resp = self
             .to_backend(snapshot, rule, req, grpc, &mut response_mods)
             .await;
+        if !response_mods.is_empty() {
+            verbatim::materialize(&mut resp);
+        }
         for m in &response_mods {
             filters::modify_headers(resp.headers_mut(), m);
         }
@@ -318,6 +334,7 @@ impl Handler {
             connect_timeout: std::time::Duration::from_millis(
                 snapshot.mesh.connect_timeout_ms.max(1),
             ),
+            fields: self.fields,
         };
         // Pinned in place: moving the attempt's (large) future into a timeout would copy it.
         let mut fut = std::pin::pin!(attempt.run(req));
@@ -360,7 +377,7 @@ impl Handler {
             &snapshot.mesh.trust_domain,
         );
         let timeout = std::time::Duration::from_millis(snapshot.mesh.connect_timeout_ms.max(1));
-        forward::to_endpoint(&self.cx, &endpoint, req, timeout, grpc).await
+        forward::to_endpoint(&self.cx, &endpoint, req, timeout, grpc, self.fields).await
     }
 }
 
@@ -398,9 +415,7 @@ fn set_authority<B>(req: &mut Request<B>, host: HeaderValue) {
 
 /// A trailers-only gRPC answer's status (in the headers).
 fn grpc_status(resp: &Response<Body>) -> Option<u32> {
-    const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
-    resp.headers()
-        .get(GRPC_STATUS)
-        .and_then(|v| v.to_str().ok())
+    verbatim::header(resp, "grpc-status")
+        .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.parse().ok())
 }

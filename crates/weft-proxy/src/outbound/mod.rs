@@ -97,8 +97,9 @@ async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
     if protocol == Detected::Http1 {
         // Weft's own HTTP/1 codec first; hyper takes over for what it leaves alone.
         let handler = http::Handler::new(cx.clone(), target, client);
+        let codec = handler.for_h1_codec();
         if let Outcome::Handoff(io) =
-            crate::h1::server::serve(stream, prefix, &handler, cx.limits, &cx.drain).await
+            crate::h1::server::serve(stream, prefix, &codec, cx.limits, &cx.drain).await
         {
             let svc = crate::handler_service!(handler);
             crate::http::server::serve_http1(io, svc, cx.limits, &cx.drain).await;
