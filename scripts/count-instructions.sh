@@ -12,6 +12,11 @@
 # The backend is `weft echo`. Everything listens on 127.0.78.x.
 # With PROFILES=DIR, each measured profile is kept as DIR/<path>-<proxy>.cg, for
 # callgrind_annotate (`callgrind_annotate --inclusive=yes DIR/weft-1-client.cg | head -60`).
+#
+# The second figure is the code each request runs through, in 64-byte cache lines (lines with
+# an instruction executed at least once per two requests). Between two requests at a low rate
+# the other processes push the proxy's code out of the CPU's caches, so a request pays for
+# every line it touches again: time follows this as much as the instruction count.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-1000}
@@ -42,7 +47,7 @@ EOF
 
 grind() { # OUT CMD...: runs CMD under callgrind, profile to $work/OUT.cg.<part>
   local out=$1; shift
-  valgrind -q --tool=callgrind --compress-strings=no --callgrind-out-file="$work/$out.cg" "$@" \
+  valgrind -q --tool=callgrind --compress-strings=no --dump-instr=yes --compress-pos=no --callgrind-out-file="$work/$out.cg" "$@" \
     >"$work/$out.log" 2>&1 &
   pids+=($!)
 }
@@ -68,6 +73,19 @@ load() {
   for i in $(seq "$3"); do urls+=("$1/item/$i"); done
   curl -fs -H "Host: $2" "${urls[@]}" >/dev/null
 }
+# code_lines PROFILE MIN: distinct (object, 64-byte line) pairs holding an instruction that
+# ran at least MIN times. The cost line after `calls=` is the call's inclusive cost: skipped.
+code_lines() {
+  awk -v min="$2" '
+    function hex(s,   i, v) { v = 0; s = tolower(substr(s, 3))
+      for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+      return v }
+    /^ob=/ { ob = substr($0, 4) }
+    /^calls=/ { skip = 1; next }
+    /^0x/ { if (skip) { skip = 0; next }
+            if ($NF + 0 >= min) { k = ob ":" int(hex($1) / 64); if (!(k in seen)) { seen[k] = 1; c++ } } }
+    END { print c + 0 }' "$1"
+}
 # measure LABEL URL HOST PROFILE...: warm up, zero every profile's counters, send the load,
 # dump, and print each named profile's instructions per request (the idle ones count ~0).
 measure() {
@@ -81,7 +99,8 @@ measure() {
   for p in "$@"; do
     part=$(ls -t "$work/$p.cg".* | head -1)
     total=$(awk '/^summary:/ {print $2}' "$part")
-    printf '%-8s %-7s %7d instructions per request\n' "$label" "$p" $((total / n))
+    lines=$(code_lines "$part" $((n / 2)))
+    printf '%-8s %-7s %7d instructions per request, %5d code lines\n' "$label" "$p" $((total / n)) "$lines"
     if [ -n "${PROFILES:-}" ]; then
       mkdir -p "$PROFILES"
       cp "$part" "$PROFILES/$label-$p.cg"

@@ -11,21 +11,25 @@
 //! - a parsed request, written back with `encode::request_head`, parses to the same method,
 //!   path and query, body framing and header fields;
 //! - the chunked decoder yields the same data, trailers and outcome whether the body arrives
-//!   at once or in two pieces split anywhere.
+//!   at once or in two pieces split anywhere;
+//! - a response head read with verbatim fields says what the same head read into a map says
+//!   (status, framing, keep-alive, and the fields but for the hop-by-hop ones), and written
+//!   out by `encode::response_head` it parses again to those fields.
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use weft_proxy::h1::decode::{Decoded, Decoder, Framing};
+use weft_proxy::h1::verbatim::{Fields, VerbatimFields};
 use weft_proxy::h1::{encode, head};
+use weft_proxy::http::headers::strip_hop_by_hop;
 
 const MAX_HEADERS: usize = 32;
 const MAX_BYTES: usize = 8192;
 
 fuzz_target!(|data: &[u8]| {
     check_request(data);
-    let mut buf = BytesMut::from(data);
-    let _ = head::response(&mut buf, data.first().is_some_and(|b| b & 1 == 1));
+    check_response(data);
     check_chunked(data);
 });
 
@@ -76,6 +80,52 @@ fn roundtrip(h: &head::RequestHead) {
         }
         _ => panic!("a parsed head does not parse again once written: {out:?}"),
     }
+}
+
+fn check_response(data: &[u8]) {
+    let head_request = data.first().is_some_and(|b| b & 1 == 1);
+    let parse = |form| head::response(&mut BytesMut::from(data), head_request, form);
+    let (mapped, verbatim) = match (parse(Fields::Map), parse(Fields::Verbatim)) {
+        (Ok(Some(m)), Ok(Some(v))) => (m, v),
+        (Ok(None), Ok(None)) | (Err(_), Err(_)) => return,
+        _ => panic!("the two forms disagree on whether the head is whole and valid"),
+    };
+    assert_eq!(mapped.parts.status, verbatim.parts.status);
+    assert_eq!(mapped.framing, verbatim.framing);
+    assert_eq!(mapped.keep_alive, verbatim.keep_alive);
+    let Some(fields) = verbatim.verbatim else {
+        assert_eq!(mapped.parts.headers, verbatim.parts.headers);
+        return;
+    };
+    let mut expected = mapped.parts.headers;
+    strip_hop_by_hop(&mut expected);
+    expected.remove(http::header::TE);
+    assert_eq!(map_of(&fields), expected, "verbatim fields differ from the map's");
+    // Written out and read again: the same fields (and the writer's `Date` and framing).
+    let mut out = BytesMut::new();
+    let framing = match verbatim.framing {
+        Framing::Length(n) => Framing::Length(n),
+        Framing::Chunked | Framing::UntilClose => Framing::Chunked,
+        Framing::Empty => Framing::Empty,
+    };
+    let status = verbatim.parts.status;
+    encode::response_head(&mut out, status, Some(&fields), &http::HeaderMap::new(), framing, false);
+    let again = match head::response(&mut out, head_request, Fields::Map) {
+        Ok(Some(again)) => again,
+        other => panic!("a written head does not parse again: {:?}", other.is_ok()),
+    };
+    for (name, value) in &expected {
+        assert!(
+            again.parts.headers.get_all(name).iter().any(|v| v == value),
+            "{name}: {value:?} lost when written out"
+        );
+    }
+}
+
+fn map_of(fields: &VerbatimFields) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    fields.append_to(&mut map);
+    map
 }
 
 /// Data, trailers, and how decoding ended (`None`: needs more; `Some(true)`: end;
