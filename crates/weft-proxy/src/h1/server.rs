@@ -166,6 +166,10 @@ struct Waits<'a, D> {
     timer_armed: bool,
 }
 
+// The one poll that arms each of them runs outside the task's cooperative budget: with the
+// budget used up (a long body read just before), a `Sleep` answers `Pending` without
+// registering, and a timer never registered never fires; the connection would keep no head
+// timeout at all.
 impl<D: Future<Output = ()>> Waits<'_, D> {
     fn drained(&mut self, cx: &mut Context<'_>) -> bool {
         if self.watch.is_draining() {
@@ -173,7 +177,8 @@ impl<D: Future<Output = ()>> Waits<'_, D> {
         }
         if !self.drain_armed {
             self.drain_armed = true;
-            return self.drained.as_mut().poll(cx).is_ready();
+            let arming = std::pin::pin!(tokio::task::unconstrained(self.drained.as_mut()));
+            return arming.poll(cx).is_ready();
         }
         false
     }
@@ -183,7 +188,8 @@ impl<D: Future<Output = ()>> Waits<'_, D> {
             return self.timer.is_elapsed();
         }
         self.timer_armed = true;
-        self.timer.as_mut().poll(cx).is_ready()
+        let arming = std::pin::pin!(tokio::task::unconstrained(self.timer.as_mut()));
+        arming.poll(cx).is_ready()
     }
 
     fn reset_timer(&mut self, deadline: Instant) {
@@ -289,4 +295,42 @@ async fn write_response(
     }
     write::write_body(io, &mut out, &mut body, framing, std::future::pending()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_head_timer_is_armed_even_when_the_budget_is_used_up() {
+        let (_drain, watch) = drain::channel();
+        let mut waits = Waits {
+            watch: &watch,
+            drained: std::pin::pin!(watch.signaled()),
+            drain_armed: false,
+            timer: std::pin::pin!(tokio::time::sleep(Duration::from_millis(500))),
+            timer_armed: false,
+        };
+        std::future::poll_fn(|cx| {
+            // Spend the task's whole budget, as a long body read does.
+            loop {
+                let unit = std::pin::pin!(tokio::task::consume_budget());
+                if unit.poll(cx).is_pending() {
+                    break;
+                }
+            }
+            assert!(!waits.timer_fired(cx), "not yet");
+            assert!(!waits.drained(cx), "not draining");
+            Poll::Ready(())
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let fired = std::future::poll_fn(|cx| Poll::Ready(waits.timer_fired(cx))).await;
+        assert!(
+            fired,
+            "the timer was registered when it was armed, and has fired"
+        );
+    }
 }
