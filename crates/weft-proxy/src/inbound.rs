@@ -364,12 +364,8 @@ impl Handler {
                 )
             }
         };
-        let grpc_status = resp
-            .headers()
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        stats.record(resp.status().as_u16(), grpc_status, start.elapsed());
+        // A gRPC call is counted when its stream ends, with the status from its trailers.
+        let resp = crate::metrics::at_end::record(stats, grpc, resp, start);
         if let (Some(log), Some(entry)) = (&self.cx.access_log, entry) {
             let mut entry = entry;
             entry.route(&local_workload(&self.cx), &format!("port-{}", self.port));

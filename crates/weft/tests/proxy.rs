@@ -171,6 +171,30 @@ async fn h2c_and_grpc_statuses_and_trailers_pass_through() {
         status, 7,
         "a non-zero grpc-status in trailers survives both proxies"
     );
+    // Each call counted when its stream ended, with the status from its trailers: on the
+    // client's proxy (outbound) and on the proxy of whichever echo answered (inbound).
+    for code in ["0", "7"] {
+        let label = format!("grpc_status=\"{code}\"");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let (outbound, inbound) = loop {
+            let mut counts = [0.0; 2];
+            for (i, (host, direction)) in [(3, "outbound"), (1, "inbound"), (2, "inbound")]
+                .into_iter()
+                .enumerate()
+            {
+                let (_, m) = admin_get(mesh.admin(host), "/metrics")
+                    .await
+                    .expect("metrics");
+                let direction = format!("direction=\"{direction}\"");
+                counts[i.min(1)] += metric_sum(&m, "weft_requests_total", &[&direction, &label]);
+            }
+            if counts == [1.0, 1.0] || Instant::now() > deadline {
+                break (counts[0], counts[1]);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!((outbound, inbound), (1.0, 1.0), "gRPC calls by {label}");
+    }
     // Plain h2c (prior knowledge) GET through the mesh.
     let req = Request::get("http://echo.t:8081/h2")
         .body(Full::new(Bytes::new()))

@@ -216,9 +216,8 @@ impl Handler {
         for m in &response_mods {
             filters::modify_headers(resp.headers_mut(), m);
         }
-        rule.stats
-            .record(resp.status().as_u16(), grpc_status(&resp), start.elapsed());
-        resp
+        // A gRPC call is counted when its stream ends, with the status from its trailers.
+        crate::metrics::at_end::record(&rule.stats, grpc, resp, start)
     }
 
     /// Applies a filter list; returns a response when a filter answers the request itself.
@@ -411,11 +410,4 @@ fn set_authority<B>(req: &mut Request<B>, host: HeaderValue) {
         }
     }
     req.headers_mut().insert(http::header::HOST, host);
-}
-
-/// A trailers-only gRPC answer's status (in the headers).
-fn grpc_status(resp: &Response<Body>) -> Option<u32> {
-    verbatim::header(resp, "grpc-status")
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(|v| v.parse().ok())
 }
