@@ -388,3 +388,40 @@ async fn an_http10_request_gets_a_connection_of_its_own() {
         assert_eq!(&send(&pool, req).await.1[..], expected);
     }
 }
+
+#[tokio::test]
+async fn a_transfer_coding_other_than_chunked_is_refused_not_lost() {
+    let addr = raw_server(|mut s, _| async move {
+        let head = read_request(&mut s, 0).await;
+        let answer: &[u8] = if head.starts_with("HEAD") {
+            // Bodiless: the field only describes what a GET would get, and is harmless.
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n"
+        } else if head.starts_with("GET /twice") {
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n"
+        } else {
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        };
+        let _ = s.write_all(answer).await;
+        let _ = s.read(&mut [0u8; 1]).await;
+    })
+    .await;
+    let pool = Http1Pool::new(addr);
+    for path in ["/gzip", "/twice"] {
+        let sent = tokio::time::timeout(
+            Duration::from_secs(5),
+            pool.send(get(path), Duration::from_secs(1), Fields::Map),
+        )
+        .await
+        .expect("in time");
+        let Err(e) = sent else {
+            panic!("{path}: the gzip-coded body would have been passed on as if plain")
+        };
+        assert!(e.to_string().contains("Transfer-Encoding"), "{path}: {e}");
+    }
+    let head = Request::head("/")
+        .header("host", "x")
+        .body(empty())
+        .expect("req");
+    let (parts, body, _) = send(&pool, head).await;
+    assert_eq!((parts.status.as_u16(), body.len()), (200, 0));
+}

@@ -198,17 +198,22 @@ pub fn response(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
+    if declared.unsupported_coding && !no_body {
+        return Err(Error::Head(
+            "a Transfer-Encoding other than chunked, which Weft does not decode".into(),
+        ));
+    }
     let framing = match (no_body, declared.chunked, declared.length) {
         (true, _, _) => Framing::Empty,
-        (false, Some(true), _) => Framing::Chunked,
-        (false, Some(false), _) | (false, None, None) => Framing::UntilClose,
-        (false, None, Some(n)) => Framing::Length(n),
+        (false, true, _) => Framing::Chunked,
+        (false, false, None) => Framing::UntilClose,
+        (false, false, Some(n)) => Framing::Length(n),
     };
     let mut keep_alive = declared.keep_alive.unwrap_or(version == Version::HTTP_11);
     if framing == Framing::UntilClose {
         keep_alive = false;
     }
-    if declared.chunked.is_some() && declared.length.is_some() {
+    if declared.chunked && declared.length.is_some() {
         // RFC 9112 §6.3: chunking wins, the length must not be forwarded, and the connection
         // is not to be trusted with another message. (Such a head is never verbatim.)
         headers.remove(header::CONTENT_LENGTH);
@@ -229,8 +234,10 @@ pub fn response(
 /// What a response's fields say about its framing and its connection.
 struct Declared {
     length: Option<u64>,
-    /// `Some` when there is a `Transfer-Encoding`: whether its last coding is chunked.
-    chunked: Option<bool>,
+    /// True when there is a `Transfer-Encoding`.
+    chunked: bool,
+    /// True when that is anything but one `chunked`.
+    unsupported_coding: bool,
     /// `Some` when `Connection` says `close` (false) or `keep-alive` (true).
     keep_alive: Option<bool>,
 }
@@ -238,7 +245,8 @@ struct Declared {
 fn response_framing(fields: &[httparse::Header<'_>]) -> Result<Declared, Error> {
     let mut declared = Declared {
         length: None,
-        chunked: None,
+        chunked: false,
+        unsupported_coding: false,
         keep_alive: None,
     };
     for h in fields {
@@ -252,9 +260,13 @@ fn response_framing(fields: &[httparse::Header<'_>]) -> Result<Declared, Error> 
                 declared.length = Some(n);
             }
             Known::TransferEncoding => {
-                // Only the last coding decides; `gzip, chunked` is chunked.
-                let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
-                declared.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                // Weft decodes no transfer coding but chunked, and could not tell the next
+                // hop of another (HTTP/2 has none): such a body would go on with its coding
+                // silently lost. Like nginx, the answer is refused (502) instead.
+                if declared.chunked || !h.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                    declared.unsupported_coding = true;
+                }
+                declared.chunked = true;
             }
             Known::Connection => {
                 let has = |token: &[u8]| {
