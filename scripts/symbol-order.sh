@@ -5,11 +5,8 @@
 #   ./scripts/symbol-order.sh           # profile proxies under callgrind, rewrite the list
 #   ./scripts/symbol-order.sh --check   # how much of the list the built binary still has
 #
-# The profile runs real proxies on loopback (127.0.77.x) in both modes a user runs them:
-# static (`--config-dir`, a plaintext HTTP/2 hop between two proxies) and with a control plane
-# (xDS, certificates from a CSR, mutual TLS between the proxies). Traffic: HTTP/1.1 keep-alive,
-# HTTP/2 (h2c) from the client, a POST with a body, a request to a workload without a proxy,
-# an unknown host, and the admin endpoints. Functions are listed hottest first (instructions
+# The profile runs real proxies on loopback (127.0.77.x), the workload in scripts/lib/training.sh
+# that scripts/pgo.sh records too. Functions are listed hottest first (instructions
 # spent in each), so the request path shares as few pages as possible. Regenerate after a
 # dependency or toolchain change: symbol names carry a hash that changes with them (`--check`,
 # which CI runs, says when).
@@ -55,71 +52,23 @@ cargo build --release -q -p weft --manifest-path "$root/Cargo.toml"
 . "$root/scripts/lib/loopback-mesh.sh"
 loopback_mesh_init symbol-order 127.0.77
 
-"$weft" echo --http 127.0.77.2:8080 --service echo --namespace prof --pod echo 2>"$work/echo.log" &
-pids+=($!)
-"$weft" echo --http 127.0.77.3:8080 --service plain --namespace prof --pod plain 2>"$work/plain.log" &
-pids+=($!)
+# shellcheck source=lib/training.sh
+. "$root/scripts/lib/training.sh"
 
-# proxy NAME IP MODE [ARGS...]: one proxy under callgrind; its profile goes to $work/NAME-MODE.cg.
-proxy() {
-  local name=$1 ip=$2 mode=$3
-  shift 3
-  WEFT_LOG=warn valgrind -q --tool=callgrind --demangle=no --callgrind-out-file="$work/$name-$mode.cg" \
-    "$weft" proxy --workload "$name" --namespace prof "$@" \
-    --outbound-addr "$ip:4140" --inbound-addr "$ip:4143" --admin-addr "$ip:4191" --app-ip "$ip" \
-    >"$work/$name-$mode.log" 2>&1 &
+# Proxies run under callgrind, each profile to $work/NAME-MODE.cg; the control plane runs as is
+# (its functions are not on a proxy's pages).
+training_launch() {
+  local name=$1 mode=$2
+  shift 2
+  if [ "$name" = control ]; then
+    "$@" &
+  else
+    valgrind -q --tool=callgrind --demangle=no --callgrind-out-file="$work/$name-$mode.cg" "$@" &
+  fi
   pids+=($!)
+  training_pids+=($!)
 }
-
-ready() {
-  for ip in "$@"; do
-    for _ in $(seq 120); do curl -fs "http://$ip:4191/ready" >/dev/null && break; sleep 0.5; done
-    curl -fs "http://$ip:4191/ready" >/dev/null || { echo "proxy at $ip did not start; see $work" >&2; exit 1; }
-  done
-}
-
-traffic() {
-  local out=http://127.0.77.1:4140 urls=() i
-  for i in $(seq 300); do urls+=("$out/item/$i"); done
-  curl -fs -H 'Host: echo.prof' "${urls[@]}" >/dev/null
-  curl -fs -H 'Host: echo.prof' -H 'x-debug: 1' "${urls[@]:0:100}" >/dev/null
-  # One request per connection: curl 7.88 does not reuse a prior-knowledge HTTP/2 connection.
-  for i in $(seq 50); do curl -fs --http2-prior-knowledge -H 'Host: echo.prof' "$out/h2/$i" >/dev/null; done
-  curl -fs -H 'Host: plain.prof:8080' "${urls[@]:0:200}" >/dev/null
-  for i in $(seq 20); do curl -fs -H 'Host: echo.prof' -d "body $i" "$out/post" >/dev/null; done
-  curl -s -H 'Host: nowhere.prof' "$out/" >/dev/null
-  for ip in 127.0.77.1 127.0.77.2; do
-    curl -fs "http://$ip:4191/metrics" >/dev/null
-    curl -fs "http://$ip:4191/config" >/dev/null
-  done
-}
-
-stop_proxies() {
-  pkill -TERM -f "callgrind.*weft proxy --workload .* --namespace prof" || true
-  for _ in $(seq 60); do pgrep -f "callgrind.*--namespace prof" >/dev/null || return 0; sleep 0.5; done
-  echo "proxies did not stop" >&2; exit 1
-}
-
-echo "==> static mode: two proxies from the directory, a plaintext HTTP/2 hop"
-proxy client 127.0.77.1 static --config-dir "$work/mesh"
-proxy echo 127.0.77.2 static --config-dir "$work/mesh"
-ready 127.0.77.1 127.0.77.2
-traffic
-stop_proxies
-
-echo "==> with a control plane: xDS, certificates, mutual TLS"
-"$weft" control --config-dir "$work/mesh" --state-dir "$work/state" --grpc-addr 127.0.77.9:4180 \
-  --admin-addr 127.0.77.9:4181 >"$work/control.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do curl -fs http://127.0.77.9:4181/ready >/dev/null && break; sleep 0.2; done
-for w in client:127.0.77.1 echo:127.0.77.2; do
-  token=$("$weft" token create --workload "${w%%:*}" --namespace prof --state-dir "$work/state")
-  proxy "${w%%:*}" "${w#*:}" control --control 127.0.77.9:4180 \
-    --control-ca "$work/state/ca/bundle.pem" --join-token "$token"
-done
-ready 127.0.77.1 127.0.77.2
-traffic
-stop_proxies
+training_run
 
 echo "==> writing $list"
 python3 - "$weft" "$list" "$work"/*.cg <<'PY'
