@@ -320,7 +320,8 @@ fn cpu_target(rows: &[Row]) -> Target {
 mod tests {
     use super::*;
 
-    fn row(setup: &str, rate: u32, cpu: f64) -> Row {
+    /// A clean one-round row with the given CPU per 10k requests (also used by `rounds`).
+    pub(super) fn row(setup: &str, rate: u32, cpu: f64) -> Row {
         Row {
             setup: setup.to_string(),
             rate,

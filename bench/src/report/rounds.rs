@@ -120,17 +120,9 @@ mod tests {
             max: p99 * 3.0,
         };
         Row {
-            setup: setup.to_string(),
-            rate,
-            rounds: 1,
-            measured_seconds: 10.0,
-            sent: 100,
             ok: 99,
             failed: 1,
-            errors: Default::default(),
             latency_ms: Some(lat),
-            added_ms: None,
-            send_lag_ms: None,
             proxies: vec![ProxyUsage {
                 name: "weft".to_string(),
                 pids: vec![1],
@@ -140,12 +132,8 @@ mod tests {
                 ratio_vs_envoy: None,
                 ratio_vs_nginx: None,
             }],
-            cpu_per_10k_total: Some(cpu),
-            cpu_ratio_vs_envoy: None,
-            cpu_ratio_vs_nginx: None,
-            backend_cpu_per_10k: None,
-            loadgen_cpu_per_10k: None,
             background_cores: Some(cpu / 10.0),
+            ..super::super::tests::row(setup, rate, cpu)
         }
     }
 
