@@ -260,6 +260,12 @@ fn load_kind(
             api_version,
             Some(Default::default()),
         )?),
+        Kind::RequestAuthentication => Resource::RequestAuthentication(object(
+            text,
+            source,
+            api_version,
+            Some(Default::default()),
+        )?),
         Kind::MeshConfig => {
             Resource::MeshConfig(object(text, source, api_version, Some(Default::default()))?)
         }

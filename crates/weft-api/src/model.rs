@@ -28,8 +28,6 @@ pub struct Model {
     /// The namespace whose selector-less PeerAuthentication applies mesh-wide
     /// (Istio's `rootNamespace`; `istio-system` unless MeshConfig says otherwise).
     pub root_namespace: String,
-    /// Policies parsed and checked but not yet enforced by this version of Weft.
-    pub unenforced: Vec<String>,
     /// Workloads (indices into `workloads`) by (namespace, label, value): selecting a
     /// Service's endpoints looks at the few workloads with its first label, not all of them.
     pub workloads_by_label: BTreeMap<(String, String, String), Vec<usize>>,
@@ -198,7 +196,6 @@ impl Default for Model {
             counts: BTreeMap::new(),
             peer_authentications: Vec::new(),
             root_namespace: DEFAULT_ROOT_NAMESPACE.to_string(),
-            unenforced: Vec::new(),
             workloads_by_label: BTreeMap::new(),
             local_workloads: Vec::new(),
         }

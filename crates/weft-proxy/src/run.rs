@@ -101,9 +101,6 @@ pub fn load_view(dir: &Path, who: &ProxyIdentity) -> Result<ProxyView, RunError>
             diagnostics: diags.to_string(),
         });
     };
-    for policy in &model.unenforced {
-        tracing::warn!("{policy} is validated but not yet enforced by this version of Weft");
-    }
     Ok(compile(&model, who)?)
 }
 

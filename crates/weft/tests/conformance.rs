@@ -211,7 +211,7 @@ async fn gateway_api_mesh_conformance() {
             .map(|p| format!("{}:\n{}", p.name, p.log_tail()))
             .collect();
         panic!(
-            "{} of 75 conformance cases failed:\n{}\n\nproxy logs:\n{}",
+            "{} of 82 conformance cases failed:\n{}\n\nproxy logs:\n{}",
             failures.len(),
             failures.join("\n"),
             logs.join("\n")

@@ -204,7 +204,7 @@ async fn gateway_api_mesh_conformance_in_network_namespaces_with_strict_mtls() {
     );
     assert!(
         failures.is_empty(),
-        "{} of 75 conformance cases failed in namespaces:\n{}\n\nproxy logs:\n{}",
+        "{} of 82 conformance cases failed in namespaces:\n{}\n\nproxy logs:\n{}",
         failures.len(),
         failures.join("\n"),
         mesh.logs()

@@ -71,6 +71,7 @@ pub enum Resource {
     DestinationRule(Object<istio::DestinationRuleSpec>),
     PeerAuthentication(Object<istio::PeerAuthenticationSpec>),
     AuthorizationPolicy(Object<istio::AuthorizationPolicySpec>),
+    RequestAuthentication(Object<istio::RequestAuthenticationSpec>),
     MeshConfig(Object<mesh_config::MeshConfigSpec>),
     LocalWorkload(Object<local::LocalWorkloadSpec>),
 }
@@ -87,6 +88,7 @@ impl Resource {
             Resource::DestinationRule(_) => Kind::DestinationRule,
             Resource::PeerAuthentication(_) => Kind::PeerAuthentication,
             Resource::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
+            Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
             Resource::MeshConfig(_) => Kind::MeshConfig,
             Resource::LocalWorkload(_) => Kind::LocalWorkload,
         }
@@ -103,6 +105,7 @@ impl Resource {
             Resource::DestinationRule(o) => (&o.meta, &o.source),
             Resource::PeerAuthentication(o) => (&o.meta, &o.source),
             Resource::AuthorizationPolicy(o) => (&o.meta, &o.source),
+            Resource::RequestAuthentication(o) => (&o.meta, &o.source),
             Resource::MeshConfig(o) => (&o.meta, &o.source),
             Resource::LocalWorkload(o) => (&o.meta, &o.source),
         }
@@ -139,12 +142,13 @@ pub enum Kind {
     DestinationRule,
     PeerAuthentication,
     AuthorizationPolicy,
+    RequestAuthentication,
     MeshConfig,
     LocalWorkload,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Namespace,
         Kind::Service,
         Kind::HttpRoute,
@@ -154,6 +158,7 @@ impl Kind {
         Kind::DestinationRule,
         Kind::PeerAuthentication,
         Kind::AuthorizationPolicy,
+        Kind::RequestAuthentication,
         Kind::MeshConfig,
         Kind::LocalWorkload,
     ];
@@ -169,6 +174,7 @@ impl Kind {
             Kind::DestinationRule => "DestinationRule",
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
+            Kind::RequestAuthentication => "RequestAuthentication",
             Kind::MeshConfig => "MeshConfig",
             Kind::LocalWorkload => "LocalWorkload",
         }
@@ -192,7 +198,7 @@ impl Kind {
                 "networking.istio.io/v1beta1",
                 "networking.istio.io/v1alpha3",
             ],
-            Kind::PeerAuthentication | Kind::AuthorizationPolicy => {
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
                 &["security.istio.io/v1", "security.istio.io/v1beta1"]
             }
             Kind::MeshConfig | Kind::LocalWorkload => &["weft.dev/v1alpha1"],

@@ -1,10 +1,10 @@
-//! DestinationRule traffic policy (load balancing), PeerAuthentication and
-//! AuthorizationPolicy.
+//! DestinationRule traffic policy (load balancing), PeerAuthentication, and the policies
+//! that are not enforced yet.
 //!
 //! Only the load balancer of a DestinationRule is implemented in this version; its other
-//! parts are load errors that say so. PeerAuthentication is translated by [`super::peer_auth`];
-//! AuthorizationPolicy is checked and recorded as not yet enforced, and every proxy logs that
-//! at load.
+//! parts are load errors that say so. PeerAuthentication is translated by [`super::peer_auth`].
+//! AuthorizationPolicy and RequestAuthentication are load errors until the proxies enforce
+//! them.
 
 use crate::diagnostic::Diagnostics;
 use crate::model::Model;
@@ -114,24 +114,18 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                     model.peer_authentications.push(policy);
                 }
             }
-            Resource::AuthorizationPolicy(ap) => {
-                let mut rep = Reporter::new(diags, r);
-                if let Some(action) = &ap.spec.action {
-                    if !matches!(action.as_str(), "ALLOW" | "DENY" | "AUDIT") {
-                        rep.error(
-                            "spec.action",
-                            format!("action `{action}` is not implemented"),
-                        )
-                        .with_hint("ALLOW, DENY or AUDIT");
-                    }
-                }
-                if ap.spec.target_refs.is_some() || ap.spec.provider.is_some() {
-                    rep.error(
-                        "spec",
-                        "`targetRefs` and `provider` are not implemented; use `selector`",
-                    );
-                }
-                model.unenforced.push(r.display_name());
+            // Refused outright until the proxies enforce them: a policy that is accepted and
+            // ignored (a DENY rule above all) is a security hole, not a missing feature.
+            Resource::AuthorizationPolicy(_) | Resource::RequestAuthentication(_) => {
+                Reporter::new(diags, r)
+                    .error(
+                        "kind",
+                        format!(
+                            "{} is not enforced yet by this version of Weft, so it is refused rather than silently ignored",
+                            r.kind()
+                        ),
+                    )
+                    .with_hint("remove it; enforcement arrives with authorization support (issue 14)");
             }
             _ => {}
         }

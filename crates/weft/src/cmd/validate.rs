@@ -97,8 +97,5 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if v.meshed { "" } else { ", no proxy" }
         );
     }
-    for p in &model.unenforced {
-        println!("  note: {p} is checked but not yet enforced");
-    }
     Ok(ExitCode::SUCCESS)
 }

@@ -69,7 +69,7 @@ pub async fn run_all(mesh: &impl MeshUnderTest) -> (usize, Vec<String>) {
     )
     .expect("json");
     let cases = cases["cases"].as_array().cloned().unwrap_or_default();
-    assert_eq!(cases.len(), 75, "the conformance data changed");
+    assert_eq!(cases.len(), 82, "the conformance data changed");
     // Group by manifest, in file order; MeshBasic (no manifest) first.
     let manifest_of = |c: &Value| -> Option<String> {
         match (c["manifest"].as_str(), c["test"].as_str()) {
