@@ -12,12 +12,13 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::http_response::{respond, text};
 use crate::identity::Ca;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -55,7 +56,8 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
 async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if path == "/hosts" || path.starts_with("/workloads") {
-        if let Some(resp) = crate::workloads_api::handle(admin, req).await {
+        let (store, tokens, token) = (&admin.store, &admin.tokens, &admin.admin_token);
+        if let Some(resp) = crate::workloads_api::handle(store, tokens, token, req).await {
             return resp;
         }
         return text(StatusCode::NOT_FOUND, "not found\n".into());
@@ -119,22 +121,4 @@ async fn rotate(admin: &Arc<Admin>, start: bool) -> Response<Full<Bytes>> {
         Ok(Err(e)) => text(StatusCode::CONFLICT, format!("{e}\n")),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
-}
-
-pub(crate) fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    respond(status, "text/plain; charset=utf-8", body)
-}
-
-pub(crate) fn respond(
-    status: StatusCode,
-    content_type: &'static str,
-    body: String,
-) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    resp
 }

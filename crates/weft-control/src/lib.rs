@@ -7,10 +7,12 @@
 //! - [`identity`] and [`tokens`]: the certificate authority's service; join tokens.
 //! - [`registry`] and [`workloads_api`]: workloads registered at run time by `weft run`
 //!   (leases), merged with the directory's resources.
-//! - [`serve`]: the gRPC listener (TLS 1.3, HTTP/2); [`admin`]: status, metrics, CA rotation.
+//! - [`serve`]: the gRPC listener (TLS 1.3, HTTP/2); [`admin`]: status, metrics, CA rotation
+//!   (its responses built by `http_response`, which [`workloads_api`] shares).
 //! - [`state`]: the state directory (CA key, tokens), written atomically and privately.
 
 pub mod admin;
+mod http_response;
 pub mod identity;
 pub mod metrics;
 pub mod published;

@@ -10,6 +10,9 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
+/// The admin token's file in the state directory.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
 /// Creates `dir` (and parents) private to the user, and tightens it if it already exists.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     fs::DirBuilder::new()
@@ -48,7 +51,7 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// The admin token (`<state>/admin-token`): read when it exists, else created, 0600.
 pub fn admin_token(state_dir: &Path) -> std::io::Result<String> {
-    let path = state_dir.join(crate::workloads_api::ADMIN_TOKEN_FILE);
+    let path = state_dir.join(ADMIN_TOKEN_FILE);
     match fs::read_to_string(&path) {
         Ok(t) if t.trim().len() >= 32 => return Ok(t.trim().to_string()),
         Ok(_) => {}

@@ -23,30 +23,36 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::admin::{respond, text, Admin};
+use crate::http_response::{respond, text};
 use crate::registry::Registration;
-use crate::store::RegisterError;
+use crate::state::ADMIN_TOKEN_FILE;
+use crate::store::{RegisterError, Store};
+use crate::tokens::TokenStore;
 
 /// Largest registration body accepted.
 const MAX_BODY: usize = 64 * 1024;
 /// How long a join token minted at registration stays usable.
 const JOIN_TOKEN_TTL: Duration = Duration::from_secs(600);
-/// The admin token file in the state directory.
-pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 
-/// Answers the workload routes; `None` when the path is not one of them.
-pub async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+/// Answers the workload routes; `None` when the path is not one of them. Registrations go
+/// into `store`, join tokens come from `tokens`, and changes need `admin_token`.
+pub async fn handle(
+    store: &Arc<Store>,
+    tokens: &Arc<TokenStore>,
+    admin_token: &str,
+    req: Request<Incoming>,
+) -> Option<Response<Full<Bytes>>> {
     let path = req.uri().path().to_string();
     if path == "/hosts" && req.method() == Method::GET {
         let ns = query(&req, "namespace").unwrap_or_else(|| weft_api::DEFAULT_NAMESPACE.into());
         return Some(text(
             StatusCode::OK,
-            hosts_file(&admin.store.current().model, &ns),
+            hosts_file(&store.current().model, &ns),
         ));
     }
     if path == "/workloads" && req.method() == Method::GET {
         // The registry shares a lock with rebuilds: read it off the async threads.
-        let store = admin.store.clone();
+        let store = store.clone();
         let list = tokio::task::spawn_blocking(move || store.registrations())
             .await
             .unwrap_or_default();
@@ -65,21 +71,20 @@ pub async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Option<Respon
         ));
     };
     let (ns, name) = (ns.to_string(), name.to_string());
-    if !authorized(admin, &req) {
+    if !authorized(admin_token, &req) {
         return Some(text(
             StatusCode::UNAUTHORIZED,
             format!("send the control plane's admin token (its state directory's {ADMIN_TOKEN_FILE}) as `Authorization: Bearer <token>`\n"),
         ));
     }
     Some(match req.method().clone() {
-        Method::PUT => register(admin, req, ns, name).await,
+        Method::PUT => register(store, tokens, req, ns, name).await,
         Method::DELETE => {
             let owner = query(&req, "owner");
-            let a = admin.clone();
-            let result = tokio::task::spawn_blocking(move || {
-                a.store.deregister(&ns, &name, owner.as_deref())
-            })
-            .await;
+            let store = store.clone();
+            let result =
+                tokio::task::spawn_blocking(move || store.deregister(&ns, &name, owner.as_deref()))
+                    .await;
             match result {
                 Ok(Ok(())) => text(StatusCode::OK, "deregistered\n".into()),
                 Ok(Err(e)) => text(error_status(&e), format!("{e}\n")),
@@ -91,7 +96,8 @@ pub async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Option<Respon
 }
 
 async fn register(
-    admin: &Arc<Admin>,
+    store: &Arc<Store>,
+    tokens: &Arc<TokenStore>,
     req: Request<Incoming>,
     ns: String,
     name: String,
@@ -115,14 +121,13 @@ async fn register(
             )
         }
     };
-    let a = admin.clone();
+    let (s, t) = (store.clone(), tokens.clone());
     let result = tokio::task::spawn_blocking(move || {
-        a.store.register(&ns, &name, registration)?;
+        s.register(&ns, &name, registration)?;
         if !want_token {
             return Ok(None);
         }
-        a.tokens
-            .create(&ns, &name, JOIN_TOKEN_TTL, false)
+        t.create(&ns, &name, JOIN_TOKEN_TTL, false)
             .map(Some)
             .map_err(|e| RegisterError::Invalid(vec![format!("cannot create a join token: {e}")]))
     })
@@ -130,7 +135,7 @@ async fn register(
     match result {
         Ok(Ok(token)) => {
             let body = serde_json::json!({
-                "generation": admin.store.status().generation,
+                "generation": store.status().generation,
                 "joinToken": token,
             });
             respond(StatusCode::OK, "application/json", body.to_string() + "\n")
@@ -153,7 +158,7 @@ fn error_status(e: &RegisterError) -> StatusCode {
 }
 
 /// Compares the bearer token in constant time.
-fn authorized(admin: &Admin, req: &Request<Incoming>) -> bool {
+fn authorized(admin_token: &str, req: &Request<Incoming>) -> bool {
     let Some(given) = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -162,7 +167,7 @@ fn authorized(admin: &Admin, req: &Request<Incoming>) -> bool {
     else {
         return false;
     };
-    let want = admin.admin_token.as_bytes();
+    let want = admin_token.as_bytes();
     let given = given.trim().as_bytes();
     // Every byte is compared, so the time taken does not say how much of a guess was right.
     given.len() == want.len()

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::error::RunError;
 use crate::network::{self, HostNet};
 use crate::records::{process_start, Record, RecordError, Records};
 
@@ -31,7 +32,7 @@ pub fn cleanup_stale(run_dir: &Path, net: &HostNet) -> Result<Vec<Record>, Recor
 
 /// Creates the bridge and records this process as holding it, so that it stays up while the
 /// process runs even when no workload does.
-pub fn hold_bridge(run_dir: &Path, net: &HostNet) -> Result<(Records, Record), crate::RunError> {
+pub fn hold_bridge(run_dir: &Path, net: &HostNet) -> Result<(Records, Record), RunError> {
     let records = Records::open(run_dir)?;
     let lock = records.lock()?;
     network::ensure_bridge(net)?;

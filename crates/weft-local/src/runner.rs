@@ -14,104 +14,13 @@
 //! Children are spawned from the runtime's thread; run this on a current-thread runtime so
 //! that their parent-death signal follows the runner's life (see [`crate::spawn`]).
 
-use std::collections::BTreeMap;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use crate::capture::CaptureSpec;
-use crate::command::ToolError;
-use crate::control_client::{ControlClient, ControlError};
+use crate::error::RunError;
 use crate::network::{self, HostNet};
-use crate::privileges::MissingPrivileges;
-use crate::records::{Record, RecordError, Records};
-
-/// Everything `weft run` needs to know.
-pub struct RunSpec {
-    pub name: String,
-    pub namespace: String,
-    pub service: String,
-    pub service_account: Option<String>,
-    pub port: u16,
-    pub app_protocol: Option<String>,
-    pub labels: BTreeMap<String, String>,
-    pub command: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub net: HostNet,
-    pub capture: CaptureSpec,
-    /// Where records and logs go (`/run/weft`).
-    pub run_dir: PathBuf,
-    /// The control plane's gRPC address, as the proxy inside the namespace dials it.
-    pub control_grpc: SocketAddr,
-    pub control: ControlClient,
-    /// The `weft` binary the proxy runs from.
-    pub weft_exe: PathBuf,
-    /// Where the application's output goes (the proxy's goes to `<run_dir>/logs/`).
-    pub app_output: AppOutput,
-    pub access_log: bool,
-    /// How long the proxy may drain after the application exits.
-    pub drain_timeout: Duration,
-    /// How long the proxy has to become ready.
-    pub ready_timeout: Duration,
-}
-
-pub enum AppOutput {
-    Inherit,
-    File(PathBuf),
-    /// Each line printed with this prefix (`[name] ...`), as `weft up` shows its workloads.
-    Prefixed(String),
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    Privileges(#[from] MissingPrivileges),
-    #[error("{0}")]
-    Invalid(String),
-    #[error("a workload named `{name}` is already running (weft run pid {pid}, address {address}); stop it first or pick another --name")]
-    AlreadyRunning {
-        name: String,
-        pid: u32,
-        address: Ipv4Addr,
-    },
-    #[error("cannot run `{0}`: no such program (not a file, and not found in PATH)")]
-    MissingProgram(String),
-    #[error(transparent)]
-    Records(#[from] RecordError),
-    #[error("setting up the workload's network: {0}")]
-    Network(ToolError),
-    #[error(transparent)]
-    Control(#[from] ControlError),
-    #[error("the proxy {0}")]
-    Proxy(String),
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
-}
-
-impl From<ToolError> for RunError {
-    fn from(e: ToolError) -> Self {
-        RunError::Network(e)
-    }
-}
-
-/// How the application ended.
-#[derive(Debug)]
-pub struct Outcome {
-    /// Its exit code (128 + signal when a signal ended it).
-    pub code: i32,
-    pub ran_for: Duration,
-    /// Whether the runner stopped it (a shutdown request) rather than it exiting.
-    pub stopped: bool,
-}
-
-pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
-    let what = what.into();
-    move |source| RunError::Io { what, source }
-}
+use crate::records::{Record, Records};
+use crate::spec::{Outcome, RunSpec};
 
 /// Runs one workload until its application exits or `shutdown` completes.
 pub async fn run(spec: RunSpec, shutdown: impl Future<Output = ()>) -> Result<Outcome, RunError> {

@@ -6,10 +6,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::control_client::Registration;
+use crate::error::{io, RunError};
+use crate::lease::{deregister, LEASE_TTL};
 use crate::network::{self, HostNet};
 use crate::records::{Record, Records};
-use crate::runner::{io, AppOutput, Outcome, RunError, RunSpec};
 use crate::spawn::{self, Output};
+use crate::spec::{AppOutput, Outcome, RunSpec};
 use crate::supervise;
 
 pub(crate) async fn run_claimed(
@@ -49,7 +51,7 @@ pub(crate) async fn run_claimed(
         labels: spec.labels.clone(),
         app_protocol: spec.app_protocol.clone(),
         owner: owner.clone(),
-        ttl_seconds: supervise::LEASE_TTL.as_secs(),
+        ttl_seconds: LEASE_TTL.as_secs(),
     };
     let token = spec
         .control
@@ -170,22 +172,6 @@ async fn start_and_supervise(
         supervise::Ended::ProxyDied(status) => {
             let tail = supervise::log_tail(&proxy_log_path, 15);
             Err(RunError::Proxy(format!("exited while the application ran ({status}); the application was stopped. Its log ({}):\n{tail}", proxy_log_path.display())))
-        }
-    }
-}
-
-/// Removes the registration; a second call (or one after the lease expired) is harmless.
-pub(crate) async fn deregister(spec: &RunSpec, owner: &str) {
-    match spec
-        .control
-        .deregister(&spec.namespace, &spec.name, owner)
-        .await
-    {
-        Ok(()) => {}
-        Err(crate::control_client::ControlError::Refused { status, .. })
-            if status == http::StatusCode::NOT_FOUND => {}
-        Err(e) => {
-            tracing::warn!(error = %e, "could not deregister (the registration expires on its own)")
         }
     }
 }

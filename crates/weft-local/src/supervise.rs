@@ -10,12 +10,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Child;
 
 use crate::control_client::Registration;
+use crate::lease::{self, LEASE_TTL};
 use crate::network::HostNet;
-use crate::runner::RunSpec;
 use crate::spawn::signal_group;
+use crate::spec::RunSpec;
 
-/// Registration lease; renewed every third of it.
-pub const LEASE_TTL: Duration = Duration::from_secs(15);
 /// How often the hosts file is refreshed from the control plane.
 const HOSTS_REFRESH: Duration = Duration::from_secs(2);
 /// How long the application has to exit after SIGTERM before it is killed.
@@ -92,7 +91,7 @@ pub async fn supervise(
             }
             () = &mut shutdown => {
                 // As Kubernetes does: out of the mesh first, then the application is told.
-                crate::start::deregister(spec, &registration.owner).await;
+                lease::deregister(spec, &registration.owner).await;
                 let code = stop(&mut app, APP_GRACE).await;
                 return Ended::App { code, stopped: true };
             }

@@ -12,9 +12,10 @@ use weft_api::model::LocalWorkloadModel;
 
 use crate::capture::CaptureSpec;
 use crate::control_client::ControlClient;
+use crate::error::RunError;
 use crate::network::HostNet;
-use crate::runner::{AppOutput, Outcome, RunError, RunSpec};
 use crate::spawn::{self, Output};
+use crate::spec::{AppOutput, Outcome, RunSpec};
 use crate::supervise::{self, log_tail};
 
 pub struct UpSpec {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use crate::http::errors::WEFT_ERROR;
+use crate::error::{Synthesized, WEFT_ERROR};
 use crate::metrics::Metrics;
 
 const QUEUE: usize = 4096;
@@ -60,6 +60,10 @@ pub struct Entry {
     status: u16,
     duration_ms: f64,
     weft_error: Option<String>,
+    /// The reason of an answer this proxy made itself (the `weft_proxy_errors_total` label);
+    /// absent when the answer came from upstream (whose `weft-error`, if any, is above).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_reason: Option<&'static str>,
     /// Inbound: the client's SPIFFE id (`unknown` without mTLS) and whether it used mTLS.
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_principal: Option<String>,
@@ -96,6 +100,7 @@ impl Entry {
             status: 0,
             duration_ms: 0.0,
             weft_error: None,
+            error_reason: None,
             peer_principal: None,
             mtls: None,
         }
@@ -122,6 +127,7 @@ impl Entry {
         self.weft_error = crate::h1::verbatim::header(resp, WEFT_ERROR)
             .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::to_string);
+        self.error_reason = resp.extensions().get::<Synthesized>().map(|s| s.0.label());
         let mut line = serde_json::to_string(&self).unwrap_or_default();
         line.push('\n');
         line

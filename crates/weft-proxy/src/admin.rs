@@ -8,10 +8,21 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tokio::net::TcpListener;
 
+use crate::drain;
 use crate::http::{full, Body};
-use crate::run::Context;
+use crate::metrics::Metrics;
+use crate::state::Shared;
+use crate::status::Status;
 
-pub async fn serve(listener: TcpListener, cx: Arc<Context>) {
+/// What the admin endpoint reads.
+pub struct Admin {
+    pub state: Shared,
+    pub status: Arc<Status>,
+    pub metrics: Arc<Metrics>,
+    pub drain: drain::Watch,
+}
+
+pub async fn serve(listener: TcpListener, cx: Arc<Admin>) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -33,7 +44,7 @@ pub async fn serve(listener: TcpListener, cx: Arc<Context>) {
     }
 }
 
-fn handle(cx: &Context, req: Request<Incoming>) -> Response<Body> {
+fn handle(cx: &Admin, req: Request<Incoming>) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
     }

@@ -8,25 +8,27 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::run::Context;
+use crate::drain;
 
-pub async fn accept_loop<F, Fut>(
+/// Accepts until `drain` signals; `handle` serves each connection with the side's inputs `cx`.
+pub async fn accept_loop<C, F, Fut>(
     listener: TcpListener,
-    cx: Arc<Context>,
+    cx: Arc<C>,
+    drain: drain::Watch,
     side: &'static str,
     handle: F,
 ) where
-    F: Fn(TcpStream, SocketAddr, Arc<Context>) -> Fut,
+    F: Fn(TcpStream, SocketAddr, Arc<C>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = cx.drain.signaled() => break,
+            _ = drain.signaled() => break,
         };
         match accepted {
             Ok((stream, peer)) => {
-                let guard = cx.drain.guard();
+                let guard = drain.guard();
                 let conn = handle(stream, peer, cx.clone());
                 tokio::spawn(async move {
                     conn.await;

@@ -7,19 +7,20 @@ use std::sync::Arc;
 
 use weft_api::watch::DirWatcher;
 
-use crate::run::Context;
+use crate::drain;
+use crate::install::Installer;
 
-pub async fn run(dir: PathBuf, cx: Arc<Context>) {
+pub async fn run(dir: PathBuf, installer: Arc<Installer>, drain: drain::Watch) {
     let mut watcher = DirWatcher::new(&dir);
     loop {
         tokio::select! {
             _ = watcher.changed() => {}
-            _ = cx.drain.signaled() => break,
+            _ = drain.signaled() => break,
         }
-        let cx2 = cx.clone();
+        let installer = installer.clone();
         let dir2 = dir.clone();
         // Loading reads files and compiles: keep it off the runtime's workers.
-        let result = tokio::task::spawn_blocking(move || crate::run::reload(&cx2, &dir2)).await;
+        let result = tokio::task::spawn_blocking(move || installer.reload(&dir2)).await;
         if let Err(e) = result {
             tracing::error!(error = %e, "config reload task failed");
         }

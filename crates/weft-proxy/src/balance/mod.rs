@@ -8,6 +8,7 @@
 
 mod load;
 mod ring;
+pub mod sticky;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

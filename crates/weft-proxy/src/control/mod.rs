@@ -17,6 +17,17 @@ use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
 
+/// Where the xDS client hands what the control plane sends: a new view to install, and what
+/// to report while there is none. The client knows nothing else of the proxy.
+pub trait ViewSink: Send + Sync {
+    /// A complete, valid view: compile it and make it current.
+    fn install(&self, view: weft_api::view::ProxyView);
+    /// Why the proxy has no configuration yet (shown on `/ready`).
+    fn waiting(&self, why: String);
+    /// A push was refused (NACK): count it.
+    fn push_rejected(&self);
+}
+
 /// How to reach the control plane and prove who this proxy is.
 #[derive(Clone, Debug)]
 pub struct ControlSettings {

@@ -20,15 +20,20 @@ use super::backoff::Backoff;
 use super::certs::{code_name, control_tls};
 use super::discovery::{Discovery, MAX_NAMES};
 use super::resources::{decode, Held};
-use super::{channel, ControlSettings};
-use crate::run::{install_view, Context};
+use super::{channel, ControlSettings, ViewSink};
+use crate::drain;
+use crate::mesh::MeshTls;
 
 /// Largest response accepted: bigger is a broken or hostile control plane.
 pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 pub struct XdsClient {
     pub settings: Arc<ControlSettings>,
-    pub cx: Arc<Context>,
+    /// Where new views go.
+    pub sink: Arc<dyn ViewSink>,
+    /// The proxy's credentials: the stream needs them, and trust bundles update them.
+    pub tls: Arc<MeshTls>,
+    pub drain: drain::Watch,
     pub discovery: Arc<Discovery>,
     pub subscriptions: mpsc::Receiver<(&'static str, String)>,
     pub renew_now: Arc<tokio::sync::Notify>,
@@ -52,7 +57,7 @@ impl XdsClient {
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         let mut connected_once = false;
         loop {
-            if self.cx.registry.tls.current().is_none() {
+            if self.tls.current().is_none() {
                 // No certificate yet: xDS needs mutual TLS. The certificate task is working.
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
@@ -71,7 +76,7 @@ impl XdsClient {
                         if !connected_once {
                             tracing::warn!(retry_in = ?wait, "{msg}");
                         }
-                        self.cx.status.set_waiting(msg);
+                        self.sink.waiting(msg);
                     }
                     tokio::time::sleep(wait).await;
                 }
@@ -84,7 +89,7 @@ impl XdsClient {
     }
 
     async fn session(&mut self, held: &mut Held, node_name: &str) -> Ended {
-        let config = match control_tls(&self.settings, &self.cx.registry.tls) {
+        let config = match control_tls(&self.settings, &self.tls) {
             Ok(c) => c,
             Err(e) => return Ended::Lost(e),
         };
@@ -163,7 +168,7 @@ impl XdsClient {
                         }
                     }
                 }
-                _ = self.cx.drain.signaled() => return Ended::Stopped,
+                _ = self.drain.signaled() => return Ended::Stopped,
             }
         }
     }
@@ -182,15 +187,13 @@ impl XdsClient {
                     self.install_bundle(bundle);
                 }
                 if let Some(view) = held.view() {
-                    install_view(&self.cx, view);
+                    self.sink.install(view);
                 }
                 self.discovery.answered(&resp.type_url, answered);
             }
             Err(reason) => {
                 tracing::warn!(%reason, type_url = %resp.type_url, nonce = %resp.nonce, "rejecting a push from the control plane (NACK); keeping the previous resources");
-                self.cx
-                    .metrics
-                    .proxy_error(crate::metrics::INBOUND, "xds-nack");
+                self.sink.push_rejected();
                 reply.error_detail = Some(RpcStatus {
                     code: tonic::Code::InvalidArgument as i32,
                     message: reason,
@@ -204,7 +207,7 @@ impl XdsClient {
     /// A new trust bundle: peers are checked against it from now on, and the certificate is
     /// renewed so it comes from the current signing root.
     fn install_bundle(&self, bundle: Vec<rustls_pki_types::CertificateDer<'static>>) {
-        let Some(current) = self.cx.registry.tls.current() else {
+        let Some(current) = self.tls.current() else {
             return;
         };
         if current.creds.trust_bundle == bundle {
@@ -212,7 +215,7 @@ impl XdsClient {
         }
         let mut creds = current.creds.clone_key();
         creds.trust_bundle = bundle;
-        match self.cx.registry.tls.install(creds) {
+        match self.tls.install(creds) {
             Ok(()) => {
                 tracing::info!(
                     roots = current.creds.trust_bundle.len(),

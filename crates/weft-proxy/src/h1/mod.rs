@@ -41,7 +41,7 @@ pub enum Error {
     #[error("malformed chunked body: {0}")]
     Chunk(&'static str),
     #[error("reading the request body: {0}")]
-    Body(BoxError),
+    Body(#[source] BoxError),
     #[error("the body did not match its Content-Length")]
     LengthMismatch,
     #[error("the upstream switched protocols without being asked")]

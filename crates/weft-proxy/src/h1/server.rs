@@ -27,6 +27,7 @@ use super::head::{self, Parsed};
 use super::verbatim::VerbatimFields;
 use super::{encode, io, write};
 use crate::drain;
+use crate::http::client_body::client_request;
 use crate::http::server::Limits;
 use crate::http::{empty, Body};
 use crate::io::prefixed::PrefixedIo;
@@ -75,20 +76,20 @@ pub async fn serve<H: Handle>(
             Next::End => return Outcome::Done,
         };
         let head_request = head.parts.method == Method::HEAD;
-        let (body, returned) = match head.framing {
+        let (req, returned) = match head.framing {
             Framing::Empty => {
                 side = Some(read);
-                (empty(), None)
+                (Request::from_parts(head.parts, empty()), None)
             }
             framing => {
                 let (tx, rx) = oneshot::channel();
                 let body = RequestBody::new(read, Decoder::new(framing), tx);
-                (crate::http::boxed(body), Some(rx))
+                (client_request(head.parts, body), Some(rx))
             }
         };
         // Pinned where it is made: the handler's future is large, and moving it into the
         // watcher would copy it (twice) per request.
-        let handling = std::pin::pin!(handler.handle(Request::from_parts(head.parts, body)));
+        let handling = std::pin::pin!(handler.handle(req));
         let Some(resp) = unless_client_leaves(handling, side.as_mut()).await else {
             tracing::debug!("client closed its connection before the answer; request cancelled");
             return Outcome::Done;

@@ -1,8 +1,8 @@
-//! HTTP plumbing shared by the outbound and inbound sides: body types, synthesized errors,
-//! header hygiene, route filters, upstream connections, upgrades and the server settings
-//! that bound what a client may send.
+//! HTTP plumbing shared by the outbound and inbound sides: body types, header hygiene, route
+//! filters, upstream connections, upgrades and the server settings that bound what a client
+//! may send.
 
-pub mod errors;
+pub mod client_body;
 pub mod filters;
 pub mod headers;
 pub mod pool;
@@ -41,9 +41,10 @@ where
     body.map_err(Into::into).boxed()
 }
 
-/// A request from hyper's server with its body boxed, as the handlers take it.
+/// A request from hyper's server with its body boxed (and watched), as the handlers take it.
 pub fn boxed_request(req: http::Request<hyper::body::Incoming>) -> http::Request<Body> {
-    req.map(boxed)
+    let (parts, body) = req.into_parts();
+    client_body::client_request(parts, body)
 }
 
 /// True for a gRPC request (by content type).

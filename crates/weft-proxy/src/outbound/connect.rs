@@ -10,93 +10,61 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use crate::balance::PickContext;
-use crate::http::errors::{respond, Reason};
+use super::tcp::{pipe, service_endpoint};
+use super::Outbound;
+use crate::error::{ProxyError, Reason};
 use crate::http::{empty, Body};
-use crate::run::Context;
+use crate::metrics::OUTBOUND;
 use crate::state::{Endpoint, Snapshot};
 
 pub fn tunnel(
-    cx: &Arc<Context>,
+    cx: &Arc<Outbound>,
     snapshot: &Arc<Snapshot>,
     mut req: Request<Body>,
     client: SocketAddr,
-) -> Response<Body> {
-    let Some(authority) = req.uri().authority().map(|a| a.to_string()) else {
-        return respond(Reason::BadRequest, "CONNECT needs host:port", false);
-    };
-    let (endpoint, service) = match choose(cx, snapshot, &authority, client) {
-        Ok(chosen) => chosen,
-        Err((reason, detail)) => {
-            cx.metrics
-                .proxy_error(crate::metrics::OUTBOUND, reason.label());
-            return respond(reason, &detail, false);
-        }
-    };
+) -> Result<Response<Body>, ProxyError> {
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .ok_or_else(|| ProxyError::new(Reason::BadRequest, "CONNECT needs host:port"))?;
+    let (endpoint, service) = choose(cx, snapshot, &authority, client)?;
     let connect_timeout = Duration::from_millis(snapshot.mesh.connect_timeout_ms.max(1));
     let upgrade = hyper::upgrade::on(&mut req);
-    let cx = cx.clone();
+    let metrics = cx.metrics.clone();
     tokio::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
-                super::tcp::pipe(
-                    TokioIo::new(upgraded),
-                    &endpoint,
-                    &service,
-                    client,
-                    connect_timeout,
-                    &cx,
-                )
-                .await
+                let io = TokioIo::new(upgraded);
+                if let Err(e) = pipe(io, &endpoint, &service, connect_timeout, &metrics).await {
+                    e.count(&metrics, OUTBOUND);
+                    tracing::info!(%client, error = %e, "CONNECT tunnel failed");
+                }
             }
             Err(e) => tracing::debug!(error = %e, "CONNECT tunnel was not established"),
         }
     });
     let mut resp = Response::new(empty());
     *resp.status_mut() = StatusCode::OK;
-    resp
+    Ok(resp)
 }
 
 fn choose(
-    cx: &Context,
+    cx: &Outbound,
     snapshot: &Snapshot,
     authority: &str,
     client: SocketAddr,
-) -> Result<(Arc<Endpoint>, String), (Reason, String)> {
+) -> Result<(Arc<Endpoint>, String), ProxyError> {
     if let Some(sp) = snapshot.by_authority(authority) {
-        let rule = sp.tcp.as_ref().map(|t| &t.rule).unwrap_or(&sp.default_rule);
-        let backend = rule.pick_backend().and_then(|b| b.backend.clone()).ok_or((
-            Reason::BackendNotFound,
-            format!("the backend of {} does not resolve", rule.route.label()),
-        ))?;
-        let headers = http::HeaderMap::new();
-        let pick = PickContext {
-            headers: &headers,
-            query: None,
-            source_ip: client.ip(),
-        };
-        let endpoint = backend
-            .policy
-            .pick(&backend.endpoints, &pick)
-            .cloned()
-            .ok_or((
-                Reason::NoEndpoints,
-                format!("{} has no endpoints", backend.key),
-            ))?;
-        return Ok((endpoint, sp.service.clone()));
+        return Ok((service_endpoint(sp, client)?, sp.service.clone()));
     }
     if let Ok(addr) = authority.parse::<SocketAddr>() {
-        if let Some(w) = snapshot.workload_at(addr.ip()) {
-            let endpoint = cx.registry.direct(
-                addr,
-                w,
-                snapshot.mesh.inbound_port,
-                &snapshot.mesh.trust_domain,
-            );
-            return Ok((endpoint, format!("{}/{}", w.namespace, w.name)));
+        if let Some(ep) = snapshot.direct_endpoint(addr, &cx.registry) {
+            let service = format!("{}/{}", ep.namespace, ep.workload);
+            return Ok((ep, service));
         }
     }
-    Err((
+    Err(ProxyError::new(
         Reason::UnknownService,
         format!("`{authority}` is not a Service (or workload address) this proxy knows"),
     ))

@@ -1,29 +1,48 @@
 //! The outbound side: connections the local workload makes.
 //!
-//! A connection's target is decided once, when it is accepted: the Service its original
-//! destination (VIP and port) belongs to, a workload's own address, or — for a connection made
-//! to the proxy directly — nothing yet, in which case it must be HTTP and each request is
-//! routed by its authority (explicit proxy mode). Anything else is refused, with a log line
-//! that says what was dialed.
+//! - [`accept`]: a connection's target, decided once when it is accepted (a Service VIP and
+//!   port, a workload's own address, or — made to the proxy directly — each request's
+//!   authority), and its protocol (declared, or detected);
+//! - [`http`]: the HTTP request path, stage by stage: [`plan`] → [`filters`] → [`timeout`] →
+//!   [`retry`] → balance → [`endpoint`] (with [`mirror`] beside the filters);
+//! - [`tcp`]: opaque TCP; [`connect`]: HTTP `CONNECT` tunnels in explicit proxy mode.
 
+mod accept;
 mod connect;
-mod forward;
+mod endpoint;
+mod filters;
 mod http;
 mod last_authority;
+mod mirror;
+mod plan;
+mod retry;
 mod tcp;
+mod timeout;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use tokio::net::{TcpListener, TcpStream};
-use weft_api::view::Protocol;
+use tokio::net::TcpListener;
 
-use crate::detect::{self, Detected};
-use crate::h1::server::Outcome;
-use crate::io::{orig_dst, PrefixedIo};
-use crate::metrics::OUTBOUND;
-use crate::run::Context;
+use crate::access_log::AccessLog;
+use crate::control::discovery::Discovery;
+use crate::drain;
+use crate::http::server::Limits;
+use crate::metrics::Metrics;
+use crate::state::{Registry, Shared};
+
+/// What the outbound side needs, and nothing else.
+pub struct Outbound {
+    pub state: Shared,
+    pub metrics: Arc<Metrics>,
+    /// Endpoints for calls to a workload's own address (the first call to each port).
+    pub registry: Arc<Registry>,
+    pub access_log: Option<AccessLog>,
+    pub limits: Limits,
+    pub drain: drain::Watch,
+    /// On-demand subscriptions, when a control plane configures the proxy.
+    pub discovery: Option<Arc<Discovery>>,
+}
 
 /// What a connection was addressed to.
 #[derive(Clone, Debug)]
@@ -36,93 +55,18 @@ pub enum Target {
     Explicit,
 }
 
-pub async fn serve(listener: TcpListener, cx: Arc<Context>) {
-    crate::listen::accept_loop(listener, cx, "outbound", |stream, peer, cx| async move {
-        handle(stream, peer, &cx).await
-    })
-    .await
-}
-
 /// How long a connection waits for the control plane to answer about a destination this
 /// proxy has not seen before.
 pub const ON_DEMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Context>) {
-    crate::io::tune(&stream);
-    let mut snapshot = cx.state.load_full();
-    let dst = orig_dst::original_dst(&stream);
-    if let (Some(dst), Some(discovery)) = (dst, &cx.discovery) {
-        if snapshot.by_addr(dst).is_none() && snapshot.workload_at(dst.ip()).is_none() {
-            let wanted = snapshot.discovery_names(&dst.ip().to_string());
-            discovery.ensure(&wanted, ON_DEMAND_TIMEOUT).await;
-            snapshot = cx.state.load_full();
-        }
-    }
-    let (target, declared) = match dst {
-        None => (Target::Explicit, Protocol::Detect),
-        Some(dst) => {
-            if let Some(sp) = snapshot.by_addr(dst) {
-                (Target::Service(dst), sp.protocol)
-            } else if snapshot.workload_at(dst.ip()).is_some() {
-                (Target::Workload(dst), Protocol::Detect)
-            } else {
-                cx.metrics.proxy_error(OUTBOUND, "unknown-destination");
-                tracing::warn!(
-                    %client, destination = %dst,
-                    "refusing connection: {dst} is neither a Service VIP and port nor a workload address in the mesh"
-                );
-                return;
-            }
-        }
-    };
-    let (protocol, prefix) = match declared {
-        Protocol::Http1 => (Detected::Http1, Bytes::new()),
-        Protocol::Http2 | Protocol::Grpc => (Detected::Http2, Bytes::new()),
-        Protocol::Tcp => (Detected::Opaque, Bytes::new()),
-        Protocol::Detect => {
-            let timeout = std::time::Duration::from_millis(snapshot.mesh.detect_timeout_ms.max(1));
-            match detect::detect(&mut stream, timeout).await {
-                Ok((d, bytes)) => {
-                    cx.metrics.detected(OUTBOUND, d.label());
-                    (d, bytes)
-                }
-                Err(e) => {
-                    tracing::debug!(%client, error = %e, "connection failed during detection");
-                    return;
-                }
-            }
-        }
-    };
-    drop(snapshot);
-    if protocol == Detected::Http1 {
-        // Weft's own HTTP/1 codec first; hyper takes over for what it leaves alone.
-        let handler = http::Handler::new(cx.clone(), target, client);
-        let codec = handler.for_h1_codec();
-        if let Outcome::Handoff(io) =
-            crate::h1::server::serve(stream, prefix, &codec, cx.limits, &cx.drain).await
-        {
-            let svc = crate::handler_service!(handler);
-            crate::http::server::serve_http1(io, svc, cx.limits, &cx.drain).await;
-        }
-        return;
-    }
-    let io = PrefixedIo::new(prefix, stream);
-    match (protocol, &target) {
-        (Detected::Http1, _) => {}
-        (Detected::Http2, _) => {
-            let svc = crate::handler_service!(boxed http::Handler::new(cx.clone(), target, client));
-            crate::http::server::serve_http2(io, svc, cx.limits, &cx.drain).await;
-        }
-        (Detected::Closed, _) => {}
-        (_, Target::Explicit) => {
-            cx.metrics.proxy_error(OUTBOUND, "explicit-not-http");
-            tracing::warn!(
-                %client,
-                "refusing connection made to the proxy directly: it did not start with an HTTP request, so there is no way to tell where it is going"
-            );
-        }
-        (_, Target::Service(dst) | Target::Workload(dst)) => {
-            tcp::forward(io, *dst, client, cx).await
-        }
-    }
+pub async fn serve(listener: TcpListener, cx: Arc<Outbound>) {
+    let drain = cx.drain.clone();
+    crate::listen::accept_loop(
+        listener,
+        cx,
+        drain,
+        "outbound",
+        |stream, peer, cx| async move { accept::handle(stream, peer, &cx).await },
+    )
+    .await
 }

@@ -8,50 +8,76 @@ use std::time::Duration;
 use http::HeaderMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::Outbound;
 use crate::balance::PickContext;
-use crate::metrics::OUTBOUND;
-use crate::run::Context;
-use crate::state::Endpoint;
+use crate::error::{ProxyError, Reason};
+use crate::metrics::{Metrics, OUTBOUND};
+use crate::state::{Endpoint, ServicePort, Snapshot};
 
-pub async fn forward<I>(io: I, dst: SocketAddr, client: SocketAddr, cx: &Arc<Context>)
+/// Relays a captured connection to `dst` (a Service VIP and port, or a workload's address).
+pub async fn forward<I>(
+    io: I,
+    dst: SocketAddr,
+    client: SocketAddr,
+    cx: &Arc<Outbound>,
+) -> Result<(), ProxyError>
 where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let snapshot = cx.state.load_full();
     let connect_timeout = Duration::from_millis(snapshot.mesh.connect_timeout_ms.max(1));
-    let (endpoint, service): (Arc<Endpoint>, String) = if let Some(sp) = snapshot.by_addr(dst) {
-        let rule = sp.tcp.as_ref().map(|t| &t.rule).unwrap_or(&sp.default_rule);
-        let Some(backend) = rule.pick_backend().and_then(|b| b.backend.clone()) else {
-            cx.metrics.proxy_error(OUTBOUND, "backend-not-found");
-            tracing::warn!(%client, %dst, route = %rule.route.label(), "refusing TCP connection: the route's backend does not resolve");
-            return;
-        };
-        let headers = HeaderMap::new();
-        let pick = PickContext {
-            headers: &headers,
-            query: None,
-            source_ip: client.ip(),
-        };
-        let Some(ep) = backend.policy.pick(&backend.endpoints, &pick).cloned() else {
-            cx.metrics.proxy_error(OUTBOUND, "no-endpoints");
-            tracing::warn!(%client, %dst, backend = %backend.key, "refusing TCP connection: no endpoints");
-            return;
-        };
-        (ep, sp.service.clone())
-    } else if let Some(w) = snapshot.workload_at(dst.ip()) {
-        let ep = cx.registry.direct(
-            dst,
-            w,
-            snapshot.mesh.inbound_port,
-            &snapshot.mesh.trust_domain,
-        );
-        (ep, format!("{}/{}", w.namespace, w.name))
-    } else {
-        tracing::warn!(%client, %dst, "refusing TCP connection: destination left the mesh");
-        return;
-    };
+    let (endpoint, service) = choose(&snapshot, dst, client, cx)?;
     drop(snapshot);
-    pipe(io, &endpoint, &service, client, connect_timeout, cx).await;
+    pipe(io, &endpoint, &service, connect_timeout, &cx.metrics).await
+}
+
+fn choose(
+    snapshot: &Snapshot,
+    dst: SocketAddr,
+    client: SocketAddr,
+    cx: &Outbound,
+) -> Result<(Arc<Endpoint>, String), ProxyError> {
+    if let Some(sp) = snapshot.by_addr(dst) {
+        return Ok((service_endpoint(sp, client)?, sp.service.clone()));
+    }
+    if let Some(ep) = snapshot.direct_endpoint(dst, &cx.registry) {
+        let service = format!("{}/{}", ep.namespace, ep.workload);
+        return Ok((ep, service));
+    }
+    Err(ProxyError::new(
+        Reason::UnknownDestination,
+        format!("{dst} left the mesh"),
+    ))
+}
+
+/// An endpoint of a Service port for opaque bytes: its TCPRoute's backends, else its own.
+pub fn service_endpoint(sp: &ServicePort, client: SocketAddr) -> Result<Arc<Endpoint>, ProxyError> {
+    let rule = sp.tcp.as_ref().map(|t| &t.rule).unwrap_or(&sp.default_rule);
+    let backend = rule
+        .pick_backend()
+        .and_then(|b| b.backend.clone())
+        .ok_or_else(|| {
+            ProxyError::new(
+                Reason::BackendNotFound,
+                format!("the backend of {} does not resolve", rule.route.label()),
+            )
+        })?;
+    let headers = HeaderMap::new();
+    let pick = PickContext {
+        headers: &headers,
+        query: None,
+        source_ip: client.ip(),
+    };
+    backend
+        .policy
+        .pick(&backend.endpoints, &pick)
+        .cloned()
+        .ok_or_else(|| {
+            ProxyError::new(
+                Reason::NoEndpoints,
+                format!("{} has no endpoints", backend.key),
+            )
+        })
 }
 
 /// Connects to `endpoint` (through its proxy's inbound port when meshed) and copies bytes
@@ -60,21 +86,17 @@ pub async fn pipe<I>(
     mut io: I,
     endpoint: &Arc<Endpoint>,
     service: &str,
-    client: SocketAddr,
     connect_timeout: Duration,
-    cx: &Arc<Context>,
-) where
+    metrics: &Metrics,
+) -> Result<(), ProxyError>
+where
     I: AsyncRead + AsyncWrite + Unpin,
 {
-    let stats = cx.metrics.tcp(OUTBOUND, service);
-    let mut upstream = match endpoint.open_opaque(connect_timeout).await {
-        Ok(s) => s,
-        Err(e) => {
-            cx.metrics.proxy_error(OUTBOUND, "upstream-failed");
-            tracing::info!(%client, endpoint = %endpoint.addr, error = %e, "TCP connect failed");
-            return;
-        }
-    };
+    let stats = metrics.tcp(OUTBOUND, service);
+    let mut upstream = endpoint
+        .open_opaque(connect_timeout)
+        .await
+        .map_err(|e| ProxyError::new(Reason::UpstreamFailed, format!("{}: {e}", endpoint.addr)))?;
     stats.opened.inc();
     let _in_flight = endpoint.load.start();
     match tokio::io::copy_bidirectional(&mut io, &mut upstream).await {
@@ -85,4 +107,5 @@ pub async fn pipe<I>(
         Err(e) => tracing::debug!(error = %e, "TCP connection ended with an error"),
     }
     stats.closed.inc();
+    Ok(())
 }

@@ -2,16 +2,18 @@
 //!
 //! An [`Endpoint`] outlives config snapshots: the registry hands the same `Arc` to every
 //! snapshot that still has the endpoint, so its load statistics and its pooled mesh
-//! connection survive a config change. The registry is only touched while building a
-//! snapshot, never per request.
+//! connection survive a config change. The registry's mutex is taken while building a
+//! snapshot and, for traffic to a workload's own address, the first time a snapshot sees a
+//! port of that workload ([`super::direct`]); never per request.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
 
 use weft_api::view::{BackendView, EndpointView, Protocol};
 use weft_identity::SpiffeId;
 
+use crate::balance::sticky::StickyCookie;
 use crate::balance::{Balanced, Load, Policy};
 use crate::http::pool::Http1Pool;
 use crate::http::upstream::{connect, H2Connection, UpstreamError};
@@ -81,7 +83,7 @@ pub struct Backend {
     pub endpoints: Vec<Arc<Endpoint>>,
     pub policy: Policy,
     /// Cookie to set when hashing on a cookie the client does not send yet.
-    pub sticky_cookie: Option<(String, Option<String>, u64)>,
+    pub sticky_cookie: Option<StickyCookie>,
 }
 
 type EndpointKey = (SocketAddr, bool, Option<SpiffeId>);
@@ -148,7 +150,11 @@ impl Registry {
                 name,
                 path,
                 ttl_s: Some(ttl),
-            } => Some((name.clone(), path.clone(), *ttl)),
+            } => Some(StickyCookie {
+                name: name.clone(),
+                path: path.clone(),
+                ttl_s: *ttl,
+            }),
             _ => None,
         };
         Backend {
@@ -161,7 +167,9 @@ impl Registry {
         }
     }
 
-    /// An endpoint for traffic sent to a workload's own address (not via a Service).
+    /// An endpoint for traffic sent to a workload's own address (not via a Service): the
+    /// live one if some snapshot holds it, else a new one. Called once per port and snapshot
+    /// (see [`super::direct`]), not per request.
     pub fn direct(
         &self,
         addr: SocketAddr,
@@ -169,32 +177,63 @@ impl Registry {
         inbound_port: u16,
         trust_domain: &str,
     ) -> Arc<Endpoint> {
-        let view = EndpointView {
-            addr,
-            workload: workload.name.clone(),
-            namespace: workload.namespace.clone(),
-            service_account: workload.service_account.clone(),
-            meshed: workload.meshed,
-            weight: 1,
-            // A DISABLE peer still accepts mTLS from a proxy; only Services carry the mode.
-            mtls: workload.meshed,
-        };
-        let mut map = match self.endpoints.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let view = direct_view(addr, workload);
         let peer = Self::peer_of(&view, inbound_port, trust_domain);
         let key = (
             addr,
             workload.meshed,
             peer.as_ref().and_then(|p| p.identity.clone()),
         );
+        let mut map = match self.endpoints.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
         if let Some(e) = map.get(&key).and_then(Weak::upgrade) {
             return e;
         }
         let fresh = Arc::new(self.new_endpoint(&view, peer));
         map.insert(key, Arc::downgrade(&fresh));
         fresh
+    }
+
+    /// The live endpoints at the addresses of `workloads` that a direct call to them would
+    /// use (same meshed-ness and identity), by workload address: a new snapshot starts with
+    /// them, so a config change keeps their pooled connections.
+    pub fn alive_direct(
+        &self,
+        workloads: &[weft_api::view::WorkloadView],
+        inbound_port: u16,
+        trust_domain: &str,
+    ) -> HashMap<IpAddr, Vec<(u16, Arc<Endpoint>)>> {
+        let mut found: HashMap<IpAddr, Vec<(u16, Arc<Endpoint>)>> = HashMap::new();
+        if workloads.is_empty() {
+            return found;
+        }
+        let wanted: HashMap<IpAddr, (bool, Option<SpiffeId>)> = workloads
+            .iter()
+            .map(|w| {
+                let view = direct_view(SocketAddr::new(w.address, 0), w);
+                let identity =
+                    Self::peer_of(&view, inbound_port, trust_domain).and_then(|p| p.identity);
+                (w.address, (w.meshed, identity))
+            })
+            .collect();
+        let map = match self.endpoints.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for ((addr, meshed, identity), weak) in map.iter() {
+            let Some((want_meshed, want_identity)) = wanted.get(&addr.ip()) else {
+                continue;
+            };
+            if meshed != want_meshed || identity != want_identity {
+                continue;
+            }
+            if let Some(e) = weak.upgrade() {
+                found.entry(addr.ip()).or_default().push((addr.port(), e));
+            }
+        }
+        found
     }
 
     fn new_endpoint(&self, e: &EndpointView, peer: Option<PeerTarget>) -> Endpoint {
@@ -213,5 +252,19 @@ impl Registry {
             load: Load::default(),
             http1: std::sync::OnceLock::new(),
         }
+    }
+}
+
+/// The endpoint a workload's own address stands for.
+fn direct_view(addr: SocketAddr, workload: &weft_api::view::WorkloadView) -> EndpointView {
+    EndpointView {
+        addr,
+        workload: workload.name.clone(),
+        namespace: workload.namespace.clone(),
+        service_account: workload.service_account.clone(),
+        meshed: workload.meshed,
+        weight: 1,
+        // A DISABLE peer still accepts mTLS from a proxy; only Services carry the mode.
+        mtls: workload.meshed,
     }
 }

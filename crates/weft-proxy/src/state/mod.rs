@@ -2,6 +2,7 @@
 //! and swapped in whole ([`Shared`]). A request loads the current snapshot once and uses it
 //! to the end, so a config change never mixes two configurations in one request.
 
+pub mod direct;
 pub mod endpoint;
 pub mod table;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use weft_api::view::{MeshView, Protocol, ProxyView, WorkloadView};
 
+pub use direct::{DirectWorkload, PeerSettings};
 pub use endpoint::{Backend, Endpoint, Registry};
 pub use table::{Filter, Rule, Table, WeightedBackend};
 
@@ -29,7 +31,7 @@ pub struct Snapshot {
     pub services: Vec<Arc<Service>>,
     by_addr: HashMap<SocketAddr, Arc<ServicePort>, FastHash>,
     by_name: HashMap<String, Arc<Service>, FastHash>,
-    workloads: HashMap<IpAddr, WorkloadView, FastHash>,
+    workloads: HashMap<IpAddr, Arc<DirectWorkload>, FastHash>,
 }
 
 pub struct Service {
@@ -210,10 +212,12 @@ impl Snapshot {
             }
             services.push(svc);
         }
-        let workloads = view
-            .workloads
-            .iter()
-            .map(|w| (w.address, w.clone()))
+        let peer = PeerSettings {
+            inbound_port,
+            trust_domain: &view.mesh.trust_domain,
+        };
+        let workloads = direct::build(&view.workloads, registry, peer)
+            .into_iter()
             .collect();
         Snapshot {
             mesh: view.mesh.clone(),
@@ -278,7 +282,21 @@ impl Snapshot {
 
     /// The workload whose own address this is (traffic sent to a pod IP, not a Service).
     pub fn workload_at(&self, ip: IpAddr) -> Option<&WorkloadView> {
-        self.workloads.get(&ip)
+        self.workloads.get(&ip).map(|w| &w.view)
+    }
+
+    /// The endpoint for a call to a workload's own address and port, if `addr` is one.
+    pub fn direct_endpoint(&self, addr: SocketAddr, registry: &Registry) -> Option<Arc<Endpoint>> {
+        let workload = self.workloads.get(&addr.ip())?;
+        Some(workload.endpoint(addr.port(), registry, self.peer_settings()))
+    }
+
+    /// Where peer proxies listen and the trust domain their identities are in.
+    pub fn peer_settings(&self) -> PeerSettings<'_> {
+        PeerSettings {
+            inbound_port: self.mesh.inbound_port,
+            trust_domain: &self.mesh.trust_domain,
+        }
     }
 }
 

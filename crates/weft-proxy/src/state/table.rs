@@ -29,13 +29,13 @@ impl Table {
         path: &str,
         query: Option<&str>,
         headers: &HeaderMap,
-    ) -> Option<(&Arc<Rule>, Option<&str>)> {
+    ) -> Option<(&Arc<Rule>, Option<&Arc<str>>)> {
         self.matches.iter().find_map(|m| {
             if !m.accepts(method, path, query, headers) {
                 return None;
             }
             let prefix = match &m.path {
-                PathMatcher::Prefix(p) => Some(p.as_str()),
+                PathMatcher::Prefix(p) => Some(p),
                 _ => None,
             };
             self.rules.get(m.rule).map(|r| (r, prefix))
@@ -53,7 +53,8 @@ pub struct Match {
 
 pub enum PathMatcher {
     Exact(String),
-    Prefix(String),
+    /// Shared: a matched prefix travels with the request to `ReplacePrefixMatch`.
+    Prefix(Arc<str>),
     Regex(Regex),
 }
 
@@ -157,7 +158,7 @@ impl Rule {
 pub(super) fn compile_match(m: &view::MatchEntry) -> Option<Match> {
     let path = match &m.matcher.path {
         PathMatch::Exact(p) => PathMatcher::Exact(p.clone()),
-        PathMatch::PathPrefix(p) => PathMatcher::Prefix(p.clone()),
+        PathMatch::PathPrefix(p) => PathMatcher::Prefix(Arc::from(p.as_str())),
         PathMatch::RegularExpression(re) => PathMatcher::Regex(Regex::new(&anchored(re)).ok()?),
     };
     let value = |v: &StringMatch| -> Option<StrMatcher> {

@@ -37,9 +37,7 @@ impl HostArgs {
     }
 
     pub fn control(&self) -> anyhow::Result<ControlClient> {
-        let path = self
-            .state_dir
-            .join(weft_control::workloads_api::ADMIN_TOKEN_FILE);
+        let path = self.state_dir.join(weft_control::state::ADMIN_TOKEN_FILE);
         let token = std::fs::read_to_string(&path).with_context(|| {
             format!(
                 "reading the control plane's admin token {} (is `weft control --state-dir {}` running on this host? `weft up` starts one)",

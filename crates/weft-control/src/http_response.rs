@@ -1,0 +1,28 @@
+//! The admin endpoint's HTTP responses: a status, a content type and a whole body.
+//!
+//! Both route sets (`admin`'s and `workloads_api`'s) build their answers here, so neither
+//! depends on the other for them.
+
+use bytes::Bytes;
+use http::{header, Response, StatusCode};
+use http_body_util::Full;
+
+/// A plain-text (UTF-8) response.
+pub(crate) fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+/// A response of `content_type`.
+pub(crate) fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    resp
+}

@@ -1,0 +1,144 @@
+//! The app stage: the local application. HTTP goes over pooled connections per application
+//! port (HTTP/1 keep-alive, or one multiplexed h2c connection); opaque TCP gets a connection
+//! of its own per peer connection, bytes copied both ways and counted.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::identity::{self, Peer};
+use super::route::AppProtocol;
+use super::Inbound;
+use crate::error::{ProxyError, Reason};
+use crate::h1::verbatim::Fields;
+use crate::http::client_body::BodyWatch;
+use crate::http::pool::Http1Pool;
+use crate::http::upstream::{connect, H2Connection};
+use crate::http::{boxed, Body};
+use crate::metrics::{RouteStats, INBOUND};
+
+/// Per-port state of the inbound side, grown copy-on-write the first time a port is used.
+#[derive(Default)]
+pub struct Ports {
+    h2: ArcSwap<HashMap<u16, Arc<H2Connection>>>,
+    h1: ArcSwap<HashMap<u16, Arc<Http1Pool>>>,
+    stats: ArcSwap<HashMap<(u16, Peer), Arc<RouteStats>>>,
+}
+
+impl Ports {
+    fn http1(&self, app: SocketAddr) -> Arc<Http1Pool> {
+        get_or_insert(&self.h1, app.port(), || Http1Pool::new(app))
+    }
+
+    fn h2(&self, app: SocketAddr) -> Arc<H2Connection> {
+        get_or_insert(&self.h2, app.port(), || Arc::new(H2Connection::plain(app)))
+    }
+
+    /// Metric handles for (port, peer), made by `make` the first time.
+    pub fn stats(
+        &self,
+        port: u16,
+        peer: &Peer,
+        make: impl FnOnce() -> Arc<RouteStats>,
+    ) -> Arc<RouteStats> {
+        get_or_insert(&self.stats, (port, peer.clone()), make)
+    }
+}
+
+fn get_or_insert<K, T>(
+    map: &ArcSwap<HashMap<K, Arc<T>>>,
+    key: K,
+    make: impl FnOnce() -> Arc<T>,
+) -> Arc<T>
+where
+    K: std::hash::Hash + Eq + Clone,
+{
+    if let Some(v) = map.load().get(&key) {
+        return v.clone();
+    }
+    let value = make();
+    map.rcu(|m| {
+        let mut next = HashMap::clone(m);
+        next.entry(key.clone()).or_insert_with(|| value.clone());
+        next
+    });
+    map.load().get(&key).cloned().unwrap_or(value)
+}
+
+fn connect_timeout(cx: &Inbound) -> Duration {
+    Duration::from_millis(cx.state.load().mesh.connect_timeout_ms.max(1))
+}
+
+/// Sends a request to the application at `app`, in `protocol`.
+pub async fn send(
+    cx: &Inbound,
+    app: SocketAddr,
+    protocol: AppProtocol,
+    req: Request<Body>,
+) -> Result<Response<Body>, ProxyError> {
+    let timeout = connect_timeout(cx);
+    let body = BodyWatch::of(&req);
+    let result = match protocol {
+        // The answer goes back over HTTP/2 through hyper, which needs a map.
+        AppProtocol::Http1 => cx.ports.http1(app).send(req, timeout, Fields::Map).await,
+        AppProtocol::Http2 => cx.ports.h2(app).send(req, timeout).await.map(|resp| {
+            let (parts, body) = resp.into_parts();
+            Response::from_parts(parts, boxed(body))
+        }),
+    };
+    result.map_err(|e| {
+        if body.as_ref().is_some_and(BodyWatch::failed) {
+            ProxyError::new(
+                Reason::BadRequest,
+                format!("the request body broke off or was malformed ({e})"),
+            )
+        } else {
+            ProxyError::new(
+                Reason::AppUnreachable,
+                format!("local application {app}: {e}"),
+            )
+        }
+    })
+}
+
+/// Relays an opaque connection to the application's `port`.
+pub async fn forward_tcp<I>(mut io: I, port: u16, client: SocketAddr, peer: &Peer, cx: &Inbound)
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let app = SocketAddr::new(cx.app_ip, port);
+    let stats = cx.metrics.tcp(INBOUND, &cx.local_workload());
+    let mut upstream = match connect(app, connect_timeout(cx)).await {
+        Ok(s) => s,
+        Err(e) => {
+            let e = ProxyError::new(
+                Reason::AppUnreachable,
+                format!("local application {app}: {e}"),
+            );
+            return identity::refuse(cx, client, &e);
+        }
+    };
+    stats.opened.inc();
+    match tokio::io::copy_bidirectional(&mut io, &mut upstream).await {
+        Ok((from_client, to_client)) => {
+            stats.received.inc_by(from_client);
+            stats.sent.inc_by(to_client);
+        }
+        Err(e) => tracing::debug!(error = %e, "inbound TCP connection ended with an error"),
+    }
+    stats.closed.inc();
+    if let Some(log) = &cx.access_log {
+        log.write(crate::access_log::tcp_line(
+            INBOUND,
+            client,
+            port,
+            &peer.principal,
+            peer.mtls,
+        ));
+    }
+}
