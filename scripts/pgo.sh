@@ -24,13 +24,15 @@ profile="$root/crates/weft/link/weft.profdata"
 instrumented="$root/target/pgo-instrumented"
 raw="$instrumented/raw"
 
-profdata=$(compgen -c llvm-profdata | sort -V | tail -1 || true)
+# rustc's raw profiles need llvm-profdata 19 or newer; an older one (Debian ships 14 beside
+# other LLVM tools) cannot read them, so pick the newest versioned one of at least 19.
+profdata=$(compgen -c llvm-profdata- | sort -uV | awk -F- '$NF >= 19' | tail -1 || true)
 if [ -z "$profdata" ]; then
   if [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq llvm-19 >/dev/null
     profdata=llvm-profdata-19
   else
-    echo "pgo: needs llvm-profdata (apt-get install -y llvm-19)" >&2; exit 1
+    echo "pgo: needs llvm-profdata 19 or newer (apt-get install -y llvm-19)" >&2; exit 1
   fi
 fi
 command -v curl >/dev/null || { [ "$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq curl >/dev/null; } \

@@ -360,6 +360,10 @@ fn strip_location(message: &str) -> &str {
 
 /// serde's path shows the inside of span wrappers (`name.value`); users wrote `name`.
 fn clean_path(path: &str) -> String {
+    // Spanned values (kept for their line numbers) add a `.value` level of their own; no
+    // resource has a field called `value` with fields inside it, so inner ones are artifacts.
+    let path = path.replace(".value.", ".");
+    let path = path.as_str();
     path.strip_suffix(".value")
         .filter(|p| {
             p.ends_with("name")
@@ -373,6 +377,8 @@ fn clean_path(path: &str) -> String {
                 || p.ends_with("type")
                 || p.ends_with("sessionAffinity")
                 || p.ends_with("internalTrafficPolicy")
+                || p.ends_with("action")
+                || p.ends_with("]")
         })
         .unwrap_or(path)
         .to_string()

@@ -25,6 +25,8 @@ pub struct Model {
     pub counts: BTreeMap<&'static str, usize>,
     /// PeerAuthentication policies, in no particular order (resolution is by scope).
     pub peer_authentications: Vec<PeerAuthModel>,
+    /// AuthorizationPolicies, checked, in no particular order (compile sorts them).
+    pub authz_policies: Vec<AuthzPolicyModel>,
     /// The namespace whose selector-less PeerAuthentication applies mesh-wide
     /// (Istio's `rootNamespace`; `istio-system` unless MeshConfig says otherwise).
     pub root_namespace: String,
@@ -48,6 +50,27 @@ pub struct LocalWorkloadModel {
     pub replicas: u32,
     pub command: Vec<String>,
     pub env: BTreeMap<String, String>,
+}
+
+/// Which workloads a policy (AuthorizationPolicy, RequestAuthentication) applies to, in its
+/// namespace — or in every namespace when that is the root namespace.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PolicyScope {
+    /// No `selector` or `targetRefs`: every workload.
+    Namespace,
+    /// `selector.matchLabels`.
+    Selector(BTreeMap<String, String>),
+    /// `targetRefs` to Services (in the policy's namespace), by name: their workloads, on
+    /// the ports those Services send to.
+    Services(Vec<String>),
+}
+
+/// One AuthorizationPolicy, checked; its rules already in the form proxies evaluate.
+#[derive(Clone, Debug)]
+pub struct AuthzPolicyModel {
+    pub scope: PolicyScope,
+    /// `ports` is left `None`: compile fills it in per workload for Service scopes.
+    pub view: crate::view::authz::AuthzPolicyView,
 }
 
 /// One PeerAuthentication; `None` modes are UNSET (inherit from the wider scope).
@@ -195,6 +218,7 @@ impl Default for Model {
             load_balancers: BTreeMap::new(),
             counts: BTreeMap::new(),
             peer_authentications: Vec::new(),
+            authz_policies: Vec::new(),
             root_namespace: DEFAULT_ROOT_NAMESPACE.to_string(),
             workloads_by_label: BTreeMap::new(),
             local_workloads: Vec::new(),

@@ -5,6 +5,8 @@
 //! - `GET /metrics`: `weft_control_*` in OpenMetrics text;
 //! - `GET /ca/bundle.pem`: the trust bundle proxies need to reach the control plane;
 //! - `POST /ca/rotate`, `POST /ca/finish-rotation`: the two steps of a root rotation;
+//! - `GET /authz/scope?service=NS/NAME[&port=P]`: a Service port's workloads and the
+//!   AuthorizationPolicies each has (what `weft authz check --control` decides with);
 //! - `/workloads/...` and `/hosts`: workloads registered by `weft run` (see
 //!   [`crate::workloads_api`]).
 
@@ -18,7 +20,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::http_response::{respond, text};
+use crate::http_response::{query, respond, text};
 use crate::identity::Ca;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -78,6 +80,7 @@ async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Full<Byt
             let pem = admin.ca.lock().trust_bundle_pem();
             respond(StatusCode::OK, "application/x-pem-file", pem)
         }
+        (&Method::GET, "/authz/scope") => authz_scope(admin, &req),
         (&Method::POST, "/ca/rotate") => rotate(admin, true).await,
         (&Method::POST, "/ca/finish-rotation") => rotate(admin, false).await,
         (_, "/ca/rotate" | "/ca/finish-rotation") => {
@@ -87,6 +90,37 @@ async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Full<Byt
             StatusCode::NOT_FOUND,
             "not found: try /status, /metrics, /ready, /workloads, /hosts\n".into(),
         ),
+    }
+}
+
+/// `GET /authz/scope?service=NS/NAME[&port=P]`: the workloads a Service port sends to and the
+/// AuthorizationPolicies each has, for `weft authz check --control`.
+fn authz_scope(admin: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let Some(service) = query(req, "service") else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "say which Service: ?service=namespace/name\n".into(),
+        );
+    };
+    let Some((ns, name)) = service.split_once('/') else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("`{service}`: write namespace/name\n"),
+        );
+    };
+    let port = match query(req, "port").map(|p| p.parse::<u16>()) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(_)) => return text(StatusCode::BAD_REQUEST, "port must be a number\n".into()),
+    };
+    let model = &admin.store.current().model;
+    match weft_api::compile::authz::scope(model, ns, name, port) {
+        Ok(scope) => respond(
+            StatusCode::OK,
+            "application/json",
+            serde_json::to_string_pretty(&scope).unwrap_or_default() + "\n",
+        ),
+        Err(e) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
     }
 }
 

@@ -26,3 +26,11 @@ pub(crate) fn respond(
     );
     resp
 }
+
+/// A query parameter's value (not percent-decoded: the admin API takes plain names).
+pub(crate) fn query<B>(req: &http::Request<B>, key: &str) -> Option<String> {
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.to_string())
+    })
+}

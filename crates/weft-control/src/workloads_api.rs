@@ -23,7 +23,7 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
-use crate::http_response::{respond, text};
+use crate::http_response::{query, respond, text};
 use crate::registry::Registration;
 use crate::state::ADMIN_TOKEN_FILE;
 use crate::store::{RegisterError, Store};
@@ -176,13 +176,6 @@ fn authorized(admin_token: &str, req: &Request<Incoming>) -> bool {
             .zip(want)
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
-}
-
-fn query(req: &Request<Incoming>, key: &str) -> Option<String> {
-    req.uri().query()?.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k == key).then(|| v.to_string())
-    })
 }
 
 /// `/etc/hosts` lines for every Service with a VIP, as seen from namespace `ns`.

@@ -64,6 +64,10 @@ pub struct Entry {
     /// absent when the answer came from upstream (whose `weft-error`, if any, is above).
     #[serde(skip_serializing_if = "Option::is_none")]
     error_reason: Option<&'static str>,
+    /// Inbound, with AuthorizationPolicies: the policy and rule that allowed the request (a
+    /// denial's are in `weft_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    authz: Option<String>,
     /// Inbound: the client's SPIFFE id (`unknown` without mTLS) and whether it used mTLS.
     #[serde(skip_serializing_if = "Option::is_none")]
     peer_principal: Option<String>,
@@ -101,6 +105,7 @@ impl Entry {
             duration_ms: 0.0,
             weft_error: None,
             error_reason: None,
+            authz: None,
             peer_principal: None,
             mtls: None,
         }
@@ -113,6 +118,11 @@ impl Entry {
         e.peer_principal = Some(principal.to_string());
         e.mtls = Some(mtls);
         e
+    }
+
+    /// What allowed the request (the policy and rule).
+    pub fn authz(&mut self, decided: String) {
+        self.authz = Some(decided);
     }
 
     pub fn route(&mut self, service: &str, route: &str) {

@@ -53,6 +53,8 @@ pub enum Reason {
     UnknownDestination,
     /// A connection to the proxy directly that did not start with HTTP.
     ExplicitNotHttp,
+    /// An AuthorizationPolicy denied the request or connection.
+    Denied,
 }
 
 impl Reason {
@@ -73,6 +75,7 @@ impl Reason {
             Reason::NoIdentity => "no-identity",
             Reason::UnknownDestination => "unknown-destination",
             Reason::ExplicitNotHttp => "explicit-not-http",
+            Reason::Denied => "denied",
         }
     }
 
@@ -86,7 +89,7 @@ impl Reason {
             Reason::BadRequest | Reason::ExplicitNotHttp | Reason::NoTargetPort => {
                 StatusCode::BAD_REQUEST
             }
-            Reason::PlaintextRefused | Reason::TlsRefused | Reason::NoIdentity => {
+            Reason::PlaintextRefused | Reason::TlsRefused | Reason::NoIdentity | Reason::Denied => {
                 StatusCode::FORBIDDEN
             }
             Reason::UnknownDestination => StatusCode::NOT_FOUND,
@@ -100,7 +103,9 @@ impl Reason {
             Reason::BackendNotFound => 13,                                               // INTERNAL
             Reason::Timeout => 4, // DEADLINE_EXCEEDED
             Reason::BadRequest | Reason::ExplicitNotHttp | Reason::NoTargetPort => 3, // INVALID_ARGUMENT
-            Reason::PlaintextRefused | Reason::TlsRefused | Reason::NoIdentity => 7, // PERMISSION_DENIED
+            Reason::PlaintextRefused | Reason::TlsRefused | Reason::NoIdentity | Reason::Denied => {
+                7
+            } // PERMISSION_DENIED
             Reason::NoEndpoints
             | Reason::UpstreamFailed
             | Reason::AppUnreachable
@@ -176,6 +181,24 @@ impl ProxyError {
         });
         resp.extensions_mut().insert(Synthesized(self.reason));
         resp
+    }
+}
+
+impl ProxyError {
+    /// The HTTP/1.1 answer as bytes, for a connection the proxy relays as a byte stream (an
+    /// HTTP/1 request read from an opaque stream); the connection closes after it.
+    pub fn http1_bytes(&self) -> Vec<u8> {
+        let value = self.header_value();
+        let value: String = value.chars().filter(|c| !c.is_control()).collect();
+        let status = self.reason.status();
+        let body = format!("{value}\n");
+        format!(
+            "HTTP/1.1 {} {}\r\n{WEFT_ERROR}: {value}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            body.len()
+        )
+        .into_bytes()
     }
 }
 

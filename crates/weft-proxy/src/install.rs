@@ -22,6 +22,8 @@ pub struct Installer {
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     pub identity: ProxyIdentity,
+    /// Bumped with every snapshot swapped in: long-lived connections decide again.
+    pub changes: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,7 @@ impl Installer {
             &self.registry,
         );
         self.state.store(Arc::new(snapshot));
+        self.changes.send_modify(|generation| *generation += 1);
         let first = self.status.set_ready();
         self.count("ok");
         self.metrics.config_timestamp.set(unix_now());

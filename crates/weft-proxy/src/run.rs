@@ -63,12 +63,14 @@ pub async fn run(
     let metrics = Metrics::new();
     let tls = Arc::new(MeshTls::new(config.control.is_some()));
     let registry = Arc::new(Registry::new(tls.clone()));
+    let (changes, changed) = tokio::sync::watch::channel(0u64);
     let installer = Arc::new(Installer {
         state: Arc::new(ArcSwap::from_pointee(Snapshot::empty(&identity.namespace))),
         status: Arc::new(Status::default()),
         metrics: metrics.clone(),
         registry: registry.clone(),
         identity: identity.clone(),
+        changes,
     });
     match &config.control {
         // With a control plane the proxy starts empty and not ready, and says why on /ready.
@@ -130,6 +132,7 @@ pub async fn run(
         drain: watch.clone(),
         app_ip: config.app_ip,
         ports: Default::default(),
+        changes: changed,
     });
     let admin = Arc::new(Admin {
         state,

@@ -55,6 +55,8 @@ enum Command {
     Token(cmd::token::Args),
     /// Ask a running control plane whether its configuration is in effect.
     Check(cmd::check::Args),
+    /// Authorization: would a request be allowed, and which policy and rule decide it.
+    Authz(cmd::authz::Args),
     /// Run the echo server (HTTP/1.1, h2c and gRPC on each --http address; TCP echo on --tcp).
     Echo(cmd::echo::Args),
     /// Run the shop example's frontend: calls reviews (HTTP) and ratings (gRPC), reports who answered.
@@ -71,6 +73,7 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => cmd::up::run(args),
         Command::Token(args) => cmd::token::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::Authz(args) => cmd::authz::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Echo(args) => cmd::echo::run(args),
         Command::Demo(args) => cmd::demo::run(args),

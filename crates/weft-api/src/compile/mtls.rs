@@ -24,7 +24,11 @@ pub fn inbound_policy(model: &Model, workload: &WorkloadView) -> InboundPolicy {
             }
         }
     }
-    InboundPolicy { mode, ports }
+    InboundPolicy {
+        mode,
+        ports,
+        authz: Vec::new(),
+    }
 }
 
 /// The mode of one port of `workload`.
@@ -154,7 +158,7 @@ spec:
             policy_of(&m, "a"),
             InboundPolicy {
                 mode: Permissive,
-                ports: Default::default()
+                ..Default::default()
             }
         );
         // UNSET on the workload inherits the namespace's mode; its ports override it.

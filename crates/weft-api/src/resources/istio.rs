@@ -1,6 +1,6 @@
 //! Istio resources Weft reads: `WorkloadEntry`, `DestinationRule` (traffic policy),
-//! `PeerAuthentication` and `AuthorizationPolicy` (`networking.istio.io` / `security.istio.io`,
-//! versions v1, v1beta1 and v1alpha3 alike).
+//! `PeerAuthentication`, `AuthorizationPolicy` and `RequestAuthentication`
+//! (`networking.istio.io` / `security.istio.io`, versions v1, v1beta1 and v1alpha3 alike).
 
 use std::collections::BTreeMap;
 
@@ -160,33 +160,55 @@ pub struct AuthorizationPolicySpec {
     #[serde(default)]
     pub selector: Option<WorkloadSelector>,
     #[serde(default)]
-    pub target_refs: Option<serde::de::IgnoredAny>,
+    pub target_ref: Option<Spanned<PolicyTargetReference>>,
     #[serde(default)]
-    pub rules: Vec<AuthzRule>,
+    pub target_refs: Option<Vec<Spanned<PolicyTargetReference>>>,
+    /// `None`: absent (matches nothing).
     #[serde(default)]
-    pub action: Option<String>,
+    pub rules: Option<Vec<Spanned<AuthzRule>>>,
     #[serde(default)]
-    pub provider: Option<serde::de::IgnoredAny>,
+    pub action: Option<Spanned<String>>,
+    #[serde(default)]
+    pub provider: Option<Spanned<ExtensionProvider>>,
+}
+
+/// What a policy attaches to (`targetRefs`), as Gateway API's policy attachment names it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyTargetReference {
+    #[serde(default)]
+    pub group: Option<String>,
+    pub kind: String,
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtensionProvider {
+    pub name: String,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthzRule {
     #[serde(default)]
-    pub from: Vec<AuthzFrom>,
+    pub from: Option<Vec<AuthzFrom>>,
     #[serde(default)]
-    pub to: Vec<AuthzTo>,
+    pub to: Option<Vec<AuthzTo>>,
     #[serde(default)]
-    pub when: Vec<AuthzCondition>,
+    pub when: Option<Vec<AuthzCondition>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthzFrom {
-    pub source: AuthzSource,
+    #[serde(default)]
+    pub source: Option<AuthzSource>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthzSource {
     #[serde(default)]
@@ -202,6 +224,10 @@ pub struct AuthzSource {
     #[serde(default)]
     pub not_namespaces: Vec<String>,
     #[serde(default)]
+    pub service_accounts: Vec<String>,
+    #[serde(default)]
+    pub not_service_accounts: Vec<String>,
+    #[serde(default)]
     pub ip_blocks: Vec<String>,
     #[serde(default)]
     pub not_ip_blocks: Vec<String>,
@@ -214,10 +240,11 @@ pub struct AuthzSource {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthzTo {
-    pub operation: AuthzOperation,
+    #[serde(default)]
+    pub operation: Option<AuthzOperation>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AuthzOperation {
     #[serde(default)]
@@ -254,11 +281,11 @@ pub struct RequestAuthenticationSpec {
     #[serde(default)]
     pub selector: Option<WorkloadSelector>,
     #[serde(default)]
-    pub target_ref: Option<serde::de::IgnoredAny>,
+    pub target_ref: Option<Spanned<PolicyTargetReference>>,
     #[serde(default)]
-    pub target_refs: Option<serde::de::IgnoredAny>,
+    pub target_refs: Option<Vec<Spanned<PolicyTargetReference>>>,
     #[serde(default)]
-    pub jwt_rules: Vec<JwtRule>,
+    pub jwt_rules: Vec<Spanned<JwtRule>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -286,6 +313,9 @@ pub struct JwtRule {
     pub output_claim_to_headers: Vec<ClaimToHeader>,
     #[serde(default)]
     pub timeout: Option<String>,
+    /// Claims split on spaces for matching (`scope` and `permission` always are).
+    #[serde(default)]
+    pub space_delimited_claims: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

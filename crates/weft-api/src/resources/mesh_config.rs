@@ -20,6 +20,18 @@ pub struct MeshConfigSpec {
     pub root_namespace: Option<String>,
     #[serde(default)]
     pub proxy: Option<ProxyDefaults>,
+    /// How inbound request paths are normalized before authorization (Istio's
+    /// `meshConfig.pathNormalization`).
+    #[serde(default)]
+    pub path_normalization: Option<PathNormalizationSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PathNormalizationSpec {
+    /// `NONE`, `BASE` (the default), `MERGE_SLASHES` or `DECODE_AND_MERGE_SLASHES`.
+    #[serde(default)]
+    pub normalization: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

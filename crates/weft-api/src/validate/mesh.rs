@@ -59,6 +59,26 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                 .with_hint("an IPv4 range such as `10.96.0.0/16` with room for every Service");
         }
     }
+    if let Some(n) = spec
+        .path_normalization
+        .as_ref()
+        .and_then(|p| p.normalization.as_ref())
+    {
+        use crate::view::PathNormalization as P;
+        match n.as_str() {
+            "DEFAULT" | "BASE" => model.mesh.path_normalization = P::Base,
+            "NONE" => model.mesh.path_normalization = P::None,
+            "MERGE_SLASHES" => model.mesh.path_normalization = P::MergeSlashes,
+            "DECODE_AND_MERGE_SLASHES" => model.mesh.path_normalization = P::DecodeAndMergeSlashes,
+            other => {
+                rep.error(
+                    "spec.pathNormalization.normalization",
+                    format!("`{other}` is not a path normalization"),
+                )
+                .with_hint("NONE, BASE (the default), MERGE_SLASHES or DECODE_AND_MERGE_SLASHES");
+            }
+        }
+    }
     let Some(proxy) = &spec.proxy else {
         return;
     };

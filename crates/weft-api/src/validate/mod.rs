@@ -4,6 +4,8 @@
 //! (references, duplicates, conflicting ports and addresses). Every problem is reported, with
 //! its file, line and field, before the caller decides: a set with any error is not used.
 
+mod authz;
+mod authz_rules;
 mod filters;
 mod local;
 mod matches;
@@ -35,6 +37,13 @@ pub fn build(resources: &[Resource]) -> (Option<Model>, Diagnostics) {
     services::build(resources, &mut model, &mut diags);
     routes::build(resources, &mut model, &mut diags);
     policy::build(resources, &mut model, &mut diags);
+    for r in resources {
+        if let Resource::AuthorizationPolicy(ap) = r {
+            if let Some(p) = authz::build(ap, Reporter::new(&mut diags, r), &model) {
+                model.authz_policies.push(p);
+            }
+        }
+    }
     local::build(resources, &mut model, &mut diags);
     model.index_workloads();
 
@@ -187,5 +196,7 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+#[cfg(test)]
+mod authz_tests;
 #[cfg(test)]
 mod tests;

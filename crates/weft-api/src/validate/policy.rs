@@ -3,8 +3,7 @@
 //!
 //! Only the load balancer of a DestinationRule is implemented in this version; its other
 //! parts are load errors that say so. PeerAuthentication is translated by [`super::peer_auth`].
-//! AuthorizationPolicy and RequestAuthentication are load errors until the proxies enforce
-//! them.
+//! RequestAuthentication is a load error until the proxies enforce it.
 
 use crate::diagnostic::Diagnostics;
 use crate::model::Model;
@@ -116,7 +115,7 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
             }
             // Refused outright until the proxies enforce them: a policy that is accepted and
             // ignored (a DENY rule above all) is a security hole, not a missing feature.
-            Resource::AuthorizationPolicy(_) | Resource::RequestAuthentication(_) => {
+            Resource::RequestAuthentication(_) => {
                 Reporter::new(diags, r)
                     .error(
                         "kind",

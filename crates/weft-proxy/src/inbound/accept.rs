@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use super::identity::{self, Peer};
-use super::{app, http, Inbound};
+use super::{authz, http, tcp, Inbound};
 use crate::error::{ProxyError, Reason};
 use crate::io::transport::{self, Carriage, Peeked};
 use crate::io::{orig_dst, PrefixedIo};
@@ -24,7 +24,10 @@ pub async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Inbound>
     crate::io::tune(&stream);
     // A connection captured on its way to an application port (not made to the proxy's own
     // port) comes from outside the mesh: peers dial the inbound port directly.
-    let listen_port = stream.local_addr().map(|a| a.port()).unwrap_or(0);
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
+    let listen_port = local.port();
     let captured = orig_dst::original_dst(&stream).filter(|d| d.port() != listen_port);
     let wait = Duration::from_millis(cx.state.load().mesh.detect_timeout_ms.max(1));
     let peeked = match transport::read_header(&mut stream, wait).await {
@@ -36,14 +39,16 @@ pub async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Inbound>
     };
     match peeked {
         Peeked::Other(bytes) if captured.is_none() && bytes.first() == Some(&TLS_HANDSHAKE) => {
-            accept_mtls(PrefixedIo::new(bytes, stream), client, cx).await
+            accept_mtls(PrefixedIo::new(bytes, stream), client, local, cx).await
         }
         Peeked::Mesh(header, rest) => {
             if let Err(e) = identity::check_plaintext(cx, header.port) {
                 return identity::refuse(cx, client, &e);
             }
             let io = PrefixedIo::new(rest, stream);
-            serve_mesh(io, header, client, Peer::plaintext(), cx).await
+            let peer = Peer::plaintext();
+            let conn = authz::connection(&peer, client, local, header.port, None);
+            serve_mesh(io, header, client, peer, conn, cx).await
         }
         Peeked::Other(bytes) => match captured {
             Some(dst) => {
@@ -51,7 +56,9 @@ pub async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Inbound>
                     return identity::refuse(cx, client, &e);
                 }
                 let io = PrefixedIo::new(bytes, stream);
-                app::forward_tcp(io, dst.port(), client, &Peer::plaintext(), cx).await
+                let peer = Peer::plaintext();
+                let conn = authz::connection(&peer, client, dst, dst.port(), None);
+                tcp::forward(io, dst.port(), client, &peer, conn, cx).await
             }
             None => identity::refuse(cx, client, &ProxyError::new(
                 Reason::NoTargetPort,
@@ -62,7 +69,7 @@ pub async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Inbound>
 }
 
 /// A peer proxy's mutual TLS: its identity, then what its transport header says.
-async fn accept_mtls<I>(io: I, client: SocketAddr, cx: &Arc<Inbound>)
+async fn accept_mtls<I>(io: I, client: SocketAddr, local: SocketAddr, cx: &Arc<Inbound>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -73,7 +80,9 @@ where
     let wait = Duration::from_millis(cx.state.load().mesh.detect_timeout_ms.max(1)) * 10;
     match transport::read_header(&mut tls, wait).await {
         Ok(Peeked::Mesh(header, rest)) => {
-            serve_mesh(PrefixedIo::new(rest, tls), header, client, peer, cx).await
+            let sni = tls.get_ref().1.server_name().map(str::to_string);
+            let conn = authz::connection(&peer, client, local, header.port, sni);
+            serve_mesh(PrefixedIo::new(rest, tls), header, client, peer, conn, cx).await
         }
         Ok(Peeked::Other(_)) => identity::refuse(
             cx,
@@ -95,18 +104,20 @@ async fn serve_mesh<I>(
     header: transport::Header,
     client: SocketAddr,
     peer: Peer,
+    conn: weft_policy::ConnectionAttrs,
     cx: &Arc<Inbound>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     match header.carriage {
-        Carriage::Opaque => app::forward_tcp(io, header.port, client, &peer, cx).await,
+        Carriage::Opaque => tcp::forward(io, header.port, client, &peer, conn, cx).await,
         Carriage::Http2 => {
             let handler = crate::handler_service!(boxed http::Handler::new(
                 cx.clone(),
                 header.port,
                 client,
-                peer
+                peer,
+                conn
             ));
             crate::http::server::serve_http2(io, handler, cx.limits, &cx.drain).await;
         }

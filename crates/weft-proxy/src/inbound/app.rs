@@ -1,6 +1,6 @@
-//! The app stage: the local application. HTTP goes over pooled connections per application
-//! port (HTTP/1 keep-alive, or one multiplexed h2c connection); opaque TCP gets a connection
-//! of its own per peer connection, bytes copied both ways and counted.
+//! The app stage for HTTP: the local application, over pooled connections per application
+//! port (HTTP/1 keep-alive, or one multiplexed h2c connection). Opaque connections are
+//! [`super::tcp`]'s.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,18 +9,17 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::{Request, Response};
-use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::identity::{self, Peer};
+use super::identity::Peer;
 use super::route::AppProtocol;
 use super::Inbound;
 use crate::error::{ProxyError, Reason};
 use crate::h1::verbatim::Fields;
 use crate::http::client_body::BodyWatch;
 use crate::http::pool::Http1Pool;
-use crate::http::upstream::{connect, H2Connection};
+use crate::http::upstream::H2Connection;
 use crate::http::{boxed, Body};
-use crate::metrics::{RouteStats, INBOUND};
+use crate::metrics::RouteStats;
 
 /// Per-port state of the inbound side, grown copy-on-write the first time a port is used.
 #[derive(Default)]
@@ -104,41 +103,4 @@ pub async fn send(
             )
         }
     })
-}
-
-/// Relays an opaque connection to the application's `port`.
-pub async fn forward_tcp<I>(mut io: I, port: u16, client: SocketAddr, peer: &Peer, cx: &Inbound)
-where
-    I: AsyncRead + AsyncWrite + Unpin,
-{
-    let app = SocketAddr::new(cx.app_ip, port);
-    let stats = cx.metrics.tcp(INBOUND, &cx.local_workload());
-    let mut upstream = match connect(app, connect_timeout(cx)).await {
-        Ok(s) => s,
-        Err(e) => {
-            let e = ProxyError::new(
-                Reason::AppUnreachable,
-                format!("local application {app}: {e}"),
-            );
-            return identity::refuse(cx, client, &e);
-        }
-    };
-    stats.opened.inc();
-    match tokio::io::copy_bidirectional(&mut io, &mut upstream).await {
-        Ok((from_client, to_client)) => {
-            stats.received.inc_by(from_client);
-            stats.sent.inc_by(to_client);
-        }
-        Err(e) => tracing::debug!(error = %e, "inbound TCP connection ended with an error"),
-    }
-    stats.closed.inc();
-    if let Some(log) = &cx.access_log {
-        log.write(crate::access_log::tcp_line(
-            INBOUND,
-            client,
-            port,
-            &peer.principal,
-            peer.mtls,
-        ));
-    }
 }

@@ -1,7 +1,8 @@
 //! Inbound HTTP: requests from peer proxies (multiplexed HTTP/2), stage by stage.
 //!
 //! ```text
-//! (peer identity, from the connection) → route (port, metrics, HTTP/1 restored) → app
+//! (peer identity, from the connection) → normalize (path) → authz (AuthorizationPolicy)
+//!   → route (port, metrics, HTTP/1 restored) → app
 //! ```
 //!
 //! A stage that refuses or fails a request returns a [`ProxyError`]; the edge here turns it
@@ -13,7 +14,10 @@ use std::time::Instant;
 
 use http::{Request, Response};
 
-use super::{app, route, Inbound, Peer};
+use weft_policy::ConnectionAttrs;
+
+use super::{app, authz, normalize, route, Inbound, Peer};
+use crate::access_log::Entry;
 use crate::error::ProxyError;
 use crate::http::Body;
 use crate::metrics::{RouteStats, INBOUND};
@@ -24,33 +28,39 @@ pub struct Handler {
     port: u16,
     client: SocketAddr,
     peer: Peer,
+    /// What authorization knows of the connection (shared by its streams).
+    conn: Arc<ConnectionAttrs>,
     stats: Arc<RouteStats>,
 }
 
 impl Handler {
-    pub fn new(cx: Arc<Inbound>, port: u16, client: SocketAddr, peer: Peer) -> Self {
+    pub fn new(
+        cx: Arc<Inbound>,
+        port: u16,
+        client: SocketAddr,
+        peer: Peer,
+        conn: ConnectionAttrs,
+    ) -> Self {
         let stats = route::stats(&cx, port, &peer);
         Self {
             cx,
             port,
             client,
             peer,
+            conn: Arc::new(conn),
             stats,
         }
     }
 
     pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
         let start = Instant::now();
-        let entry = self.cx.access_log.as_ref().map(|_| {
-            crate::access_log::Entry::inbound(
-                &req,
-                self.client,
-                &self.peer.principal,
-                self.peer.mtls,
-            )
-        });
+        let mut entry = self
+            .cx
+            .access_log
+            .as_ref()
+            .map(|_| Entry::inbound(&req, self.client, &self.peer.principal, self.peer.mtls));
         let grpc = crate::http::is_grpc(&req);
-        let resp = match self.forward(req).await {
+        let resp = match self.forward(req, entry.as_mut()).await {
             Ok(resp) => resp,
             Err(e) => self.edge(e, grpc),
         };
@@ -63,7 +73,20 @@ impl Handler {
         resp
     }
 
-    async fn forward(&self, req: Request<Body>) -> Result<Response<Body>, ProxyError> {
+    async fn forward(
+        &self,
+        mut req: Request<Body>,
+        entry: Option<&mut Entry>,
+    ) -> Result<Response<Body>, ProxyError> {
+        {
+            // The policy current when the request arrives decides it, whole.
+            let snapshot = self.cx.state.load();
+            normalize::apply(snapshot.mesh.path_normalization, &mut req)?;
+            let decision = authz::check_request(&snapshot.authz, &self.conn, &req)?;
+            if let (Some(entry), Some(d)) = (entry, decision) {
+                entry.authz(snapshot.authz.authorizer.explain(&d));
+            }
+        }
         let (app, protocol, req) = route::to_app(&self.cx, self.port, req);
         app::send(&self.cx, app, protocol, req).await
     }

@@ -2,21 +2,29 @@
 //!
 //! ```text
 //! accept (transport header, captured or direct) → identity (mutual TLS or plaintext,
-//!   PeerAuthentication) → HTTP: route → app  |  TCP: app
+//!   PeerAuthentication) → HTTP: normalize → authz → route → app
+//!                       → opaque: authz (as HTTP if it starts with a request) → app
 //! ```
 //!
 //! - [`accept`]: what a connection is — a peer proxy's (transport header, maybe inside mutual
 //!   TLS), a captured one from outside the mesh, or one that cannot be placed;
 //! - [`identity`]: who the peer is, as its connection proved it, and whether plaintext is
 //!   acceptable on the port;
-//! - [`http`]: the HTTP request path; [`route`]: which local port a request is for and how
-//!   it is counted; [`app`]: the local application (HTTP and TCP).
+//! - [`http`]: the HTTP request path: [`normalize`] (paths, per `pathNormalization`),
+//!   [`authz`] (AuthorizationPolicy), [`route`] (which local port, how it is counted),
+//!   [`app`] (the local application);
+//! - [`tcp`]: opaque connections, authorized (via [`sniff`] as HTTP when they start with a
+//!   request) and re-authorized on every configuration change.
 
 mod accept;
 mod app;
+mod authz;
 mod http;
 pub mod identity;
+mod normalize;
 mod route;
+mod sniff;
+mod tcp;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -45,6 +53,8 @@ pub struct Inbound {
     pub app_ip: IpAddr,
     /// Per-port connections to the application and metric handles (`Default`).
     pub ports: app::Ports,
+    /// Changes with every new configuration: open connections decide again.
+    pub changes: tokio::sync::watch::Receiver<u64>,
 }
 
 impl Inbound {

@@ -70,6 +70,16 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthzLabels {
+    /// `namespace/name` of the deciding policy, or `none`.
+    pub policy: String,
+    /// `ALLOW`, `DENY` or `AUDIT`.
+    pub action: &'static str,
+    /// `allowed`, `denied` or `audited`.
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub direction: &'static str,
     pub reason: &'static str,
@@ -91,6 +101,7 @@ pub struct Metrics {
     pub tcp_received: Family<TcpLabels, Counter>,
     pub detections: Family<DetectLabels, Counter>,
     pub proxy_errors: Family<ErrorLabels, Counter>,
+    authz_decisions: Family<AuthzLabels, Counter>,
     pub config_reloads: Family<ResultLabels, Counter>,
     pub config_timestamp: Gauge,
     pub access_log_dropped: Counter,
@@ -150,6 +161,12 @@ impl Metrics {
             "Responses and refusals the proxy made itself, by reason",
             proxy_errors.clone(),
         );
+        let authz_decisions = Family::<AuthzLabels, Counter>::default();
+        registry.register(
+            "authz_decisions",
+            "Authorization decisions by deciding policy, its action and the result (AUDIT matches as audited)",
+            authz_decisions.clone(),
+        );
         let config_reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "config_reloads",
@@ -179,6 +196,7 @@ impl Metrics {
             tcp_received,
             detections,
             proxy_errors,
+            authz_decisions,
             config_reloads,
             config_timestamp,
             access_log_dropped,
@@ -255,6 +273,20 @@ impl Metrics {
                 protocol,
             })
             .inc();
+    }
+
+    /// The counter of one (policy, action, result): resolved when a snapshot is built.
+    pub fn authz_decision(
+        &self,
+        policy: &str,
+        action: &'static str,
+        result: &'static str,
+    ) -> Counter {
+        self.authz_decisions.get_or_create_owned(&AuthzLabels {
+            policy: policy.to_string(),
+            action,
+            result,
+        })
     }
 
     pub fn proxy_error(&self, direction: &'static str, reason: &'static str) {

@@ -226,7 +226,8 @@ impl Handler {
             return endpoint::upgrade(&ep, req, tries.connect_timeout).await;
         }
         let limit = timeout::for_rule(rule, &snapshot.mesh);
-        timeout::within(limit, || describe(rule), tries.run(req)).await
+        let tries = std::pin::pin!(tries.run(req));
+        timeout::within(limit, || describe(rule), tries).await
     }
 
     /// Traffic to a workload's own address: no routes, straight to that endpoint.

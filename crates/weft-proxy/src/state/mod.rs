@@ -2,6 +2,7 @@
 //! and swapped in whole ([`Shared`]). A request loads the current snapshot once and uses it
 //! to the end, so a config change never mixes two configurations in one request.
 
+pub mod authz;
 pub mod direct;
 pub mod endpoint;
 pub mod table;
@@ -25,6 +26,8 @@ pub type Shared = Arc<ArcSwap<Snapshot>>;
 
 pub struct Snapshot {
     pub view: Arc<ProxyView>,
+    /// The workload's AuthorizationPolicies, and their decision counters.
+    pub authz: authz::AuthzState,
     pub mesh: MeshView,
     /// The proxy's namespace: short names (`svc`) resolve in it.
     pub namespace: String,
@@ -64,6 +67,7 @@ impl Snapshot {
     pub fn empty(namespace: &str) -> Snapshot {
         Snapshot {
             view: Arc::new(ProxyView::default()),
+            authz: authz::AuthzState::none(),
             mesh: MeshView::default(),
             namespace: namespace.to_string(),
             services: Vec::new(),
@@ -220,6 +224,7 @@ impl Snapshot {
             .into_iter()
             .collect();
         Snapshot {
+            authz: authz::AuthzState::build(&view.inbound.authz, metrics),
             mesh: view.mesh.clone(),
             view: Arc::new(view),
             namespace: namespace.to_string(),

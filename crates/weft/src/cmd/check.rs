@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// A minimal HTTP/1.0 GET: the admin endpoint is local and answers small documents.
-fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+pub(crate) fn get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;

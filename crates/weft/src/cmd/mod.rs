@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub mod authz;
 pub mod check;
 pub mod control;
 pub mod demo;

@@ -8,10 +8,14 @@ use anyhow::Context as _;
 use weft_local::up::{Running, UpSpec};
 
 /// The shop example, embedded so that `weft up` works from anywhere.
-const SHOP: [(&str, &str); 2] = [
+const SHOP: [(&str, &str); 3] = [
     (
         "mesh.yaml",
         include_str!("../../../../examples/shop/mesh.yaml"),
+    ),
+    (
+        "policies.yaml",
+        include_str!("../../../../examples/shop/policies.yaml"),
     ),
     (
         "workloads.yaml",

@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+pub mod authz;
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProxyView {
     /// A digest of the view's content: equal views have equal versions.
@@ -50,6 +52,9 @@ pub struct InboundPolicy {
     pub mode: MtlsMode,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ports: BTreeMap<u16, MtlsMode>,
+    /// The AuthorizationPolicies that apply to this workload, by namespace and name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authz: Vec<authz::AuthzPolicyView>,
 }
 
 impl InboundPolicy {
@@ -96,6 +101,25 @@ pub struct MeshView {
     /// Whole-request timeout for HTTP when a route sets none; 0 means none.
     pub request_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// How inbound request paths are normalized before authorization (and forwarded so).
+    #[serde(default)]
+    pub path_normalization: PathNormalization,
+}
+
+/// Istio's `meshConfig.pathNormalization.normalization`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PathNormalization {
+    /// Paths are evaluated and forwarded as received.
+    None,
+    /// RFC 3986 normalization: `.` and `..` segments resolved, percent-encoded unreserved
+    /// characters decoded, `\` taken as `/`. The default.
+    #[default]
+    Base,
+    /// BASE, then runs of `/` merged.
+    MergeSlashes,
+    /// `%2F` and `%5C` decoded first, then MERGE_SLASHES.
+    DecodeAndMergeSlashes,
 }
 
 impl Default for MeshView {
@@ -109,6 +133,7 @@ impl Default for MeshView {
             detect_timeout_ms: 300,
             request_timeout_ms: 0,
             connect_timeout_ms: 1000,
+            path_normalization: PathNormalization::default(),
         }
     }
 }
