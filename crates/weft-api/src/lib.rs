@@ -13,6 +13,7 @@
 pub mod compile;
 pub mod diagnostic;
 pub mod duration;
+pub mod jwks;
 pub mod load;
 pub mod load_cache;
 pub mod model;

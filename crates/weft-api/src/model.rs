@@ -27,6 +27,11 @@ pub struct Model {
     pub peer_authentications: Vec<PeerAuthModel>,
     /// AuthorizationPolicies, checked, in no particular order (compile sorts them).
     pub authz_policies: Vec<AuthzPolicyModel>,
+    /// RequestAuthentications, checked.
+    pub jwt_policies: Vec<JwtPolicyModel>,
+    /// Key sets fetched from `jwksUri`s (by the control plane), by URI: the JSON, or why
+    /// there is none. Filled in after validation; compile puts them into the views.
+    pub fetched_jwks: BTreeMap<String, Result<String, String>>,
     /// The namespace whose selector-less PeerAuthentication applies mesh-wide
     /// (Istio's `rootNamespace`; `istio-system` unless MeshConfig says otherwise).
     pub root_namespace: String,
@@ -71,6 +76,16 @@ pub struct AuthzPolicyModel {
     pub scope: PolicyScope,
     /// `ports` is left `None`: compile fills it in per workload for Service scopes.
     pub view: crate::view::authz::AuthzPolicyView,
+}
+
+/// One RequestAuthentication, checked; its rules' inline key sets parsed once already.
+#[derive(Clone, Debug)]
+pub struct JwtPolicyModel {
+    pub scope: PolicyScope,
+    /// `ports` and fetched key sets are filled in per workload at compile.
+    pub view: crate::view::authn::JwtPolicyView,
+    /// How long fetching each rule's key set may take (its `timeout`, default 5 s).
+    pub fetch_timeouts: Vec<std::time::Duration>,
 }
 
 /// One PeerAuthentication; `None` modes are UNSET (inherit from the wider scope).
@@ -219,6 +234,8 @@ impl Default for Model {
             counts: BTreeMap::new(),
             peer_authentications: Vec::new(),
             authz_policies: Vec::new(),
+            jwt_policies: Vec::new(),
+            fetched_jwks: BTreeMap::new(),
             root_namespace: DEFAULT_ROOT_NAMESPACE.to_string(),
             workloads_by_label: BTreeMap::new(),
             local_workloads: Vec::new(),

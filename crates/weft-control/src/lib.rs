@@ -10,10 +10,14 @@
 //! - [`serve`]: the gRPC listener (TLS 1.3, HTTP/2); [`admin`]: status, metrics, CA rotation
 //!   (its responses built by `http_response`, which [`workloads_api`] shares).
 //! - [`state`]: the state directory (CA key, tokens), written atomically and privately.
+//! - [`jwks`]: the key sets RequestAuthentications name (`jwksUri`, OpenID discovery),
+//!   fetched and refreshed here and pushed to proxies with their configuration.
 
 pub mod admin;
 mod http_response;
 pub mod identity;
+pub mod jwks;
+mod jwks_http;
 pub mod metrics;
 pub mod published;
 pub mod registry;

@@ -23,6 +23,7 @@ pub struct Metrics {
     pub push_seconds: Histogram,
     pub certificates: Family<ResultLabels, Counter>,
     pub reloads: Family<ResultLabels, Counter>,
+    pub jwks_fetches: Family<ResultLabels, Counter>,
     pub generation: Gauge,
 }
 
@@ -72,6 +73,12 @@ impl Metrics {
             "Configuration loads by result",
             reloads.clone(),
         );
+        let jwks_fetches = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "jwks_fetches",
+            "Fetches of RequestAuthentication key sets (jwksUri, OpenID discovery) by result",
+            jwks_fetches.clone(),
+        );
         let generation = Gauge::default();
         registry.register(
             "model_generation",
@@ -88,6 +95,7 @@ impl Metrics {
             push_seconds,
             certificates,
             reloads,
+            jwks_fetches,
             generation,
         }
     }

@@ -216,6 +216,7 @@ pub async fn run(
         tokio::spawn(crate::serve::serve(grpc_listener, tls, grpc)),
         tokio::spawn(crate::admin::serve(admin_listener, admin)),
         tokio::spawn(store.clone().watch()),
+        tokio::spawn(crate::jwks::run(store.clone())),
         tokio::spawn(refresh),
         tokio::spawn(expire_leases(store.clone())),
     ];

@@ -34,6 +34,9 @@ pub struct StoreStatus {
     /// Errors of the last change, when it was rejected (the model in effect is older).
     pub rejected: Vec<String>,
     pub warnings: Vec<String>,
+    /// RequestAuthentication key sets by URI: `ok` or why the last fetch failed.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub key_sets: std::collections::BTreeMap<String, String>,
 }
 
 pub struct Store {
@@ -51,7 +54,12 @@ pub struct Store {
 struct Inputs {
     cache: LoadCache,
     registry: Registry,
+    /// Key sets fetched for RequestAuthentications ([`crate::jwks`]), by URI.
+    key_sets: KeySets,
 }
+
+/// Fetched key sets by URI: the JSON, or why there is none.
+type KeySets = std::collections::BTreeMap<String, Result<String, String>>;
 
 /// Why a registration was not taken.
 #[derive(Debug, thiserror::Error)]
@@ -66,14 +74,16 @@ pub enum RegisterError {
 
 /// Loads and validates a directory; `Err` carries every error, one per line.
 pub fn load(dir: &Path, cache: &mut LoadCache) -> Result<(Model, Vec<String>), Vec<String>> {
-    load_with(dir, cache, &Registry::default())
+    load_with(dir, cache, &Registry::default(), &KeySets::new())
 }
 
-/// Loads a directory and adds the registered workloads, then validates the whole.
+/// Loads a directory and adds the registered workloads, then validates the whole; the model
+/// carries the key sets fetched so far.
 fn load_with(
     dir: &Path,
     cache: &mut LoadCache,
     registry: &Registry,
+    key_sets: &KeySets,
 ) -> Result<(Model, Vec<String>), Vec<String>> {
     let (mut resources, mut diags) = cache.load_dir(dir);
     let (registered, more) = registry.resources(&resources);
@@ -82,7 +92,10 @@ fn load_with(
     let (model, diags) = weft_api::validate::build_loaded((resources, diags));
     let warnings: Vec<String> = diags.warnings().map(|w| w.to_string()).collect();
     match model {
-        Some(m) => Ok((m, warnings)),
+        Some(mut m) => {
+            m.fetched_jwks = key_sets.clone();
+            Ok((m, warnings))
+        }
         None => Err(diags.to_string().lines().map(str::to_string).collect()),
     }
 }
@@ -104,6 +117,7 @@ impl Store {
             counts: counts(&model),
             rejected: Vec::new(),
             warnings,
+            key_sets: Default::default(),
         };
         let published = Published::new(1, Arc::new(model), Arc::new(trust_bundle));
         let (tx, _) = watch::channel(Arc::new(published));
@@ -117,6 +131,7 @@ impl Store {
             inputs: std::sync::Mutex::new(Inputs {
                 cache,
                 registry: Registry::default(),
+                key_sets: KeySets::new(),
             }),
         }
     }
@@ -137,8 +152,12 @@ impl Store {
     pub fn reload(&self) {
         let started = Instant::now();
         let mut inputs = self.lock_inputs();
-        let Inputs { cache, registry } = &mut *inputs;
-        let loaded = load_with(&self.dir, cache, registry);
+        let Inputs {
+            cache,
+            registry,
+            key_sets,
+        } = &mut *inputs;
+        let loaded = load_with(&self.dir, cache, registry, key_sets);
         if !cache.changed() {
             // A rescan that found the same files: nothing to publish or report.
             return;
@@ -182,8 +201,12 @@ impl Store {
             inputs.registry = next;
             return Ok(upsert);
         }
-        let Inputs { cache, registry } = &mut *inputs;
-        match load_with(&self.dir, cache, &next) {
+        let Inputs {
+            cache,
+            registry,
+            key_sets,
+        } = &mut *inputs;
+        match load_with(&self.dir, cache, &next, key_sets) {
             Ok((model, warnings)) => {
                 *registry = next;
                 tracing::info!(workload = %format!("{namespace}/{name}"), "workload registered");
@@ -191,7 +214,7 @@ impl Store {
                 Ok(upsert)
             }
             // Is it this workload, or the files (an edit the watcher has not reported yet)?
-            Err(errors) => match load_with(&self.dir, cache, registry) {
+            Err(errors) => match load_with(&self.dir, cache, registry, key_sets) {
                 Ok(_) => Err(RegisterError::Invalid(errors)),
                 Err(file_errors) => {
                     self.reject(file_errors.clone());
@@ -231,10 +254,56 @@ impl Store {
         self.lock_inputs().registry.list()
     }
 
+    /// Rebuilds the model from what the store holds (blocking): after a key set changed.
+    pub fn rebuild(&self) {
+        self.rebuild_locked(self.lock_inputs());
+    }
+
+    /// Records a fetch of a key set; true when what the proxies should hold changed. A failed
+    /// fetch keeps the last key set that worked (and is only reported).
+    pub fn set_key_set(&self, uri: &str, result: Result<String, String>) -> bool {
+        let mut inputs = self.lock_inputs();
+        let previous = inputs.key_sets.get(uri).cloned();
+        let line = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.clone(),
+        };
+        let mut status = StoreStatus::clone(&self.status.load());
+        status.key_sets.insert(uri.to_string(), line);
+        self.status.store(Arc::new(status));
+        let next = match (result, previous.clone()) {
+            (Ok(jwks), _) => Ok(jwks),
+            (Err(e), Some(Ok(last))) => {
+                tracing::warn!(uri, error = %e, "fetching a key set failed; the last one fetched stays in use");
+                Ok(last)
+            }
+            (Err(e), _) => {
+                tracing::error!(uri, error = %e, "fetching a key set failed; tokens it would verify are refused until it arrives");
+                Err(e)
+            }
+        };
+        if previous.as_ref() == Some(&next) {
+            return false;
+        }
+        if next.is_ok() {
+            tracing::info!(uri, "key set fetched");
+        }
+        inputs.key_sets.insert(uri.to_string(), next);
+        true
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     fn rebuild_locked(&self, mut inputs: std::sync::MutexGuard<'_, Inputs>) {
         let started = Instant::now();
-        let Inputs { cache, registry } = &mut *inputs;
-        match load_with(&self.dir, cache, registry) {
+        let Inputs {
+            cache,
+            registry,
+            key_sets,
+        } = &mut *inputs;
+        match load_with(&self.dir, cache, registry, key_sets) {
             Ok((model, warnings)) => self.accept(model, warnings, started),
             // Removing a workload cannot make the mesh invalid, but the files may have become
             // invalid since (an edit the watcher has not reported yet): report it now.

@@ -5,9 +5,12 @@
 //! - [`normalize`]: request paths normalized as Istio's `pathNormalization` says, and the
 //!   inputs refused outright (`%00`);
 //! - [`authz`]: AuthorizationPolicy — DENY, then ALLOW, with AUDIT beside them — over a
-//!   connection's and a request's attributes.
+//!   connection's and a request's attributes;
+//! - [`jwt`]: RequestAuthentication — JWTs verified against a rule's key set and claims, as
+//!   Envoy's `jwt_authn` filter verifies them.
 
 pub mod authz;
+pub mod jwt;
 pub mod normalize;
 
 pub use authz::{Authorizer, ConnectionAttrs, Decision, PeerAttrs, RequestAttrs, Verdict};

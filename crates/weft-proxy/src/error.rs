@@ -55,6 +55,8 @@ pub enum Reason {
     ExplicitNotHttp,
     /// An AuthorizationPolicy denied the request or connection.
     Denied,
+    /// A RequestAuthentication refused the request's token.
+    Unauthenticated,
 }
 
 impl Reason {
@@ -76,6 +78,7 @@ impl Reason {
             Reason::UnknownDestination => "unknown-destination",
             Reason::ExplicitNotHttp => "explicit-not-http",
             Reason::Denied => "denied",
+            Reason::Unauthenticated => "unauthenticated",
         }
     }
 
@@ -93,6 +96,7 @@ impl Reason {
                 StatusCode::FORBIDDEN
             }
             Reason::UnknownDestination => StatusCode::NOT_FOUND,
+            Reason::Unauthenticated => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -101,7 +105,8 @@ impl Reason {
         match self {
             Reason::NoRoute | Reason::UnknownService | Reason::UnknownDestination => 12, // UNIMPLEMENTED
             Reason::BackendNotFound => 13,                                               // INTERNAL
-            Reason::Timeout => 4, // DEADLINE_EXCEEDED
+            Reason::Unauthenticated => 16, // UNAUTHENTICATED
+            Reason::Timeout => 4,          // DEADLINE_EXCEEDED
             Reason::BadRequest | Reason::ExplicitNotHttp | Reason::NoTargetPort => 3, // INVALID_ARGUMENT
             Reason::PlaintextRefused | Reason::TlsRefused | Reason::NoIdentity | Reason::Denied => {
                 7

@@ -5,6 +5,7 @@
 //! ([`proxy_config`], [`service`], [`workloads_at`]). Both go through the same functions, so a
 //! proxy sees the same routes whichever way it is configured.
 
+pub mod authn;
 pub mod authz;
 mod mtls;
 mod service;
@@ -55,6 +56,7 @@ pub fn proxy_config(model: &Model, who: &ProxyIdentity) -> Result<ProxyConfigVie
         .map(|w| inbound_policy(model, w))
         .unwrap_or_default();
     inbound.authz = authz::policies_for(model, workload.as_ref(), &who.namespace);
+    inbound.jwt = authn::policies_for(model, workload.as_ref(), &who.namespace);
     Ok(ProxyConfigView {
         mesh: model.mesh.clone(),
         workload,

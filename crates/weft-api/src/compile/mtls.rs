@@ -28,6 +28,7 @@ pub fn inbound_policy(model: &Model, workload: &WorkloadView) -> InboundPolicy {
         mode,
         ports,
         authz: Vec::new(),
+        jwt: Vec::new(),
     }
 }
 

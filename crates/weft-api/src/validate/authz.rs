@@ -7,7 +7,7 @@
 //! unknown `when` key. An ignored DENY rule is a security hole.
 
 use crate::model::{AuthzPolicyModel, Model, PolicyScope};
-use crate::resources::istio::{AuthorizationPolicySpec, PolicyTargetReference};
+use crate::resources::istio::{AuthorizationPolicySpec, PolicyTargetReference, WorkloadSelector};
 use crate::resources::{Object, Spanned};
 use crate::view::authz::{AuthzAction, AuthzPolicyView};
 use crate::view::MtlsMode;
@@ -22,7 +22,14 @@ pub(super) fn build(
     let spec = &ap.spec;
     let namespace = ap.namespace();
     let action = action(spec, &mut rep)?;
-    let scope = scope(spec, namespace, model, &mut rep)?;
+    let scope = scope(
+        spec.selector.as_ref(),
+        spec.target_ref.as_ref(),
+        spec.target_refs.as_deref(),
+        namespace,
+        model,
+        &mut rep,
+    )?;
     let rules = match &spec.rules {
         Some(rules) if !rules.is_empty() => {
             let mut out = Vec::new();
@@ -94,30 +101,33 @@ fn action(spec: &AuthorizationPolicySpec, rep: &mut Reporter<'_>) -> Option<Auth
     }
 }
 
-fn scope(
-    spec: &AuthorizationPolicySpec,
+/// Which workloads a policy (AuthorizationPolicy or RequestAuthentication) applies to:
+/// `selector`, or `targetRef(s)` to Services of its namespace, or all of them.
+pub(super) fn scope(
+    selector: Option<&WorkloadSelector>,
+    target_ref: Option<&Spanned<PolicyTargetReference>>,
+    target_refs: Option<&[Spanned<PolicyTargetReference>]>,
     namespace: &str,
     model: &Model,
     rep: &mut Reporter<'_>,
 ) -> Option<PolicyScope> {
-    let selector = spec.selector.as_ref().map(|s| s.match_labels.clone());
-    let refs: Vec<(&Spanned<PolicyTargetReference>, String)> =
-        match (&spec.target_ref, &spec.target_refs) {
-            (Some(_), Some(_)) => {
-                rep.error(
-                    "spec.targetRef",
-                    "set `targetRefs` or `targetRef`, not both",
-                );
-                return None;
-            }
-            (Some(one), None) => vec![(one, "spec.targetRef".to_string())],
-            (None, Some(list)) => list
-                .iter()
-                .enumerate()
-                .map(|(i, r)| (r, format!("spec.targetRefs[{i}]")))
-                .collect(),
-            (None, None) => Vec::new(),
-        };
+    let selector = selector.map(|s| s.match_labels.clone());
+    let refs: Vec<(&Spanned<PolicyTargetReference>, String)> = match (target_ref, target_refs) {
+        (Some(_), Some(_)) => {
+            rep.error(
+                "spec.targetRef",
+                "set `targetRefs` or `targetRef`, not both",
+            );
+            return None;
+        }
+        (Some(one), None) => vec![(one, "spec.targetRef".to_string())],
+        (None, Some(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r, format!("spec.targetRefs[{i}]")))
+            .collect(),
+        (None, None) => Vec::new(),
+    };
     if selector.is_some() && !refs.is_empty() {
         rep.error("spec.selector", "set `selector` or `targetRefs`, not both")
             .with_hint("`selector` picks workloads by label; `targetRefs` names Services");

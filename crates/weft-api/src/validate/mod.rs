@@ -4,6 +4,7 @@
 //! (references, duplicates, conflicting ports and addresses). Every problem is reported, with
 //! its file, line and field, before the caller decides: a set with any error is not used.
 
+mod authn;
 mod authz;
 mod authz_rules;
 mod filters;
@@ -41,6 +42,11 @@ pub fn build(resources: &[Resource]) -> (Option<Model>, Diagnostics) {
         if let Resource::AuthorizationPolicy(ap) = r {
             if let Some(p) = authz::build(ap, Reporter::new(&mut diags, r), &model) {
                 model.authz_policies.push(p);
+            }
+        }
+        if let Resource::RequestAuthentication(ra) = r {
+            if let Some(p) = authn::build(ra, Reporter::new(&mut diags, r), &model) {
+                model.jwt_policies.push(p);
             }
         }
     }
@@ -196,6 +202,8 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+#[cfg(test)]
+mod authn_tests;
 #[cfg(test)]
 mod authz_tests;
 #[cfg(test)]

@@ -1,9 +1,7 @@
-//! DestinationRule traffic policy (load balancing), PeerAuthentication, and the policies
-//! that are not enforced yet.
+//! DestinationRule traffic policy (load balancing) and PeerAuthentication.
 //!
 //! Only the load balancer of a DestinationRule is implemented in this version; its other
 //! parts are load errors that say so. PeerAuthentication is translated by [`super::peer_auth`].
-//! RequestAuthentication is a load error until the proxies enforce it.
 
 use crate::diagnostic::Diagnostics;
 use crate::model::Model;
@@ -112,19 +110,6 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                 if let Some(policy) = super::peer_auth::build(pa, Reporter::new(diags, r)) {
                     model.peer_authentications.push(policy);
                 }
-            }
-            // Refused outright until the proxies enforce them: a policy that is accepted and
-            // ignored (a DENY rule above all) is a security hole, not a missing feature.
-            Resource::RequestAuthentication(_) => {
-                Reporter::new(diags, r)
-                    .error(
-                        "kind",
-                        format!(
-                            "{} is not enforced yet by this version of Weft, so it is refused rather than silently ignored",
-                            r.kind()
-                        ),
-                    )
-                    .with_hint("remove it; enforcement arrives with authorization support (issue 14)");
             }
             _ => {}
         }

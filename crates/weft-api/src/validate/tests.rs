@@ -311,26 +311,3 @@ fn local_workloads_are_checked_and_kept_for_weft_up() {
         "unknown fields are errors: {e}"
     );
 }
-
-#[test]
-fn policies_that_are_not_enforced_are_refused_with_their_line() {
-    let (kind, spec) = (
-        "RequestAuthentication",
-        "  jwtRules: [{issuer: https://issuer.example}]\n",
-    );
-    let extra = format!(
-        "apiVersion: security.istio.io/v1\nkind: {kind}\nmetadata: {{name: p, namespace: ns}}\nspec:\n{spec}"
-    );
-    let (model, diags) = check(&extra);
-    assert!(
-        model.is_none(),
-        "{kind} must not be accepted while unenforced"
-    );
-    let e = diags.errors().next().cloned().expect("an error");
-    assert!(e.message.contains("not enforced yet"), "{e}");
-    let shown = e.to_string();
-    // The document starts after SERVICES and its separator.
-    let line = SERVICES.lines().count() + 2;
-    assert!(shown.contains(&format!("t.yaml:{line}")), "{shown}");
-    assert!(shown.contains(&format!("{kind} ns/p")), "{shown}");
-}

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+pub mod authn;
 pub mod authz;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -55,6 +56,9 @@ pub struct InboundPolicy {
     /// The AuthorizationPolicies that apply to this workload, by namespace and name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authz: Vec<authz::AuthzPolicyView>,
+    /// The RequestAuthentications that apply to this workload, by namespace and name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jwt: Vec<authn::JwtPolicyView>,
 }
 
 impl InboundPolicy {

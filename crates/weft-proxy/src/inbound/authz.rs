@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use http::Request;
+use weft_policy::authz::RequestAuth;
 use weft_policy::{ConnectionAttrs, Decision, PeerAttrs, RequestAttrs};
 
 use super::Peer;
@@ -35,6 +36,7 @@ pub fn check_request(
     authz: &AuthzState,
     conn: &ConnectionAttrs,
     req: &Request<Body>,
+    auth: Option<&RequestAuth>,
 ) -> Result<Option<Decision>, ProxyError> {
     if authz.is_empty() {
         return Ok(None);
@@ -54,7 +56,7 @@ pub fn check_request(
         host,
         path: req.uri().path(),
         headers: req.headers(),
-        auth: None,
+        auth,
     };
     check_attrs(authz, conn, &attrs)
 }

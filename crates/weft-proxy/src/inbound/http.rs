@@ -1,8 +1,8 @@
 //! Inbound HTTP: requests from peer proxies (multiplexed HTTP/2), stage by stage.
 //!
 //! ```text
-//! (peer identity, from the connection) → normalize (path) → authz (AuthorizationPolicy)
-//!   → route (port, metrics, HTTP/1 restored) → app
+//! (peer identity, from the connection) → normalize (path) → authn (JWT)
+//!   → authz (AuthorizationPolicy) → route (port, metrics, HTTP/1 restored) → app
 //! ```
 //!
 //! A stage that refuses or fails a request returns a [`ProxyError`]; the edge here turns it
@@ -16,7 +16,7 @@ use http::{Request, Response};
 
 use weft_policy::ConnectionAttrs;
 
-use super::{app, authz, normalize, route, Inbound, Peer};
+use super::{app, authn, authz, normalize, route, Inbound, Peer};
 use crate::access_log::Entry;
 use crate::error::ProxyError;
 use crate::http::Body;
@@ -82,7 +82,8 @@ impl Handler {
             // The policy current when the request arrives decides it, whole.
             let snapshot = self.cx.state.load();
             normalize::apply(snapshot.mesh.path_normalization, &mut req)?;
-            let decision = authz::check_request(&snapshot.authz, &self.conn, &req)?;
+            let auth = authn::authenticate(&snapshot.authn, self.port, &mut req)?;
+            let decision = authz::check_request(&snapshot.authz, &self.conn, &req, auth.as_ref())?;
             if let (Some(entry), Some(d)) = (entry, decision) {
                 entry.authz(snapshot.authz.authorizer.explain(&d));
             }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! accept (transport header, captured or direct) → identity (mutual TLS or plaintext,
-//!   PeerAuthentication) → HTTP: normalize → authz → route → app
+//!   PeerAuthentication) → HTTP: normalize → authn → authz → route → app
 //!                       → opaque: authz (as HTTP if it starts with a request) → app
 //! ```
 //!
@@ -11,13 +11,14 @@
 //! - [`identity`]: who the peer is, as its connection proved it, and whether plaintext is
 //!   acceptable on the port;
 //! - [`http`]: the HTTP request path: [`normalize`] (paths, per `pathNormalization`),
-//!   [`authz`] (AuthorizationPolicy), [`route`] (which local port, how it is counted),
+//!   [`authn`] (RequestAuthentication: JWTs), [`authz`] (AuthorizationPolicy), [`route`] (which local port, how it is counted),
 //!   [`app`] (the local application);
 //! - [`tcp`]: opaque connections, authorized (via [`sniff`] as HTTP when they start with a
 //!   request) and re-authorized on every configuration change.
 
 mod accept;
 mod app;
+mod authn;
 mod authz;
 mod http;
 pub mod identity;

@@ -22,6 +22,7 @@ pub struct Head {
     pub host: String,
     /// Path without query, as received (normalization is the caller's).
     pub path: String,
+    pub query: Option<String>,
     pub headers: HeaderMap,
 }
 
@@ -87,7 +88,10 @@ fn parse(buf: &[u8]) -> Parsed {
         },
         None => (None, target),
     };
-    let path = path_and_query.split('?').next().unwrap_or("/");
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (path_and_query, None),
+    };
     let host = host_in_target
         .map(str::to_string)
         .or_else(|| {
@@ -101,6 +105,7 @@ fn parse(buf: &[u8]) -> Parsed {
         method: method.to_string(),
         host,
         path: path.to_string(),
+        query,
         headers,
     })
 }

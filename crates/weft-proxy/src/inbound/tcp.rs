@@ -17,7 +17,7 @@ use weft_policy::{normalize, ConnectionAttrs, RequestAttrs};
 
 use super::identity::{self, Peer};
 use super::sniff::{self, Head};
-use super::{authz, Inbound};
+use super::{authn, authz, Inbound};
 use crate::error::{ProxyError, Reason};
 use crate::http::upstream::connect;
 use crate::io::PrefixedIo;
@@ -37,7 +37,7 @@ pub async fn forward<I>(
     let mut changes = cx.changes.clone();
     changes.borrow_and_update();
     let snapshot = cx.state.load_full();
-    let (prefix, head) = if snapshot.authz.is_empty() {
+    let (prefix, head) = if snapshot.authz.is_empty() && snapshot.authn.is_empty() {
         (Bytes::new(), None)
     } else {
         // As long as protocol detection waits: a client that speaks second is judged as TCP.
@@ -49,7 +49,7 @@ pub async fn forward<I>(
             }
         }
     };
-    if let Err(e) = decide(&snapshot, &conn, head.as_ref()) {
+    if let Err(e) = decide(&snapshot, &conn, port, head.as_ref()) {
         if head.is_some() {
             let _ = io.write_all(&e.http1_bytes()).await;
             let _ = io.shutdown().await;
@@ -88,7 +88,7 @@ pub async fn forward<I>(
             }
             Ok(()) = changes.changed() => {
                 let snapshot = cx.state.load_full();
-                if let Err(e) = decide(&snapshot, &conn, head.as_ref()) {
+                if let Err(e) = decide(&snapshot, &conn, port, head.as_ref()) {
                     tracing::info!(%client, port, "closing an open connection: the new configuration denies it");
                     identity::refuse(cx, client, &e);
                     break;
@@ -113,11 +113,13 @@ pub async fn forward<I>(
 fn decide(
     snapshot: &Snapshot,
     conn: &ConnectionAttrs,
+    port: u16,
     head: Option<&Head>,
 ) -> Result<(), ProxyError> {
     let Some(h) = head else {
         return authz::check_connection(&snapshot.authz, conn).map(drop);
     };
+    let auth = authn::authenticate_head(&snapshot.authn, port, &h.headers, h.query.as_deref())?;
     let path = normalize::normalize(&h.path, snapshot.mesh.path_normalization)
         .map_err(|e| ProxyError::new(Reason::BadRequest, e.to_string()))?;
     let attrs = RequestAttrs {
@@ -125,7 +127,7 @@ fn decide(
         host: &h.host,
         path: &path,
         headers: &h.headers,
-        auth: None,
+        auth: auth.as_ref(),
     };
     authz::check_attrs(&snapshot.authz, conn, &attrs).map(drop)
 }

@@ -2,6 +2,7 @@
 //! and swapped in whole ([`Shared`]). A request loads the current snapshot once and uses it
 //! to the end, so a config change never mixes two configurations in one request.
 
+pub mod authn;
 pub mod authz;
 pub mod direct;
 pub mod endpoint;
@@ -28,6 +29,8 @@ pub struct Snapshot {
     pub view: Arc<ProxyView>,
     /// The workload's AuthorizationPolicies, and their decision counters.
     pub authz: authz::AuthzState,
+    /// The workload's RequestAuthentication rules, their key sets parsed.
+    pub authn: authn::AuthnState,
     pub mesh: MeshView,
     /// The proxy's namespace: short names (`svc`) resolve in it.
     pub namespace: String,
@@ -68,6 +71,7 @@ impl Snapshot {
         Snapshot {
             view: Arc::new(ProxyView::default()),
             authz: authz::AuthzState::none(),
+            authn: authn::AuthnState::none(),
             mesh: MeshView::default(),
             namespace: namespace.to_string(),
             services: Vec::new(),
@@ -225,6 +229,7 @@ impl Snapshot {
             .collect();
         Snapshot {
             authz: authz::AuthzState::build(&view.inbound.authz, metrics),
+            authn: authn::AuthnState::build(&view.inbound.jwt),
             mesh: view.mesh.clone(),
             view: Arc::new(view),
             namespace: namespace.to_string(),

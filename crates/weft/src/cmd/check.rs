@@ -37,6 +37,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for w in status["warnings"].as_array().into_iter().flatten() {
         println!("warning: {}", w.as_str().unwrap_or_default());
     }
+    for (uri, state) in status["keySets"].as_object().into_iter().flatten() {
+        match state.as_str() {
+            Some("ok") => println!("key set {uri}: fetched"),
+            other => println!("warning: key set {uri}: {}", other.unwrap_or("?")),
+        }
+    }
     let rejected: Vec<&str> = status["rejected"]
         .as_array()
         .into_iter()

@@ -69,8 +69,14 @@ impl LocalHost {
         .collect()
     }
 
+    /// Writes a configuration file atomically (a temporary file renamed into place), as an
+    /// operator should: a reload that reads a file while it is being rewritten in place can see
+    /// it empty, which is a valid configuration without that file's resources.
     pub fn write_config(&self, name: &str, yaml: &str) {
-        std::fs::write(self.dir.join("config").join(name), yaml).expect("write config");
+        let config = self.dir.join("config");
+        let tmp = config.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, yaml).expect("write config");
+        std::fs::rename(&tmp, config.join(name)).expect("rename config");
     }
 
     /// Starts `weft control` on the config directory. It listens on every address (the
