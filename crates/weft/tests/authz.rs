@@ -451,3 +451,41 @@ async fn policy_swaps_under_load_open_no_window() {
     let reloads = metric_sum(&m, "weft_config_reloads_total", &[r#"result="ok""#]);
     assert!(reloads >= 10.0, "reloads: {reloads}");
 }
+
+#[tokio::test]
+async fn an_http2_connection_the_new_policy_refuses_is_closed() {
+    let mesh = TestMesh::start(87, NO_ROUTES, &[]).await;
+    // A slow request on the proxies' multiplexed HTTP/2 connection, allowed when it starts.
+    let client = mesh.client();
+    let slow = tokio::spawn(async move {
+        let req = Request::get("http://echo.t/slow?delay=6s")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let started = Instant::now();
+        let status = send(client, req, false)
+            .await
+            .map(|a| a.status.as_u16())
+            .unwrap_or(0);
+        (status, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Only a principal this (plaintext) hop cannot have may call now: no request on the open
+    // connection could be allowed, so it is closed, the slow stream with it.
+    write_policies(&mesh, "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: only-frontend, namespace: t}\nspec:\n  rules: [{from: [{source: {principals: [\"cluster.local/ns/t/sa/frontend\"]}}]}]\n");
+    let (status, took) = slow.await.expect("slow request");
+    assert_ne!(
+        status, 200,
+        "the stream outlived the policy that refuses it ({took:?})"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "cut after {took:?}, not at the change"
+    );
+    // New requests get the new policy's answer.
+    wait_enforced(&mesh, "/read", 403).await;
+    let (_, m) = admin_get(mesh.admin(1), "/metrics").await.expect("metrics");
+    let (_, m2) = admin_get(mesh.admin(2), "/metrics").await.expect("metrics");
+    let refused = metric_sum(&m, "weft_proxy_errors_total", &[r#"reason="denied""#])
+        + metric_sum(&m2, "weft_proxy_errors_total", &[r#"reason="denied""#]);
+    assert!(refused >= 1.0, "the closing is counted");
+}

@@ -111,6 +111,42 @@ impl Authorizer {
         Decision { verdict, audits }
     }
 
+    /// Whether the policies refuse every request a connection could carry: a DENY rule that
+    /// needs no request attribute matches it, or ALLOW policies apply and none of their rules
+    /// can match its connection attributes (whatever the requests). Open connections are
+    /// closed when a new configuration says so.
+    pub fn refuses_connection(&self, conn: &ConnectionAttrs) -> Option<Verdict> {
+        let port = conn.destination_port;
+        let mut allow_policies = false;
+        let mut could_allow = false;
+        for (i, p) in self.policies.iter().enumerate() {
+            if p.ports.as_ref().is_some_and(|ports| !ports.contains(&port)) {
+                continue;
+            }
+            let rules = p.rules.iter().flatten();
+            match p.action {
+                AuthzAction::Deny => {
+                    let outright = rules.enumerate().find(|(_, r)| {
+                        !rules::needs_http(r) && rules::matches(r, p.action, conn, None)
+                    });
+                    if let Some((rule, _)) = outright {
+                        return Some(Verdict::Denied { policy: i, rule });
+                    }
+                }
+                AuthzAction::Allow => {
+                    allow_policies = true;
+                    // Judged as DENY and AUDIT rules are on TCP: request attributes ignored,
+                    // so a rule matches when some request on this connection could.
+                    could_allow |= rules
+                        .into_iter()
+                        .any(|r| rules::matches(r, AuthzAction::Audit, conn, None));
+                }
+                AuthzAction::Audit => {}
+            }
+        }
+        (allow_policies && !could_allow).then_some(Verdict::NoAllowMatched)
+    }
+
     /// `namespace/name rule N`, for logs and `weft-error`.
     pub fn rule_label(&self, policy: usize, rule: usize) -> String {
         match self.policies.get(policy) {

@@ -294,3 +294,30 @@ fn jwt_attributes() {
         "no JWT: no request principal"
     );
 }
+
+#[test]
+fn connections_every_request_of_which_is_refused() {
+    let a = authorizer(&format!(
+        "{}{}",
+        policy("allow-frontend", &format!("  rules: [{{from: [{{source: {{principals: [\"{FRONTEND}\"]}}}}], to: [{{operation: {{paths: [/read]}}}}]}}]\n")),
+        policy("deny-other-ns", "  action: DENY\n  rules: [{from: [{source: {namespaces: [other]}}]}]\n"),
+    ));
+    // The frontend may send some requests: its connection stays.
+    assert_eq!(a.refuses_connection(&mtls(FRONTEND)), None);
+    // A peer in `other` is denied outright; a plaintext one can match no ALLOW rule.
+    assert_eq!(
+        a.refuses_connection(&mtls(OTHER)),
+        Some(Verdict::Denied { policy: 1, rule: 0 })
+    );
+    assert_eq!(
+        a.refuses_connection(&plaintext()),
+        Some(Verdict::NoAllowMatched)
+    );
+    // A DENY rule on paths refuses some requests, not the connection.
+    let paths = authorizer(&policy(
+        "deny-admin",
+        "  action: DENY\n  rules: [{to: [{operation: {paths: [/admin]}}]}]\n",
+    ));
+    assert_eq!(paths.refuses_connection(&plaintext()), None);
+    assert_eq!(Authorizer::default().refuses_connection(&plaintext()), None);
+}

@@ -112,14 +112,15 @@ async fn serve_mesh<I>(
     match header.carriage {
         Carriage::Opaque => tcp::forward(io, header.port, client, &peer, conn, cx).await,
         Carriage::Http2 => {
+            let refused = authz::refused_later(cx, &conn, client);
             let handler = crate::handler_service!(boxed http::Handler::new(
                 cx.clone(),
                 header.port,
                 client,
                 peer,
-                conn
+                conn.clone()
             ));
-            crate::http::server::serve_http2(io, handler, cx.limits, &cx.drain).await;
+            crate::http::server::serve_http2(io, handler, cx.limits, &cx.drain, refused).await;
         }
     }
 }
