@@ -27,6 +27,8 @@ options() {
         xds_response) echo "-max_len=65536" ;;
         registration) echo "-max_len=4096" ;;
         http1) echo "-dict=fuzz/http1.dict -max_len=4096" ;;
+        authz_path) echo "-dict=fuzz/authz_path.dict -max_len=1024" ;;
+        jwt_token) echo "-max_len=16384" ;;
         *) echo "" ;;
     esac
 }

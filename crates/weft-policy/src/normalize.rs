@@ -79,26 +79,34 @@ fn needs_work(bytes: &[u8], merge: bool) -> bool {
 }
 
 /// Decodes escapes of unreserved characters (and of `/` and `\` when `slashes`); upper-cases
-/// the hex of the escapes it keeps.
+/// the hex of the escapes it keeps. A `%` that starts no escape becomes `%25`: otherwise a
+/// decoded character could complete it into a new escape (`%2%61` → `%2a`), which the next
+/// reader would decode again — the path judged would not be the path served.
 fn decode(bytes: &[u8], slashes: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                let c = h << 4 | l;
-                let unreserved =
-                    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
-                if unreserved || (slashes && matches!(c, b'/' | b'\\')) {
-                    out.push(c);
-                } else {
-                    out.push(b'%');
-                    out.push(bytes[i + 1].to_ascii_uppercase());
-                    out.push(bytes[i + 2].to_ascii_uppercase());
-                }
-                i += 3;
+        if bytes[i] == b'%' {
+            let escape = match (bytes.get(i + 1), bytes.get(i + 2)) {
+                (Some(&h), Some(&l)) => hex(h).zip(hex(l)),
+                _ => None,
+            };
+            let Some((h, l)) = escape else {
+                out.extend_from_slice(b"%25");
+                i += 1;
                 continue;
+            };
+            let c = h << 4 | l;
+            let unreserved = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~');
+            if unreserved || (slashes && matches!(c, b'/' | b'\\')) {
+                out.push(c);
+            } else {
+                out.push(b'%');
+                out.push(bytes[i + 1].to_ascii_uppercase());
+                out.push(bytes[i + 2].to_ascii_uppercase());
             }
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -180,8 +188,9 @@ mod tests {
             ("/a//b", "/a//b"),
             ("/a/.hidden", "/a/.hidden"),
             ("/a/..b", "/a/..b"),
-            ("/bad%zz", "/bad%zz"),
-            ("/end%2", "/end%2"),
+            ("/bad%zz", "/bad%25zz"),
+            ("/end%2", "/end%252"),
+            ("/a%2%61", "/a%252a"),
         ] {
             assert_eq!(n(input, Base), want, "{input}");
         }
