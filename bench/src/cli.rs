@@ -26,9 +26,16 @@ pub enum SetupKind {
     /// control` (the mesh hop as deployed)
     #[value(name = "weft-2-mtls")]
     Weft2Mtls,
+    /// weft-2-mtls plus, on proxy B, a RequestAuthentication (a JWT on every request) and
+    /// AuthorizationPolicies of 20 rules (what policy costs the hop)
+    #[value(name = "weft-2-authz")]
+    Weft2Authz,
     /// client → Envoy (one worker) → backend
     #[value(name = "envoy")]
     Envoy,
+    /// client → Envoy A → mutual TLS 1.3 → Envoy B → backend (Istio's sidecar hop)
+    #[value(name = "envoy-2-mtls")]
+    Envoy2Mtls,
     /// client → nginx (one worker, upstream keepalive) → backend
     #[value(name = "nginx")]
     Nginx,
@@ -42,7 +49,9 @@ impl SetupKind {
             SetupKind::Weft1 => "weft-1",
             SetupKind::Weft2 => "weft-2",
             SetupKind::Weft2Mtls => "weft-2-mtls",
+            SetupKind::Weft2Authz => "weft-2-authz",
             SetupKind::Envoy => "envoy",
+            SetupKind::Envoy2Mtls => "envoy-2-mtls",
             SetupKind::Nginx => "nginx",
         }
     }
@@ -84,7 +93,7 @@ pub struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "direct,weft-1,weft-2,weft-2-mtls,envoy,nginx"
+        default_value = "direct,weft-1,weft-2,weft-2-mtls,weft-2-authz,envoy,envoy-2-mtls,nginx"
     )]
     pub setups: Vec<SetupKind>,
     /// Fail instead of skipping a setup whose binary is missing.
@@ -264,6 +273,14 @@ pub fn parse_duration(s: &str) -> Result<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn setup_names_are_the_command_line_names() {
+        for kind in SetupKind::value_variants() {
+            let value = kind.to_possible_value().expect("a value");
+            assert_eq!(value.get_name(), kind.name());
+        }
+    }
 
     #[test]
     fn durations() {

@@ -1,13 +1,15 @@
 //! `weft-bench`: the Weft data-plane benchmark.
 //!
 //! In one run it measures, at fixed request rates over HTTP/1.1 keep-alive on loopback,
-//! client → backend directly and through one Weft proxy, two Weft proxies (the mesh hop),
-//! Envoy and nginx, with open-loop latency (no coordinated omission), the proxies' peak RSS
-//! and CPU per request. It prints a Markdown table and writes it to `bench/RESULTS.md`, with
-//! the same data in `bench/results.json`.
+//! client → backend directly and through one Weft proxy, two Weft proxies (the mesh hop, in
+//! plaintext, with mutual TLS, and with mutual TLS plus JWT and authorization policy), Envoy,
+//! two Envoys with mutual TLS (Istio's hop) and nginx, with open-loop latency (no
+//! coordinated omission), the proxies' peak RSS and CPU per request. It prints a Markdown
+//! table and writes it to `bench/RESULTS.md`, with the same data in `bench/results.json`.
 //!
 //! Module map: [`cli`] flags; [`children`] child processes and their cleanup; [`peers`] the
-//! nginx / Envoy / Weft programs; [`setups`] starting a setup; [`loadgen`] the load
+//! nginx / Envoy / Weft programs, and the certificates, tokens and policies some setups
+//! need; [`setups`] starting a setup; [`request`] what a setup is sent; [`loadgen`] the load
 //! generator; [`procstat`] /proc readings; [`measure`] one setup at one rate; [`report`]
 //! tables and files.
 
@@ -18,6 +20,7 @@ mod measure;
 mod peers;
 mod procstat;
 mod report;
+mod request;
 mod setups;
 
 use std::os::fd::AsRawFd;
@@ -195,12 +198,12 @@ fn backend_alive(backend: &mut children::Proc) -> Result<()> {
 
 fn record_peer(meta: &mut Meta, kind: SetupKind, plan: &Plan) {
     match kind {
-        SetupKind::Envoy => {
+        SetupKind::Envoy | SetupKind::Envoy2Mtls => {
             if let Ok(bin) = peers::envoy::binary(plan.envoy.as_deref(), &plan.workspace) {
                 meta.add_peer("envoy", &bin, "--version");
             }
         }
-        SetupKind::Weft1 | SetupKind::Weft2 | SetupKind::Weft2Mtls => {
+        SetupKind::Weft1 | SetupKind::Weft2 | SetupKind::Weft2Mtls | SetupKind::Weft2Authz => {
             meta.add_peer("weft", &plan.weft, "--version")
         }
         SetupKind::Direct | SetupKind::Nginx => {}

@@ -46,7 +46,7 @@ impl Snapshot {
 pub fn measure(setup: &Running, rate: u32, plan: &Plan, backend: &Tracked) -> Result<Row> {
     let load = LoadPlan {
         target: setup.target,
-        host: setup.host.clone(),
+        request: setup.request.clone(),
         rate,
         warmup: plan.warmup,
         duration: plan.duration,

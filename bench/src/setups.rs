@@ -1,5 +1,5 @@
 //! Starting one setup: its proxies (as [`Proc`] guards, killed when the [`Running`] value is
-//! dropped), where the load generator sends requests and with which `Host`, and which
+//! dropped), where the load generator sends requests and which request, and which
 //! processes to measure.
 
 use std::net::SocketAddr;
@@ -10,16 +10,17 @@ use anyhow::{bail, Context, Result};
 use crate::children::Proc;
 use crate::cli::{Plan, SetupKind};
 use crate::peers::weft::Source::{Control, Static};
-use crate::peers::{self, envoy, nginx, weft};
+use crate::peers::{self, authz, envoy, envoy_mtls, nginx, weft};
 use crate::procstat::Tracked;
+use crate::request::RequestShape;
 
 /// A setup that is up and answering through its entry point.
 pub struct Running {
     pub kind: SetupKind,
     /// Where the load generator connects.
     pub target: SocketAddr,
-    /// The `Host` header it sends.
-    pub host: String,
+    /// What it sends.
+    pub request: RequestShape,
     /// The proxies' process trees, measured for RSS and CPU.
     pub tracked: Vec<Tracked>,
     /// Guards: dropping them stops the proxies.
@@ -54,9 +55,13 @@ impl Running {
 pub fn missing(kind: SetupKind, plan: &Plan) -> Option<peers::Missing> {
     let found = match kind {
         SetupKind::Direct => return None,
-        SetupKind::Envoy => envoy::binary(plan.envoy.as_deref(), &plan.workspace),
+        SetupKind::Envoy | SetupKind::Envoy2Mtls => {
+            envoy::binary(plan.envoy.as_deref(), &plan.workspace)
+        }
         SetupKind::Nginx => nginx::binary(plan.nginx.as_deref()),
-        SetupKind::Weft1 | SetupKind::Weft2 | SetupKind::Weft2Mtls => weft::binary(&plan.weft),
+        SetupKind::Weft1 | SetupKind::Weft2 | SetupKind::Weft2Mtls | SetupKind::Weft2Authz => {
+            weft::binary(&plan.weft)
+        }
     };
     found.err()
 }
@@ -65,7 +70,7 @@ pub fn missing(kind: SetupKind, plan: &Plan) -> Option<peers::Missing> {
 pub fn start(kind: SetupKind, plan: &Plan) -> Result<Started> {
     let dir = plan.work_dir.join(kind.name());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let running = |target: &str, host: &str, procs: Vec<Proc>, names: &[&str]| -> Result<Started> {
+    let running = |target: &str, request, procs: Vec<Proc>, names: &[&str]| -> Result<Started> {
         let tracked = procs
             .iter()
             .zip(names)
@@ -74,20 +79,26 @@ pub fn start(kind: SetupKind, plan: &Plan) -> Result<Started> {
         Ok(Started::Running(Running {
             kind,
             target: peers::addr(target)?,
-            host: host.to_string(),
+            request,
             tracked,
             procs,
         }))
     };
+    let plain = RequestShape::plain;
     match kind {
-        SetupKind::Direct => running(peers::BACKEND, peers::BACKEND, Vec::new(), &[]),
-        SetupKind::Envoy => {
+        SetupKind::Direct => running(peers::BACKEND, plain(peers::BACKEND), Vec::new(), &[]),
+        SetupKind::Envoy | SetupKind::Envoy2Mtls => {
             let bin = match envoy::binary(plan.envoy.as_deref(), &plan.workspace) {
                 Ok(bin) => bin,
                 Err(missing) => return Ok(Started::Skipped(missing.to_string())),
             };
-            let proc = envoy::start(&bin, &dir)?;
-            running(peers::ENVOY_LISTEN, "bench", vec![proc], &["envoy"])
+            if kind == SetupKind::Envoy {
+                let proc = envoy::start(&bin, &dir)?;
+                return running(peers::ENVOY_LISTEN, plain("bench"), vec![proc], &["envoy"]);
+            }
+            let procs = envoy_mtls::start(&bin, &dir)?;
+            let names = &["envoy A", "envoy B"];
+            running(envoy_mtls::A_LISTEN, plain("bench"), procs, names)
         }
         SetupKind::Nginx => {
             let bin = match nginx::binary(plan.nginx.as_deref()) {
@@ -95,19 +106,26 @@ pub fn start(kind: SetupKind, plan: &Plan) -> Result<Started> {
                 Err(missing) => return Ok(Started::Skipped(missing.to_string())),
             };
             let proc = nginx::start_proxy(&bin, &dir)?;
-            running(peers::NGINX_LISTEN, "bench", vec![proc], &["nginx"])
+            running(peers::NGINX_LISTEN, plain("bench"), vec![proc], &["nginx"])
         }
-        SetupKind::Weft1 | SetupKind::Weft2 | SetupKind::Weft2Mtls => {
+        SetupKind::Weft1 | SetupKind::Weft2 | SetupKind::Weft2Mtls | SetupKind::Weft2Authz => {
             let bin = match weft::binary(&plan.weft) {
                 Ok(bin) => bin,
                 Err(missing) => return Ok(Started::Skipped(missing.to_string())),
             };
-            let (procs, names): (_, &[&str]) = match kind {
-                SetupKind::Weft1 => (start_weft1(&bin, &dir)?, &["weft"]),
-                SetupKind::Weft2 => (start_weft2(&bin, &dir)?, &["weft A", "weft B"]),
-                _ => (start_weft2_mtls(&bin, &dir)?, &["weft A", "weft B"]),
+            const HOP: &[&str] = &["weft A", "weft B"];
+            let (procs, request, names) = match kind {
+                SetupKind::Weft1 => (start_weft1(&bin, &dir)?, plain(weft::HOST), &["weft"][..]),
+                SetupKind::Weft2 => (start_weft2(&bin, &dir)?, plain(weft::HOST), HOP),
+                SetupKind::Weft2Mtls => {
+                    (start_weft2_mtls(&bin, &dir, None)?, plain(weft::HOST), HOP)
+                }
+                _ => {
+                    let (procs, request) = start_weft2_authz(&bin, &dir, plan)?;
+                    (procs, request, HOP)
+                }
             };
-            running(weft::CLIENT.outbound, weft::HOST, procs, names)
+            running(weft::CLIENT.outbound, request, procs, names)
         }
     }
 }
@@ -130,12 +148,38 @@ fn start_weft2(bin: &Path, dir: &Path) -> Result<Vec<Proc>> {
 }
 
 /// The control plane, then proxy B and proxy A with certificates from it; returned as
-/// [A, B, control] (only A and B are measured).
-fn start_weft2_mtls(bin: &Path, dir: &Path) -> Result<Vec<Proc>> {
+/// [A, B, control] (only A and B are measured). `policy`, when given, is written into the
+/// control plane's config directory beside the mesh, and the probe sends `request`.
+fn start_weft2_mtls(
+    bin: &Path,
+    dir: &Path,
+    policy: Option<(&str, &RequestShape)>,
+) -> Result<Vec<Proc>> {
     let config = weft::write_config(dir, true, true)?;
+    let plain = RequestShape::plain(weft::HOST);
+    let request = match policy {
+        Some((yaml, request)) => {
+            let path = config.join("policy.yaml");
+            std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+            request
+        }
+        None => &plain,
+    };
     let (control, state) = weft::start_control(bin, &config, dir)?;
     let b = weft::start_proxy(bin, &Control(&state), &weft::BACKEND, dir)?;
     let mut a = weft::start_proxy(bin, &Control(&state), &weft::CLIENT, dir)?;
-    weft::probe(&mut a, &weft::CLIENT, &[&b, &control])?;
+    weft::probe_with(&mut a, &weft::CLIENT, request, &[&b, &control])?;
     Ok(vec![a, b, control])
+}
+
+/// weft-2-mtls with weft-2-authz's policy on proxy B and a token valid for the whole
+/// measurement; fails unless B refuses the request without a valid token.
+fn start_weft2_authz(bin: &Path, dir: &Path, plan: &Plan) -> Result<(Vec<Proc>, RequestShape)> {
+    let lifetime = authz::token_lifetime(plan.rates.len(), plan.warmup, plan.duration);
+    let policy = authz::make(weft::HOST, lifetime)?;
+    let procs = start_weft2_mtls(bin, dir, Some((&policy.yaml, &policy.request)))?;
+    let config = dir.join("config");
+    authz::check_enforced(peers::addr(weft::CLIENT.outbound)?, &policy.request)
+        .with_context(|| format!("checking proxy B's policy ({})", config.display()))?;
+    Ok((procs, policy.request))
 }

@@ -3,13 +3,43 @@
 
 use std::net::SocketAddr;
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::HOST;
-use hyper::Request;
+use hyper::header::{HeaderName, HeaderValue, HOST};
+use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+
+use crate::request::RequestShape;
+
+/// A [`RequestShape`] parsed into what hyper takes, once per run.
+pub struct Prepared {
+    path: Uri,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Prepared {
+    pub fn new(shape: &RequestShape) -> anyhow::Result<Prepared> {
+        let field = |name: &str, value: &str| -> anyhow::Result<(HeaderName, HeaderValue)> {
+            let n = HeaderName::from_bytes(name.as_bytes())
+                .with_context(|| format!("invalid header name {name:?}"))?;
+            let v = HeaderValue::from_str(value)
+                .with_context(|| format!("invalid value of header {name}"))?;
+            Ok((n, v))
+        };
+        let mut headers = vec![field(HOST.as_str(), &shape.host)?];
+        for (name, value) in &shape.headers {
+            headers.push(field(name, value)?);
+        }
+        let path = shape
+            .path
+            .parse()
+            .with_context(|| format!("invalid request path {:?}", shape.path))?;
+        Ok(Prepared { path, headers })
+    }
+}
 
 /// Why a request failed, in a small set of kinds (for counting) plus the first detail.
 #[derive(Debug, Clone)]
@@ -47,13 +77,16 @@ impl Conn {
         self.sender = None;
     }
 
-    /// Sends `GET /` with `Host: host`, reads the whole body, and returns the status code.
-    pub async fn get(&mut self, host: &str) -> Result<u16, ReqError> {
+    /// Sends the request, reads the whole body, and returns the status code.
+    pub async fn get(&mut self, request: &Prepared) -> Result<u16, ReqError> {
         let sender = self.ready().await?;
-        let req = Request::get("/")
-            .header(HOST, host)
+        let mut req = Request::get(request.path.clone())
             .body(Empty::<Bytes>::new())
             .map_err(|e| ReqError::new("request", e))?;
+        let headers = req.headers_mut();
+        for (name, value) in &request.headers {
+            headers.append(name.clone(), value.clone());
+        }
         let resp = match sender.send_request(req).await {
             Ok(resp) => resp,
             Err(e) => {

@@ -24,8 +24,10 @@ use anyhow::{anyhow, Context, Result};
 use hdrhistogram::Histogram;
 use tokio::sync::mpsc;
 
-use conn::{Conn, ReqError};
+use conn::{Conn, Prepared, ReqError};
 use timer::{mono_ns, Ticker};
+
+use crate::request::RequestShape;
 
 /// Per-request timeout.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
@@ -34,7 +36,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
     pub target: SocketAddr,
-    pub host: String,
+    pub request: RequestShape,
     pub rate: u32,
     pub warmup: Duration,
     pub duration: Duration,
@@ -108,7 +110,9 @@ async fn drive<T>(
     for _ in 0..plan.connections {
         let _ = tx.send((Conn::new(plan.target), None));
     }
-    let host: Arc<str> = Arc::from(plan.host.as_str());
+    // Parsed once: the generator's own CPU per request is measured and should not grow with
+    // the setup's headers.
+    let request = Arc::new(Prepared::new(&plan.request)?);
     let start = mono_ns() + 5_000_000;
     let ticker = Ticker::new(start, interval)?;
     let schedule = Duration::from_nanos(total * interval);
@@ -137,7 +141,7 @@ async fn drive<T>(
                 }
             }
             let intended = start + next * interval;
-            tokio::spawn(one(conn, next, intended, host.clone(), tx.clone()));
+            tokio::spawn(one(conn, next, intended, request.clone(), tx.clone()));
             in_flight += 1;
             next += 1;
         }
@@ -167,11 +171,11 @@ async fn one(
     mut conn: Conn,
     index: u64,
     intended: u64,
-    host: Arc<str>,
+    request: Arc<Prepared>,
     tx: mpsc::UnboundedSender<(Conn, Option<Done>)>,
 ) {
     let sent = mono_ns();
-    let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, conn.get(&host)).await {
+    let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, conn.get(&request)).await {
         Ok(outcome) => outcome,
         Err(_) => {
             conn.reset();

@@ -5,7 +5,11 @@
 //! This module holds what they share: loopback addresses, a blocking HTTP probe and
 //! readiness polling.
 
+pub mod authz;
+pub mod certs;
 pub mod envoy;
+pub mod envoy_mtls;
+pub mod jwt;
 pub mod nginx;
 pub mod weft;
 
@@ -17,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::children::Proc;
+use crate::request::RequestShape;
 
 /// The backend nginx (`return 200 "ok"`).
 pub const BACKEND: &str = "127.0.20.1:8080";
@@ -78,18 +83,10 @@ pub fn ensure_free(addr: SocketAddr, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Sends `GET path` with the given `Host` and returns the response status code.
-pub fn http_get(addr: SocketAddr, path: &str, host: &str, timeout: Duration) -> Result<u16> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)
-        .with_context(|| format!("connecting to {addr}"))?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .and_then(|()| stream.set_write_timeout(Some(timeout)))
-        .context("setting socket timeouts")?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream
-        .write_all(req.as_bytes())
-        .with_context(|| format!("sending GET {path} to {addr}"))?;
+/// Sends `req` and returns the response status code (read from the status line only).
+pub fn send(addr: SocketAddr, req: &RequestShape, timeout: Duration) -> Result<u16> {
+    let path = &req.path;
+    let mut stream = connect(addr, req, timeout)?;
     let mut head = [0u8; 64];
     let mut got = 0;
     while got < 12 {
@@ -101,7 +98,44 @@ pub fn http_get(addr: SocketAddr, path: &str, host: &str, timeout: Duration) -> 
         }
         got += n;
     }
-    let line = String::from_utf8_lossy(&head[..got]);
+    status_code(addr, path, &head[..got])
+}
+
+/// Sends `GET path` and returns the status code and the body (the whole response is read,
+/// up to 1 MiB): for the admin pages whose content a setup checks.
+pub fn http_get_text(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(u16, String)> {
+    let req = RequestShape {
+        path: path.to_string(),
+        ..RequestShape::plain(&addr.to_string())
+    };
+    let stream = connect(addr, &req, timeout)?;
+    let mut all = Vec::new();
+    stream
+        .take(1 << 20)
+        .read_to_end(&mut all)
+        .with_context(|| format!("reading the response to GET {path} from {addr}"))?;
+    let code = status_code(addr, path, &all)?;
+    let text = String::from_utf8_lossy(&all);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((code, body.to_string()))
+}
+
+/// Connects with timeouts set and sends the request head.
+fn connect(addr: SocketAddr, req: &RequestShape, timeout: Duration) -> Result<TcpStream> {
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .context("setting socket timeouts")?;
+    stream
+        .write_all(req.head_closing().as_bytes())
+        .with_context(|| format!("sending GET {} to {addr}", req.path))?;
+    Ok(stream)
+}
+
+fn status_code(addr: SocketAddr, path: &str, head: &[u8]) -> Result<u16> {
+    let line = String::from_utf8_lossy(&head[..head.len().min(64)]);
     line.get(9..12)
         .and_then(|code| code.parse().ok())
         .filter(|_| line.starts_with("HTTP/1."))
@@ -117,6 +151,21 @@ pub fn wait_ready(
     host: &str,
     timeout: Duration,
 ) -> Result<()> {
+    let req = RequestShape {
+        path: path.to_string(),
+        ..RequestShape::plain(host)
+    };
+    wait_ready_for(proc, addr, &req, timeout)
+}
+
+/// Polls with `req` until it returns 200, like [`wait_ready`].
+pub fn wait_ready_for(
+    proc: &mut Proc,
+    addr: SocketAddr,
+    req: &RequestShape,
+    timeout: Duration,
+) -> Result<()> {
+    let path = &req.path;
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = proc.exited() {
@@ -127,7 +176,7 @@ pub fn wait_ready(
                 proc.log_tail(20)
             );
         }
-        let last = match http_get(addr, path, host, Duration::from_millis(500)) {
+        let last = match send(addr, req, Duration::from_millis(500)) {
             Ok(200) => return Ok(()),
             Ok(code) => format!("GET http://{addr}{path} returned {code}"),
             Err(e) => format!("{e:#}"),

@@ -7,6 +7,8 @@
 //!   127.0.20.1:4143) → backend: the mesh hop, plaintext HTTP/2 between the proxies.
 //! * weft-2-mtls: the same hop as a mesh runs it, configured by `weft control` (127.0.20.9):
 //!   certificates from the control plane and STRICT mutual TLS between the proxies.
+//! * weft-2-authz: weft-2-mtls with a RequestAuthentication and AuthorizationPolicies for
+//!   proxy B in the control plane's config directory ([`super::authz`]).
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -16,8 +18,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::{addr, ensure_free, is_executable, wait_ready, Missing};
+use super::{addr, ensure_free, is_executable, wait_ready, wait_ready_for, Missing};
 use crate::children::Proc;
+use crate::request::RequestShape;
 
 /// What the load generator puts in `Host` when talking to a Weft outbound listener.
 pub const HOST: &str = "backend.bench:8080";
@@ -240,14 +243,24 @@ pub fn start_proxy(bin: &Path, source: &Source, spec: &ProxySpec, dir: &Path) ->
     Ok(proc)
 }
 
-/// Waits until a request through `entry`'s outbound listener reaches the backend with 200;
+/// Waits until `GET /` through `entry`'s outbound listener reaches the backend with 200;
 /// on failure, includes the log tails of every proxy on the path.
 pub fn probe(entry: &mut Proc, spec: &ProxySpec, others: &[&Proc]) -> Result<()> {
-    let res = wait_ready(entry, addr(spec.outbound)?, "/", HOST, READY);
+    probe_with(entry, spec, &RequestShape::plain(HOST), others)
+}
+
+/// [`probe`] with the request the setup will be measured with.
+pub fn probe_with(
+    entry: &mut Proc,
+    spec: &ProxySpec,
+    request: &RequestShape,
+    others: &[&Proc],
+) -> Result<()> {
+    let res = wait_ready_for(entry, addr(spec.outbound)?, request, READY);
     res.with_context(|| {
         let mut msg = format!(
-            "GET / with Host: {HOST} through {} at {} did not return 200",
-            spec.name, spec.outbound
+            "GET {} with Host: {} through {} at {} did not return 200",
+            request.path, request.host, spec.name, spec.outbound
         );
         for p in others {
             msg.push_str(&format!(

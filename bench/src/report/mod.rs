@@ -1,10 +1,12 @@
 //! The results of a run: one [`Row`] per setup and rate, the derived comparisons (latency
-//! added over direct, CPU ratios to Envoy and nginx), the targets, and writing them out as
-//! Markdown (`RESULTS.md`) and JSON (`results.json`).
+//! added over direct, CPU ratios to Envoy and nginx, setups side by side in [`pairs`]), the
+//! [`targets`], and writing them out as Markdown (`RESULTS.md`) and JSON (`results.json`).
 
 mod markdown;
 mod meta;
+mod pairs;
 mod rounds;
+mod targets;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +16,7 @@ use serde::Serialize;
 
 pub use markdown::render;
 pub use meta::Meta;
+pub use pairs::Pair;
 
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -138,6 +141,8 @@ pub struct Report {
     pub round_rows: Vec<Row>,
     pub skipped: Vec<SetupNote>,
     pub failed: Vec<SetupNote>,
+    /// Setups side by side with the one they are judged against (see [`pairs`]).
+    pub pairs: Vec<Pair>,
     pub targets: Vec<Target>,
 }
 
@@ -149,14 +154,9 @@ impl Report {
             round_rows: Vec::new(),
             skipped: Vec::new(),
             failed: Vec::new(),
+            pairs: Vec::new(),
             targets: Vec::new(),
         }
-    }
-
-    fn find(&self, setup: &str, rate: u32) -> Option<&Row> {
-        self.rows
-            .iter()
-            .find(|r| r.setup == setup && r.rate == rate)
     }
 
     /// Folds the rounds together, fills in the comparisons between rows and evaluates the
@@ -182,66 +182,8 @@ impl Report {
                 p.ratio_vs_nginx = ratio(p.cpu_per_10k, "nginx");
             }
         }
-        self.targets = vec![self.hop_target(), self.rss_target(), cpu_target(&self.rows)];
-    }
-
-    /// The mesh hop, plaintext (weft-2) and mutual TLS (weft-2-mtls): the worst one counts.
-    fn hop_target(&self) -> Target {
-        let goal =
-            "two-proxy hop (weft-2, weft-2-mtls) adds ≤ 0.5 ms at p99 at 1,000 req/s".to_string();
-        let hops: Vec<(&str, f64)> = ["weft-2", "weft-2-mtls"]
-            .into_iter()
-            .filter_map(|setup| Some((setup, self.find(setup, 1000)?.added_ms?.p99)))
-            .collect();
-        if hops.is_empty() {
-            return Target {
-                goal,
-                verdict: Verdict::NotMeasured,
-                detail: "needs weft-2 or weft-2-mtls, and direct, at rate 1000 in the same run"
-                    .to_string(),
-            };
-        }
-        let worst = hops.iter().map(|h| h.1).fold(f64::MIN, f64::max);
-        Target {
-            goal,
-            verdict: if worst <= 0.5 {
-                Verdict::Pass
-            } else {
-                Verdict::Fail
-            },
-            detail: hops
-                .iter()
-                .map(|(setup, p99)| format!("{setup} added p99 {p99:+.3} ms"))
-                .collect::<Vec<_>>()
-                .join("; "),
-        }
-    }
-
-    fn rss_target(&self) -> Target {
-        let goal = "every Weft proxy's peak RSS < 10 MB".to_string();
-        let weft: Vec<(String, f64)> = self
-            .rows
-            .iter()
-            .filter(|r| r.setup.starts_with("weft"))
-            .flat_map(|r| &r.proxies)
-            .filter_map(|p| Some((p.name.clone(), p.peak_rss_mb?)))
-            .collect();
-        match weft.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
-            Some((name, mb)) => Target {
-                goal,
-                verdict: if *mb < 10.0 {
-                    Verdict::Pass
-                } else {
-                    Verdict::Fail
-                },
-                detail: format!("largest: {name} {mb:.1} MB"),
-            },
-            None => Target {
-                goal,
-                verdict: Verdict::NotMeasured,
-                detail: "no Weft setup ran".to_string(),
-            },
-        }
+        self.pairs = pairs::compare(&self.rows);
+        self.targets = targets::evaluate(&self.rows);
     }
 
     /// Whether any measured request failed.
@@ -263,56 +205,6 @@ impl Report {
         std::fs::write(json_path, json + "\n")
             .with_context(|| format!("writing {}", json_path.display()))?;
         Ok(())
-    }
-}
-
-/// CPU per request of the Weft proxy that stands where Envoy and nginx stand (weft-1: one
-/// proxy, HTTP/1.1 in and out) against theirs, at every rate all three ran. The mesh hop's
-/// proxies do other work (HTTP/2, and mutual TLS, between them) that no peer does in this
-/// run: their ratios are in the resources table, not judged here.
-fn cpu_target(rows: &[Row]) -> Target {
-    let goal =
-        "a Weft proxy in Envoy's and nginx's place (weft-1) uses less CPU per request than either"
-            .to_string();
-    let find = |setup: &str, rate: u32| rows.iter().find(|r| r.setup == setup && r.rate == rate);
-    let mut checks = Vec::new();
-    for row in rows.iter().filter(|r| r.setup == "weft-1") {
-        let Some(ours) = row.cpu_per_10k_total else {
-            continue;
-        };
-        for other in ["envoy", "nginx"] {
-            if let Some(theirs) = find(other, row.rate).and_then(|r| r.cpu_per_10k_total) {
-                checks.push((
-                    ours < theirs,
-                    format!("@{}: {ours:.3} vs {other} {theirs:.3} s/10k", row.rate),
-                ));
-            }
-        }
-    }
-    if checks.is_empty() {
-        return Target {
-            goal,
-            verdict: Verdict::NotMeasured,
-            detail: "needs weft-1 and envoy or nginx at the same rate".to_string(),
-        };
-    }
-    let failing: Vec<&str> = checks
-        .iter()
-        .filter(|c| !c.0)
-        .map(|c| c.1.as_str())
-        .collect();
-    Target {
-        goal,
-        verdict: if failing.is_empty() {
-            Verdict::Pass
-        } else {
-            Verdict::Fail
-        },
-        detail: if failing.is_empty() {
-            format!("{} comparisons, all below", checks.len())
-        } else {
-            format!("not below: {}", failing.join("; "))
-        },
     }
 }
 
@@ -344,29 +236,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn cpu_target_judges_the_proxy_in_the_peers_place() {
-        let mut rows = vec![
-            row("weft-1", 1000, 0.4),
-            row("envoy", 1000, 0.6),
-            row("nginx", 1000, 0.5),
-            // The hop does other work; it is reported, not judged.
-            row("weft-2", 1000, 1.6),
-        ];
-        let target = cpu_target(&rows);
-        assert_eq!(target.verdict, Verdict::Pass, "{}", target.detail);
-        assert_eq!(target.detail, "2 comparisons, all below");
-
-        rows.push(row("weft-1", 5000, 0.7));
-        rows.push(row("nginx", 5000, 0.65));
-        let target = cpu_target(&rows);
-        assert_eq!(target.verdict, Verdict::Fail);
-        assert_eq!(
-            target.detail,
-            "not below: @5000: 0.700 vs nginx 0.650 s/10k"
-        );
-
-        let target = cpu_target(&[row("weft-1", 1000, 0.4), row("direct", 1000, 0.0)]);
-        assert_eq!(target.verdict, Verdict::NotMeasured);
+    /// `row` with a latency of `p50` and `p99` ms (p90 and above: `p99`).
+    pub(super) fn with_latency(row: Row, p50: f64, p99: f64) -> Row {
+        let latency = Percentiles {
+            p50,
+            p90: p99,
+            p99,
+            p999: p99,
+            max: p99,
+        };
+        Row {
+            latency_ms: Some(latency),
+            ..row
+        }
     }
 }
