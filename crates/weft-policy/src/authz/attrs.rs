@@ -100,15 +100,18 @@ pub struct RequestAttrs<'a> {
 
 impl RequestAttrs<'_> {
     /// A header's values joined with `,` (as Envoy presents repeated headers); `None` when
-    /// absent.
-    pub fn header(&self, name: &str) -> Option<String> {
+    /// absent. One value (the usual case) is borrowed, not copied.
+    pub fn header(&self, name: &str) -> Option<std::borrow::Cow<'_, str>> {
         let mut values = self.headers.get_all(name).iter();
         let first = values.next()?;
+        let Some(second) = values.next() else {
+            return Some(String::from_utf8_lossy(first.as_bytes()));
+        };
         let mut joined = String::from_utf8_lossy(first.as_bytes()).into_owned();
-        for v in values {
+        for v in std::iter::once(second).chain(values) {
             joined.push(',');
             joined.push_str(&String::from_utf8_lossy(v.as_bytes()));
         }
-        Some(joined)
+        Some(std::borrow::Cow::Owned(joined))
     }
 }

@@ -7,7 +7,10 @@
 //!
 //! After a token is accepted it is removed from its header unless `forwardOriginalToken`,
 //! and the payload and claims the rule names are copied into headers for the application.
+//! A token already verified in this configuration is taken from the rule's cache
+//! ([`crate::state::token_cache`]) instead of checking its signature again.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::header::{HeaderName, HeaderValue};
@@ -18,6 +21,7 @@ use weft_policy::jwt::{self, Expect};
 use crate::error::{ProxyError, Reason};
 use crate::http::Body;
 use crate::state::authn::{AuthnState, RuleState};
+use crate::state::token_cache::Verified;
 
 /// Envoy's default clock skew allowance for `exp` and `nbf`.
 const LEEWAY_SECS: u64 = 60;
@@ -34,7 +38,7 @@ pub fn authenticate(
     state: &AuthnState,
     port: u16,
     req: &mut Request<Body>,
-) -> Result<Option<RequestAuth>, ProxyError> {
+) -> Result<Option<Arc<RequestAuth>>, ProxyError> {
     if state.is_empty() {
         return Ok(None);
     }
@@ -42,9 +46,9 @@ pub fn authenticate(
     if found.is_empty() {
         return Ok(None);
     }
-    let (auth, payload, rule) = verify_all(&found)?;
-    apply_outputs(&found, &rule, &auth, &payload, req.headers_mut());
-    Ok(Some(auth))
+    let (verified, rule) = verify_all(&found)?;
+    apply_outputs(&found, &rule, &verified, req.headers_mut());
+    Ok(Some(verified.auth.clone()))
 }
 
 /// Authenticates an HTTP request read from an opaque stream (no header rewriting there).
@@ -53,7 +57,7 @@ pub fn authenticate_head(
     port: u16,
     headers: &HeaderMap,
     query: Option<&str>,
-) -> Result<Option<RequestAuth>, ProxyError> {
+) -> Result<Option<Arc<RequestAuth>>, ProxyError> {
     if state.is_empty() {
         return Ok(None);
     }
@@ -61,10 +65,10 @@ pub fn authenticate_head(
     if found.is_empty() {
         return Ok(None);
     }
-    verify_all(&found).map(|(auth, _, _)| Some(auth))
+    verify_all(&found).map(|(verified, _)| Some(verified.auth.clone()))
 }
 
-type Found<'s> = Vec<(&'s std::sync::Arc<RuleState>, String, Location)>;
+type Found<'s> = Vec<(&'s Arc<RuleState>, String, Location)>;
 
 /// Every (rule, token, where) the applicable rules find.
 fn find_tokens<'s>(
@@ -105,8 +109,8 @@ fn find_tokens<'s>(
 
 /// Verifies every token found with the rules that found it and name its issuer: all must
 /// pass (Istio leaves several tokens undefined; refusing is the safe reading).
-/// A verified request identity, its token's payload segment, and the rule that verified it.
-type Accepted = (RequestAuth, String, std::sync::Arc<RuleState>);
+/// A verified token (the identity it proves, its payload) and the rule that verified it.
+type Accepted = (Arc<Verified>, Arc<RuleState>);
 
 fn verify_all(found: &Found<'_>) -> Result<Accepted, ProxyError> {
     let now = SystemTime::now()
@@ -138,6 +142,10 @@ fn verify_all(found: &Found<'_>) -> Result<Accepted, ProxyError> {
                     continue;
                 }
             };
+            if let Some(hit) = rule.cache.get(token, now, LEEWAY_SECS) {
+                ok = Some((hit, (*rule).clone()));
+                break;
+            }
             let expect = Expect {
                 issuer: &rule.view.issuer,
                 audiences: &rule.view.audiences,
@@ -147,7 +155,9 @@ fn verify_all(found: &Found<'_>) -> Result<Accepted, ProxyError> {
             match jwt::verify(token, keys, &expect) {
                 Ok(verified) => {
                     let payload = verified.payload_b64.clone();
-                    ok = Some((auth_of(verified, rule), payload, (*rule).clone()));
+                    let v = Arc::new(Verified::new(auth_of(verified, rule), payload));
+                    rule.cache.insert(token, v.clone());
+                    ok = Some((v, (*rule).clone()));
                     break;
                 }
                 Err(e) => last_error = Some(unauthenticated(&e.to_string(), Some(rule))),
@@ -171,7 +181,7 @@ fn verify_all(found: &Found<'_>) -> Result<Accepted, ProxyError> {
     first.ok_or_else(|| unauthenticated("no token could be verified", None))
 }
 
-fn unauthenticated(why: &str, rule: Option<&std::sync::Arc<RuleState>>) -> ProxyError {
+fn unauthenticated(why: &str, rule: Option<&Arc<RuleState>>) -> ProxyError {
     let detail = match rule {
         Some(r) => format!("{why} ({})", r.policy),
         None => why.to_string(),
@@ -213,10 +223,10 @@ fn auth_of(verified: jwt::Verified, rule: &RuleState) -> RequestAuth {
 fn apply_outputs(
     found: &Found<'_>,
     rule: &RuleState,
-    auth: &RequestAuth,
-    payload: &str,
+    verified: &Verified,
     headers: &mut HeaderMap,
 ) {
+    let (auth, payload) = (&verified.auth, verified.payload.as_str());
     for (r, _, location) in found {
         if let Location::Header(name) = location {
             if !r.view.forward_original_token {

@@ -83,7 +83,8 @@ impl Handler {
             let snapshot = self.cx.state.load();
             normalize::apply(snapshot.mesh.path_normalization, &mut req)?;
             let auth = authn::authenticate(&snapshot.authn, self.port, &mut req)?;
-            let decision = authz::check_request(&snapshot.authz, &self.conn, &req, auth.as_ref())?;
+            let decision =
+                authz::check_request(&snapshot.authz, &self.conn, &req, auth.as_deref())?;
             if let (Some(entry), Some(d)) = (entry, decision) {
                 entry.authz(snapshot.authz.authorizer.explain(&d));
             }

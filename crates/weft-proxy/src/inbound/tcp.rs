@@ -127,7 +127,7 @@ fn decide(
         host: &h.host,
         path: &path,
         headers: &h.headers,
-        auth: auth.as_ref(),
+        auth: auth.as_deref(),
     };
     authz::check_attrs(&snapshot.authz, conn, &attrs).map(drop)
 }

@@ -23,6 +23,8 @@ pub struct RuleState {
     pub keys: Result<Jwks, String>,
     /// `namespace/name` of its policy.
     pub policy: String,
+    /// Tokens this rule has verified (in this snapshot).
+    pub cache: super::token_cache::TokenCache,
 }
 
 impl AuthnState {
@@ -53,6 +55,7 @@ impl AuthnState {
                             view: r.clone(),
                             keys,
                             policy: p.label(),
+                            cache: Default::default(),
                         })
                     })
                     .collect(),

@@ -7,6 +7,7 @@ pub mod authz;
 pub mod direct;
 pub mod endpoint;
 pub mod table;
+pub mod token_cache;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
