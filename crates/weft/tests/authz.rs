@@ -307,47 +307,39 @@ async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
     false
 }
 
+const UPGRADE: &[u8] =
+    b"GET /ws HTTP/1.1\r\nHost: echo.t\r\nConnection: upgrade\r\nUpgrade: weft-echo\r\n\r\n";
+
+/// Opens a connection through the client's proxy with `request`, checks the answer starts
+/// with `answer`, and that `ping` comes back echoed.
+async fn open(mesh: &TestMesh, request: &[u8], answer: &str, ping: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(mesh.client()).await.expect("connect");
+    s.write_all(request).await.expect("write");
+    let head = read_some(&mut s, Duration::from_secs(5))
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&head);
+    assert!(text.starts_with(answer), "{text}");
+    s.write_all(ping).await.expect("write");
+    assert_eq!(
+        read_some(&mut s, Duration::from_secs(5)).await.as_deref(),
+        Some(ping)
+    );
+    s
+}
+
 #[tokio::test]
 async fn open_connections_are_closed_when_a_new_policy_denies_them() {
     let mesh = TestMesh::start(84, NO_ROUTES, &[]).await;
     // Opaque TCP to the echo's raw port, and a WebSocket-style upgrade, both open.
-    let mut tcp = TcpStream::connect(mesh.client()).await.expect("connect");
-    tcp.write_all(b"CONNECT echo.t:9090 HTTP/1.1\r\nHost: echo.t:9090\r\n\r\n")
-        .await
-        .expect("write");
-    let head = read_some(&mut tcp, Duration::from_secs(5))
-        .await
-        .unwrap_or_default();
-    assert!(
-        String::from_utf8_lossy(&head).starts_with("HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    tcp.write_all(b"ping").await.expect("write");
-    assert_eq!(
-        read_some(&mut tcp, Duration::from_secs(5)).await.as_deref(),
-        Some(&b"ping"[..])
-    );
-
-    let mut ws = TcpStream::connect(mesh.client()).await.expect("connect");
-    ws.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: echo.t\r\nConnection: upgrade\r\nUpgrade: weft-echo\r\n\r\n",
+    let mut tcp = open(
+        &mesh,
+        b"CONNECT echo.t:9090 HTTP/1.1\r\nHost: echo.t:9090\r\n\r\n",
+        "HTTP/1.1 200",
+        b"ping",
     )
-    .await
-    .expect("write");
-    let head = read_some(&mut ws, Duration::from_secs(5))
-        .await
-        .unwrap_or_default();
-    assert!(
-        String::from_utf8_lossy(&head).starts_with("HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    ws.write_all(b"hello").await.expect("write");
-    assert_eq!(
-        read_some(&mut ws, Duration::from_secs(5)).await.as_deref(),
-        Some(&b"hello"[..])
-    );
+    .await;
+    let mut ws = open(&mesh, UPGRADE, "HTTP/1.1 101", b"hello").await;
 
     // A policy that allows only GET /read (and nothing on the raw port): both are now denied.
     write_policies(&mesh, "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: only-read, namespace: t}\nspec:\n  rules: [{to: [{operation: {methods: [GET], paths: [/read]}}]}]\n");
@@ -361,11 +353,7 @@ async fn open_connections_are_closed_when_a_new_policy_denies_them() {
     );
     // New ones are refused: the upgrade with a 403 naming the policy.
     let mut ws = TcpStream::connect(mesh.client()).await.expect("connect");
-    ws.write_all(
-        b"GET /ws HTTP/1.1\r\nHost: echo.t\r\nConnection: upgrade\r\nUpgrade: weft-echo\r\n\r\n",
-    )
-    .await
-    .expect("write");
+    ws.write_all(UPGRADE).await.expect("write");
     let head = read_some(&mut ws, Duration::from_secs(5))
         .await
         .unwrap_or_default();

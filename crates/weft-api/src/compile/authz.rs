@@ -149,15 +149,17 @@ pub fn scope(
         }
     };
     let mut targets = Vec::new();
-    for w in &model.workloads {
-        let v = &w.view;
-        let selected = v.namespace == svc.namespace
+    let selects = |v: &WorkloadView| {
+        v.namespace == svc.namespace
             && !svc.selector.is_empty()
             && svc
                 .selector
                 .iter()
-                .all(|(k, val)| v.labels.get(k) == Some(val));
-        if !selected {
+                .all(|(k, val)| v.labels.get(k) == Some(val))
+    };
+    for w in &model.workloads {
+        let v = &w.view;
+        if !selects(v) {
             continue;
         }
         let target_port = match &sp.target {
@@ -190,13 +192,7 @@ pub fn scope(
                     .unwrap_or_else(|| "default".into()),
                 meshed: true,
             };
-            let selected = v.namespace == svc.namespace
-                && !svc.selector.is_empty()
-                && svc
-                    .selector
-                    .iter()
-                    .all(|(k, val)| v.labels.get(k) == Some(val));
-            if !selected {
+            if !selects(&v) {
                 continue;
             }
             let port = match &sp.target {
