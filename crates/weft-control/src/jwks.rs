@@ -75,3 +75,103 @@ pub async fn fetch_key_set(uri: &str, timeout: Duration) -> Result<String, Strin
     weft_api::jwks::check(&body).map_err(|e| format!("{uri}: {e}"))?;
     Ok(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+
+    /// Serves `(path, status, body)` answers on a loopback port; anything else is 404.
+    async fn server(routes: Vec<(String, u16, String)>) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let routes = routes.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let n = conn.read(&mut buf).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let path = head.split_whitespace().nth(1).unwrap_or("").to_string();
+                    let (status, body) = routes
+                        .iter()
+                        .find(|(p, _, _)| *p == path)
+                        .map(|(_, s, b)| (*s, b.clone()))
+                        .unwrap_or((404, String::new()));
+                    if path == "/slow" {
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                    let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn key_sets_are_fetched_directly_or_by_discovery_and_checked() {
+        let addr = server(vec![
+            ("/jwks".into(), 200, JWKS.into()),
+            (
+                "/issuer/.well-known/openid-configuration".into(),
+                200,
+                String::new(),
+            ),
+            ("/empty".into(), 200, r#"{"keys":[]}"#.into()),
+            ("/html".into(), 200, "<html>".into()),
+        ])
+        .await;
+        let t = Duration::from_secs(2);
+        assert_eq!(
+            fetch_key_set(&format!("http://{addr}/jwks"), t)
+                .await
+                .as_deref(),
+            Ok(JWKS)
+        );
+        // Discovery: the configuration names where the keys are.
+        let discovery = server(vec![(
+            "/.well-known/openid-configuration".into(),
+            200,
+            format!(r#"{{"issuer":"x","jwks_uri":"http://{addr}/jwks"}}"#),
+        )])
+        .await;
+        let found = fetch_key_set(
+            &format!("http://{discovery}/.well-known/openid-configuration"),
+            t,
+        )
+        .await;
+        assert_eq!(found.as_deref(), Ok(JWKS));
+        // Failures say what and where, and none is a panic.
+        for (path, why) in [
+            ("/missing", "404"),
+            ("/empty", "no usable key"),
+            ("/html", "not JSON"),
+        ] {
+            let e = fetch_key_set(&format!("http://{addr}{path}"), t)
+                .await
+                .expect_err(path);
+            assert!(e.contains(path) && e.contains(why), "{path}: {e}");
+        }
+        let e = fetch_key_set(
+            &format!("http://{addr}/issuer/.well-known/openid-configuration"),
+            t,
+        )
+        .await
+        .expect_err("no jwks_uri");
+        assert!(e.contains("not an OpenID configuration"), "{e}");
+        let slow = fetch_key_set(&format!("http://{addr}/slow"), Duration::from_millis(300))
+            .await
+            .expect_err("slow");
+        assert!(slow.contains("no answer within"), "{slow}");
+        let closed = fetch_key_set("http://127.0.0.1:1/jwks", t)
+            .await
+            .expect_err("closed port");
+        assert!(closed.contains("connecting to 127.0.0.1:1"), "{closed}");
+        assert!(fetch_key_set("ftp://x/jwks", t).await.is_err());
+    }
+}

@@ -232,6 +232,16 @@ async fn policies_decide_requests_and_authz_check_agrees() {
     );
     assert_eq!(authz_check(&dir, "GET", "/a%00b", &[]).0, 2);
 
+    // A method that is not upper-case is refused, as Istio does (over HTTP/2: an HTTP/1
+    // client's lower-case method is not taken for HTTP at all).
+    let lower = Request::builder()
+        .method(http::Method::from_bytes(b"get").expect("method"))
+        .uri("http://echo.t/read")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let answer = send(mesh.client(), lower, true).await.expect("h2 request");
+    assert_eq!(answer.status.as_u16(), 400, "{:?}", answer.headers);
+
     // gRPC is POST: denied with PERMISSION_DENIED in the gRPC status.
     let (answer, status) = grpc_echo(mesh.client(), "echo.t:7070", &[])
         .await

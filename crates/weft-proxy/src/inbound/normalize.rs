@@ -1,7 +1,9 @@
 //! The path normalization stage: the request's path normalized as MeshConfig
 //! `pathNormalization` says (Istio's options), before authorization looks at it; the
 //! application receives the normalized path too, so the path a policy allowed is the path
-//! that is served. A path Istio refuses (`%00`) is answered 400.
+//! that is served. What Istio refuses is answered 400: a path with `%00`, and a method that
+//! is not upper-case (policies name methods in upper case; `get` must not slip past a rule
+//! on `GET`).
 
 use http::uri::PathAndQuery;
 use http::Request;
@@ -12,6 +14,17 @@ use crate::error::{ProxyError, Reason};
 use crate::http::Body;
 
 pub fn apply(mode: PathNormalization, req: &mut Request<Body>) -> Result<(), ProxyError> {
+    if req
+        .method()
+        .as_str()
+        .bytes()
+        .any(|b| b.is_ascii_lowercase())
+    {
+        return Err(ProxyError::new(
+            Reason::BadRequest,
+            "the method is not upper-case",
+        ));
+    }
     let path = req.uri().path();
     let normalized = match normalize::normalize(path, mode) {
         Ok(std::borrow::Cow::Borrowed(_)) => return Ok(()),

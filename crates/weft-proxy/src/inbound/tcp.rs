@@ -119,6 +119,12 @@ fn decide(
     let Some(h) = head else {
         return authz::check_connection(&snapshot.authz, conn).map(drop);
     };
+    if h.method.bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(ProxyError::new(
+            Reason::BadRequest,
+            "the method is not upper-case",
+        ));
+    }
     let auth = authn::authenticate_head(&snapshot.authn, port, &h.headers, h.query.as_deref())?;
     let path = normalize::normalize(&h.path, snapshot.mesh.path_normalization)
         .map_err(|e| ProxyError::new(Reason::BadRequest, e.to_string()))?;
