@@ -38,18 +38,15 @@ impl std::error::Error for Refused {}
 /// Normalizes `path` (without its query) under `mode`.
 pub fn normalize(path: &str, mode: PathNormalization) -> Result<Cow<'_, str>, Refused> {
     let bytes = path.as_bytes();
-    let has_escape = bytes.contains(&b'%');
-    if has_escape && contains_nul_escape(bytes) {
-        return Err(Refused::EncodedNul);
-    }
-    if mode == PathNormalization::None {
-        return Ok(Cow::Borrowed(path));
-    }
     let merge = matches!(
         mode,
         PathNormalization::MergeSlashes | PathNormalization::DecodeAndMergeSlashes
     );
-    if !has_escape && !needs_work(bytes, merge) {
+    let (has_escape, work) = scan(bytes, merge);
+    if has_escape && contains_nul_escape(bytes) {
+        return Err(Refused::EncodedNul);
+    }
+    if mode == PathNormalization::None || !work {
         return Ok(Cow::Borrowed(path));
     }
     let decoded = decode(bytes, mode == PathNormalization::DecodeAndMergeSlashes);
@@ -69,13 +66,24 @@ fn contains_nul_escape(bytes: &[u8]) -> bool {
     bytes.windows(3).any(|w| w == b"%00")
 }
 
-/// True when a path without escapes still has something to normalize.
-fn needs_work(bytes: &[u8], merge: bool) -> bool {
-    bytes.contains(&b'\\')
-        || bytes
-            .windows(2)
-            .any(|w| (w[0] == b'/' && w[1] == b'.') || (merge && w == b"//"))
-        || bytes.first() == Some(&b'.')
+/// One pass over the path: whether it holds an escape, and whether normalizing could change
+/// it (an escape, a `\\`, a dot segment's start, or `//` when slashes merge). The usual path
+/// has none, and this is all it costs.
+fn scan(bytes: &[u8], merge: bool) -> (bool, bool) {
+    let mut escape = false;
+    let mut work = bytes.first() == Some(&b'.');
+    let mut prev = 0u8;
+    for &b in bytes {
+        match b {
+            b'%' => escape = true,
+            b'\\' => work = true,
+            b'.' if prev == b'/' => work = true,
+            b'/' if merge && prev == b'/' => work = true,
+            _ => {}
+        }
+        prev = b;
+    }
+    (escape, work || escape)
 }
 
 /// Decodes escapes of unreserved characters (and of `/` and `\` when `slashes`); upper-cases

@@ -133,6 +133,7 @@ pub async fn run(
         app_ip: config.app_ip,
         ports: Default::default(),
         changes: changed,
+        open: Default::default(),
     });
     let admin = Arc::new(Admin {
         state,

@@ -290,6 +290,12 @@ async fn policies_decide_requests_and_authz_check_agrees() {
         );
     }
     assert!(counted >= 4.0, "DENY decisions counted: {counted}");
+    let (_, m) = admin_get(mesh.admin(1), "/metrics").await.expect("metrics");
+    assert!(
+        !m.contains(r#"action="DENY",result="allowed""#)
+            && !m.contains(r#"action="ALLOW",result="audited""#),
+        "a policy exports only what its action does:\n{m}"
+    );
     assert!(audited >= 2.0, "AUDIT matches counted: {audited}");
 }
 

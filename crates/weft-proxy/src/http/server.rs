@@ -57,19 +57,9 @@ where
     }
 }
 
-/// How long streams in flight may take to finish after a connection is told to close
-/// because a new configuration refuses it; then it is cut.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
-
-/// Serves HTTP/2 (prior knowledge) until the client is done or the proxy drains, or `close`
-/// resolves (then: GOAWAY, a short grace, and the connection is cut).
-pub async fn serve_http2<I, S>(
-    io: I,
-    service: S,
-    limits: Limits,
-    watch: &drain::Watch,
-    close: impl std::future::Future<Output = ()>,
-) where
+/// Serves HTTP/2 (prior knowledge) until the client is done or the proxy drains.
+pub async fn serve_http2<I, S>(io: I, service: S, limits: Limits, watch: &drain::Watch)
+where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service<http::Request<Incoming>, Response = http::Response<Body>> + Send + 'static,
     S::Future: Send + 'static,
@@ -84,19 +74,11 @@ pub async fn serve_http2<I, S>(
         .keep_alive_timeout(Duration::from_secs(10));
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    tokio::pin!(close);
     let result = tokio::select! {
         r = conn.as_mut() => r,
         _ = watch.signaled() => {
             conn.as_mut().graceful_shutdown();
             conn.await
-        }
-        _ = close.as_mut() => {
-            conn.as_mut().graceful_shutdown();
-            match tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await {
-                Ok(r) => r,
-                Err(_) => return,
-            }
         }
     };
     if let Err(e) = result {

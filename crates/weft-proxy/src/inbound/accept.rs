@@ -112,7 +112,8 @@ async fn serve_mesh<I>(
     match header.carriage {
         Carriage::Opaque => tcp::forward(io, header.port, client, &peer, conn, cx).await,
         Carriage::Http2 => {
-            let refused = authz::refused_later(cx, &conn, client);
+            // Served in a task of its own, registered so that a configuration change can cut
+            // it (`open`), instead of every connection watching for changes at every wake.
             let handler = crate::handler_service!(boxed http::Handler::new(
                 cx.clone(),
                 header.port,
@@ -120,7 +121,12 @@ async fn serve_mesh<I>(
                 peer,
                 conn.clone()
             ));
-            crate::http::server::serve_http2(io, handler, cx.limits, &cx.drain, refused).await;
+            let (limits, drain) = (cx.limits, cx.drain.clone());
+            let serving = tokio::spawn(async move {
+                crate::http::server::serve_http2(io, handler, limits, &drain).await
+            });
+            let _registered = cx.open.add(conn, client, serving.abort_handle());
+            let _ = serving.await;
         }
     }
 }

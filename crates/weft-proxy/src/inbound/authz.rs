@@ -115,25 +115,3 @@ fn finish(
         Err(ProxyError::new(Reason::Denied, a.explain(&d)))
     }
 }
-
-/// Resolves when a new configuration refuses every request `conn` could carry (see
-/// [`weft_policy::Authorizer::refuses_connection`]): an open HTTP/2 connection is then closed.
-pub async fn refused_later(cx: &super::Inbound, conn: &ConnectionAttrs, client: SocketAddr) {
-    let mut changes = cx.changes.clone();
-    changes.borrow_and_update();
-    while changes.changed().await.is_ok() {
-        let snapshot = cx.state.load_full();
-        let a = &snapshot.authz.authorizer;
-        if let Some(verdict) = a.refuses_connection(conn) {
-            let d = Decision {
-                verdict,
-                audits: Vec::new(),
-            };
-            let e = ProxyError::new(Reason::Denied, a.explain(&d));
-            tracing::info!(%client, port = conn.destination_port, "closing an open HTTP/2 connection: the new configuration refuses it");
-            super::identity::refuse(cx, client, &e);
-            return;
-        }
-    }
-    std::future::pending::<()>().await
-}

@@ -89,7 +89,7 @@ impl Handler {
                 entry.authz(snapshot.authz.authorizer.explain(&d));
             }
         }
-        let (app, protocol, req) = route::to_app(&self.cx, self.port, req);
+        let (app, protocol) = route::to_app(&self.cx, self.port, &mut req);
         app::send(&self.cx, app, protocol, req).await
     }
 

@@ -14,7 +14,8 @@
 //!   [`authn`] (RequestAuthentication: JWTs), [`authz`] (AuthorizationPolicy), [`route`] (which local port, how it is counted),
 //!   [`app`] (the local application);
 //! - [`tcp`]: opaque connections, authorized (via [`sniff`] as HTTP when they start with a
-//!   request) and re-authorized on every configuration change.
+//!   request) and re-authorized on every configuration change; [`open`]: the HTTP/2
+//!   connections open now, cut when a new policy refuses them outright.
 
 mod accept;
 mod app;
@@ -23,6 +24,7 @@ mod authz;
 mod http;
 pub mod identity;
 mod normalize;
+mod open;
 mod route;
 mod sniff;
 mod tcp;
@@ -56,6 +58,8 @@ pub struct Inbound {
     pub ports: app::Ports,
     /// Changes with every new configuration: open connections decide again.
     pub changes: tokio::sync::watch::Receiver<u64>,
+    /// Open HTTP/2 connections, for cutting those a new policy refuses (`Default`).
+    pub open: open::OpenConnections,
 }
 
 impl Inbound {
@@ -70,6 +74,7 @@ impl Inbound {
 }
 
 pub async fn serve(listener: TcpListener, cx: Arc<Inbound>) {
+    let closer = tokio::spawn(open::close_refused(cx.clone()));
     let drain = cx.drain.clone();
     crate::listen::accept_loop(
         listener,
@@ -78,5 +83,6 @@ pub async fn serve(listener: TcpListener, cx: Arc<Inbound>) {
         "inbound",
         |stream, peer, cx| async move { accept::handle(stream, peer, &cx).await },
     )
-    .await
+    .await;
+    closer.abort();
 }

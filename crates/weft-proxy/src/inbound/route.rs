@@ -23,23 +23,19 @@ pub enum AppProtocol {
     Http2,
 }
 
-/// Prepares `req` for the application on `port`: hop-by-hop headers gone, HTTP/1 restored.
-pub fn to_app(
-    cx: &Inbound,
-    port: u16,
-    req: Request<Body>,
-) -> (SocketAddr, AppProtocol, Request<Body>) {
-    let (mut head, body) = req.into_parts();
-    let orig = head.headers.remove(ORIG_PROTO);
-    strip_hop_by_hop(&mut head.headers);
-    let mut req = Request::from_parts(head, body);
+/// For the application on `port`: hop-by-hop headers gone, HTTP/1 restored.
+/// Prepares `req` in place (the request is large: moving it costs a copy) and says where it
+/// goes and in which protocol.
+pub fn to_app(cx: &Inbound, port: u16, req: &mut Request<Body>) -> (SocketAddr, AppProtocol) {
+    let orig = req.headers_mut().remove(ORIG_PROTO);
+    strip_hop_by_hop(req.headers_mut());
     let app = SocketAddr::new(cx.app_ip, port);
     match orig.as_ref().and_then(|v| v.to_str().ok()) {
         Some(v) if v.starts_with("HTTP/1") => {
-            restore_http1(&mut req, v == "HTTP/1.0");
-            (app, AppProtocol::Http1, req)
+            restore_http1(req, v == "HTTP/1.0");
+            (app, AppProtocol::Http1)
         }
-        _ => (app, AppProtocol::Http2, req),
+        _ => (app, AppProtocol::Http2),
     }
 }
 

@@ -81,8 +81,7 @@ pub async fn handle(mut stream: TcpStream, client: SocketAddr, cx: &Arc<Outbound
         (Detected::Http1 | Detected::Closed, _) => {}
         (Detected::Http2, _) => {
             let svc = crate::handler_service!(boxed http::Handler::new(cx.clone(), target, client));
-            let never = std::future::pending();
-            crate::http::server::serve_http2(io, svc, cx.limits, &cx.drain, never).await;
+            crate::http::server::serve_http2(io, svc, cx.limits, &cx.drain).await;
         }
         (_, Target::Explicit) => refuse(cx, client, ProxyError::new(
             Reason::ExplicitNotHttp,

@@ -20,16 +20,21 @@ pub struct AuthzState {
 
 impl AuthzState {
     pub fn build(policies: &[AuthzPolicyView], metrics: &Arc<Metrics>) -> AuthzState {
+        // Each policy counts only what its action can do (an ALLOW policy allows, a DENY one
+        // denies, an AUDIT one audits); the other two slots are counters nobody exports.
         let per_policy = policies
             .iter()
             .map(|p| {
                 let label = p.label();
                 let action = p.action.name();
-                [
-                    metrics.authz_decision(&label, action, "allowed"),
-                    metrics.authz_decision(&label, action, "denied"),
-                    metrics.authz_decision(&label, action, "audited"),
-                ]
+                let mut slots: [Counter; 3] = Default::default();
+                let (slot, result) = match p.action {
+                    AuthzAction::Allow => (0, "allowed"),
+                    AuthzAction::Deny => (1, "denied"),
+                    AuthzAction::Audit => (2, "audited"),
+                };
+                slots[slot] = metrics.authz_decision(&label, action, result);
+                slots
             })
             .collect();
         let has_allow = policies.iter().any(|p| p.action == AuthzAction::Allow);
