@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod authn;
 pub mod authz;
+pub mod authz_match;
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProxyView {
