@@ -131,7 +131,8 @@ impl Entry {
     }
 
     /// The finished line, newline-terminated.
-    pub fn finish<B>(mut self, resp: &Response<B>, elapsed: Duration) -> String {
+    /// Taken by reference: an entry is large, and moving it into this call would copy it.
+    pub fn finish<B>(&mut self, resp: &Response<B>, elapsed: Duration) -> String {
         self.status = resp.status().as_u16();
         self.duration_ms = elapsed.as_secs_f64() * 1000.0;
         self.weft_error = crate::h1::verbatim::header(resp, WEFT_ERROR)

@@ -66,7 +66,7 @@ impl Handler {
         };
         // A gRPC call is counted when its stream ends, with the status from its trailers.
         let resp = crate::metrics::at_end::record(&self.stats, grpc, resp, start);
-        if let (Some(log), Some(mut entry)) = (&self.cx.access_log, entry) {
+        if let (Some(log), Some(entry)) = (&self.cx.access_log, entry.as_mut()) {
             entry.route(&self.cx.local_workload(), &route::route_label(self.port));
             log.write(entry.finish(&resp, start.elapsed()));
         }

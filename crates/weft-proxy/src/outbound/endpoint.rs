@@ -38,7 +38,7 @@ pub async fn send(
         version = Version::HTTP_11;
         *req.version_mut() = version;
     }
-    let resp = if ep.meshed || version == Version::HTTP_2 {
+    let mut resp = if ep.meshed || version == Version::HTTP_2 {
         if ep.meshed && version != Version::HTTP_2 {
             let orig = if version == Version::HTTP_10 {
                 "HTTP/1.0"
@@ -57,7 +57,11 @@ pub async fn send(
         authority_to_host(&mut req);
         ep.http1().send(req, connect_timeout, fields).await?
     };
-    Ok(without_hop_by_hop(resp))
+    // In place: a response is large, and passing it through a function would copy it.
+    if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+        strip_hop_by_hop(resp.headers_mut());
+    }
+    Ok(resp)
 }
 
 /// An upgrade (WebSocket): its own connection to the endpoint, bytes relayed once switched.
@@ -120,13 +124,6 @@ pub fn to_absolute<B>(req: &mut Request<B>) {
     if let Ok(uri) = http::Uri::from_parts(parts) {
         *req.uri_mut() = uri;
     }
-}
-
-fn without_hop_by_hop(mut resp: Response<Body>) -> Response<Body> {
-    if resp.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-        strip_hop_by_hop(resp.headers_mut());
-    }
-    resp
 }
 
 #[cfg(test)]

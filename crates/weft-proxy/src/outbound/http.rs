@@ -86,7 +86,7 @@ impl Handler {
             self.dispatch(snapshot, req, grpc, start, log.as_mut())
                 .await
         };
-        if let (Some(log), Some(sink)) = (log, &self.cx.access_log) {
+        if let (Some(log), Some(sink)) = (log.as_mut(), &self.cx.access_log) {
             sink.write(log.finish(&resp, start.elapsed()));
         }
         resp
@@ -164,15 +164,18 @@ impl Handler {
         grpc: bool,
     ) -> Response<Body> {
         let mut mods = ResponseMods::default();
-        if let Some(redirect) = filters::apply_rule(
-            &rule.filters,
-            port,
-            &mut req,
-            prefix,
-            &mut mods,
-            self.client,
-        ) {
-            return redirect;
+        // Most rules have no filters: not even a call then.
+        if !rule.filters.is_empty() {
+            if let Some(redirect) = filters::apply_rule(
+                &rule.filters,
+                port,
+                &mut req,
+                prefix,
+                &mut mods,
+                self.client,
+            ) {
+                return redirect;
+            }
         }
         let mut sticky_cookie = None;
         let result = self
