@@ -5,9 +5,12 @@
 #
 #   ./scripts/count-instructions.sh [REQUESTS]     # default 1000
 #
-# Three paths, each after 200 warm-up requests on one keep-alive HTTP/1.1 connection (curl):
+# Four paths, each after 200 warm-up requests on one keep-alive HTTP/1.1 connection (curl):
 #   weft-1      client → Weft (outbound, explicit proxy) → HTTP/1 backend
 #   weft-2 A/B  client → Weft A → HTTP/2 → Weft B → HTTP/1 backend (the mesh hop, static mode)
+#   weft-2-authz A/B  the same hop, B restarted with policy: AuthorizationPolicies of 20 rules
+#               (the request matches no DENY rule and only the last ALLOW rule) and a
+#               RequestAuthentication; every request carries an EdDSA JWT (made with openssl)
 #   nginx       client → nginx (one worker, upstream keepalive) → HTTP/1 backend
 # The backend is `weft echo`. Everything listens on 127.0.78.x.
 # With PROFILES=DIR, each measured profile is kept as DIR/<path>-<proxy>.cg, for
@@ -22,7 +25,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 n=${1:-1000}
 weft="$root/target/release/weft"
 [ -x "$weft" ] || { echo "build first: cargo build --release -p weft" >&2; exit 1; }
-for tool in valgrind nginx curl; do
+for tool in valgrind nginx curl openssl; do
   command -v "$tool" >/dev/null || { echo "needs $tool (apt-get install -y $tool)" >&2; exit 1; }
 done
 # shellcheck source=lib/loopback-mesh.sh
@@ -51,8 +54,8 @@ grind() { # OUT CMD...: runs CMD under callgrind, profile to $work/OUT.cg.<part>
     >"$work/$out.log" 2>&1 &
   pids+=($!)
 }
-proxy() { # NAME IP
-  WEFT_LOG=warn grind "$1" "$weft" proxy --config-dir "$work/mesh" --workload "$1" --namespace prof \
+proxy() { # NAME IP [CONFIG_DIR]
+  WEFT_LOG=warn grind "$1" "$weft" proxy --config-dir "${3:-$work/mesh}" --workload "$1" --namespace prof \
     --outbound-addr "$2:4140" --inbound-addr "$2:4143" --admin-addr "$2:4191" --app-ip "$2"
 }
 "$weft" echo --http 127.0.78.2:8080 >/dev/null 2>&1 &
@@ -67,11 +70,13 @@ for ip in 127.0.78.1 127.0.78.2; do
 done
 for _ in $(seq 60); do curl -fs -o /dev/null http://127.0.78.6:8080/ && break; sleep 0.5; done
 
-# load URL_BASE HOST COUNT: COUNT GETs on one keep-alive connection, bodies discarded.
+# load URL_BASE HOST COUNT: COUNT GETs on one keep-alive connection, bodies discarded, each
+# with the headers in $extra_headers (an array).
+extra_headers=()
 load() {
   local urls=() i
   for i in $(seq "$3"); do urls+=("$1/item/$i"); done
-  curl -fs -H "Host: $2" "${urls[@]}" >/dev/null
+  curl -fs -H "Host: $2" "${extra_headers[@]}" "${urls[@]}" >/dev/null
 }
 # code_lines PROFILE MIN: distinct (object, 64-byte line) pairs holding an instruction that
 # ran at least MIN times. The cost line after `calls=` is the call's inclusive cost: skipped.
@@ -111,3 +116,71 @@ printf '%d requests per path, after 200 warm-up requests\n' "$n"
 measure weft-1 http://127.0.78.1:4140 plain.prof:8080 client
 measure weft-2 http://127.0.78.1:4140 echo.prof client echo
 measure nginx http://127.0.78.6:8080 127.0.78.6 nginx
+
+# The hop with policy on the callee: B restarts on a copy of the mesh with policies added.
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+openssl genpkey -algorithm ed25519 -out "$work/jwt.pem" 2>/dev/null
+x=$(openssl pkey -in "$work/jwt.pem" -pubout -outform DER | tail -c 32 | b64url)
+claims=$(printf '{"iss":"https://issuer.prof","sub":"bench","aud":"echo","scope":"read write","exp":%d}' $(( $(date +%s) + 3600 )))
+signed="$(printf '{"alg":"EdDSA","kid":"k1"}' | b64url).$(printf '%s' "$claims" | b64url)"
+printf '%s' "$signed" >"$work/jwt.in"  # EdDSA signs in one shot: a file, not a pipe
+token="$signed.$(openssl pkeyutl -sign -inkey "$work/jwt.pem" -rawin -in "$work/jwt.in" | b64url)"
+mkdir -p "$work/mesh-authz"
+cp "$work/mesh/mesh.yaml" "$work/mesh-authz/"
+cat >"$work/mesh-authz/policy.yaml" <<YAML
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {name: jwt, namespace: prof}
+spec:
+  selector: {matchLabels: {app: echo}}
+  jwtRules:
+  - issuer: https://issuer.prof
+    audiences: [echo]
+    jwks: '{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"$x"}]}'
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: deny-admin, namespace: prof}
+spec:
+  selector: {matchLabels: {app: echo}}
+  action: DENY
+  rules:
+  - to: [{operation: {paths: ["/admin/*", "/debug/{**}"]}}]
+  - when: [{key: "request.headers[x-block]", values: ["*"]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow, namespace: prof}
+spec:
+  selector: {matchLabels: {app: echo}}
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/prof/sa/frontend"]}}]
+  - from: [{source: {namespaces: [billing]}}]
+  - from: [{source: {serviceAccounts: [prof/ops]}}]
+  - to: [{operation: {methods: [POST], paths: ["/orders/*"]}}]
+  - to: [{operation: {methods: [PUT, PATCH]}}]
+  - to: [{operation: {hosts: ["admin.prof", "admin.prof:*"]}}]
+  - to: [{operation: {ports: ["9090"]}}]
+  - to: [{operation: {paths: ["/api/{*}/export"]}}]
+  - from: [{source: {ipBlocks: [10.9.0.0/16]}}]
+  - from: [{source: {requestPrincipals: ["https://other.issuer/*"]}}]
+  - when: [{key: "request.headers[x-tenant]", values: [globex]}]
+  - when: [{key: "request.auth.claims[groups]", values: [admins]}]
+  - to: [{operation: {paths: ["/health", "/ready"]}}]
+  - to: [{operation: {methods: [DELETE]}}]
+  - from: [{source: {namespaces: ["staging-*"]}}]
+  - to: [{operation: {paths: ["*.css", "*.js"]}}]
+  - when: [{key: destination.port, values: ["9999"]}]
+  - from: [{source: {requestPrincipals: ["https://issuer.prof/*"]}}]
+    to: [{operation: {methods: [GET], paths: ["/item/{*}"]}}]
+    when: [{key: "request.auth.claims[scope]", values: [read]}]
+YAML
+kill "$(pgrep -f -- "--workload echo --namespace prof" | head -1)" 2>/dev/null || true
+sleep 1
+proxy echo 127.0.78.2 "$work/mesh-authz"
+for _ in $(seq 120); do curl -fs "http://127.0.78.2:4191/ready" >/dev/null && break; sleep 0.5; done
+extra_headers=(-H "authorization: Bearer $token")
+# Check the policy holds before counting: without the token the same request is refused.
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: echo.prof' http://127.0.78.1:4140/item/1)
+[ "$code" = 403 ] || { echo "weft-2-authz: a request without its token got $code, not 403" >&2; exit 1; }
+measure weft-2-authz http://127.0.78.1:4140 echo.prof client echo
