@@ -5,12 +5,13 @@
 #
 #   ./scripts/count-instructions.sh [REQUESTS]     # default 1000
 #
-# Four paths, each after 200 warm-up requests on one keep-alive HTTP/1.1 connection (curl):
+# Five paths, each after 200 warm-up requests on one keep-alive HTTP/1.1 connection (curl):
 #   weft-1      client → Weft (outbound, explicit proxy) → HTTP/1 backend
 #   weft-2 A/B  client → Weft A → HTTP/2 → Weft B → HTTP/1 backend (the mesh hop, static mode)
+#   weft-2-jwt A/B    the same hop, every request carrying an EdDSA JWT (made with openssl)
 #   weft-2-authz A/B  the same hop, B restarted with policy: AuthorizationPolicies of 20 rules
 #               (the request matches no DENY rule and only the last ALLOW rule) and a
-#               RequestAuthentication; every request carries an EdDSA JWT (made with openssl)
+#               RequestAuthentication that verifies the token
 #   nginx       client → nginx (one worker, upstream keepalive) → HTTP/1 backend
 # The backend is `weft echo`. Everything listens on 127.0.78.x.
 # With PROFILES=DIR, each measured profile is kept as DIR/<path>-<proxy>.cg, for
@@ -175,6 +176,10 @@ spec:
     to: [{operation: {methods: [GET], paths: ["/item/{*}"]}}]
     when: [{key: "request.auth.claims[scope]", values: [read]}]
 YAML
+# The same hop carrying the token, before any policy: what the token alone costs to carry
+# (HTTP/2 never indexes `authorization`, so its value is Huffman-coded on every request).
+extra_headers=(-H "authorization: Bearer $token")
+measure weft-2-jwt http://127.0.78.1:4140 echo.prof client echo
 kill "$(pgrep -f -- "--workload echo --namespace prof" | head -1)" 2>/dev/null || true
 sleep 1
 proxy echo 127.0.78.2 "$work/mesh-authz"

@@ -26,6 +26,10 @@ pub enum SetupKind {
     /// control` (the mesh hop as deployed)
     #[value(name = "weft-2-mtls")]
     Weft2Mtls,
+    /// weft-2-mtls sending weft-2-authz's request (a JWT and a tenant header) with no
+    /// policy: the baseline that tells what policy costs from what carrying a token costs
+    #[value(name = "weft-2-jwt")]
+    Weft2Jwt,
     /// weft-2-mtls plus, on proxy B, a RequestAuthentication (a JWT on every request) and
     /// AuthorizationPolicies of 20 rules (what policy costs the hop)
     #[value(name = "weft-2-authz")]
@@ -49,6 +53,7 @@ impl SetupKind {
             SetupKind::Weft1 => "weft-1",
             SetupKind::Weft2 => "weft-2",
             SetupKind::Weft2Mtls => "weft-2-mtls",
+            SetupKind::Weft2Jwt => "weft-2-jwt",
             SetupKind::Weft2Authz => "weft-2-authz",
             SetupKind::Envoy => "envoy",
             SetupKind::Envoy2Mtls => "envoy-2-mtls",
@@ -93,7 +98,7 @@ pub struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "direct,weft-1,weft-2,weft-2-mtls,weft-2-authz,envoy,envoy-2-mtls,nginx"
+        default_value = "direct,weft-1,weft-2,weft-2-mtls,weft-2-jwt,weft-2-authz,envoy,envoy-2-mtls,nginx"
     )]
     pub setups: Vec<SetupKind>,
     /// Fail instead of skipping a setup whose binary is missing.

@@ -203,9 +203,11 @@ fn record_peer(meta: &mut Meta, kind: SetupKind, plan: &Plan) {
                 meta.add_peer("envoy", &bin, "--version");
             }
         }
-        SetupKind::Weft1 | SetupKind::Weft2 | SetupKind::Weft2Mtls | SetupKind::Weft2Authz => {
-            meta.add_peer("weft", &plan.weft, "--version")
-        }
+        SetupKind::Weft1
+        | SetupKind::Weft2
+        | SetupKind::Weft2Mtls
+        | SetupKind::Weft2Jwt
+        | SetupKind::Weft2Authz => meta.add_peer("weft", &plan.weft, "--version"),
         SetupKind::Direct | SetupKind::Nginx => {}
     }
 }

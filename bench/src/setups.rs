@@ -59,9 +59,11 @@ pub fn missing(kind: SetupKind, plan: &Plan) -> Option<peers::Missing> {
             envoy::binary(plan.envoy.as_deref(), &plan.workspace)
         }
         SetupKind::Nginx => nginx::binary(plan.nginx.as_deref()),
-        SetupKind::Weft1 | SetupKind::Weft2 | SetupKind::Weft2Mtls | SetupKind::Weft2Authz => {
-            weft::binary(&plan.weft)
-        }
+        SetupKind::Weft1
+        | SetupKind::Weft2
+        | SetupKind::Weft2Mtls
+        | SetupKind::Weft2Jwt
+        | SetupKind::Weft2Authz => weft::binary(&plan.weft),
     };
     found.err()
 }
@@ -108,7 +110,11 @@ pub fn start(kind: SetupKind, plan: &Plan) -> Result<Started> {
             let proc = nginx::start_proxy(&bin, &dir)?;
             running(peers::NGINX_LISTEN, plain("bench"), vec![proc], &["nginx"])
         }
-        SetupKind::Weft1 | SetupKind::Weft2 | SetupKind::Weft2Mtls | SetupKind::Weft2Authz => {
+        SetupKind::Weft1
+        | SetupKind::Weft2
+        | SetupKind::Weft2Mtls
+        | SetupKind::Weft2Jwt
+        | SetupKind::Weft2Authz => {
             let bin = match weft::binary(&plan.weft) {
                 Ok(bin) => bin,
                 Err(missing) => return Ok(Started::Skipped(missing.to_string())),
@@ -118,7 +124,14 @@ pub fn start(kind: SetupKind, plan: &Plan) -> Result<Started> {
                 SetupKind::Weft1 => (start_weft1(&bin, &dir)?, plain(weft::HOST), &["weft"][..]),
                 SetupKind::Weft2 => (start_weft2(&bin, &dir)?, plain(weft::HOST), HOP),
                 SetupKind::Weft2Mtls => {
-                    (start_weft2_mtls(&bin, &dir, None)?, plain(weft::HOST), HOP)
+                    let request = plain(weft::HOST);
+                    (start_weft2_mtls(&bin, &dir, None, &request)?, request, HOP)
+                }
+                SetupKind::Weft2Jwt => {
+                    let lifetime =
+                        authz::token_lifetime(plan.rates.len(), plan.warmup, plan.duration);
+                    let request = authz::make(weft::HOST, lifetime)?.request;
+                    (start_weft2_mtls(&bin, &dir, None, &request)?, request, HOP)
                 }
                 _ => {
                     let (procs, request) = start_weft2_authz(&bin, &dir, plan)?;
@@ -149,22 +162,18 @@ fn start_weft2(bin: &Path, dir: &Path) -> Result<Vec<Proc>> {
 
 /// The control plane, then proxy B and proxy A with certificates from it; returned as
 /// [A, B, control] (only A and B are measured). `policy`, when given, is written into the
-/// control plane's config directory beside the mesh, and the probe sends `request`.
+/// control plane's config directory beside the mesh; the probe sends `request`.
 fn start_weft2_mtls(
     bin: &Path,
     dir: &Path,
-    policy: Option<(&str, &RequestShape)>,
+    policy: Option<&str>,
+    request: &RequestShape,
 ) -> Result<Vec<Proc>> {
     let config = weft::write_config(dir, true, true)?;
-    let plain = RequestShape::plain(weft::HOST);
-    let request = match policy {
-        Some((yaml, request)) => {
-            let path = config.join("policy.yaml");
-            std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
-            request
-        }
-        None => &plain,
-    };
+    if let Some(yaml) = policy {
+        let path = config.join("policy.yaml");
+        std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+    }
     let (control, state) = weft::start_control(bin, &config, dir)?;
     let b = weft::start_proxy(bin, &Control(&state), &weft::BACKEND, dir)?;
     let mut a = weft::start_proxy(bin, &Control(&state), &weft::CLIENT, dir)?;
@@ -177,7 +186,7 @@ fn start_weft2_mtls(
 fn start_weft2_authz(bin: &Path, dir: &Path, plan: &Plan) -> Result<(Vec<Proc>, RequestShape)> {
     let lifetime = authz::token_lifetime(plan.rates.len(), plan.warmup, plan.duration);
     let policy = authz::make(weft::HOST, lifetime)?;
-    let procs = start_weft2_mtls(bin, dir, Some((&policy.yaml, &policy.request)))?;
+    let procs = start_weft2_mtls(bin, dir, Some(&policy.yaml), &policy.request)?;
     let config = dir.join("config");
     authz::check_enforced(peers::addr(weft::CLIENT.outbound)?, &policy.request)
         .with_context(|| format!("checking proxy B's policy ({})", config.display()))?;

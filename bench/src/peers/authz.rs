@@ -1,8 +1,10 @@
 //! weft-2-authz's policy: what the callee's proxy (B) enforces on top of weft-2-mtls's hop.
 //!
 //! * A RequestAuthentication with the key set inline (an Ed25519 key made for the run, see
-//!   [`super::jwt`]): every request carries `Authorization: Bearer <token>`, verified on
-//!   every request (Weft keeps no cache of verified tokens).
+//!   [`super::jwt`]): every request carries `Authorization: Bearer <token>`. Proxy B
+//!   checks it on every request: the signature once, then (for a token it has verified)
+//!   its cache of verified tokens, with the expiry and claims checked each time, as a real
+//!   proxy sees the same caller's token again and again.
 //! * Two AuthorizationPolicies with 20 rules between them, written as a service owner would:
 //!   a DENY policy of 2 rules (callers from outside the mesh's namespaces, admin and debug
 //!   paths) and an ALLOW policy of 18 rules by principal, service account, namespace,

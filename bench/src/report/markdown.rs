@@ -24,9 +24,12 @@ kept up: a send-lag p99 near the latency p99 means the wait was for connections.
 anything above ~0.1 means the run shared the machine and its numbers are suspect. \
 *Side by side* puts a setup beside the one it is judged against at the same rate, with \
 latency in ms and CPU for all of a setup's proxies together; a *CPU ratio* above 1.0 means \
-the setup costs more per request than the one it is against. weft-2-authz is weft-2-mtls \
-plus a JWT checked on every request and 20 authorization rules, all walked for each \
-request (the one that allows it is the last); envoy-2-mtls is two Envoys with mutual TLS \
+the setup costs more per request than the one it is against. weft-2-jwt is weft-2-mtls \
+sending weft-2-authz's request (a JWT and a tenant header) with no policy; weft-2-authz is \
+weft-2-jwt plus, on the callee, the JWT checked on every request and 20 authorization rules, \
+all walked for each request (the one that allows it is the last), so weft-2-authz against \
+weft-2-jwt is what policy costs and weft-2-jwt against weft-2-mtls what carrying the token \
+costs; envoy-2-mtls is two Envoys with mutual TLS \
 1.3 between them, as Istio's sidecars, without Istio's telemetry filters.";
 
 /// Renders the whole report.
@@ -46,8 +49,8 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         s,
         "- **Load:** open loop at {} req/s, {} s measured per setup and rate after {} s \
-         warm-up (discarded), {} keep-alive HTTP/1.1 connections, `GET /` (weft-2-authz: \
-         `GET /api/v1/orders/42` with a JWT and a tenant header), {} s timeout; all on \
+         warm-up (discarded), {} keep-alive HTTP/1.1 connections, `GET /` (weft-2-jwt and \
+         weft-2-authz: `GET /api/v1/orders/42` with a JWT and a tenant header), {} s timeout; all on \
          loopback; backend: nginx `return 200 \"ok\"`, one worker.",
         rates.join(" and "),
         m.duration_s,

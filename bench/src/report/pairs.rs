@@ -1,9 +1,12 @@
 //! Setups side by side with the setup they are judged against, at each rate both ran:
 //! latency and CPU per request (all of a setup's proxies together) beside each other, and
-//! their ratio. Two pairs matter:
+//! their ratio. Three pairs matter:
 //!
-//! * weft-2-authz against weft-2-mtls: the same hop with and without policy (a JWT verified
-//!   on every request and 20 authorization rules), so the difference is what policy costs;
+//! * weft-2-authz against weft-2-jwt: the same hop carrying the same request (a JWT and a
+//!   tenant header) with and without policy (the JWT verified and 20 authorization rules on
+//!   proxy B), so the difference is what policy costs;
+//! * weft-2-jwt against weft-2-mtls: what carrying the token costs the hop with no policy at
+//!   all (HTTP/2 never indexes `authorization`, so its bytes are coded on every request);
 //! * weft-2-mtls against envoy-2-mtls: the mutual-TLS mesh hop, Weft's two proxies against
 //!   Istio's two Envoys.
 
@@ -12,11 +15,16 @@ use serde::Serialize;
 use super::Row;
 
 /// (setup, baseline, what the comparison shows).
-pub const PAIRS: [(&str, &str, &str); 2] = [
+pub const PAIRS: [(&str, &str, &str); 3] = [
     (
         "weft-2-authz",
+        "weft-2-jwt",
+        "policy: JWT verified + 20 authorization rules, same request",
+    ),
+    (
+        "weft-2-jwt",
         "weft-2-mtls",
-        "policy: JWT + 20 authorization rules on the mTLS hop",
+        "carrying a JWT and a tenant header, no policy",
     ),
     (
         "weft-2-mtls",
@@ -87,18 +95,19 @@ mod tests {
     #[test]
     fn pairs_at_the_rates_both_ran() {
         let rows = [
-            with_latency(row("weft-2-mtls", 1000, 1.6), 0.3, 0.5),
+            with_latency(row("weft-2-jwt", 1000, 1.6), 0.3, 0.5),
             with_latency(row("weft-2-authz", 1000, 2.0), 0.35, 0.6),
+            with_latency(row("weft-2-mtls", 1000, 1.5), 0.3, 0.5),
             // No baseline at 5000: no pair.
             with_latency(row("weft-2-authz", 5000, 1.2), 0.3, 0.9),
             with_latency(row("envoy-2-mtls", 1000, 4.0), 0.5, 0.8),
         ];
         let pairs = compare(&rows);
-        assert_eq!(pairs.len(), 2);
+        assert_eq!(pairs.len(), 3);
         let policy = &pairs[0];
         assert_eq!(
             (policy.setup.as_str(), policy.baseline.as_str(), policy.rate),
-            ("weft-2-authz", "weft-2-mtls", 1000)
+            ("weft-2-authz", "weft-2-jwt", 1000)
         );
         assert_eq!(policy.cpu_ratio, Some(2.0 / 1.6));
         assert_eq!(policy.p99_diff_ms, Some(0.1));
@@ -106,9 +115,15 @@ mod tests {
             (policy.p50_ms, policy.baseline_p50_ms),
             (Some(0.35), Some(0.3))
         );
-        let hop = &pairs[1];
+        let token = &pairs[1];
+        assert_eq!(
+            (token.setup.as_str(), token.baseline.as_str()),
+            ("weft-2-jwt", "weft-2-mtls")
+        );
+        assert_eq!(token.cpu_ratio, Some(1.6 / 1.5));
+        let hop = &pairs[2];
         assert_eq!(hop.baseline, "envoy-2-mtls");
-        assert_eq!(hop.cpu_ratio, Some(0.4));
+        assert_eq!(hop.cpu_ratio, Some(1.5 / 4.0));
         assert_eq!(hop.p99_diff_ms, Some(-0.3));
     }
 }

@@ -124,6 +124,18 @@ fn verify_all(found: &Found<'_>) -> Result<Accepted, ProxyError> {
             continue;
         }
         checked.push(token);
+        // A token one of its rules verified before needs no parsing: the cache only holds
+        // tokens that rule accepted, and checks their expiry itself.
+        let cached = found
+            .iter()
+            .filter(|(_, t, _)| t == token)
+            .find_map(|(rule, _, _)| Some((rule.cache.get(token, now, LEEWAY_SECS)?, rule)));
+        if let Some((hit, rule)) = cached {
+            if first.is_none() {
+                first = Some((hit, (*rule).clone()));
+            }
+            continue;
+        }
         let issuer = jwt::unverified_issuer(token)
             .ok_or_else(|| unauthenticated("the token is malformed", None))?;
         let mut last_error = None;
@@ -142,10 +154,6 @@ fn verify_all(found: &Found<'_>) -> Result<Accepted, ProxyError> {
                     continue;
                 }
             };
-            if let Some(hit) = rule.cache.get(token, now, LEEWAY_SECS) {
-                ok = Some((hit, (*rule).clone()));
-                break;
-            }
             let expect = Expect {
                 issuer: &rule.view.issuer,
                 audiences: &rule.view.audiences,
