@@ -29,6 +29,7 @@ options() {
         http1) echo "-dict=fuzz/http1.dict -max_len=4096" ;;
         authz_path) echo "-dict=fuzz/authz_path.dict -max_len=1024" ;;
         jwt_token) echo "-max_len=16384" ;;
+        trace_context) echo "-dict=fuzz/trace_context.dict -max_len=1024" ;;
         *) echo "" ;;
     esac
 }

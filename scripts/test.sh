@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Weft's tests. Installs what the tests need first (as root, from Debian's packages):
 # iptables (transparent-capture tests in network namespaces), prometheus (promtool checks
-# the /metrics output), curl. Under CI=true, tests that need root fail instead of skipping.
+# the /metrics output), curl; and rotel, a real OTLP collector for the tracing tests, from
+# PyPI into .venv-otel. Under CI=true, tests that need root fail instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,8 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+command -v python3 >/dev/null || need+=(python3)
+python3 -c "import ensurepip" 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> installing ${need[*]}"
@@ -18,6 +21,13 @@ if [ ${#need[@]} -gt 0 ]; then
   else
     echo "warning: missing ${need[*]} and not root; tests that need them will say so" >&2
   fi
+fi
+
+have_rotel() { ls .venv-otel/lib/python3*/site-packages/rotel/rotel-agent >/dev/null 2>&1; }
+if ! have_rotel; then
+  echo "==> installing rotel (PyPI) into .venv-otel"
+  python3 -m venv .venv-otel && .venv-otel/bin/pip install -q rotel \
+    || echo "warning: could not install rotel; the tracing tests will say so" >&2
 fi
 
 cargo test --workspace --all-targets "$@"

@@ -22,6 +22,8 @@ pub struct Installer {
     pub metrics: Arc<Metrics>,
     pub registry: Arc<Registry>,
     pub identity: ProxyIdentity,
+    /// The span exporters of the tracing settings in use.
+    pub tracers: crate::trace::Tracers,
     /// Bumped with every snapshot swapped in: long-lived connections decide again.
     pub changes: tokio::sync::watch::Sender<u64>,
 }
@@ -52,11 +54,15 @@ pub fn load_view(dir: &Path, who: &ProxyIdentity) -> Result<ProxyView, LoadError
 impl Installer {
     /// Builds the snapshot of a valid view and makes it current; true if it is the first.
     pub fn swap_in(&self, view: ProxyView) -> bool {
-        let snapshot = Snapshot::build(
+        let mut snapshot = Snapshot::build(
             view,
             &self.identity.namespace,
             &self.metrics,
             &self.registry,
+        );
+        snapshot.tracer = self.tracers.for_view(
+            snapshot.mesh.tracing.as_ref(),
+            snapshot.view.workload.as_ref(),
         );
         self.state.store(Arc::new(snapshot));
         self.changes.send_modify(|generation| *generation += 1);

@@ -31,10 +31,12 @@ pub mod io;
 pub mod listen;
 pub mod mesh;
 pub mod metrics;
+pub mod observe;
 pub mod outbound;
 pub mod run;
 pub mod state;
 pub mod status;
+pub mod trace;
 pub mod watch;
 
 pub use config::ProxyConfig;

@@ -70,6 +70,7 @@ pub async fn run(
         metrics: metrics.clone(),
         registry: registry.clone(),
         identity: identity.clone(),
+        tracers: crate::trace::Tracers::new(metrics.clone(), &identity.namespace),
         changes,
     });
     match &config.control {

@@ -24,6 +24,26 @@ pub struct MeshConfigSpec {
     /// `meshConfig.pathNormalization`).
     #[serde(default)]
     pub path_normalization: Option<PathNormalizationSpec>,
+    /// Distributed tracing: where spans go, how many requests are traced, which trace
+    /// headers are read and written.
+    #[serde(default)]
+    pub tracing: Option<TracingSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TracingSpec {
+    /// The OTLP/gRPC collector spans are exported to: `host:port` or `http://host:port`.
+    #[serde(default)]
+    pub collector: Option<String>,
+    /// Percent of the requests that arrive without a caller's decision that start a trace
+    /// (Istio's Telemetry `randomSamplingPercentage`; default 1).
+    #[serde(default)]
+    pub random_sampling_percentage: Option<f64>,
+    /// Trace header formats, OpenTelemetry's names: `tracecontext` (W3C), `b3` (single
+    /// header), `b3multi` (`X-B3-*`); read in this order, all written. Default `[tracecontext]`.
+    #[serde(default)]
+    pub propagators: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -79,6 +79,9 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
             }
         }
     }
+    if let Some(tracing) = &spec.tracing {
+        model.mesh.tracing = super::tracing::check(tracing, &mut rep);
+    }
     let Some(proxy) = &spec.proxy else {
         return;
     };

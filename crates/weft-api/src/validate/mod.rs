@@ -16,6 +16,7 @@ mod policy;
 mod routes;
 mod services;
 mod timing;
+mod tracing;
 
 pub use services::protocol_from_app_protocol;
 

@@ -311,3 +311,45 @@ fn local_workloads_are_checked_and_kept_for_weft_up() {
         "unknown fields are errors: {e}"
     );
 }
+
+#[test]
+fn mesh_config_tracing() {
+    let mesh = |tracing: &str| {
+        format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: MeshConfig\nmetadata: {{name: mesh}}\nspec:\n  tracing: {tracing}\n"
+        )
+    };
+    let (model, diags) = check(&mesh("{collector: 127.0.0.1:4317}"));
+    assert!(diags.errors().next().is_none(), "{diags}");
+    let tracing = model.expect("model").mesh.tracing.expect("tracing on");
+    assert_eq!(tracing.collector, "http://127.0.0.1:4317");
+    assert_eq!(tracing.random_sampling_percentage, 1.0);
+    assert_eq!(tracing.propagators, ["tracecontext"]);
+    for (tracing, field) in [
+        ("{randomSamplingPercentage: 5}", "spec.tracing.collector"),
+        ("{collector: 'https://c:4317'}", "spec.tracing.collector"),
+        ("{collector: 'c'}", "spec.tracing.collector"),
+        (
+            "{collector: 'c:4317', randomSamplingPercentage: 101}",
+            "spec.tracing.randomSamplingPercentage",
+        ),
+        (
+            "{collector: 'c:4317', propagators: []}",
+            "spec.tracing.propagators",
+        ),
+        (
+            "{collector: 'c:4317', propagators: [jaeger]}",
+            "spec.tracing.propagators[0]",
+        ),
+        (
+            "{collector: 'c:4317', propagators: [b3, b3]}",
+            "spec.tracing.propagators[1]",
+        ),
+    ] {
+        let e = first_error(&mesh(tracing));
+        assert_eq!(e.field.as_deref(), Some(field), "{tracing}: {e:?}");
+    }
+    // A field Weft does not know is an error, never ignored.
+    let e = first_error(&mesh("{collector: 'c:4317', sampling: 100}"));
+    assert!(e.message.contains("sampling"), "{e:?}");
+}

@@ -109,6 +109,21 @@ pub struct MeshView {
     /// How inbound request paths are normalized before authorization (and forwarded so).
     #[serde(default)]
     pub path_normalization: PathNormalization,
+    /// Distributed tracing, when MeshConfig turns it on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracing: Option<TracingView>,
+}
+
+/// MeshConfig `tracing`, checked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TracingView {
+    /// The OTLP/gRPC collector, as `http://host:port`.
+    pub collector: String,
+    /// 0 to 100.
+    pub random_sampling_percentage: f64,
+    /// `tracecontext`, `b3`, `b3multi`: read in this order, all written.
+    pub propagators: Vec<String>,
 }
 
 /// Istio's `meshConfig.pathNormalization.normalization`.
@@ -139,6 +154,7 @@ impl Default for MeshView {
             request_timeout_ms: 0,
             connect_timeout_ms: 1000,
             path_normalization: PathNormalization::default(),
+            tracing: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod client_body;
 pub mod filters;
 pub mod headers;
+pub mod on_end;
 pub mod pool;
 pub mod server;
 pub mod upgrade;

@@ -17,10 +17,10 @@ use http::{Request, Response};
 use weft_policy::ConnectionAttrs;
 
 use super::{app, authn, authz, normalize, route, Inbound, Peer};
-use crate::access_log::Entry;
 use crate::error::ProxyError;
 use crate::http::Body;
 use crate::metrics::{RouteStats, INBOUND};
+use crate::observe::{self, Observed};
 
 #[derive(Clone)]
 pub struct Handler {
@@ -52,31 +52,35 @@ impl Handler {
         }
     }
 
-    pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
+    pub async fn handle(&self, mut req: Request<Body>) -> Response<Body> {
         let start = Instant::now();
-        let mut entry = self
-            .cx
-            .access_log
-            .as_ref()
-            .map(|_| Entry::inbound(&req, self.client, &self.peer.principal, self.peer.mtls));
         let grpc = crate::http::is_grpc(&req);
-        let resp = match self.forward(req, entry.as_mut()).await {
+        let mut seen = {
+            let snapshot = self.cx.state.load();
+            let peer = observe::Peer {
+                principal: &self.peer.principal,
+                mtls: self.peer.mtls,
+            };
+            let logging = self.cx.access_log.is_some();
+            let tracer = snapshot.tracer.as_ref();
+            Observed::start(logging, tracer, &mut req, self.client, grpc, Some(peer))
+        };
+        let resp = match self.forward(req, &mut seen).await {
             Ok(resp) => resp,
             Err(e) => self.edge(e, grpc),
         };
         // A gRPC call is counted when its stream ends, with the status from its trailers.
         let resp = crate::metrics::at_end::record(&self.stats, grpc, resp, start);
-        if let (Some(log), Some(entry)) = (&self.cx.access_log, entry.as_mut()) {
-            entry.route(&self.cx.local_workload(), &route::route_label(self.port));
-            log.write(entry.finish(&resp, start.elapsed()));
+        if !seen.is_idle() {
+            seen.route(&self.cx.local_workload(), || route::route_label(self.port));
         }
-        resp
+        seen.finish(self.cx.access_log.as_ref(), resp, start, grpc)
     }
 
     async fn forward(
         &self,
         mut req: Request<Body>,
-        entry: Option<&mut Entry>,
+        seen: &mut Observed,
     ) -> Result<Response<Body>, ProxyError> {
         {
             // The policy current when the request arrives decides it, whole.
@@ -85,8 +89,8 @@ impl Handler {
             let auth = authn::authenticate(&snapshot.authn, self.port, &mut req)?;
             let decision =
                 authz::check_request(&snapshot.authz, &self.conn, &req, auth.as_deref())?;
-            if let (Some(entry), Some(d)) = (entry, decision) {
-                entry.authz(snapshot.authz.authorizer.explain(&d));
+            if let Some(d) = decision {
+                seen.authz(|| snapshot.authz.authorizer.explain(&d));
             }
         }
         let (app, protocol) = route::to_app(&self.cx, self.port, &mut req);

@@ -6,20 +6,16 @@
 //! from its trailers, and its duration runs to that end.
 //!
 //! Everything else is recorded at the head, as before: waiting for the body would only delay
-//! the count, and wrapping it costs an allocation.
+//! the count, and wrapping it costs an allocation. The waiting is [`crate::http::on_end`]'s.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
-use http::{HeaderMap, Response};
-use http_body::{Body as _, Frame, SizeHint};
+use http::Response;
 
 use super::RouteStats;
-use crate::h1::verbatim;
-use crate::http::{boxed, Body, BoxError};
+use crate::http::on_end::{self, grpc_status_in_head};
+use crate::http::Body;
 
 /// Records `resp` in `stats`: now, or, for a gRPC call (`grpc`) whose status is still to
 /// come in trailers, when its body ends or is dropped.
@@ -30,95 +26,25 @@ pub fn record(
     start: Instant,
 ) -> Response<Body> {
     let status = resp.status().as_u16();
-    let in_head = verbatim::header(&resp, "grpc-status").and_then(parse_status);
-    if !grpc || in_head.is_some() || resp.body().is_end_stream() {
-        stats.record(status, in_head, start.elapsed());
+    if !on_end::status_pending(grpc, &resp) {
+        stats.record(status, grpc_status_in_head(&resp), start.elapsed());
         return resp;
     }
-    resp.map(|body| {
-        boxed(RecordAtEnd {
-            body,
-            pending: Some(Pending {
-                stats: stats.clone(),
-                status,
-                start,
-                grpc_status: None,
-            }),
-        })
+    let stats = stats.clone();
+    on_end::on_end(resp, move |grpc_status| {
+        stats.record(status, grpc_status, start.elapsed())
     })
-}
-
-fn parse_status(value: &[u8]) -> Option<u32> {
-    std::str::from_utf8(value).ok()?.parse().ok()
-}
-
-/// The status of gRPC trailers.
-fn trailer_status(trailers: &HeaderMap) -> Option<u32> {
-    parse_status(trailers.get("grpc-status")?.as_bytes())
-}
-
-struct RecordAtEnd {
-    body: Body,
-    /// Taken when recorded: once, at the end, on an error, or when dropped before either.
-    pending: Option<Pending>,
-}
-
-struct Pending {
-    stats: Arc<RouteStats>,
-    status: u16,
-    start: Instant,
-    grpc_status: Option<u32>,
-}
-
-impl RecordAtEnd {
-    fn finish(&mut self) {
-        if let Some(p) = self.pending.take() {
-            p.stats.record(p.status, p.grpc_status, p.start.elapsed());
-        }
-    }
-}
-
-impl http_body::Body for RecordAtEnd {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let polled = ready!(Pin::new(&mut self.body).poll_frame(cx));
-        match &polled {
-            Some(Ok(frame)) => {
-                if let (Some(trailers), Some(p)) = (frame.trailers_ref(), self.pending.as_mut()) {
-                    p.grpc_status = trailer_status(trailers);
-                }
-            }
-            Some(Err(_)) | None => self.finish(),
-        }
-        Poll::Ready(polled)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for RecordAtEnd {
-    fn drop(&mut self) {
-        // The client went away, or the proxy stopped reading: counted without a status.
-        self.finish();
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+    use http::HeaderMap;
+    use http_body::Frame;
     use http_body_util::{BodyExt, StreamBody};
 
     use super::*;
+    use crate::http::{boxed, BoxError};
     use crate::metrics::{Metrics, OUTBOUND};
 
     fn grpc_answer(trailer_status: Option<&'static str>) -> Response<Body> {

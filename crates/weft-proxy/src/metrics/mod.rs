@@ -80,6 +80,12 @@ pub struct AuthzLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    /// `queue_full` or `export_failed`.
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub direction: &'static str,
     pub reason: &'static str,
@@ -105,6 +111,10 @@ pub struct Metrics {
     pub config_reloads: Family<ResultLabels, Counter>,
     pub config_timestamp: Gauge,
     pub access_log_dropped: Counter,
+    spans_exported: Counter,
+    /// Resolved once: a full queue is met on the request path, which takes no lock.
+    spans_dropped_queue_full: Counter,
+    spans_dropped_export_failed: Counter,
 }
 
 impl Metrics {
@@ -186,6 +196,21 @@ impl Metrics {
             "Access log lines dropped because the writer fell behind",
             access_log_dropped.clone(),
         );
+        let spans_exported = Counter::default();
+        registry.register(
+            "trace_spans_exported",
+            "Spans the trace collector accepted",
+            spans_exported.clone(),
+        );
+        let spans_dropped = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "trace_spans_dropped",
+            "Spans dropped: the queue to the exporter was full, or the collector did not take them",
+            spans_dropped.clone(),
+        );
+        let dropped = |reason| spans_dropped.get_or_create(&DropLabels { reason }).clone();
+        let spans_dropped_queue_full = dropped("queue_full");
+        let spans_dropped_export_failed = dropped("export_failed");
         Arc::new(Self {
             registry,
             requests,
@@ -200,7 +225,22 @@ impl Metrics {
             config_reloads,
             config_timestamp,
             access_log_dropped,
+            spans_exported,
+            spans_dropped_queue_full,
+            spans_dropped_export_failed,
         })
+    }
+
+    pub fn span_exported(&self, n: u64) {
+        self.spans_exported.inc_by(n);
+    }
+
+    /// `reason`: `queue_full` (the request path) or `export_failed` (the exporter).
+    pub fn span_dropped(&self, reason: &'static str, n: u64) {
+        match reason {
+            "queue_full" => self.spans_dropped_queue_full.inc_by(n),
+            _ => self.spans_dropped_export_failed.inc_by(n),
+        };
     }
 
     /// Every metric in the OpenMetrics text format (what Prometheus asks for first).

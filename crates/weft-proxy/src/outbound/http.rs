@@ -22,7 +22,6 @@ use super::last_authority::LastAuthority;
 use super::plan::{self, Plan};
 use super::retry::Tries;
 use super::{endpoint, timeout, Outbound, Target};
-use crate::access_log::Entry;
 use crate::balance::sticky;
 use crate::error::{ProxyError, Reason};
 use crate::h1::verbatim::Fields;
@@ -30,6 +29,7 @@ use crate::http::client_body::BodyWatch;
 use crate::http::headers::is_upgrade;
 use crate::http::{is_grpc, Body};
 use crate::metrics::OUTBOUND;
+use crate::observe::Observed;
 use crate::state::{Rule, ServicePort, Snapshot};
 
 #[derive(Clone)]
@@ -70,26 +70,25 @@ impl Handler {
         }
     }
 
-    pub async fn handle(&self, req: Request<Body>) -> Response<Body> {
+    pub async fn handle(&self, mut req: Request<Body>) -> Response<Body> {
         let start = Instant::now();
         let snapshot = self.cx.state.load_full();
         let grpc = is_grpc(&req);
-        let mut log = self
-            .cx
-            .access_log
-            .as_ref()
-            .map(|_| Entry::outbound(&req, self.client));
+        let mut seen = Observed::start(
+            self.cx.access_log.is_some(),
+            snapshot.tracer.as_ref(),
+            &mut req,
+            self.client,
+            grpc,
+            None,
+        );
         let resp = if req.method() == http::Method::CONNECT {
             super::connect::tunnel(&self.cx, &snapshot, req, self.client)
                 .unwrap_or_else(|e| self.edge(e, false))
         } else {
-            self.dispatch(snapshot, req, grpc, start, log.as_mut())
-                .await
+            self.dispatch(snapshot, req, grpc, start, &mut seen).await
         };
-        if let (Some(log), Some(sink)) = (log.as_mut(), &self.cx.access_log) {
-            sink.write(log.finish(&resp, start.elapsed()));
-        }
-        resp
+        seen.finish(self.cx.access_log.as_ref(), resp, start, grpc)
     }
 
     /// The edge: a stage's error becomes the client's answer (and its count).
@@ -106,22 +105,23 @@ impl Handler {
         req: Request<Body>,
         grpc: bool,
         start: Instant,
-        log: Option<&mut Entry>,
+        seen: &mut Observed,
     ) -> Response<Body> {
         let (snapshot, planned) = self.plan(snapshot, &req, grpc).await;
         match planned {
             Ok(Plan::Route { port, rule, prefix }) => {
-                if let Some(log) = log {
-                    log.route(&port.service, &rule.route.label());
-                }
-                let resp = self
-                    .routed(&snapshot, &port, &rule, prefix.as_deref(), req, grpc)
-                    .await;
+                seen.route(&port.service, || rule.route.label());
+                let to = Routed {
+                    port: &port,
+                    rule: &rule,
+                    prefix: prefix.as_deref(),
+                };
+                let resp = self.routed(&snapshot, to, req, grpc, seen).await;
                 // A gRPC call is counted when its stream ends, with the status from its trailers.
                 crate::metrics::at_end::record(&rule.stats, grpc, resp, start)
             }
             Ok(Plan::Workload(addr)) => self
-                .to_workload(&snapshot, addr, req)
+                .to_workload(&snapshot, addr, req, seen)
                 .await
                 .unwrap_or_else(|e| self.edge(e, grpc)),
             Err(e) => self.edge(e, grpc),
@@ -157,12 +157,12 @@ impl Handler {
     async fn routed(
         &self,
         snapshot: &Snapshot,
-        port: &ServicePort,
-        rule: &Rule,
-        prefix: Option<&str>,
+        to: Routed<'_>,
         mut req: Request<Body>,
         grpc: bool,
+        seen: &mut Observed,
     ) -> Response<Body> {
+        let Routed { port, rule, prefix } = to;
         let mut mods = ResponseMods::default();
         // Most rules have no filters: not even a call then.
         if !rule.filters.is_empty() {
@@ -179,7 +179,7 @@ impl Handler {
         }
         let mut sticky_cookie = None;
         let result = self
-            .to_backend(snapshot, rule, req, &mut mods, &mut sticky_cookie)
+            .to_backend(snapshot, rule, req, &mut mods, &mut sticky_cookie, seen)
             .await;
         let mut resp = result.unwrap_or_else(|e| self.edge(e, grpc));
         if let Some(cookie) = sticky_cookie {
@@ -196,6 +196,7 @@ impl Handler {
         mut req: Request<Body>,
         mods: &mut ResponseMods,
         sticky_cookie: &mut Option<http::HeaderValue>,
+        seen: &mut Observed,
     ) -> Result<Response<Body>, ProxyError> {
         let choice = rule.pick_backend().ok_or_else(|| {
             ProxyError::new(
@@ -223,9 +224,11 @@ impl Handler {
             client: self.client,
             connect_timeout: connect_timeout(snapshot),
             fields: self.fields,
+            seen,
         };
         if is_upgrade(&req) {
             let ep = tries.pick(&req)?;
+            tries.seen.upstream(&ep, 0);
             return endpoint::upgrade(&ep, req, tries.connect_timeout).await;
         }
         let limit = timeout::for_rule(rule, &snapshot.mesh);
@@ -239,6 +242,7 @@ impl Handler {
         snapshot: &Snapshot,
         addr: SocketAddr,
         req: Request<Body>,
+        seen: &mut Observed,
     ) -> Result<Response<Body>, ProxyError> {
         let ep = snapshot
             .direct_endpoint(addr, &self.cx.registry)
@@ -248,6 +252,7 @@ impl Handler {
                     format!("{addr} is not a workload address"),
                 )
             })?;
+        seen.upstream(&ep, 0);
         let connect_timeout = connect_timeout(snapshot);
         if is_upgrade(&req) {
             return endpoint::upgrade(&ep, req, connect_timeout).await;
@@ -263,6 +268,13 @@ impl Handler {
         .await
         .map_err(|e| endpoint::failed(&ep, &e, body.as_ref()))
     }
+}
+
+/// The plan stage's choice, as the later stages need it.
+struct Routed<'p> {
+    port: &'p ServicePort,
+    rule: &'p Rule,
+    prefix: Option<&'p str>,
 }
 
 fn connect_timeout(snapshot: &Snapshot) -> Duration {

@@ -18,6 +18,7 @@ use crate::error::{ProxyError, Reason};
 use crate::h1::verbatim::Fields;
 use crate::http::client_body::BodyWatch;
 use crate::http::{empty, Body};
+use crate::observe::Observed;
 use crate::state::{Backend, Endpoint, Rule};
 
 /// One request's tries against one backend.
@@ -28,6 +29,8 @@ pub struct Tries<'a> {
     pub connect_timeout: Duration,
     /// How an HTTP/1 upstream's response fields come back (see [`Fields`]).
     pub fields: Fields,
+    /// Told of each try's endpoint (a span reports the one that answered).
+    pub seen: &'a mut Observed,
 }
 
 impl Tries<'_> {
@@ -75,6 +78,7 @@ impl Tries<'_> {
             let Some(parts) = parts else { break };
             let req = Request::from_parts(parts, body.take().unwrap_or_else(empty));
             let ep = self.pick(&req)?;
+            self.seen.upstream(&ep, n);
             let more = n + 1 < tries;
             match self.once(&ep, req).await {
                 Ok(resp) => {

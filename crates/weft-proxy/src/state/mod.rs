@@ -33,6 +33,9 @@ pub struct Snapshot {
     /// The workload's RequestAuthentication rules, their key sets parsed.
     pub authn: authn::AuthnState,
     pub mesh: MeshView,
+    /// Tracing, when MeshConfig turns it on (set by the installer, which keeps one exporter
+    /// across snapshots of the same settings).
+    pub tracer: Option<Arc<crate::trace::Tracer>>,
     /// The proxy's namespace: short names (`svc`) resolve in it.
     pub namespace: String,
     pub services: Vec<Arc<Service>>,
@@ -74,6 +77,7 @@ impl Snapshot {
             authz: authz::AuthzState::none(),
             authn: authn::AuthnState::none(),
             mesh: MeshView::default(),
+            tracer: None,
             namespace: namespace.to_string(),
             services: Vec::new(),
             by_addr: HashMap::default(),
@@ -232,6 +236,7 @@ impl Snapshot {
             authz: authz::AuthzState::build(&view.inbound.authz, metrics),
             authn: authn::AuthnState::build(&view.inbound.jwt),
             mesh: view.mesh.clone(),
+            tracer: None,
             view: Arc::new(view),
             namespace: namespace.to_string(),
             services,

@@ -44,6 +44,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "  trust domain {}, cluster domain {}",
         model.mesh.trust_domain, model.mesh.cluster_domain
     );
+    if let Some(t) = &model.mesh.tracing {
+        println!(
+            "  tracing to {} ({}% of new traces sampled; headers {})",
+            t.collector,
+            t.random_sampling_percentage,
+            t.propagators.join(", ")
+        );
+    }
     for svc in model.services.values() {
         let ports: Vec<String> = svc
             .ports

@@ -1,0 +1,137 @@
+//! What watches one request as it goes: its access-log line and its trace span, each present
+//! only when configured. The stages tell it what they decided (the route, the authorization,
+//! the endpoint that answered) without knowing who listens; the handler's edge finishes it
+//! with the answer.
+//!
+//! With neither configured, every call here is a check of two `None`s: a request that nobody
+//! watches pays for nothing else.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::{Request, Response};
+
+use crate::access_log::{AccessLog, Entry};
+use crate::error::WEFT_ERROR;
+use crate::h1::verbatim;
+use crate::http::on_end::{self, grpc_status_in_head};
+use crate::http::Body;
+use crate::state::Endpoint;
+use crate::trace::{Kind, OpenSpan, Tracer};
+
+#[derive(Default)]
+pub struct Observed {
+    log: Option<Entry>,
+    span: Option<OpenSpan>,
+}
+
+/// Where a request came from, as the inbound side knows it.
+pub struct Peer<'a> {
+    pub principal: &'a str,
+    pub mtls: bool,
+}
+
+impl Observed {
+    /// Starts watching a request: its log line when `logging`, its span when `tracer` samples
+    /// it (which also writes the trace context the next hop sees into `req`).
+    pub fn start(
+        logging: bool,
+        tracer: Option<&std::sync::Arc<Tracer>>,
+        req: &mut Request<Body>,
+        client: SocketAddr,
+        grpc: bool,
+        peer: Option<Peer<'_>>,
+    ) -> Observed {
+        let log = logging.then(|| match &peer {
+            Some(p) => Entry::inbound(req, client, p.principal, p.mtls),
+            None => Entry::outbound(req, client),
+        });
+        let kind = if peer.is_some() {
+            Kind::Server
+        } else {
+            Kind::Client
+        };
+        let span = tracer
+            .and_then(|t| t.start(req.headers_mut(), kind))
+            .map(|mut span| {
+                span.describe(req, client, grpc);
+                if let Some(p) = &peer {
+                    span.set("weft.peer.principal", p.principal.to_string());
+                    span.set("weft.mtls", p.mtls);
+                }
+                span
+            });
+        Observed { log, span }
+    }
+
+    /// Nothing watches: the request's stages may skip what they would only report.
+    pub fn is_idle(&self) -> bool {
+        self.log.is_none() && self.span.is_none()
+    }
+
+    /// The Service and route that took the request.
+    pub fn route(&mut self, service: &str, route: impl FnOnce() -> String) {
+        if self.is_idle() {
+            return;
+        }
+        let route = route();
+        if let Some(span) = self.span.as_mut() {
+            span.set("weft.destination.service", service.to_string());
+            span.set("weft.route", route.clone());
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.route(service, &route);
+        }
+    }
+
+    /// The policy and rule that allowed the request.
+    pub fn authz(&mut self, explain: impl FnOnce() -> String) {
+        if self.is_idle() {
+            return;
+        }
+        let decided = explain();
+        if let Some(span) = self.span.as_mut() {
+            span.set("weft.authz.decision", "allow");
+            span.set("weft.authz.policy", decided.clone());
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.authz(decided);
+        }
+    }
+
+    /// The endpoint a try went to (the last one is the one that answered); `n` counts from 0.
+    pub fn upstream(&mut self, ep: &Endpoint, n: u32) {
+        if let Some(span) = self.span.as_mut() {
+            span.upstream(ep, n);
+        }
+    }
+
+    /// Finishes the log line and the span with the answer. A gRPC call whose status is still
+    /// to come ends its span when its body ends.
+    pub fn finish(
+        mut self,
+        access_log: Option<&AccessLog>,
+        resp: Response<Body>,
+        start: Instant,
+        grpc: bool,
+    ) -> Response<Body> {
+        if let (Some(sink), Some(log)) = (access_log, self.log.as_mut()) {
+            sink.write(log.finish(&resp, start.elapsed()));
+        }
+        let Some(span) = self.span.take() else {
+            return resp;
+        };
+        let status = resp.status().as_u16();
+        let weft_error = verbatim::header(&resp, WEFT_ERROR)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_string);
+        if !on_end::status_pending(grpc, &resp) {
+            let grpc_status = grpc.then(|| grpc_status_in_head(&resp)).flatten();
+            span.finish(status, grpc_status, weft_error.as_deref());
+            return resp;
+        }
+        on_end::on_end(resp, move |grpc_status| {
+            span.finish(status, grpc_status, weft_error.as_deref())
+        })
+    }
+}
