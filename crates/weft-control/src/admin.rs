@@ -4,6 +4,8 @@
 //!   as JSON (what `weft check` prints);
 //! - `GET /metrics`: `weft_control_*` in OpenMetrics text;
 //! - `GET /ca/bundle.pem`: the trust bundle proxies need to reach the control plane;
+//! - `GET /prometheus/targets`: every proxy's metrics address, for Prometheus's
+//!   `http_sd_configs` (see [`crate::prometheus_sd`]);
 //! - `POST /ca/rotate`, `POST /ca/finish-rotation`: the two steps of a root rotation;
 //! - `GET /authz/scope?service=NS/NAME[&port=P]`: a Service port's workloads and the
 //!   AuthorizationPolicies each has (what `weft authz check --control` decides with);
@@ -81,6 +83,14 @@ async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Full<Byt
             respond(StatusCode::OK, "application/x-pem-file", pem)
         }
         (&Method::GET, "/authz/scope") => authz_scope(admin, &req),
+        (&Method::GET, "/prometheus/targets") => {
+            let targets = crate::prometheus_sd::targets(&admin.store.current().model);
+            respond(
+                StatusCode::OK,
+                "application/json",
+                targets.to_string() + "\n",
+            )
+        }
         (&Method::POST, "/ca/rotate") => rotate(admin, true).await,
         (&Method::POST, "/ca/finish-rotation") => rotate(admin, false).await,
         (_, "/ca/rotate" | "/ca/finish-rotation") => {

@@ -10,6 +10,7 @@
 //! - [`serve`]: the gRPC listener (TLS 1.3, HTTP/2); [`admin`]: status, metrics, CA rotation
 //!   (its responses built by `http_response`, which [`workloads_api`] shares).
 //! - [`state`]: the state directory (CA key, tokens), written atomically and privately.
+//! - [`prometheus_sd`]: the proxies as Prometheus scrape targets (`http_sd_configs`).
 //! - [`jwks`]: the key sets RequestAuthentications name (`jwksUri`, OpenID discovery),
 //!   fetched and refreshed here and pushed to proxies with their configuration.
 
@@ -19,6 +20,7 @@ pub mod identity;
 pub mod jwks;
 mod jwks_http;
 pub mod metrics;
+pub mod prometheus_sd;
 pub mod published;
 pub mod registry;
 pub mod run;

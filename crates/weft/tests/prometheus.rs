@@ -1,6 +1,8 @@
 //! A real Prometheus server (Debian's `prometheus` package, started on loopback) scrapes a
-//! proxy's `/metrics` and can query the golden metrics: what an operator does first.
+//! proxy's `/metrics` and can query the golden metrics: what an operator does first; and
+//! finds every proxy of a mesh through the control plane's service discovery.
 
+mod control_mesh;
 mod mesh;
 mod support;
 
@@ -8,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use control_mesh::ControlMesh;
 use http::Request;
 use http_body_util::Full;
 use mesh::TestMesh;
@@ -95,4 +98,114 @@ async fn prometheus_scrapes_the_golden_metrics() {
         .await
         .expect("query");
     assert!(body.contains("\"1\""), "target is up: {body}");
+}
+
+/// Prometheus finds every proxy through the control plane's `http_sd_configs` endpoint, with
+/// the labels it gives (namespace, workload, app), and a golden metric's rate comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_discovers_the_proxies_through_the_control_plane() {
+    if Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "prometheus is required in CI (apt-get install prometheus)"
+        );
+        eprintln!("SKIPPED: prometheus not installed; ./scripts/test.sh installs it");
+        return;
+    }
+    let mut mesh = ControlMesh::start(99, "STRICT", "1h").await;
+    mesh.start_workloads().await;
+    let (status, targets) = support::admin_get(mesh.control_admin(), "/prometheus/targets")
+        .await
+        .expect("targets");
+    assert_eq!(status, 200, "{targets}");
+    let groups: serde_json::Value = serde_json::from_str(&targets).expect("JSON");
+    assert_eq!(groups.as_array().map(Vec::len), Some(2), "{groups}");
+
+    let dir = mesh.dir.join("prometheus");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = format!(
+        "global: {{scrape_interval: 1s}}\nscrape_configs:\n- job_name: weft-proxies\n  \
+         http_sd_configs: [{{url: 'http://{}/prometheus/targets', refresh_interval: 1s}}]\n",
+        mesh.control_admin()
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+    let listen = mesh.addr(3, 9099);
+    let server = Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={listen}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("log")).expect("log"),
+        ))
+        .spawn()
+        .expect("start prometheus");
+    let _server = Killed(server);
+
+    // Traffic for the whole window, so that the rate has samples on both sides.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let query = "/api/v1/query?query=sum(rate(weft_requests_total%7Bworkload%3D%22client%22%2Cdirection%3D%22outbound%22%2Cresponse_code%3D%22200%22%7D%5B10s%5D))";
+    loop {
+        for _ in 0..5 {
+            let req = Request::get("http://echo/")
+                .header("host", "echo")
+                .body(Full::new(Bytes::new()))
+                .expect("req");
+            assert_eq!(
+                send(mesh.client(), req, false).await.expect("send").status,
+                200
+            );
+        }
+        if let Ok((200, body)) = support::admin_get(listen, query).await {
+            let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let rate = json["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse::<f64>().ok());
+            if rate.is_some_and(|r| r > 0.0) {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never got a request rate for the client's proxy:\n{}",
+            std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Both proxies were discovered and are up, with the control plane's labels.
+    let (_, body) = support::admin_get(
+        listen,
+        "/api/v1/query?query=up%7Bjob%3D%22weft-proxies%22%2Cnamespace%3D%22default%22%7D",
+    )
+    .await
+    .expect("query");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let mut up: Vec<(String, String)> = json["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let workload = r["metric"]["workload"].as_str().unwrap_or("?").to_string();
+            (workload, r["value"][1].as_str().unwrap_or("?").to_string())
+        })
+        .collect();
+    up.sort();
+    assert_eq!(
+        up,
+        [
+            ("client".to_string(), "1".to_string()),
+            ("echo-1".to_string(), "1".to_string())
+        ],
+        "{body}"
+    );
 }
