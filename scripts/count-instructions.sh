@@ -119,63 +119,9 @@ measure weft-2 http://127.0.78.1:4140 echo.prof client echo
 measure nginx http://127.0.78.6:8080 127.0.78.6 nginx
 
 # The hop with policy on the callee: B restarts on a copy of the mesh with policies added.
-b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
-openssl genpkey -algorithm ed25519 -out "$work/jwt.pem" 2>/dev/null
-x=$(openssl pkey -in "$work/jwt.pem" -pubout -outform DER | tail -c 32 | b64url)
-claims=$(printf '{"iss":"https://issuer.prof","sub":"bench","aud":"echo","scope":"read write","exp":%d}' $(( $(date +%s) + 3600 )))
-signed="$(printf '{"alg":"EdDSA","kid":"k1"}' | b64url).$(printf '%s' "$claims" | b64url)"
-printf '%s' "$signed" >"$work/jwt.in"  # EdDSA signs in one shot: a file, not a pipe
-token="$signed.$(openssl pkeyutl -sign -inkey "$work/jwt.pem" -rawin -in "$work/jwt.in" | b64url)"
-mkdir -p "$work/mesh-authz"
-cp "$work/mesh/mesh.yaml" "$work/mesh-authz/"
-cat >"$work/mesh-authz/policy.yaml" <<YAML
-apiVersion: security.istio.io/v1
-kind: RequestAuthentication
-metadata: {name: jwt, namespace: prof}
-spec:
-  selector: {matchLabels: {app: echo}}
-  jwtRules:
-  - issuer: https://issuer.prof
-    audiences: [echo]
-    jwks: '{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"$x"}]}'
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: deny-admin, namespace: prof}
-spec:
-  selector: {matchLabels: {app: echo}}
-  action: DENY
-  rules:
-  - to: [{operation: {paths: ["/admin/*", "/debug/{**}"]}}]
-  - when: [{key: "request.headers[x-block]", values: ["*"]}]
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: allow, namespace: prof}
-spec:
-  selector: {matchLabels: {app: echo}}
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/prof/sa/frontend"]}}]
-  - from: [{source: {namespaces: [billing]}}]
-  - from: [{source: {serviceAccounts: [prof/ops]}}]
-  - to: [{operation: {methods: [POST], paths: ["/orders/*"]}}]
-  - to: [{operation: {methods: [PUT, PATCH]}}]
-  - to: [{operation: {hosts: ["admin.prof", "admin.prof:*"]}}]
-  - to: [{operation: {ports: ["9090"]}}]
-  - to: [{operation: {paths: ["/api/{*}/export"]}}]
-  - from: [{source: {ipBlocks: [10.9.0.0/16]}}]
-  - from: [{source: {requestPrincipals: ["https://other.issuer/*"]}}]
-  - when: [{key: "request.headers[x-tenant]", values: [globex]}]
-  - when: [{key: "request.auth.claims[groups]", values: [admins]}]
-  - to: [{operation: {paths: ["/health", "/ready"]}}]
-  - to: [{operation: {methods: [DELETE]}}]
-  - from: [{source: {namespaces: ["staging-*"]}}]
-  - to: [{operation: {paths: ["*.css", "*.js"]}}]
-  - when: [{key: destination.port, values: ["9999"]}]
-  - from: [{source: {requestPrincipals: ["https://issuer.prof/*"]}}]
-    to: [{operation: {methods: [GET], paths: ["/item/{*}"]}}]
-    when: [{key: "request.auth.claims[scope]", values: [read]}]
-YAML
+# shellcheck source=lib/authz-policy.sh
+. "$root/scripts/lib/authz-policy.sh"
+authz_policy_init "$work/mesh-authz"
 # The same hop carrying the token, before any policy: what the token alone costs to carry
 # (HTTP/2 never indexes `authorization`, so its value is Huffman-coded on every request).
 extra_headers=(-H "authorization: Bearer $token")

@@ -16,7 +16,7 @@
 # Rerun after a change to the request path, a dependency or the toolchain: a function whose
 # code changed since it was recorded simply loses its profile, so a stale file costs speed,
 # never correctness (scripts/symbol-order.sh --check, which CI runs, says when names moved).
-# Needs llvm-profdata (Debian: llvm-19 or newer) and curl, installed as root if missing
+# Needs llvm-profdata (Debian: llvm-19 or newer), curl and openssl, installed as root if missing
 # (symbol-order.sh installs what it needs itself).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,8 +35,8 @@ if [ -z "$profdata" ]; then
     echo "pgo: needs llvm-profdata 19 or newer (apt-get install -y llvm-19)" >&2; exit 1
   fi
 fi
-command -v curl >/dev/null || { [ "$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq curl >/dev/null; } \
-  || { echo "pgo: needs curl (apt-get install -y curl)" >&2; exit 1; }
+for tool in curl openssl; do command -v "$tool" >/dev/null || { [ "$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; } \
+  || { echo "pgo: needs $tool (apt-get install -y $tool)" >&2; exit 1; }; done
 
 echo "==> building weft instrumented (target/pgo-instrumented)"
 RUSTFLAGS="-Cprofile-generate=$raw" cargo build --release -q -p weft \

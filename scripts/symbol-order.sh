@@ -36,7 +36,7 @@ if [ "${1:-}" = "--check" ]; then
   exit 0
 fi
 
-for tool in valgrind curl python3; do
+for tool in valgrind curl python3 openssl; do
   if ! command -v "$tool" >/dev/null; then
     if [ "$(id -u)" = 0 ]; then
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null

@@ -34,6 +34,10 @@ pub enum SetupKind {
     /// AuthorizationPolicies of 20 rules (what policy costs the hop)
     #[value(name = "weft-2-authz")]
     Weft2Authz,
+    /// weft-2-mtls with tracing on at 1% (spans exported over OTLP/gRPC to rotel): what
+    /// tracing costs the hop
+    #[value(name = "weft-2-trace")]
+    Weft2Trace,
     /// client → Envoy (one worker) → backend
     #[value(name = "envoy")]
     Envoy,
@@ -55,6 +59,7 @@ impl SetupKind {
             SetupKind::Weft2Mtls => "weft-2-mtls",
             SetupKind::Weft2Jwt => "weft-2-jwt",
             SetupKind::Weft2Authz => "weft-2-authz",
+            SetupKind::Weft2Trace => "weft-2-trace",
             SetupKind::Envoy => "envoy",
             SetupKind::Envoy2Mtls => "envoy-2-mtls",
             SetupKind::Nginx => "nginx",
@@ -98,7 +103,7 @@ pub struct Args {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "direct,weft-1,weft-2,weft-2-mtls,weft-2-jwt,weft-2-authz,envoy,envoy-2-mtls,nginx"
+        default_value = "direct,weft-1,weft-2,weft-2-mtls,weft-2-jwt,weft-2-authz,weft-2-trace,envoy,envoy-2-mtls,nginx"
     )]
     pub setups: Vec<SetupKind>,
     /// Fail instead of skipping a setup whose binary is missing.

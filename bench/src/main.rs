@@ -207,7 +207,8 @@ fn record_peer(meta: &mut Meta, kind: SetupKind, plan: &Plan) {
         | SetupKind::Weft2
         | SetupKind::Weft2Mtls
         | SetupKind::Weft2Jwt
-        | SetupKind::Weft2Authz => meta.add_peer("weft", &plan.weft, "--version"),
+        | SetupKind::Weft2Authz
+        | SetupKind::Weft2Trace => meta.add_peer("weft", &plan.weft, "--version"),
         SetupKind::Direct | SetupKind::Nginx => {}
     }
 }

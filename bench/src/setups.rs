@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use crate::children::Proc;
 use crate::cli::{Plan, SetupKind};
 use crate::peers::weft::Source::{Control, Static};
-use crate::peers::{self, authz, envoy, envoy_mtls, nginx, weft};
+use crate::peers::{self, authz, envoy, envoy_mtls, nginx, otel, weft};
 use crate::procstat::Tracked;
 use crate::request::RequestShape;
 
@@ -64,6 +64,9 @@ pub fn missing(kind: SetupKind, plan: &Plan) -> Option<peers::Missing> {
         | SetupKind::Weft2Mtls
         | SetupKind::Weft2Jwt
         | SetupKind::Weft2Authz => weft::binary(&plan.weft),
+        SetupKind::Weft2Trace => {
+            weft::binary(&plan.weft).and_then(|_| otel::binary(&plan.workspace))
+        }
     };
     found.err()
 }
@@ -114,7 +117,8 @@ pub fn start(kind: SetupKind, plan: &Plan) -> Result<Started> {
         | SetupKind::Weft2
         | SetupKind::Weft2Mtls
         | SetupKind::Weft2Jwt
-        | SetupKind::Weft2Authz => {
+        | SetupKind::Weft2Authz
+        | SetupKind::Weft2Trace => {
             let bin = match weft::binary(&plan.weft) {
                 Ok(bin) => bin,
                 Err(missing) => return Ok(Started::Skipped(missing.to_string())),
@@ -132,6 +136,18 @@ pub fn start(kind: SetupKind, plan: &Plan) -> Result<Started> {
                         authz::token_lifetime(plan.rates.len(), plan.warmup, plan.duration);
                     let request = authz::make(weft::HOST, lifetime)?.request;
                     (start_weft2_mtls(&bin, &dir, None, &request)?, request, HOP)
+                }
+                SetupKind::Weft2Trace => {
+                    let rotel = match otel::binary(&plan.workspace) {
+                        Ok(rotel) => rotel,
+                        Err(missing) => return Ok(Started::Skipped(missing.to_string())),
+                    };
+                    let collector = otel::start(&rotel, &dir)?;
+                    let request = plain(weft::HOST);
+                    let config = otel::mesh_config();
+                    let mut procs = start_weft2_mtls(&bin, &dir, Some(&config), &request)?;
+                    procs.push(collector);
+                    (procs, request, HOP)
                 }
                 _ => {
                     let (procs, request) = start_weft2_authz(&bin, &dir, plan)?;

@@ -10,8 +10,10 @@
 # static (`--config-dir`, a plaintext HTTP/2 hop between two proxies) and with a control plane
 # (xDS, certificates from a CSR, mutual TLS between the proxies). Traffic: HTTP/1.1 keep-alive,
 # HTTP/2 (h2c) from the client, a POST with a body, a request to a workload without a proxy,
-# an unknown host, and the admin endpoints. Each proxy is stopped with SIGTERM, so it drains
-# and exits normally (an instrumented binary writes its profile at exit).
+# an unknown host, and the admin endpoints. Then the static hop again with policy on the
+# callee (scripts/lib/authz-policy.sh: a JWT and 20 authorization rules), with requests it
+# allows and refuses, statically and from a control plane. Each proxy is stopped with SIGTERM, so it drains and exits normally (an
+# instrumented binary writes its profile at exit). Needs openssl for the policy's key.
 
 training_pids=()
 
@@ -60,6 +62,17 @@ training_stop() {
   training_pids=()
 }
 
+# Requests the policy allows (the last ALLOW rule), and ones it refuses: no token (403), a
+# token signed by no key it trusts (401), a denied path (403).
+training_authz_traffic() {
+  local out=http://127.0.77.1:4140 urls=() i
+  for i in $(seq 300); do urls+=("$out/item/$i"); done
+  curl -fs -H 'Host: echo.prof' -H "authorization: Bearer $token" "${urls[@]}" >/dev/null
+  curl -s -H 'Host: echo.prof' "${urls[@]:0:30}" >/dev/null
+  curl -s -H 'Host: echo.prof' -H "authorization: Bearer ${token%.*}.AAAA" "${urls[@]:0:30}" >/dev/null
+  curl -s -H 'Host: echo.prof' -H "authorization: Bearer $token" "$out/admin/x" "$out/debug/a/b" >/dev/null
+}
+
 training_run() {
   "$weft" echo --http 127.0.77.2:8080 --service echo --namespace prof --pod echo 2>"$work/echo.log" &
   pids+=($!)
@@ -73,20 +86,41 @@ training_run() {
   training_traffic
   training_stop
 
+  echo "==> static mode, policy on the callee: a JWT and 20 authorization rules"
+  # shellcheck source=authz-policy.sh
+  . "$root/scripts/lib/authz-policy.sh"
+  authz_policy_init "$work/mesh-authz"
+  training_proxy client 127.0.77.1 authz --config-dir "$work/mesh"
+  training_proxy echo 127.0.77.2 authz --config-dir "$work/mesh-authz"
+  training_ready 127.0.77.1 127.0.77.2
+  training_authz_traffic
+  training_stop
+
   echo "==> with a control plane: xDS, certificates, mutual TLS"
+  training_control "$work/mesh" training_traffic control
+  echo "==> with a control plane, policy on the callee (as it arrives over xDS)"
+  training_control "$work/mesh-authz" training_authz_traffic control-authz
+}
+
+# training_control DIR TRAFFIC MODE: a control plane on DIR, the two proxies with certificates
+# from it (mutual TLS between them; MODE names their profiles), TRAFFIC through them; then all
+# three stop.
+training_control() {
+  # Not `token`: bash scopes dynamically, and the traffic reads the JWT from $token.
+  local dir=$1 traffic=$2 mode=$3 w join
   WEFT_LOG=warn training_launch control control \
-    "$weft" control --config-dir "$work/mesh" --state-dir "$work/state" --grpc-addr 127.0.77.9:4180 \
-    --admin-addr 127.0.77.9:4181 >"$work/control.log" 2>&1
-  local control_pids=("${training_pids[@]}") w token
+    "$weft" control --config-dir "$dir" --state-dir "$work/state" --grpc-addr 127.0.77.9:4180 \
+    --admin-addr 127.0.77.9:4181 >>"$work/control.log" 2>&1
+  local control_pids=("${training_pids[@]}")
   training_pids=()
   for _ in $(seq 50); do curl -fs http://127.0.77.9:4181/ready >/dev/null && break; sleep 0.2; done
   for w in client:127.0.77.1 echo:127.0.77.2; do
-    token=$("$weft" token create --workload "${w%%:*}" --namespace prof --state-dir "$work/state")
-    training_proxy "${w%%:*}" "${w#*:}" control --control 127.0.77.9:4180 \
-      --control-ca "$work/state/ca/bundle.pem" --join-token "$token"
+    join=$("$weft" token create --workload "${w%%:*}" --namespace prof --state-dir "$work/state")
+    training_proxy "${w%%:*}" "${w#*:}" "$mode" --control 127.0.77.9:4180 \
+      --control-ca "$work/state/ca/bundle.pem" --join-token "$join"
   done
   training_ready 127.0.77.1 127.0.77.2
-  training_traffic
+  "$traffic"
   training_stop
   training_pids=("${control_pids[@]}")
   training_stop

@@ -11,6 +11,7 @@ pub mod envoy;
 pub mod envoy_mtls;
 pub mod jwt;
 pub mod nginx;
+pub mod otel;
 pub mod weft;
 
 use std::io::{Read, Write};

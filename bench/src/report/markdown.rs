@@ -29,7 +29,8 @@ sending weft-2-authz's request (a JWT and a tenant header) with no policy; weft-
 weft-2-jwt plus, on the callee, the JWT checked on every request and 20 authorization rules, \
 all walked for each request (the one that allows it is the last), so weft-2-authz against \
 weft-2-jwt is what policy costs and weft-2-jwt against weft-2-mtls what carrying the token \
-costs; envoy-2-mtls is two Envoys with mutual TLS \
+costs; weft-2-trace is weft-2-mtls with tracing on at 1% (a live OTLP collector, rotel, \
+dropping what it receives); envoy-2-mtls is two Envoys with mutual TLS \
 1.3 between them, as Istio's sidecars, without Istio's telemetry filters.";
 
 /// Renders the whole report.

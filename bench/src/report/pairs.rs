@@ -1,12 +1,14 @@
 //! Setups side by side with the setup they are judged against, at each rate both ran:
 //! latency and CPU per request (all of a setup's proxies together) beside each other, and
-//! their ratio. Three pairs matter:
+//! their ratio. Four pairs matter:
 //!
 //! * weft-2-authz against weft-2-jwt: the same hop carrying the same request (a JWT and a
 //!   tenant header) with and without policy (the JWT verified and 20 authorization rules on
 //!   proxy B), so the difference is what policy costs;
 //! * weft-2-jwt against weft-2-mtls: what carrying the token costs the hop with no policy at
 //!   all (HTTP/2 never indexes `authorization`, so its bytes are coded on every request);
+//! * weft-2-trace against weft-2-mtls: tracing on at 1%, so the difference is what tracing
+//!   costs (trace context read and written on every request, a span for one in a hundred);
 //! * weft-2-mtls against envoy-2-mtls: the mutual-TLS mesh hop, Weft's two proxies against
 //!   Istio's two Envoys.
 
@@ -15,7 +17,7 @@ use serde::Serialize;
 use super::Row;
 
 /// (setup, baseline, what the comparison shows).
-pub const PAIRS: [(&str, &str, &str); 3] = [
+pub const PAIRS: [(&str, &str, &str); 4] = [
     (
         "weft-2-authz",
         "weft-2-jwt",
@@ -25,6 +27,11 @@ pub const PAIRS: [(&str, &str, &str); 3] = [
         "weft-2-jwt",
         "weft-2-mtls",
         "carrying a JWT and a tenant header, no policy",
+    ),
+    (
+        "weft-2-trace",
+        "weft-2-mtls",
+        "tracing on, 1% of requests sampled, spans exported over OTLP",
     ),
     (
         "weft-2-mtls",
@@ -121,7 +128,7 @@ mod tests {
             ("weft-2-jwt", "weft-2-mtls")
         );
         assert_eq!(token.cpu_ratio, Some(1.6 / 1.5));
-        let hop = &pairs[2];
+        let hop = &pairs[pairs.len() - 1];
         assert_eq!(hop.baseline, "envoy-2-mtls");
         assert_eq!(hop.cpu_ratio, Some(1.5 / 4.0));
         assert_eq!(hop.p99_diff_ms, Some(-0.3));

@@ -6,6 +6,8 @@ use super::{Row, Target, Verdict};
 
 /// The most CPU per request policy may add to the mutual-TLS hop: 10%.
 pub const POLICY_CPU_LIMIT: f64 = 1.10;
+/// The most CPU per request tracing at 1% may add to the hop: 5%.
+pub const TRACING_CPU_LIMIT: f64 = 1.05;
 
 /// Every target, in the order the report lists them.
 pub fn evaluate(rows: &[Row]) -> Vec<Target> {
@@ -13,6 +15,7 @@ pub fn evaluate(rows: &[Row]) -> Vec<Target> {
         hop_target(rows),
         envoy_hop_target(rows),
         policy_target(rows),
+        tracing_target(rows),
         rss_target(rows),
         cpu_target(rows),
     ]
@@ -116,17 +119,42 @@ fn envoy_hop_target(rows: &[Row]) -> Target {
 /// the same hop with no policy, so the difference is the policy's alone; what carrying the
 /// token costs without any policy is reported beside it (weft-2-jwt vs weft-2-mtls).
 fn policy_target(rows: &[Row]) -> Target {
-    let goal = "policy adds at most 10% CPU per request to the hop (weft-2-authz vs weft-2-jwt)"
-        .to_string();
+    overhead_target(
+        rows,
+        ("weft-2-authz", "weft-2-jwt"),
+        POLICY_CPU_LIMIT,
+        "policy adds at most 10% CPU per request to the hop (weft-2-authz vs weft-2-jwt)",
+    )
+}
+
+/// Tracing on at 1%: weft-2-trace's CPU per request against weft-2-mtls's.
+fn tracing_target(rows: &[Row]) -> Target {
+    overhead_target(
+        rows,
+        ("weft-2-trace", "weft-2-mtls"),
+        TRACING_CPU_LIMIT,
+        "tracing at 1% adds at most 5% CPU per request to the hop (weft-2-trace vs weft-2-mtls)",
+    )
+}
+
+/// `setup`'s CPU per request (its proxies together) at most `limit` times `baseline`'s, at
+/// every rate both ran.
+fn overhead_target(
+    rows: &[Row],
+    (setup, baseline): (&str, &str),
+    limit: f64,
+    goal: &str,
+) -> Target {
+    let goal = goal.to_string();
     let mut checks = Vec::new();
-    for ours in rows.iter().filter(|r| r.setup == "weft-2-authz") {
-        let theirs = find(rows, "weft-2-jwt", ours.rate).and_then(|r| r.cpu_per_10k_total);
+    for ours in rows.iter().filter(|r| r.setup == setup) {
+        let theirs = find(rows, baseline, ours.rate).and_then(|r| r.cpu_per_10k_total);
         let (Some(cpu), Some(base)) = (ours.cpu_per_10k_total, theirs.filter(|&b| b > 0.0)) else {
             continue;
         };
         let ratio = cpu / base;
         checks.push((
-            ratio <= POLICY_CPU_LIMIT,
+            ratio <= limit,
             format!(
                 "@{}: {cpu:.3} vs {base:.3} s/10k ({:+.0}%)",
                 ours.rate,
@@ -135,7 +163,10 @@ fn policy_target(rows: &[Row]) -> Target {
         ));
     }
     if checks.is_empty() {
-        return not_measured(goal, "needs weft-2-authz and weft-2-jwt at the same rate");
+        return not_measured(
+            goal,
+            &format!("needs {setup} and {baseline} at the same rate"),
+        );
     }
     let pass = checks.iter().all(|c| c.0);
     let detail: Vec<&str> = checks.iter().map(|c| c.1.as_str()).collect();
@@ -265,6 +296,24 @@ mod tests {
             row("weft-2-mtls", 1000, 1.5),
         ]);
         assert_eq!(target.verdict, Verdict::NotMeasured);
+    }
+
+    #[test]
+    fn tracing_target_allows_five_percent() {
+        let rows = [
+            row("weft-2-mtls", 1000, 1.00),
+            row("weft-2-trace", 1000, 1.05),
+            row("weft-2-mtls", 5000, 1.00),
+            row("weft-2-trace", 5000, 1.06),
+        ];
+        let target = tracing_target(&rows);
+        assert_eq!(target.verdict, Verdict::Fail);
+        assert_eq!(
+            target.detail,
+            "@1000: 1.050 vs 1.000 s/10k (+5%); @5000: 1.060 vs 1.000 s/10k (+6%)"
+        );
+        assert_eq!(tracing_target(&rows[..2]).verdict, Verdict::Pass);
+        assert_eq!(tracing_target(&rows[1..2]).verdict, Verdict::NotMeasured);
     }
 
     #[test]
