@@ -1,5 +1,6 @@
 //! Prometheus service discovery for the proxies: `GET /prometheus/targets` on the admin
-//! endpoint answers in the format of Prometheus's `http_sd_configs` (and `file_sd_configs`):
+//! endpoint answers in the format of Prometheus's `http_sd_configs`, and with
+//! `--prometheus-file-sd PATH` the same list is kept in a file for `file_sd_configs`:
 //! one target group per meshed workload, its proxy's admin address (`/metrics` there), with
 //! labels that say whose proxy it is.
 //!
@@ -13,8 +14,33 @@
 //! scraped from a proxy, so dashboards select by them; `__meta_weft_*` carry the service
 //! account and every workload label for relabelling.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
+use tokio::sync::watch;
 use weft_api::model::Model;
+
+use crate::published::Published;
+
+/// Keeps `path` equal to [`targets`] of the published model, for `file_sd_configs`:
+/// written when the control plane starts and again whenever the model changes, each time
+/// whole (a temporary file renamed over it, so Prometheus never reads half of one).
+pub async fn keep_file(mut published: watch::Receiver<Arc<Published>>, path: PathBuf) {
+    loop {
+        // The model is taken out first: the watch stays unlocked while the file is written.
+        let model = published.borrow_and_update().model.clone();
+        let text = targets(&model).to_string() + "\n";
+        let tmp = path.with_extension("tmp");
+        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the Prometheus targets file");
+        }
+        if published.changed().await.is_err() {
+            return;
+        }
+    }
+}
 
 /// The target groups for every meshed workload of `model`, in the model's order.
 pub fn targets(model: &Model) -> Value {

@@ -32,6 +32,8 @@ pub struct ControlConfig {
     pub cert_ttl: Duration,
     /// A CA supplied by the user (cert-manager style PEM files) instead of a generated root.
     pub ca: Option<CaFiles>,
+    /// Where to keep the proxies' scrape targets for Prometheus's `file_sd_configs`.
+    pub file_sd: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -212,7 +214,7 @@ pub async fn run(
             }
         }
     };
-    let tasks = [
+    let mut tasks = vec![
         tokio::spawn(crate::serve::serve(grpc_listener, tls, grpc)),
         tokio::spawn(crate::admin::serve(admin_listener, admin)),
         tokio::spawn(store.clone().watch()),
@@ -220,6 +222,12 @@ pub async fn run(
         tokio::spawn(refresh),
         tokio::spawn(expire_leases(store.clone())),
     ];
+    if let Some(path) = config.file_sd.clone() {
+        tasks.push(tokio::spawn(crate::prometheus_sd::keep_file(
+            store.subscribe(),
+            path,
+        )));
+    }
     shutdown.await;
     tracing::info!("control plane shutting down");
     for t in tasks {

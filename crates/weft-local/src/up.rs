@@ -97,6 +97,12 @@ async fn with_bridge(
         &control_grpc.to_string(),
         "--admin-addr",
         &spec.control_admin.to_string(),
+        "--prometheus-file-sd",
+        &spec
+            .run_dir
+            .join("prometheus-targets.json")
+            .display()
+            .to_string(),
     ]
     .iter()
     .map(|s| s.to_string())

@@ -116,7 +116,10 @@ async fn prometheus_discovers_the_proxies_through_the_control_plane() {
         eprintln!("SKIPPED: prometheus not installed; ./scripts/test.sh installs it");
         return;
     }
-    let mut mesh = ControlMesh::start(99, "STRICT", "1h").await;
+    let file_sd = std::env::temp_dir().join(format!("weft-file-sd-{}.json", std::process::id()));
+    let file_sd_arg = file_sd.display().to_string();
+    let mut mesh =
+        ControlMesh::start_with(99, "STRICT", "1h", &["--prometheus-file-sd", &file_sd_arg]).await;
     mesh.start_workloads().await;
     let (status, targets) = support::admin_get(mesh.control_admin(), "/prometheus/targets")
         .await
@@ -129,8 +132,10 @@ async fn prometheus_discovers_the_proxies_through_the_control_plane() {
     std::fs::create_dir_all(&dir).expect("dir");
     let config = format!(
         "global: {{scrape_interval: 1s}}\nscrape_configs:\n- job_name: weft-proxies\n  \
-         http_sd_configs: [{{url: 'http://{}/prometheus/targets', refresh_interval: 1s}}]\n",
-        mesh.control_admin()
+         http_sd_configs: [{{url: 'http://{}/prometheus/targets', refresh_interval: 1s}}]\n\
+         - job_name: weft-file-sd\n  file_sd_configs: [{{files: ['{}'], refresh_interval: 1s}}]\n",
+        mesh.control_admin(),
+        file_sd.display()
     );
     std::fs::write(dir.join("prometheus.yml"), config).expect("config");
     let listen = mesh.addr(3, 9099);
@@ -208,4 +213,21 @@ async fn prometheus_discovers_the_proxies_through_the_control_plane() {
         ],
         "{body}"
     );
+    // The file the control plane keeps lists the same targets, and Prometheus reads it too.
+    let from_file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file_sd).expect("file_sd file"))
+            .expect("JSON");
+    assert_eq!(from_file, groups);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let query = "/api/v1/query?query=count(up%7Bjob%3D%22weft-file-sd%22%7D%3D%3D1)";
+    loop {
+        let (_, body) = support::admin_get(listen, query).await.expect("query");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if json["data"]["result"][0]["value"][1].as_str() == Some("2") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "file_sd targets not up: {body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = std::fs::remove_file(&file_sd);
 }

@@ -37,6 +37,10 @@ pub struct Args {
     /// Roots to trust (PEM), when --ca-cert is an intermediate (cert-manager's ca.crt).
     #[arg(long, env = "WEFT_CA_BUNDLE", requires = "ca_cert")]
     ca_bundle: Option<PathBuf>,
+    /// Keep every proxy's scrape target in this file, for Prometheus's `file_sd_configs`
+    /// (the same list `GET /prometheus/targets` serves for `http_sd_configs`).
+    #[arg(long, env = "WEFT_PROMETHEUS_FILE_SD")]
+    prometheus_file_sd: Option<PathBuf>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -51,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             key: args.ca_key.unwrap_or_default(),
             bundle: args.ca_bundle,
         }),
+        file_sd: args.prometheus_file_sd,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -17,6 +17,8 @@ pub struct ControlMesh {
     pub control: Option<Proc>,
     pub procs: Vec<Proc>,
     pub cert_ttl: &'static str,
+    /// More `weft control` arguments, for every start of the control plane.
+    pub control_args: Vec<String>,
 }
 
 impl ControlMesh {
@@ -85,6 +87,16 @@ spec: {{mtls: {{mode: {mode}}}}}
 
     /// Writes the config and starts the control plane (not the proxies).
     pub async fn start(block: u8, mode: &str, cert_ttl: &'static str) -> ControlMesh {
+        Self::start_with(block, mode, cert_ttl, &[]).await
+    }
+
+    /// [`ControlMesh::start`], with more arguments for `weft control`.
+    pub async fn start_with(
+        block: u8,
+        mode: &str,
+        cert_ttl: &'static str,
+        control_args: &[&str],
+    ) -> ControlMesh {
         let dir = std::env::temp_dir().join(format!("weft-control-{block}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("config")).expect("config dir");
@@ -94,6 +106,7 @@ spec: {{mtls: {{mode: {mode}}}}}
             control: None,
             procs: Vec::new(),
             cert_ttl,
+            control_args: control_args.iter().map(|s| s.to_string()).collect(),
         };
         std::fs::write(mesh.config_dir().join("mesh.yaml"), mesh.config(mode)).expect("config");
         mesh.start_control().await;
@@ -101,7 +114,7 @@ spec: {{mtls: {{mode: {mode}}}}}
     }
 
     pub async fn start_control(&mut self) {
-        let args = vec![
+        let mut args = vec![
             "control".to_string(),
             "--config-dir".into(),
             self.config_dir().display().to_string(),
@@ -114,6 +127,7 @@ spec: {{mtls: {{mode: {mode}}}}}
             "--cert-ttl".into(),
             self.cert_ttl.into(),
         ];
+        args.extend(self.control_args.iter().cloned());
         let n = self.procs.len();
         self.control = Some(Proc::spawn(&format!("control-{n}"), &args, &self.dir));
         wait_listening(self.grpc()).await;
