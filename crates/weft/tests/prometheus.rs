@@ -25,20 +25,46 @@ impl Drop for Killed {
     }
 }
 
+/// Whether Debian's Prometheus is here; without it the test says so (and fails under CI).
+fn prometheus_installed() -> bool {
+    if Command::new("prometheus").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "prometheus is required in CI (apt-get install prometheus)"
+    );
+    eprintln!("SKIPPED: prometheus not installed; ./scripts/test.sh installs it");
+    false
+}
+
+/// Prometheus with `config` (in `dir`, beside its data and log), answering on `listen`.
+fn start_prometheus(dir: &std::path::Path, config: &str, listen: std::net::SocketAddr) -> Killed {
+    std::fs::write(dir.join("prometheus.yml"), config).expect("config");
+    let server = Command::new("prometheus")
+        .arg(format!(
+            "--config.file={}",
+            dir.join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={listen}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(dir.join("log")).expect("log"),
+        ))
+        .spawn()
+        .expect("start prometheus");
+    Killed(server)
+}
+
 const NO_ROUTES: &str = "apiVersion: v1\nkind: Namespace\nmetadata: {name: t}\n";
 
 #[tokio::test]
 async fn prometheus_scrapes_the_golden_metrics() {
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "prometheus is required in CI (apt-get install prometheus)"
-        );
-        eprintln!("SKIPPED: prometheus not installed; ./scripts/test.sh installs it");
+    if !prometheus_installed() {
         return;
     }
     let mesh = TestMesh::start(80, NO_ROUTES, &[]).await;
@@ -57,25 +83,8 @@ async fn prometheus_scrapes_the_golden_metrics() {
         "global: {{scrape_interval: 1s}}\nscrape_configs:\n- job_name: weft\n  static_configs:\n  - targets: ['{}']\n",
         mesh.admin(3)
     );
-    std::fs::write(dir.join("prometheus.yml"), config).expect("config");
     let listen = mesh.addr(3, 9099);
-    let server = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={listen}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("log")).expect("log"),
-        ))
-        .spawn()
-        .expect("start prometheus");
-    let _server = Killed(server);
+    let _server = start_prometheus(&dir, &config, listen);
     let query = "/api/v1/query?query=sum(weft_requests_total%7Bdirection%3D%22outbound%22%2Cresponse_code%3D%22200%22%7D)";
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -104,16 +113,7 @@ async fn prometheus_scrapes_the_golden_metrics() {
 /// the labels it gives (namespace, workload, app), and a golden metric's rate comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_discovers_the_proxies_through_the_control_plane() {
-    if Command::new("prometheus")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "prometheus is required in CI (apt-get install prometheus)"
-        );
-        eprintln!("SKIPPED: prometheus not installed; ./scripts/test.sh installs it");
+    if !prometheus_installed() {
         return;
     }
     let file_sd = std::env::temp_dir().join(format!("weft-file-sd-{}.json", std::process::id()));
@@ -137,25 +137,8 @@ async fn prometheus_discovers_the_proxies_through_the_control_plane() {
         mesh.control_admin(),
         file_sd.display()
     );
-    std::fs::write(dir.join("prometheus.yml"), config).expect("config");
     let listen = mesh.addr(3, 9099);
-    let server = Command::new("prometheus")
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={listen}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(
-            std::fs::File::create(dir.join("log")).expect("log"),
-        ))
-        .spawn()
-        .expect("start prometheus");
-    let _server = Killed(server);
+    let _server = start_prometheus(&dir, &config, listen);
 
     // Traffic for the whole window, so that the rate has samples on both sides.
     let deadline = Instant::now() + Duration::from_secs(40);

@@ -97,6 +97,7 @@ impl OpenSpan {
     /// The request's own attributes; `peer` is the other end of the connection it came on.
     pub fn describe<B>(&mut self, req: &Request<B>, peer: SocketAddr, grpc: bool) {
         let method = req.method().as_str();
+        let known = known_method(method);
         let path = req.uri().path();
         self.grpc = grpc;
         let authority = req
@@ -116,9 +117,9 @@ impl OpenSpan {
             self.set("rpc.service", service.to_string());
             self.set("rpc.method", rpc.to_string());
         } else {
-            self.name = known_method(method).unwrap_or("HTTP").to_string();
+            self.name = known.unwrap_or("HTTP").to_string();
         }
-        match known_method(method) {
+        match known {
             Some(known) => self.set("http.request.method", known),
             None => {
                 self.set("http.request.method", "_OTHER");
