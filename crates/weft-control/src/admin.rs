@@ -6,11 +6,17 @@
 //! - `GET /ca/bundle.pem`: the trust bundle proxies need to reach the control plane;
 //! - `GET /prometheus/targets`: every proxy's metrics address, for Prometheus's
 //!   `http_sd_configs` (see [`crate::prometheus_sd`]);
-//! - `POST /ca/rotate`, `POST /ca/finish-rotation`: the two steps of a root rotation;
+//! - `POST /ca/rotate`, `POST /ca/finish-rotation`: the two steps of a root rotation (admin
+//!   token);
+//! - `/proxies/...`: the connected proxies, what each holds, its tap; `/services/NS/NAME/tap`:
+//!   the taps of a Service's proxies (admin token; see [`crate::proxies_api`]);
 //! - `GET /authz/scope?service=NS/NAME[&port=P]`: a Service port's workloads and the
 //!   AuthorizationPolicies each has (what `weft authz check --control` decides with);
 //! - `/workloads/...` and `/hosts`: workloads registered by `weft run` (see
 //!   [`crate::workloads_api`]).
+//!
+//! Routes that change the mesh or read what proxies hold need the admin token (the state
+//! directory's `admin-token`) as `Authorization: Bearer <token>`; a refusal is logged.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,7 +28,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::http_response::{query, respond, text};
+use crate::connected::Connected;
+use crate::http_response::{boxed, query, respond, text, AdminResponse};
 use crate::identity::Ca;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -33,8 +40,9 @@ pub struct Admin {
     pub ca: Arc<Ca>,
     pub metrics: Arc<Metrics>,
     pub tokens: Arc<TokenStore>,
-    /// The bearer token that routes changing registrations need.
+    /// The bearer token that protected routes need.
     pub admin_token: String,
+    pub connected: Arc<Connected>,
 }
 
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
@@ -57,7 +65,32 @@ pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
     }
 }
 
-async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> AdminResponse {
+    let path = req.uri().path();
+    let protected = path == "/proxies"
+        || path.starts_with("/proxies/")
+        || path.starts_with("/services/")
+        || (req.method() == Method::POST && path.starts_with("/ca/"));
+    if protected && !admin.authorized(&req) {
+        return boxed(unauthorized(&req));
+    }
+    if path == "/proxies" || path.starts_with("/proxies/") {
+        if req.method() != Method::GET {
+            return boxed(text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into()));
+        }
+        if let Some(resp) = crate::proxies_api::handle(admin, &req).await {
+            return resp;
+        }
+    }
+    if path.starts_with("/services/") {
+        if let Some(resp) = crate::proxies_api::handle_service(admin, &req).await {
+            return resp;
+        }
+    }
+    boxed(handle_whole(admin, req).await)
+}
+
+async fn handle_whole(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if path == "/hosts" || path.starts_with("/workloads") {
         let (store, tokens, token) = (&admin.store, &admin.tokens, &admin.admin_token);
@@ -98,9 +131,34 @@ async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Full<Byt
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /status, /metrics, /ready, /workloads, /hosts\n".into(),
+            "not found: try /status, /metrics, /ready, /proxies, /workloads, /hosts\n".into(),
         ),
     }
+}
+
+impl Admin {
+    /// Whether `req` carries the admin token.
+    pub fn authorized<B>(&self, req: &Request<B>) -> bool {
+        let header = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        weft_identity::AdminDigest::of_token(&self.admin_token).admits_header(header)
+    }
+}
+
+/// 401, logged: who asked for what without the token.
+pub(crate) fn unauthorized<B>(req: &Request<B>) -> Response<Full<Bytes>> {
+    tracing::warn!(method = %req.method(), path = %req.uri().path(), "refused an admin request without the admin token");
+    let mut resp = text(
+        StatusCode::UNAUTHORIZED,
+        format!("send the control plane's admin token (its state directory's {}) as `Authorization: Bearer <token>`\n", crate::state::ADMIN_TOKEN_FILE),
+    );
+    resp.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Bearer realm=\"weft\""),
+    );
+    resp
 }
 
 /// `GET /authz/scope?service=NS/NAME[&port=P]`: the workloads a Service port sends to and the

@@ -34,3 +34,13 @@ pub(crate) fn query<B>(req: &http::Request<B>, key: &str) -> Option<String> {
         (k == key).then(|| v.to_string())
     })
 }
+
+/// A body the admin endpoint answers with: whole documents, or a relayed stream (a tap).
+pub(crate) type AdminBody = http_body_util::combinators::UnsyncBoxBody<Bytes, hyper::Error>;
+pub(crate) type AdminResponse = Response<AdminBody>;
+
+/// A whole-document response as an [`AdminResponse`].
+pub(crate) fn boxed(resp: Response<Full<Bytes>>) -> AdminResponse {
+    use http_body_util::BodyExt;
+    resp.map(|b| b.map_err(|never| match never {}).boxed_unsync())
+}

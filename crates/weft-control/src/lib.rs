@@ -10,23 +10,29 @@
 //! - [`serve`]: the gRPC listener (TLS 1.3, HTTP/2); [`admin`]: status, metrics, CA rotation
 //!   (its responses built by `http_response`, which [`workloads_api`] shares).
 //! - [`state`]: the state directory (CA key, tokens), written atomically and privately.
+//! - [`connected`]: the proxies connected now and how current each is (`weft check`,
+//!   `weft proxy-config`).
 //! - [`prometheus_sd`]: the proxies as Prometheus scrape targets (`http_sd_configs`).
 //! - [`jwks`]: the key sets RequestAuthentications name (`jwksUri`, OpenID discovery),
 //!   fetched and refreshed here and pushed to proxies with their configuration.
 
 pub mod admin;
+pub mod connected;
 mod http_response;
 pub mod identity;
 pub mod jwks;
 mod jwks_http;
 pub mod metrics;
 pub mod prometheus_sd;
+pub mod proxies_api;
+mod proxy_admin;
 pub mod published;
 pub mod registry;
 pub mod run;
 pub mod serve;
 pub mod state;
 pub mod store;
+mod tap_relay;
 pub mod tokens;
 pub mod workloads_api;
 pub mod xds;

@@ -58,13 +58,19 @@ impl Published {
         }
     }
 
-    /// The proxy's own resource (named `namespace/workload`).
-    pub fn proxy_config(&self, who: &ProxyIdentity) -> Result<Encoded, CompileError> {
+    /// The proxy's own resource (named `namespace/workload`), with the admin token's digest
+    /// (hex) its admin endpoint checks callers against.
+    pub fn proxy_config(
+        &self,
+        who: &ProxyIdentity,
+        admin_digest: &str,
+    ) -> Result<Encoded, CompileError> {
         let view = compile::proxy_config(&self.model, who)?;
         let message = ProxyConfig {
             schema: SCHEMA,
             view: serde_json::to_vec(&view).unwrap_or_default(),
             trust_bundle: self.trust_bundle.iter().map(|c| c.to_vec()).collect(),
+            admin_token_sha256: admin_digest.to_string(),
         };
         Ok(encode(types::PROXY_CONFIG, &message))
     }

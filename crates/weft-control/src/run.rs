@@ -170,9 +170,17 @@ pub async fn run(
     let grpc_listener = bind(config.grpc_addr, "gRPC").await?;
     let admin_listener = bind(config.admin_addr, "admin").await?;
 
+    let admin_token =
+        crate::state::admin_token(&config.state_dir).map_err(|source| ControlError::State {
+            dir: config.state_dir.display().to_string(),
+            source,
+        })?;
+    let connected = Arc::new(crate::connected::Connected::default());
     let ads = AggregatedDiscoveryServiceServer::new(crate::xds::Ads {
         published: store.subscribe(),
         metrics: metrics.clone(),
+        connected: connected.clone(),
+        admin_digest: weft_identity::AdminDigest::of_token(&admin_token).to_hex(),
     })
     .max_decoding_message_size(MAX_REQUEST_BYTES);
     let identity = IdentityGrpc::new(IdentityServer {
@@ -184,17 +192,13 @@ pub async fn run(
     })
     .max_decoding_message_size(MAX_REQUEST_BYTES);
     let grpc = crate::serve::router(ads, identity);
-    let admin_token =
-        crate::state::admin_token(&config.state_dir).map_err(|source| ControlError::State {
-            dir: config.state_dir.display().to_string(),
-            source,
-        })?;
     let admin = Arc::new(Admin {
         store: store.clone(),
         ca: ca.clone(),
         metrics,
         tokens: tokens.clone(),
         admin_token,
+        connected,
     });
     tracing::info!(
         grpc = %config.grpc_addr, admin = %config.admin_addr, state = %config.state_dir.display(),

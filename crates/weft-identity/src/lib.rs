@@ -24,6 +24,7 @@
 //! What this crate does not do: authorization (which ids may talk to which is policy's job),
 //! revocation (certificates are short-lived instead), or transport of CSRs and certificates.
 
+pub mod admin;
 mod ca;
 mod cert;
 pub mod creds;
@@ -37,6 +38,7 @@ mod tls;
 #[cfg(test)]
 mod test_util;
 
+pub use crate::admin::{bearer, AdminDigest};
 pub use crate::ca::{Authority, CaError, Issued};
 pub use crate::cert::{cert_not_after, cert_not_before, peer_id, CertError};
 pub use crate::creds::{Credentials, CredentialsError};

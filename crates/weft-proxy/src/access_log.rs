@@ -73,6 +73,12 @@ pub struct Entry {
     peer_principal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mtls: Option<bool>,
+    /// Outbound: the workload (`namespace/name`) of the endpoint that answered, and the
+    /// identity its proxy proved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination_workload: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    destination_principal: Option<String>,
 }
 
 impl Entry {
@@ -108,6 +114,8 @@ impl Entry {
             authz: None,
             peer_principal: None,
             mtls: None,
+            destination_workload: None,
+            destination_principal: None,
         }
     }
 
@@ -130,18 +138,45 @@ impl Entry {
         self.route = route.to_string();
     }
 
-    /// The finished line, newline-terminated.
-    /// Taken by reference: an entry is large, and moving it into this call would copy it.
-    pub fn finish<B>(&mut self, resp: &Response<B>, elapsed: Duration) -> String {
+    /// The endpoint that answered (outbound): its workload and its proxy's identity.
+    pub fn upstream(&mut self, workload: String, principal: Option<String>) {
+        self.destination_workload = Some(workload);
+        self.mtls = Some(principal.is_some());
+        self.destination_principal = principal;
+    }
+
+    /// Fills in the answer. Taken by reference: an entry is large, and moving it into this
+    /// call would copy it.
+    pub fn complete<B>(&mut self, resp: &Response<B>, elapsed: Duration) {
         self.status = resp.status().as_u16();
         self.duration_ms = elapsed.as_secs_f64() * 1000.0;
         self.weft_error = crate::h1::verbatim::header(resp, WEFT_ERROR)
             .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::to_string);
         self.error_reason = resp.extensions().get::<Synthesized>().map(|s| s.0.label());
-        let mut line = serde_json::to_string(&self).unwrap_or_default();
+    }
+
+    /// The completed entry as a log line, newline-terminated.
+    pub fn line(&self) -> String {
+        let mut line = serde_json::to_string(self).unwrap_or_default();
         line.push('\n');
         line
+    }
+
+    pub fn direction(&self) -> &'static str {
+        self.direction
+    }
+
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    pub fn path(&self) -> &str {
+        &self.path
     }
 }
 

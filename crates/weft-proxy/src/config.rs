@@ -31,6 +31,9 @@ pub struct ProxyConfig {
     /// Upper bound on the size of a request head (bytes) and the number of headers.
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// The admin token's digest, for `/config` and `/tap` (`--admin-token-file`); with a
+    /// control plane, the digest it sends is accepted as well.
+    pub admin_digest: Option<weft_identity::AdminDigest>,
 }
 
 impl ProxyConfig {
@@ -50,6 +53,7 @@ impl ProxyConfig {
             header_read_timeout: Duration::from_secs(60),
             max_header_bytes: 64 * 1024,
             max_headers: 100,
+            admin_digest: None,
         }
     }
 }

@@ -127,6 +127,14 @@ impl ViewSink for Installer {
         self.metrics
             .proxy_error(crate::metrics::INBOUND, "xds-nack");
     }
+
+    fn held(
+        &self,
+        resources: Vec<crate::control::resources::HeldResource>,
+        admin: Option<weft_identity::AdminDigest>,
+    ) {
+        self.status.set_held(resources, admin);
+    }
 }
 
 fn unix_now() -> i64 {

@@ -9,7 +9,8 @@
 //!   endpoint is meshed;
 //! - **inbound** (default `:4143`): connections to the workload, from peer proxies or from
 //!   outside the mesh; forwarded to the local application;
-//! - **admin** (default `:4191`): `/ready`, `/live`, `/metrics`, `/config`.
+//! - **admin** (default `:4191`): `/ready`, `/live`, `/metrics` (open); `/config` and `/tap`
+//!   (the admin token).
 //!
 //! Configuration is a [`weft_api::view::ProxyView`], compiled into a [`state::Snapshot`] off
 //! the request path and swapped in whole; requests in flight keep the snapshot they started
@@ -36,6 +37,7 @@ pub mod outbound;
 pub mod run;
 pub mod state;
 pub mod status;
+pub mod tap;
 pub mod trace;
 pub mod watch;
 

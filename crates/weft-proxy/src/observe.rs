@@ -1,10 +1,10 @@
-//! What watches one request as it goes: its access-log line and its trace span, each present
-//! only when configured. The stages tell it what they decided (the route, the authorization,
-//! the endpoint that answered) without knowing who listens; the handler's edge finishes it
-//! with the answer.
+//! What watches one request as it goes: its access-log line (also what a tap shows) and its
+//! trace span, each present only when configured or tapped. The stages tell it what they
+//! decided (the route, the authorization, the endpoint that answered) without knowing who
+//! listens; the handler's edge finishes it with the answer.
 //!
-//! With neither configured, every call here is a check of two `None`s: a request that nobody
-//! watches pays for nothing else.
+//! With nothing configured and no tap open, every call here is a check of two `None`s: a
+//! request that nobody watches pays for nothing else.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -17,12 +17,16 @@ use crate::h1::verbatim;
 use crate::http::on_end::{self, grpc_status_in_head};
 use crate::http::Body;
 use crate::state::Endpoint;
+use crate::tap::{Tap, Tapped};
 use crate::trace::{Kind, OpenSpan, Tracer};
 
 #[derive(Default)]
 pub struct Observed {
     log: Option<Entry>,
     span: Option<OpenSpan>,
+    /// The request headers a tap shows (credentials redacted), when a tap was open as the
+    /// request arrived.
+    tapped: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// Where a request came from, as the inbound side knows it.
@@ -32,17 +36,21 @@ pub struct Peer<'a> {
 }
 
 impl Observed {
-    /// Starts watching a request: its log line when `logging`, its span when `tracer` samples
-    /// it (which also writes the trace context the next hop sees into `req`).
+    /// Starts watching a request: its log line when `logging` or a tap is open, its span when
+    /// `tracer` samples it (which also writes the trace context the next hop sees into `req`).
     pub fn start(
         logging: bool,
+        tap: &Tap,
         tracer: Option<&std::sync::Arc<Tracer>>,
         req: &mut Request<Body>,
         client: SocketAddr,
         grpc: bool,
         peer: Option<Peer<'_>>,
     ) -> Observed {
-        let log = logging.then(|| match &peer {
+        let tapped = tap
+            .is_active()
+            .then(|| Box::new(crate::tap::shown_headers(req.headers())));
+        let log = (logging || tapped.is_some()).then(|| match &peer {
             Some(p) => Entry::inbound(req, client, p.principal, p.mtls),
             None => Entry::outbound(req, client),
         });
@@ -61,7 +69,7 @@ impl Observed {
                 }
                 span
             });
-        Observed { log, span }
+        Observed { log, span, tapped }
     }
 
     /// Nothing watches: the request's stages may skip what they would only report.
@@ -104,6 +112,13 @@ impl Observed {
         if let Some(span) = self.span.as_mut() {
             span.upstream(ep, n);
         }
+        if let Some(log) = self.log.as_mut() {
+            let principal = ep.peer.as_ref().and_then(|p| p.identity.as_ref());
+            log.upstream(
+                format!("{}/{}", ep.namespace, ep.workload),
+                principal.map(|id| id.to_string()),
+            );
+        }
     }
 
     /// Finishes the log line and the span with the answer. A gRPC call whose status is still
@@ -111,12 +126,19 @@ impl Observed {
     pub fn finish(
         mut self,
         access_log: Option<&AccessLog>,
+        tap: &Tap,
         resp: Response<Body>,
         start: Instant,
         grpc: bool,
     ) -> Response<Body> {
-        if let (Some(sink), Some(log)) = (access_log, self.log.as_mut()) {
-            sink.write(log.finish(&resp, start.elapsed()));
+        if let Some(log) = self.log.as_mut() {
+            log.complete(&resp, start.elapsed());
+            if let Some(sink) = access_log {
+                sink.write(log.line());
+            }
+            if let Some(headers) = self.tapped.take() {
+                publish(tap, log, *headers);
+            }
         }
         let Some(span) = self.span.take() else {
             return resp;
@@ -134,4 +156,19 @@ impl Observed {
             span.finish(status, grpc_status, weft_error.as_deref())
         })
     }
+}
+
+/// Hands a finished request to the open taps: its log entry with the request headers.
+fn publish(tap: &Tap, log: &Entry, headers: serde_json::Map<String, serde_json::Value>) {
+    let mut line = serde_json::to_value(log).unwrap_or_default();
+    if let Some(fields) = line.as_object_mut() {
+        fields.insert("request_headers".into(), serde_json::Value::Object(headers));
+    }
+    tap.publish(&Tapped {
+        line: &line,
+        direction: log.direction(),
+        method: log.method(),
+        authority: log.authority(),
+        path: log.path(),
+    });
 }

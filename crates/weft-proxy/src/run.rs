@@ -115,7 +115,9 @@ pub async fn run(
         max_headers: config.max_headers,
     };
     let state = installer.state.clone();
+    let tap = Arc::new(crate::tap::Tap::default());
     let outbound = Arc::new(Outbound {
+        tap: tap.clone(),
         state: state.clone(),
         metrics: metrics.clone(),
         registry,
@@ -125,6 +127,7 @@ pub async fn run(
         discovery: discovery.clone(),
     });
     let inbound = Arc::new(Inbound {
+        tap: tap.clone(),
         state: state.clone(),
         metrics: metrics.clone(),
         tls: tls.clone(),
@@ -141,6 +144,9 @@ pub async fn run(
         status: installer.status.clone(),
         metrics,
         drain: watch.clone(),
+        tap,
+        tls: tls.clone(),
+        admin_digest: config.admin_digest,
     });
     tracing::info!(
         outbound = %config.outbound_addr, inbound = %config.inbound_addr, admin = %config.admin_addr,

@@ -6,20 +6,33 @@
 //!   default), meshed on this host;
 //! - `weft run`: a command meshed in a network namespace of its own (transparent capture);
 //! - `weft token create`: a join token for a proxy's first certificate;
-//! - `weft check`: whether a control plane's configuration is in effect, or why not;
+//! - `weft check`: the pre-flight and health check of a host and its mesh;
+//! - `weft proxy-config`: what a proxy holds, and where it differs from the control plane;
+//! - `weft tap`: live requests through a workload's or a Service's proxies;
+//! - `weft completions`: shell completions;
 //! - `weft validate`: checks a config directory and summarises it;
 //! - `weft echo`: the echo server tests and examples run behind the mesh;
 //! - `weft demo`: the shop example's frontend, a small traffic app.
 
 mod cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success; for checks, everything is healthy
+  1  the answer is \"no\": a check failed, a proxy differs, a request would be denied
+  2  usage error, or the command could not do its job (unreachable, refused, bad input)
+
+Read commands take -o json (stable, documented field names) and --control ADDR (env
+WEFT_CONTROL; default 127.0.0.1:4181, the local mesh's control plane).";
 
 #[derive(Parser)]
 #[command(
     name = "weft",
     version,
-    about = "Weft: a service mesh that stays out of the way"
+    about = "Weft: a service mesh that stays out of the way",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     /// Log filter (tracing-subscriber syntax), e.g. `info` or `weft_proxy=debug`.
@@ -53,8 +66,15 @@ enum Command {
     Validate(cmd::validate::Args),
     /// Join tokens for proxies' first certificates.
     Token(cmd::token::Args),
-    /// Ask a running control plane whether its configuration is in effect.
+    /// Pre-flight and health check: privileges, control plane, certificates, proxies, clock.
     Check(cmd::check::Args),
+    /// What a proxy holds now (routes, endpoints, policies, certificate), or where it differs
+    /// from what the control plane would send it (--diff).
+    ProxyConfig(cmd::proxy_config::Args),
+    /// Live requests through a workload's proxy or a Service's proxies.
+    Tap(cmd::tap::Args),
+    /// Print shell completions (bash, zsh or fish) to stdout.
+    Completions(cmd::completions::Args),
     /// Authorization: would a request be allowed, and which policy and rule decide it.
     Authz(cmd::authz::Args),
     /// Run the echo server (HTTP/1.1, h2c and gRPC on each --http address; TCP echo on --tcp).
@@ -73,6 +93,9 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => cmd::up::run(args),
         Command::Token(args) => cmd::token::run(args),
         Command::Check(args) => cmd::check::run(args),
+        Command::ProxyConfig(args) => cmd::proxy_config::run(args),
+        Command::Tap(args) => cmd::tap::run(args),
+        Command::Completions(args) => cmd::completions::run(args, Cli::command()),
         Command::Authz(args) => cmd::authz::run(args),
         Command::Validate(args) => cmd::validate::run(args),
         Command::Echo(args) => cmd::echo::run(args),
@@ -82,7 +105,7 @@ fn main() -> std::process::ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(2)
         }
     }
 }

@@ -67,7 +67,7 @@ fn proxy_refuses_an_invalid_configuration() {
         "--admin-addr",
         "127.0.0.1:0",
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "an error exits 2");
     assert!(
         stderr.contains("is invalid") && stderr.contains("route.yaml:17"),
         "{stderr}"
@@ -88,7 +88,7 @@ fn proxy_names_an_unknown_workload_and_a_busy_address() {
         "--admin-addr",
         "127.0.0.1:0",
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "an error exits 2");
     assert!(
         stderr.contains("no WorkloadEntry named `nope` in namespace `shop`")
             && stderr.contains("shop/client"),
@@ -108,7 +108,7 @@ fn proxy_names_an_unknown_workload_and_a_busy_address() {
         "--admin-addr",
         "127.0.0.1:0",
     ]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "an error exits 2");
     assert!(
         stderr.contains(&format!("cannot listen on {addr} (outbound)")),
         "{stderr}"
@@ -120,6 +120,6 @@ fn echo_names_an_address_it_cannot_bind() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = busy.local_addr().expect("addr").to_string();
     let (code, _, stderr) = run(&["echo", "--http", &addr]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2, "an error exits 2");
     assert!(stderr.contains(&addr), "{stderr}");
 }

@@ -18,7 +18,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{admin_get, wait_listening, wait_ready, Proc, Via};
+use support::{
+    admin_get_as, admin_token_args, wait_listening, wait_ready, Proc, Via, TEST_ADMIN_TOKEN,
+};
 
 use conformance_cases::{client_of, manifest_path, put_manifest, MeshUnderTest, CONSUMER_NS, NS};
 
@@ -82,6 +84,7 @@ impl Mesh {
         std::fs::create_dir_all(dir.join("config")).expect("config dir");
         std::fs::write(dir.join("config/00-base.yaml"), base_config()).expect("write config");
         let mut procs = Vec::new();
+        let admin_token = admin_token_args(&dir);
         for (i, w) in WORKLOADS.iter().enumerate() {
             let http = [8080, 8443, 7070]
                 .map(|p| addr(w.ip, p).to_string())
@@ -122,6 +125,8 @@ impl Mesh {
                     addr(w.ip, 4191).to_string(),
                     "--app-ip".into(),
                     w.ip.into(),
+                    admin_token[0].clone(),
+                    admin_token[1].clone(),
                 ],
                 &dir,
             );
@@ -135,7 +140,7 @@ impl Mesh {
     async fn versions(&self) -> Vec<String> {
         let mut out = Vec::new();
         for w in &WORKLOADS {
-            let (_, body) = admin_get(addr(w.ip, 4191), "/config")
+            let (_, body) = admin_get_as(addr(w.ip, 4191), "/config", Some(TEST_ADMIN_TOKEN))
                 .await
                 .unwrap_or_default();
             let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);

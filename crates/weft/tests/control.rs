@@ -14,7 +14,7 @@ use bytes::Bytes;
 use control_mesh::ControlMesh;
 use http::Request;
 use http_body_util::Full;
-use support::{admin_get, send};
+use support::{admin_get, admin_get_as, send};
 
 fn get(path: &str) -> Request<Full<Bytes>> {
     Request::get(format!("http://echo{path}"))
@@ -423,12 +423,17 @@ async fn root_rotation_under_load_fails_no_request() {
     let old_root_creds = creds_from(&ca, &tester, Duration::from_secs(600));
     let alpn: &[&[u8]] = &[b"weft/1"];
     let admin = mesh.control_admin();
-    let post = |path: &'static str| async move {
-        let req = Request::post(path)
-            .header("host", "admin")
-            .body(Full::new(Bytes::new()))
-            .expect("req");
-        send(admin, req, false).await.expect("admin")
+    let token = mesh.admin_token();
+    let post = |path: &'static str| {
+        let token = token.clone();
+        async move {
+            let req = Request::post(path)
+                .header("host", "admin")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Full::new(Bytes::new()))
+                .expect("req");
+            send(admin, req, false).await.expect("admin")
+        }
     };
     // Step 1: a new root signs, both roots are trusted; every proxy renews from the new root.
     let a = post("/ca/rotate").await;
@@ -581,9 +586,11 @@ async fn a_service_is_learnt_on_demand_by_its_vip() {
     mesh.kill_control();
     mesh.start_control().await;
     mesh.start_workloads().await;
-    let (_, before) = admin_get(mesh.addr(1, 4191), "/config")
+    let token = mesh.admin_token();
+    let (status, before) = admin_get_as(mesh.addr(1, 4191), "/config", Some(&token))
         .await
         .expect("config");
+    assert_eq!(status, 200, "{before}");
     assert!(
         !before.contains("10.96.0.77"),
         "the client knew the Service before calling it"
@@ -594,7 +601,7 @@ async fn a_service_is_learnt_on_demand_by_its_vip() {
         .expect("request");
     let a = send(mesh.client(), req, false).await.expect("request");
     assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
-    let (_, after) = admin_get(mesh.addr(1, 4191), "/config")
+    let (_, after) = admin_get_as(mesh.addr(1, 4191), "/config", Some(&token))
         .await
         .expect("config");
     assert!(after.contains("10.96.0.77"), "{after}");

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use mesh::{metric_sum, TestMesh};
-use support::{admin_get, grpc_echo, send};
+use support::{admin_get, admin_get_as, grpc_echo, send, TEST_ADMIN_TOKEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -469,7 +469,9 @@ async fn config_changes_apply_without_dropping_connections_and_bad_ones_are_reje
     std::fs::write(mesh.dir.join("config/bad.yaml"), "apiVersion: v1\nkind: Service\nmetadata: {name: bad, namespace: t}\nspec: {ports: [{port: 99999}]}\n").expect("write");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (_, config) = admin_get(mesh.admin(3), "/config").await.expect("config");
+        let (_, config) = admin_get_as(mesh.admin(3), "/config", Some(TEST_ADMIN_TOKEN))
+            .await
+            .expect("config");
         let json: serde_json::Value = serde_json::from_str(&config).expect("json");
         if let Some(rejected) = json["rejected"].as_array() {
             let text = format!("{rejected:?}");

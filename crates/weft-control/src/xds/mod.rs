@@ -22,6 +22,7 @@ use weft_proto::xds::{
     DiscoveryResponse,
 };
 
+use crate::connected::Connected;
 use crate::metrics::Metrics;
 use crate::published::Published;
 use crate::serve::Peer;
@@ -33,6 +34,10 @@ const QUEUE: usize = 16;
 pub struct Ads {
     pub published: watch::Receiver<Arc<Published>>,
     pub metrics: Arc<Metrics>,
+    /// Where sessions say who is connected and how current each proxy is.
+    pub connected: Arc<Connected>,
+    /// The admin token's digest (hex), sent to every proxy with its own config.
+    pub admin_digest: String,
 }
 
 type SotwStream = Pin<Box<dyn Stream<Item = Result<DiscoveryResponse, Status>> + Send>>;
@@ -107,14 +112,21 @@ impl AggregatedDiscoveryService for Ads {
             namespace: namespace.to_string(),
             workload: Some(workload.to_string()),
         };
-        let session = Session::new(who, node_name);
+        let session =
+            Session::new(who, node_name.clone()).with_admin_digest(self.admin_digest.clone());
         let (tx, rx) = mpsc::channel(QUEUE);
+        let number = self
+            .connected
+            .connect(&node_name, peer.addr, peer_id.to_string());
         let task = SessionTask {
             session,
             published: self.published.clone(),
             metrics: self.metrics.clone(),
             tx,
             peer,
+            connected: self.connected.clone(),
+            node: node_name,
+            number,
         };
         tokio::spawn(task.run(first, inbound));
         Ok(Response::new(ReceiverStream::new(rx)))
@@ -127,6 +139,11 @@ struct SessionTask {
     metrics: Arc<Metrics>,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
     peer: Peer,
+    connected: Arc<Connected>,
+    /// `namespace/workload`.
+    node: String,
+    /// This session's number in `connected`.
+    number: u64,
 }
 
 impl SessionTask {
@@ -135,11 +152,7 @@ impl SessionTask {
         first: DeltaDiscoveryRequest,
         mut inbound: Streaming<DeltaDiscoveryRequest>,
     ) {
-        let node = format!(
-            "{}/{}",
-            self.session.who().namespace,
-            self.session.who().workload.as_deref().unwrap_or("")
-        );
+        let node = self.node.clone();
         tracing::info!(%node, client = %self.peer.addr, "proxy connected");
         self.metrics.connected.inc();
         // When the last push went out, to time its ACK.
@@ -169,6 +182,7 @@ impl SessionTask {
         }
         .await;
         self.metrics.connected.dec();
+        self.connected.disconnect(&self.node, self.number);
         match result {
             Ok(()) => tracing::info!(%node, "proxy disconnected"),
             Err(status) => {
@@ -186,6 +200,7 @@ impl SessionTask {
             Ok(Received::Subscription) => req.type_url.clone(),
             Ok(Received::Ack { .. }) => {
                 self.metrics.acks.inc();
+                self.connected.acked(&self.node, self.number);
                 if let Some(at) = pushed_at.take() {
                     self.metrics
                         .push_seconds
@@ -195,6 +210,8 @@ impl SessionTask {
             }
             Ok(Received::Nack { nonce, reason }) => {
                 self.metrics.nacks.inc();
+                self.connected
+                    .nacked(&self.node, self.number, reason.clone());
                 tracing::warn!(node = %req.node.as_ref().map(|n| n.id.as_str()).unwrap_or(""), %nonce, %reason, type_url = %req.type_url, "proxy rejected a push (NACK); it stays on its previous resources");
                 return Ok(());
             }
@@ -203,6 +220,14 @@ impl SessionTask {
                 return Err(Status::invalid_argument(e.to_string()));
             }
         };
+        let subscriptions = self
+            .session
+            .subscribed()
+            .map(|(t, names)| (short_type(t).to_string(), names))
+            .collect();
+        self.connected.update(&self.node, self.number, |p| {
+            p.subscriptions = subscriptions;
+        });
         let published = self.published.borrow().clone();
         let Some(t) = weft_proto::types::ALL.into_iter().find(|t| *t == type_url) else {
             return Ok(());
@@ -217,8 +242,12 @@ impl SessionTask {
         pushed_at: &mut Option<Instant>,
     ) -> Result<(), Status> {
         let Some(response) = self.session.respond(type_url, published) else {
+            self.connected
+                .current(&self.node, self.number, published.generation);
             return Ok(());
         };
+        self.connected
+            .pushed(&self.node, self.number, published.generation);
         self.metrics.pushes.inc();
         self.metrics
             .resources_sent
@@ -229,4 +258,9 @@ impl SessionTask {
             .await
             .map_err(|_| Status::cancelled("proxy went away"))
     }
+}
+
+/// `ServiceConfig` for `type.googleapis.com/weft.v1.ServiceConfig`.
+fn short_type(type_url: &str) -> &str {
+    type_url.rsplit(['.', '/']).next().unwrap_or(type_url)
 }

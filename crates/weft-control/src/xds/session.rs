@@ -59,6 +59,8 @@ pub struct Session {
     node_name: String,
     types: HashMap<&'static str, TypeState>,
     nonce: u64,
+    /// The admin token's digest (hex) sent with the proxy's own config.
+    admin_digest: String,
 }
 
 impl Session {
@@ -68,7 +70,14 @@ impl Session {
             node_name,
             types: HashMap::new(),
             nonce: 0,
+            admin_digest: String::new(),
         }
+    }
+
+    /// Sends `digest` (hex SHA-256 of the admin token) with the proxy's own config.
+    pub fn with_admin_digest(mut self, digest: String) -> Self {
+        self.admin_digest = digest;
+        self
     }
 
     pub fn who(&self) -> &ProxyIdentity {
@@ -128,6 +137,7 @@ impl Session {
     ) -> Option<DeltaDiscoveryResponse> {
         let who = self.who.clone();
         let node_name = self.node_name.clone();
+        let admin_digest = self.admin_digest.clone();
         let state = self.types.get_mut(type_url)?;
         let mut found: BTreeMap<
             String,
@@ -137,7 +147,7 @@ impl Session {
         for name in &state.subscribed {
             let resolved = match type_url {
                 types::PROXY_CONFIG if *name == node_name => published
-                    .proxy_config(&who)
+                    .proxy_config(&who, &admin_digest)
                     .ok()
                     .map(|e| (name.clone(), std::sync::Arc::new(e))),
                 types::SERVICE_CONFIG => published.service(&who.namespace, name),
@@ -222,6 +232,13 @@ impl Session {
             .into_iter()
             .filter(|t| self.types.contains_key(t))
             .collect()
+    }
+
+    /// The names subscribed to, by type.
+    pub fn subscribed(&self) -> impl Iterator<Item = (&'static str, Vec<String>)> + '_ {
+        self.types
+            .iter()
+            .map(|(t, s)| (*t, s.subscribed.iter().cloned().collect()))
     }
 
     /// How many names the client subscribes to, over every type.

@@ -26,6 +26,20 @@ pub trait ViewSink: Send + Sync {
     fn waiting(&self, why: String);
     /// A push was refused (NACK): count it.
     fn push_rejected(&self);
+    /// What the proxy holds now, and the admin token's digest its config carried.
+    fn held(
+        &self,
+        resources: Vec<resources::HeldResource>,
+        admin: Option<weft_identity::AdminDigest>,
+    );
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// How to reach the control plane and prove who this proxy is.

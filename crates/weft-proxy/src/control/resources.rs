@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rustls_pki_types::CertificateDer;
+use serde::Serialize;
 use weft_api::view::{ProxyConfigView, ProxyView, ServiceBundle, WorkloadsAt};
 use weft_proto::types::{self, PROXY_CONFIG, SERVICE_CONFIG, WORKLOAD_CONFIG};
 use weft_proto::xds::{DeltaDiscoveryResponse, Resource};
@@ -17,12 +18,28 @@ pub struct Held {
     pub workloads: BTreeMap<String, (String, WorkloadsAt)>,
     /// Names asked for, by type.
     pub subscribed: HashMap<&'static str, BTreeSet<String>>,
+    /// When each resource held arrived (Unix seconds), by (type, name).
+    arrived: BTreeMap<(&'static str, String), u64>,
+    /// The admin token's digest, from the proxy's own config.
+    pub admin_digest: Option<weft_identity::AdminDigest>,
+}
+
+/// One resource the proxy holds, for `/config` (and `weft proxy-config`).
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldResource {
+    /// `ProxyConfig`, `ServiceConfig` or `WorkloadConfig`.
+    pub kind: &'static str,
+    pub name: String,
+    pub version: String,
+    pub received_unix: u64,
 }
 
 /// A response, decoded and checked, ready to apply.
 pub struct Update {
     type_url: &'static str,
     own: Option<(String, ProxyConfigView, Vec<CertificateDer<'static>>)>,
+    admin_digest: Option<weft_identity::AdminDigest>,
     services: Vec<(String, String, ServiceBundle)>,
     workloads: Vec<(String, String, WorkloadsAt)>,
     removed: Vec<String>,
@@ -39,6 +56,7 @@ pub fn decode(resp: &DeltaDiscoveryResponse) -> Result<Update, String> {
     let mut update = Update {
         type_url,
         own: None,
+        admin_digest: None,
         services: Vec::new(),
         workloads: Vec::new(),
         removed: resp.removed_resources.clone(),
@@ -70,6 +88,7 @@ fn decode_one(type_url: &'static str, r: &Resource, update: &mut Update) -> Resu
             if bundle.is_empty() {
                 return Err("empty trust bundle".into());
             }
+            update.admin_digest = weft_identity::AdminDigest::from_hex(&message.admin_token_sha256);
             update.own = Some((r.version.clone(), parsed, bundle));
         }
         SERVICE_CONFIG => {
@@ -97,7 +116,11 @@ impl Held {
     /// Applies a decoded update. Returns the new trust bundle when it changed.
     pub fn apply(&mut self, update: Update) -> Option<Vec<CertificateDer<'static>>> {
         let mut bundle_changed = None;
+        let now = crate::control::unix_now();
         for name in &update.removed {
+            if update.type_url != PROXY_CONFIG {
+                self.arrived.remove(&(update.type_url, name.clone()));
+            }
             match update.type_url {
                 PROXY_CONFIG => {
                     // Keep serving on the last config: the control plane forgetting this
@@ -117,12 +140,16 @@ impl Held {
                 bundle_changed = Some(bundle.clone());
                 self.trust_bundle = bundle;
             }
+            self.arrived.insert((PROXY_CONFIG, String::new()), now);
+            self.admin_digest = update.admin_digest;
             self.own = Some((version, view));
         }
         for (name, version, bundle) in update.services {
+            self.arrived.insert((SERVICE_CONFIG, name.clone()), now);
             self.services.insert(name, (version, bundle));
         }
         for (name, version, at) in update.workloads {
+            self.arrived.insert((WORKLOAD_CONFIG, name.clone()), now);
             self.workloads.insert(name, (version, at));
         }
         bundle_changed
@@ -154,6 +181,44 @@ impl Held {
                 .map(|(k, (v, _))| (k.clone(), v.clone()))
                 .collect(),
         }
+    }
+
+    /// Every resource held, with its version and when it arrived.
+    pub fn summary(&self) -> Vec<HeldResource> {
+        let arrived = |t: &'static str, name: &str| {
+            let key = if t == PROXY_CONFIG { "" } else { name };
+            self.arrived
+                .get(&(t, key.to_string()))
+                .copied()
+                .unwrap_or(0)
+        };
+        let mut out = Vec::new();
+        for (name, version) in self.versions(PROXY_CONFIG) {
+            let received_unix = arrived(PROXY_CONFIG, &name);
+            out.push(HeldResource {
+                kind: "ProxyConfig",
+                name,
+                version,
+                received_unix,
+            });
+        }
+        for (t, kind) in [
+            (SERVICE_CONFIG, "ServiceConfig"),
+            (WORKLOAD_CONFIG, "WorkloadConfig"),
+        ] {
+            let mut held: Vec<(String, String)> = self.versions(t).into_iter().collect();
+            held.sort();
+            for (name, version) in held {
+                let received_unix = arrived(t, &name);
+                out.push(HeldResource {
+                    kind,
+                    name,
+                    version,
+                    received_unix,
+                });
+            }
+        }
+        out
     }
 
     /// The whole view the data plane serves from, once the proxy's own config is known.

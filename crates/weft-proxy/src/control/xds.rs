@@ -189,6 +189,7 @@ impl XdsClient {
                 if let Some(view) = held.view() {
                     self.sink.install(view);
                 }
+                self.sink.held(held.summary(), held.admin_digest);
                 self.discovery.answered(&resp.type_url, answered);
             }
             Err(reason) => {

@@ -63,7 +63,16 @@ impl Handler {
             };
             let logging = self.cx.access_log.is_some();
             let tracer = snapshot.tracer.as_ref();
-            Observed::start(logging, tracer, &mut req, self.client, grpc, Some(peer))
+            let tap = &self.cx.tap;
+            Observed::start(
+                logging,
+                tap,
+                tracer,
+                &mut req,
+                self.client,
+                grpc,
+                Some(peer),
+            )
         };
         let resp = match self.forward(req, &mut seen).await {
             Ok(resp) => resp,
@@ -74,7 +83,7 @@ impl Handler {
         if !seen.is_idle() {
             seen.route(&self.cx.local_workload(), || route::route_label(self.port));
         }
-        seen.finish(self.cx.access_log.as_ref(), resp, start, grpc)
+        seen.finish(self.cx.access_log.as_ref(), &self.cx.tap, resp, start, grpc)
     }
 
     async fn forward(

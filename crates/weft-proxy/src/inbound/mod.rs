@@ -50,6 +50,8 @@ pub struct Inbound {
     /// The proxy's certificate, to terminate peers' mutual TLS.
     pub tls: Arc<MeshTls>,
     pub access_log: Option<AccessLog>,
+    /// Open taps (`/tap` on the admin endpoint).
+    pub tap: Arc<crate::tap::Tap>,
     pub limits: Limits,
     pub drain: drain::Watch,
     /// Where the local application listens.

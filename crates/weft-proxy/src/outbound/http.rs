@@ -76,6 +76,7 @@ impl Handler {
         let grpc = is_grpc(&req);
         let mut seen = Observed::start(
             self.cx.access_log.is_some(),
+            &self.cx.tap,
             snapshot.tracer.as_ref(),
             &mut req,
             self.client,
@@ -88,7 +89,7 @@ impl Handler {
         } else {
             self.dispatch(snapshot, req, grpc, start, &mut seen).await
         };
-        seen.finish(self.cx.access_log.as_ref(), resp, start, grpc)
+        seen.finish(self.cx.access_log.as_ref(), &self.cx.tap, resp, start, grpc)
     }
 
     /// The edge: a stage's error becomes the client's answer (and its count).

@@ -38,6 +38,8 @@ pub struct Outbound {
     /// Endpoints for calls to a workload's own address (the first call to each port).
     pub registry: Arc<Registry>,
     pub access_log: Option<AccessLog>,
+    /// Open taps (`/tap` on the admin endpoint).
+    pub tap: Arc<crate::tap::Tap>,
     pub limits: Limits,
     pub drain: drain::Watch,
     /// On-demand subscriptions, when a control plane configures the proxy.

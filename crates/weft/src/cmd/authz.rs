@@ -37,7 +37,7 @@ pub struct CheckArgs {
     #[arg(long)]
     config_dir: Option<PathBuf>,
     /// Ask a running control plane, at its admin address (e.g. 127.0.0.1:4181).
-    #[arg(long, env = "WEFT_CONTROL_ADMIN_ADDR")]
+    #[arg(long, env = "WEFT_CONTROL")]
     control: Option<std::net::SocketAddr>,
     /// The caller's SPIFFE id (`spiffe://cluster.local/ns/shop/sa/frontend`), as mutual TLS
     /// would prove it.
@@ -241,8 +241,15 @@ fn scope_from_control(
     if let Some(p) = port {
         path.push_str(&format!("&port={p}"));
     }
-    let body = super::check::get(addr, &path)
-        .with_context(|| format!("asking the control plane at {addr}"))?;
+    let control = super::client::ControlArgs::at(addr);
+    let answer = control.get(&path, false)?;
+    anyhow::ensure!(
+        answer.status == 200,
+        "the control plane at {addr} answered {}: {}",
+        answer.status,
+        answer.body.trim()
+    );
+    let body = answer.body;
     serde_json::from_str(&body).context("the control plane's answer is not an authorization scope")
 }
 

@@ -2,11 +2,18 @@
 
 pub mod authz;
 pub mod check;
+pub mod client;
+pub mod completions;
 pub mod control;
 pub mod demo;
 pub mod echo;
+pub mod output;
 pub mod proxy;
+pub mod proxy_config;
+mod proxy_diff;
+mod proxy_sections;
 pub mod run;
+pub mod tap;
 pub mod token;
 pub mod up;
 pub mod validate;

@@ -20,7 +20,7 @@ pub struct Args {
     config_dir: Option<PathBuf>,
     /// The control plane's gRPC address (`weft control`): it configures this proxy over delta
     /// xDS and issues its certificate; traffic between proxies is then mutual TLS.
-    #[arg(long, env = "WEFT_CONTROL", requires_all = ["control_ca", "workload"])]
+    #[arg(long, env = "WEFT_CONTROL_GRPC", requires_all = ["control_ca", "workload"])]
     control: Option<SocketAddr>,
     /// PEM roots to trust for the control plane (its state directory's `ca/bundle.pem`).
     #[arg(long, env = "WEFT_CONTROL_CA")]
@@ -43,9 +43,13 @@ pub struct Args {
     /// Inbound listener (traffic to the workload).
     #[arg(long, env = "WEFT_INBOUND_ADDR", default_value = "0.0.0.0:4143")]
     inbound_addr: SocketAddr,
-    /// Admin listener: /ready, /live, /metrics, /config.
+    /// Admin listener: /ready, /live, /metrics (open); /config, /tap (the admin token).
     #[arg(long, env = "WEFT_ADMIN_ADDR", default_value = "127.0.0.1:4191")]
     admin_addr: SocketAddr,
+    /// A file holding the admin token that /config and /tap accept (besides the one whose
+    /// digest the control plane sends). Only its digest is kept.
+    #[arg(long, env = "WEFT_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<PathBuf>,
     /// Where the local application listens (inbound traffic goes to APP_IP:<port>).
     #[arg(long, env = "WEFT_APP_IP", default_value = "127.0.0.1")]
     app_ip: IpAddr,
@@ -91,6 +95,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.header_read_timeout = args.header_read_timeout;
     config.max_header_bytes = args.max_header_bytes;
     config.max_headers = args.max_headers;
+    if let Some(file) = &args.admin_token_file {
+        let token = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the admin token {}", file.display()))?;
+        anyhow::ensure!(
+            token.trim().len() >= 16,
+            "{}: an admin token needs at least 16 characters",
+            file.display()
+        );
+        config.admin_digest = Some(weft_identity::AdminDigest::of_token(&token));
+    }
     let mut builder = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {

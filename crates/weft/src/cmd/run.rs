@@ -81,7 +81,7 @@ pub struct Args {
     labels: Vec<(String, String)>,
     /// The control plane's gRPC address as the proxy dials it (default: the bridge address,
     /// port 4180).
-    #[arg(long, env = "WEFT_CONTROL")]
+    #[arg(long, env = "WEFT_CONTROL_GRPC")]
     control: Option<SocketAddr>,
     #[command(flatten)]
     host: HostArgs,

@@ -42,6 +42,14 @@ impl ControlMesh {
         self.dir.join("state")
     }
 
+    /// The control plane's admin token (its state directory's `admin-token`).
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.state().join("admin-token"))
+            .expect("the control plane wrote its admin token")
+            .trim()
+            .to_string()
+    }
+
     pub fn config_dir(&self) -> PathBuf {
         self.dir.join("config")
     }

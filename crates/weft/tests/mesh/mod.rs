@@ -141,6 +141,7 @@ spec: {{address: {c}, labels: {{app: client}}}}
             if name == "client" {
                 args.extend(client_args.iter().map(|s| s.to_string()));
             }
+            args.extend(crate::support::admin_token_args(&dir));
             let mut proxy = Proc::spawn(&format!("proxy-{name}"), &args, &dir);
             wait_ready(mesh.admin(host), &mut proxy).await;
             mesh.procs.push(proxy);

@@ -105,12 +105,33 @@ pub async fn wait_listening(addr: SocketAddr) {
     panic!("nothing listening at {addr} within 15s");
 }
 
+/// The admin token static-mode test proxies accept (`--admin-token-file`).
+pub const TEST_ADMIN_TOKEN: &str = "weft-test-admin-token-0123456789abcdef";
+
+/// Writes [`TEST_ADMIN_TOKEN`] into `dir` and returns the `--admin-token-file` arguments.
+pub fn admin_token_args(dir: &std::path::Path) -> [String; 2] {
+    let path = dir.join("admin-token");
+    std::fs::write(&path, TEST_ADMIN_TOKEN).expect("write the admin token");
+    ["--admin-token-file".into(), path.display().to_string()]
+}
+
 pub async fn admin_get(admin: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    admin_get_as(admin, path, None).await
+}
+
+/// `GET path` on an admin endpoint with `Authorization: Bearer <token>` when given.
+pub async fn admin_get_as(
+    admin: SocketAddr,
+    path: &str,
+    token: Option<&str>,
+) -> Result<(u16, String), String> {
+    let mut req = Request::get(path).header("host", "admin");
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
     let resp = send(
         admin,
-        Request::get(path)
-            .header("host", "admin")
-            .body(Full::new(Bytes::new()))
+        req.body(Full::new(Bytes::new()))
             .map_err(|e| e.to_string())?,
         false,
     )

@@ -1,5 +1,15 @@
-//! The admin endpoint: `/live`, `/ready`, `/metrics` (Prometheus text), `/config` (the view
-//! the proxy serves from, and the errors of the last rejected change, as JSON).
+//! The admin endpoint. Open to anyone who can reach it: `/live`, `/ready`, `/metrics`
+//! (Prometheus text). With the admin token (`Authorization: Bearer <token>`): `/config` (the
+//! view the proxy serves from, the resources it holds from the control plane with their
+//! versions and arrival times, the errors of the last rejected change, as JSON) and `/tap`
+//! (live requests, see [`tap`]).
+//!
+//! The admin listener is on the workload's address, where other workloads can reach it, so
+//! whatever reads configuration or traffic needs the token: the control plane sends each
+//! proxy the token's digest (never the token), and `--admin-token-file` gives it one without a
+//! control plane. A refused request is logged.
+
+mod tap;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -13,6 +23,7 @@ use crate::http::{full, Body};
 use crate::metrics::Metrics;
 use crate::state::Shared;
 use crate::status::Status;
+use crate::tap::Tap;
 
 /// What the admin endpoint reads.
 pub struct Admin {
@@ -20,6 +31,11 @@ pub struct Admin {
     pub status: Arc<Status>,
     pub metrics: Arc<Metrics>,
     pub drain: drain::Watch,
+    pub tap: Arc<Tap>,
+    /// The proxy's certificate and trust bundle (shown on `/config`).
+    pub tls: Arc<crate::mesh::MeshTls>,
+    /// The admin token's digest given on the command line, if any.
+    pub admin_digest: Option<weft_identity::AdminDigest>,
 }
 
 pub async fn serve(listener: TcpListener, cx: Arc<Admin>) {
@@ -28,12 +44,14 @@ pub async fn serve(listener: TcpListener, cx: Arc<Admin>) {
             a = listener.accept() => a,
             _ = cx.drain.signaled() => break,
         };
-        let Ok((stream, _)) = accepted else { continue };
+        let Ok((stream, client)) = accepted else {
+            continue;
+        };
         let cx = cx.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let cx = cx.clone();
-                async move { Ok::<_, Infallible>(handle(&cx, req)) }
+                async move { Ok::<_, Infallible>(handle(&cx, req, client)) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
@@ -44,11 +62,39 @@ pub async fn serve(listener: TcpListener, cx: Arc<Admin>) {
     }
 }
 
-fn handle(cx: &Admin, req: Request<Incoming>) -> Response<Body> {
+impl Admin {
+    /// Whether `req` carries the admin token (checked against the digests this proxy holds).
+    fn authorized<B>(&self, req: &Request<B>) -> bool {
+        let header = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let pushed = self.status.admin_digest();
+        [self.admin_digest, pushed]
+            .iter()
+            .flatten()
+            .any(|d| d.admits_header(header))
+    }
+}
+
+fn handle(cx: &Admin, req: Request<Incoming>, client: std::net::SocketAddr) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
     }
-    match req.uri().path() {
+    let path = req.uri().path();
+    if matches!(path, "/config" | "/tap") && !cx.authorized(&req) {
+        tracing::warn!(%client, path, "refused an admin request without the admin token");
+        let mut resp = text(
+            StatusCode::UNAUTHORIZED,
+            "send the mesh's admin token as `Authorization: Bearer <token>` (or ask through the control plane: weft proxy-config, weft tap)\n",
+        );
+        resp.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"weft\""),
+        );
+        return resp;
+    }
+    match path {
         "/live" => text(StatusCode::OK, "live\n"),
         "/ready" => {
             if cx.drain.is_draining() {
@@ -100,6 +146,8 @@ fn handle(cx: &Admin, req: Request<Incoming>) -> Response<Body> {
                 "version": snapshot.view.version,
                 "namespace": snapshot.namespace,
                 "rejected": cx.status.rejected(),
+                "resources": cx.status.held(),
+                "certificate": certificate(&cx.tls),
                 "view": &*snapshot.view,
             });
             let json = serde_json::to_string_pretty(&body).unwrap_or_default();
@@ -108,11 +156,48 @@ fn handle(cx: &Admin, req: Request<Incoming>) -> Response<Body> {
                 .body(full(json + "\n"))
                 .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n"))
         }
+        "/tap" => tap::open(&cx.tap, &req),
         _ => text(
             StatusCode::NOT_FOUND,
-            "try /ready, /live, /metrics or /config\n",
+            "try /ready, /live, /metrics, /config or /tap\n",
         ),
     }
+}
+
+/// The proxy's certificate as `/config` shows it; `null` before it has one.
+fn certificate(tls: &crate::mesh::MeshTls) -> serde_json::Value {
+    let Some(current) = tls.current() else {
+        return serde_json::Value::Null;
+    };
+    let creds = &current.creds;
+    let unix = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    let roots: Vec<serde_json::Value> = creds
+        .trust_bundle
+        .iter()
+        .map(|root| {
+            serde_json::json!({
+                "notAfterUnix": weft_identity::cert_not_after(root).ok().map(unix),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "spiffeId": creds.id.to_string(),
+        "notBeforeUnix": creds.not_before().map(unix),
+        "notAfterUnix": unix(creds.not_after),
+        "renewAtUnix": unix(creds.renew_at()),
+        "chainLength": creds.chain.len(),
+        "roots": roots,
+    })
+}
+
+fn text_owned(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = text(status, "");
+    *r.body_mut() = full(body);
+    r
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Body> {
