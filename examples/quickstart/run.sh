@@ -29,6 +29,8 @@ cleanup() {
   wait 2>/dev/null || true
 }
 trap cleanup EXIT INT TERM
+# The admin token the proxies ask for on /config and /tap (only /ready, /live, /metrics are open).
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$logs/admin-token"
 
 start() { # name ip namespace: echo server + proxy for a workload
   local name=$1 ip=$2
@@ -36,6 +38,7 @@ start() { # name ip namespace: echo server + proxy for a workload
   pids+=($!)
   "$weft" proxy --config-dir "$here" --workload "$name" --namespace shop \
     --outbound-addr "$ip:4140" --inbound-addr "$ip:4143" --admin-addr "$ip:4191" --app-ip "$ip" \
+    --admin-token-file "$logs/admin-token" \
     --access-log >>"$logs/$name-access.log" 2>>"$logs/$name-proxy.log" &
   pids+=($!)
 }
@@ -43,7 +46,7 @@ start reviews-v1 127.0.50.11
 start reviews-v2 127.0.50.12
 "$weft" proxy --config-dir "$here" --workload client --namespace shop \
   --outbound-addr 127.0.50.1:4140 --inbound-addr 127.0.50.1:4143 --admin-addr 127.0.50.1:4191 \
-  --access-log >>"$logs/client-access.log" 2>>"$logs/client-proxy.log" &
+  --admin-token-file "$logs/admin-token" --access-log >>"$logs/client-access.log" 2>>"$logs/client-proxy.log" &
 pids+=($!)
 
 for ip in 127.0.50.1 127.0.50.11 127.0.50.12; do
@@ -71,7 +74,7 @@ cat <<MSG
 
 The mesh is running. Try:
   curl -x http://127.0.50.1:4140 http://reviews.shop:9080/        # through the client's proxy
-  curl http://127.0.50.1:4191/config                              # what the proxy holds
+  curl -H "Authorization: Bearer \$(cat $logs/admin-token)" http://127.0.50.1:4191/config   # what the proxy holds
   curl http://127.0.50.1:4191/metrics | grep weft_requests_total  # golden metrics
   \$EDITOR $here/mesh.yaml    # change the weights; the proxies reload it
 Access logs and proxy logs: $logs

@@ -16,12 +16,15 @@
 # instrumented binary writes its profile at exit). Needs openssl for the policy's key.
 
 training_pids=()
+# The admin token the proxies accept for /config (read once per run, as an operator would).
+training_admin_token=training-admin-token-0123456789
 
 training_proxy() {
   local name=$1 ip=$2 mode=$3
   shift 3
+  printf '%s\n' "$training_admin_token" >"$work/admin-token"
   WEFT_LOG=warn training_launch "$name" "$mode" \
-    "$weft" proxy --workload "$name" --namespace prof "$@" \
+    "$weft" proxy --workload "$name" --namespace prof --admin-token-file "$work/admin-token" "$@" \
     --outbound-addr "$ip:4140" --inbound-addr "$ip:4143" --admin-addr "$ip:4191" --app-ip "$ip" \
     >"$work/$name-$mode.log" 2>&1
 }
@@ -46,7 +49,7 @@ training_traffic() {
   curl -s -H 'Host: nowhere.prof' "$out/" >/dev/null
   for ip in 127.0.77.1 127.0.77.2; do
     curl -fs "http://$ip:4191/metrics" >/dev/null
-    curl -fs "http://$ip:4191/config" >/dev/null
+    curl -fs -H "Authorization: Bearer $training_admin_token" "http://$ip:4191/config" >/dev/null
   done
 }
 

@@ -7,6 +7,7 @@
 //! request that nobody watches pays for nothing else.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::{Request, Response};
@@ -16,6 +17,7 @@ use crate::error::WEFT_ERROR;
 use crate::h1::verbatim;
 use crate::http::on_end::{self, grpc_status_in_head};
 use crate::http::Body;
+use crate::metrics::Destination;
 use crate::state::Endpoint;
 use crate::tap::{Tap, Tapped};
 use crate::trace::{Kind, OpenSpan, Tracer};
@@ -27,6 +29,9 @@ pub struct Observed {
     /// The request headers a tap shows (credentials redacted), when a tap was open as the
     /// request arrived.
     tapped: Option<Box<serde_json::Map<String, serde_json::Value>>>,
+    /// Who answered (the endpoint of the last try), for the metrics' destination labels:
+    /// kept whether or not anything else watches.
+    answered: Option<Arc<Destination>>,
 }
 
 /// Where a request came from, as the inbound side knows it.
@@ -41,7 +46,7 @@ impl Observed {
     pub fn start(
         logging: bool,
         tap: &Tap,
-        tracer: Option<&std::sync::Arc<Tracer>>,
+        tracer: Option<&Arc<Tracer>>,
         req: &mut Request<Body>,
         client: SocketAddr,
         grpc: bool,
@@ -69,7 +74,12 @@ impl Observed {
                 }
                 span
             });
-        Observed { log, span, tapped }
+        Observed {
+            log,
+            span,
+            tapped,
+            answered: None,
+        }
     }
 
     /// Nothing watches: the request's stages may skip what they would only report.
@@ -109,6 +119,7 @@ impl Observed {
 
     /// The endpoint a try went to (the last one is the one that answered); `n` counts from 0.
     pub fn upstream(&mut self, ep: &Endpoint, n: u32) {
+        self.answered = Some(ep.destination.clone());
         if let Some(span) = self.span.as_mut() {
             span.upstream(ep, n);
         }
@@ -119,6 +130,11 @@ impl Observed {
                 principal.map(|id| id.to_string()),
             );
         }
+    }
+
+    /// The endpoint that answered, once a try went to one.
+    pub fn answered(&self) -> Option<&Arc<Destination>> {
+        self.answered.as_ref()
     }
 
     /// Finishes the log line and the span with the answer. A gRPC call whose status is still

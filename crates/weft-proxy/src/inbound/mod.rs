@@ -67,6 +67,19 @@ pub struct Inbound {
 impl Inbound {
     /// `namespace/workload` of the local workload: the inbound `destination_service` label
     /// (the proxy cannot tell which of the Services selecting it a peer meant).
+    /// This workload as the `destination_*` metric labels name it.
+    fn local_destination(&self) -> crate::metrics::Destination {
+        let mut d = crate::metrics::Destination::unknown();
+        if let Some(w) = &self.state.load().view.workload {
+            d.workload = w.name.clone();
+            d.namespace = w.namespace.clone();
+        }
+        if let Some(id) = self.tls.id() {
+            d.principal = id.to_string();
+        }
+        d
+    }
+
     fn local_workload(&self) -> String {
         match &self.state.load().view.workload {
             Some(w) => format!("{}/{}", w.namespace, w.name),

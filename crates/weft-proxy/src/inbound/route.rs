@@ -48,6 +48,7 @@ pub fn stats(cx: &Inbound, port: u16, peer: &Peer) -> Arc<RouteStats> {
             &route_label(port),
             &peer.principal,
             peer.policy(),
+            &cx.local_destination(),
         )
     })
 }

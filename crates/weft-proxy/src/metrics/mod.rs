@@ -8,9 +8,7 @@
 //! response only increments atomics once its status has been seen on that route.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -19,7 +17,9 @@ use prometheus_client::registry::{Registry, Unit};
 
 pub mod at_end;
 mod histogram;
+mod route;
 pub use histogram::AtomicHistogram;
+pub use route::{Destination, RequestLabels, RouteLabels, RouteStats};
 
 pub const INBOUND: &str = "inbound";
 pub const OUTBOUND: &str = "outbound";
@@ -29,28 +29,6 @@ static LATENCY_BUCKETS: [f64; 16] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RouteLabels {
-    pub direction: &'static str,
-    pub destination_service: String,
-    pub route: String,
-    /// The client's SPIFFE id (inbound over mTLS); `unknown` otherwise.
-    pub source_principal: String,
-    /// `mutual_tls` or `none` inbound; `unknown` outbound (as Istio labels the client side).
-    pub connection_security_policy: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub direction: &'static str,
-    pub destination_service: String,
-    pub route: String,
-    pub source_principal: String,
-    pub connection_security_policy: &'static str,
-    pub response_code: String,
-    pub grpc_status: String,
-}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TcpLabels {
@@ -99,8 +77,8 @@ type HistogramFamily = Family<RouteLabels, AtomicHistogram, fn() -> AtomicHistog
 
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    duration: HistogramFamily,
+    pub(crate) requests: Family<RequestLabels, Counter>,
+    pub(crate) duration: HistogramFamily,
     pub tcp_opened: Family<TcpLabels, Counter>,
     pub tcp_closed: Family<TcpLabels, Counter>,
     pub tcp_sent: Family<TcpLabels, Counter>,
@@ -265,11 +243,18 @@ impl Metrics {
         service: &str,
         route: &str,
     ) -> Arc<RouteStats> {
-        self.route_from(direction, service, route, "unknown", "unknown")
+        self.route_from(
+            direction,
+            service,
+            route,
+            "unknown",
+            "unknown",
+            &Destination::unknown(),
+        )
     }
 
     /// Metric handles for one route as seen from one peer (inbound: the client's identity and
-    /// whether the connection was mutual TLS).
+    /// whether the connection was mutual TLS) to one destination (inbound: this workload).
     pub fn route_from(
         self: &Arc<Self>,
         direction: &'static str,
@@ -277,6 +262,7 @@ impl Metrics {
         route: &str,
         source_principal: &str,
         connection_security_policy: &'static str,
+        destination: &Destination,
     ) -> Arc<RouteStats> {
         let labels = RouteLabels {
             direction,
@@ -284,13 +270,11 @@ impl Metrics {
             route: route.to_string(),
             source_principal: source_principal.to_string(),
             connection_security_policy,
+            destination_workload: destination.workload.clone(),
+            destination_workload_namespace: destination.namespace.clone(),
+            destination_principal: destination.principal.clone(),
         };
-        Arc::new(RouteStats {
-            metrics: self.clone(),
-            labels,
-            duration: std::sync::OnceLock::new(),
-            codes: ArcSwap::from_pointee(Vec::new()),
-        })
+        RouteStats::new(self.clone(), labels)
     }
 
     pub fn tcp(&self, direction: &'static str, service: &str) -> TcpStats {
@@ -365,58 +349,6 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
     out
 }
 
-/// Handles for one route's request metrics.
-pub struct RouteStats {
-    metrics: Arc<Metrics>,
-    labels: RouteLabels,
-    /// Created on the first request, so that routes nobody uses export no series: a proxy's
-    /// metrics grow with the traffic it sees, not with the size of the mesh.
-    duration: std::sync::OnceLock<AtomicHistogram>,
-    /// (status, grpc-status) → counter, grown copy-on-write when a new status appears.
-    codes: ArcSwap<Vec<(u16, Option<u32>, Counter)>>,
-}
-
-impl RouteStats {
-    pub fn record(&self, status: u16, grpc_status: Option<u32>, elapsed: Duration) {
-        self.duration
-            .get_or_init(|| self.metrics.duration.get_or_create_owned(&self.labels))
-            .observe(elapsed.as_secs_f64());
-        let codes = self.codes.load();
-        if let Some((_, _, c)) = codes
-            .iter()
-            .find(|(s, g, _)| *s == status && *g == grpc_status)
-        {
-            c.inc();
-            return;
-        }
-        let labels = RequestLabels {
-            direction: self.labels.direction,
-            destination_service: self.labels.destination_service.clone(),
-            route: self.labels.route.clone(),
-            source_principal: self.labels.source_principal.clone(),
-            connection_security_policy: self.labels.connection_security_policy,
-            response_code: status.to_string(),
-            grpc_status: grpc_status.map(|g| g.to_string()).unwrap_or_default(),
-        };
-        let counter = self.metrics.requests.get_or_create_owned(&labels);
-        counter.inc();
-        // At most a few dozen distinct statuses per route: the cache stays small.
-        if codes.len() < 64 {
-            let mut next = Vec::clone(&codes);
-            next.push((status, grpc_status, counter));
-            self.codes.store(Arc::new(next));
-        }
-    }
-
-    pub fn service(&self) -> &str {
-        &self.labels.destination_service
-    }
-
-    pub fn route(&self) -> &str {
-        &self.labels.route
-    }
-}
-
 pub struct TcpStats {
     pub opened: Counter,
     pub closed: Counter,
@@ -426,6 +358,8 @@ pub struct TcpStats {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -436,11 +370,36 @@ mod tests {
         r.record(200, None, Duration::from_millis(3));
         r.record(503, None, Duration::from_millis(1));
         let text = m.encode();
-        assert!(text.contains(r#"weft_requests_total{direction="outbound",destination_service="ns/echo",route="ns/route",source_principal="unknown",connection_security_policy="unknown",response_code="200",grpc_status=""} 2"#), "{text}");
+        assert!(text.contains(r#"weft_requests_total{direction="outbound",destination_service="ns/echo",route="ns/route",source_principal="unknown",connection_security_policy="unknown",destination_workload="unknown",destination_workload_namespace="unknown",destination_principal="unknown",response_code="200",grpc_status=""} 2"#), "{text}");
         assert!(text.contains(r#"response_code="503""#), "{text}");
         assert!(
             text.contains("weft_request_duration_seconds_bucket"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn outbound_requests_count_under_the_destination_that_answered() {
+        let m = Metrics::new();
+        let r = m.route(OUTBOUND, "shop/reviews", "shop/reviews");
+        let v1 = Arc::new(Destination {
+            workload: "reviews-v1".into(),
+            namespace: "shop".into(),
+            principal: "spiffe://td/ns/shop/sa/reviews".into(),
+        });
+        let same_again = Arc::new(Destination {
+            workload: "reviews-v1".into(),
+            namespace: "shop".into(),
+            principal: "spiffe://td/ns/shop/sa/reviews".into(),
+        });
+        r.to(&v1).record(200, None, Duration::from_millis(1));
+        r.to(&same_again)
+            .record(200, None, Duration::from_millis(1));
+        assert!(
+            Arc::ptr_eq(&r.to(&v1), &r.to(&same_again)),
+            "one child per destination"
+        );
+        let text = m.encode();
+        assert!(text.contains(r#"destination_workload="reviews-v1",destination_workload_namespace="shop",destination_principal="spiffe://td/ns/shop/sa/reviews",response_code="200",grpc_status=""} 2"#), "{text}");
     }
 }

@@ -118,8 +118,11 @@ impl Handler {
                     prefix: prefix.as_deref(),
                 };
                 let resp = self.routed(&snapshot, to, req, grpc, seen).await;
-                // A gRPC call is counted when its stream ends, with the status from its trailers.
-                crate::metrics::at_end::record(&rule.stats, grpc, resp, start)
+                // Counted under the endpoint that answered; a gRPC call when its stream ends,
+                // with the status from its trailers.
+                let to = seen.answered().map(|d| rule.stats.to(d));
+                let stats = to.as_ref().unwrap_or(&rule.stats);
+                crate::metrics::at_end::record(stats, grpc, resp, start)
             }
             Ok(Plan::Workload(addr)) => self
                 .to_workload(&snapshot, addr, req, seen)

@@ -19,6 +19,7 @@ use crate::http::pool::Http1Pool;
 use crate::http::upstream::{connect, H2Connection, UpstreamError};
 use crate::io::transport::{Carriage, Header};
 use crate::mesh::{dial_peer, MeshStream, MeshTls, PeerTarget};
+use crate::metrics::Destination;
 
 pub struct Endpoint {
     pub addr: SocketAddr,
@@ -30,6 +31,8 @@ pub struct Endpoint {
     tls: Arc<MeshTls>,
     pub weight: u32,
     pub load: Load,
+    /// Who answers here, as the `destination_*` metric labels name it.
+    pub destination: Arc<Destination>,
     /// The multiplexed HTTP/2 connection to this endpoint: to its proxy's inbound port (with
     /// the transport header) when meshed, else straight to it (h2c).
     pub h2: H2Connection,
@@ -237,7 +240,17 @@ impl Registry {
     }
 
     fn new_endpoint(&self, e: &EndpointView, peer: Option<PeerTarget>) -> Endpoint {
+        let principal = peer
+            .as_ref()
+            .and_then(|p| p.identity.as_ref())
+            .map_or_else(|| "unknown".to_string(), |id| id.to_string());
+        let destination = Arc::new(Destination {
+            workload: e.workload.clone(),
+            namespace: e.namespace.clone(),
+            principal,
+        });
         Endpoint {
+            destination,
             addr: e.addr,
             workload: e.workload.clone(),
             namespace: e.namespace.clone(),
