@@ -24,8 +24,10 @@ use crate::trace::{Kind, OpenSpan, Tracer};
 
 #[derive(Default)]
 pub struct Observed {
-    log: Option<Entry>,
-    span: Option<OpenSpan>,
+    // Boxed: handlers move an `Observed` through their stages, and an unwatched request
+    // should move four words, not the few hundred bytes of a log entry and a span.
+    log: Option<Box<Entry>>,
+    span: Option<Box<OpenSpan>>,
     /// The request headers a tap shows (credentials redacted), when a tap was open as the
     /// request arrived.
     tapped: Option<Box<serde_json::Map<String, serde_json::Value>>>,
@@ -55,9 +57,11 @@ impl Observed {
         let tapped = tap
             .is_active()
             .then(|| Box::new(crate::tap::shown_headers(req.headers())));
-        let log = (logging || tapped.is_some()).then(|| match &peer {
-            Some(p) => Entry::inbound(req, client, p.principal, p.mtls),
-            None => Entry::outbound(req, client),
+        let log = (logging || tapped.is_some()).then(|| {
+            Box::new(match &peer {
+                Some(p) => Entry::inbound(req, client, p.principal, p.mtls),
+                None => Entry::outbound(req, client),
+            })
         });
         let kind = if peer.is_some() {
             Kind::Server
@@ -72,7 +76,7 @@ impl Observed {
                     span.set("weft.peer.principal", p.principal.to_string());
                     span.set("weft.mtls", p.mtls);
                 }
-                span
+                Box::new(span)
             });
         Observed {
             log,
