@@ -10,6 +10,8 @@
 //!   token);
 //! - `/proxies/...`: the connected proxies, what each holds, its tap; `/services/NS/NAME/tap`:
 //!   the taps of a Service's proxies (admin token; see [`crate::proxies_api`]);
+//! - `GET /stat?window=60s`: golden metrics per Service, route, workload and edge over the
+//!   window, from the proxies (see [`crate::stats`]; what `weft stat` prints);
 //! - `GET /authz/scope?service=NS/NAME[&port=P]`: a Service port's workloads and the
 //!   AuthorizationPolicies each has (what `weft authz check --control` decides with);
 //! - `/workloads/...` and `/hosts`: workloads registered by `weft run` (see
@@ -43,6 +45,7 @@ pub struct Admin {
     /// The bearer token that protected routes need.
     pub admin_token: String,
     pub connected: Arc<Connected>,
+    pub stats: Arc<crate::stats::Stats>,
 }
 
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
@@ -116,6 +119,7 @@ async fn handle_whole(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Fu
             respond(StatusCode::OK, "application/x-pem-file", pem)
         }
         (&Method::GET, "/authz/scope") => authz_scope(admin, &req),
+        (&Method::GET, "/stat") => stat(admin, &req).await,
         (&Method::GET, "/prometheus/targets") => {
             let targets = crate::prometheus_sd::targets(&admin.store.current().model);
             respond(
@@ -190,6 +194,34 @@ fn authz_scope(admin: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> 
         ),
         Err(e) => text(StatusCode::NOT_FOUND, format!("{e}\n")),
     }
+}
+
+/// `GET /stat?window=DURATION` (default 1m, at most the history kept): scrapes every proxy
+/// now, so the window ends now, then reports.
+async fn stat(admin: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let window = match query(req, "window").map(|w| weft_api::duration::parse(&w)) {
+        None => std::time::Duration::from_secs(60),
+        Some(Ok(w)) if w > std::time::Duration::ZERO && w <= crate::stats::KEEP => w,
+        Some(Ok(_)) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "window must be more than 0 and at most {:?}\n",
+                    crate::stats::KEEP
+                ),
+            )
+        }
+        Some(Err(e)) => return text(StatusCode::BAD_REQUEST, format!("window: {e}\n")),
+    };
+    let published = admin.store.current();
+    admin.stats.scrape_all(&published).await;
+    let spans = admin.stats.spans(window);
+    let report = crate::stats::report::build(&published.model, &spans, window.as_secs_f64());
+    respond(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+    )
 }
 
 /// Runs a rotation step and publishes the new bundle to every proxy.

@@ -13,6 +13,7 @@
 //! - [`connected`]: the proxies connected now and how current each is (`weft check`,
 //!   `weft proxy-config`).
 //! - [`prometheus_sd`]: the proxies as Prometheus scrape targets (`http_sd_configs`).
+//! - [`stats`]: every proxy's golden metrics scraped on an interval, for `weft stat`.
 //! - [`jwks`]: the key sets RequestAuthentications name (`jwksUri`, OpenID discovery),
 //!   fetched and refreshed here and pushed to proxies with their configuration.
 
@@ -31,6 +32,7 @@ pub mod registry;
 pub mod run;
 pub mod serve;
 pub mod state;
+pub mod stats;
 pub mod store;
 mod tap_relay;
 pub mod tokens;

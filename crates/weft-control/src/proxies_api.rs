@@ -164,7 +164,7 @@ async fn relay_config(
     admin: &Admin,
     addr: SocketAddr,
 ) -> http::Response<http_body_util::Full<bytes::Bytes>> {
-    match crate::proxy_admin::get(addr, "/config", &admin.admin_token, PROXY_TIMEOUT).await {
+    match crate::proxy_admin::get(addr, "/config", Some(&admin.admin_token), PROXY_TIMEOUT).await {
         Ok((StatusCode::OK, body)) => respond(StatusCode::OK, "application/json", body),
         Ok((status, body)) => text(
             StatusCode::BAD_GATEWAY,

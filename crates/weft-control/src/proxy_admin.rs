@@ -17,12 +17,13 @@ use tokio::net::TcpStream;
 /// The largest document read whole from a proxy (`/config`, `/metrics`).
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
-/// Opens `GET path` on the admin endpoint at `addr` with the admin token; the answer's head
+/// Opens `GET path` on the admin endpoint at `addr` (with the admin token, when the route
+/// needs it); the answer's head
 /// within `timeout`, its body left to the caller (a tap streams).
 pub async fn open(
     addr: SocketAddr,
     path: &str,
-    token: &str,
+    token: Option<&str>,
     timeout: Duration,
 ) -> Result<http::Response<Incoming>, String> {
     let exchange = async {
@@ -36,12 +37,13 @@ pub async fn open(
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let req = Request::get(path)
+        let mut req = Request::get(path)
             .header(header::HOST, addr.to_string())
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::USER_AGENT, "weft-control")
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
+            .header(header::USER_AGENT, "weft-control");
+        if let Some(token) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let req = req.body(Empty::new()).map_err(|e| e.to_string())?;
         sender
             .send_request(req)
             .await
@@ -57,7 +59,7 @@ pub async fn open(
 pub async fn get(
     addr: SocketAddr,
     path: &str,
-    token: &str,
+    token: Option<&str>,
     timeout: Duration,
 ) -> Result<(StatusCode, String), String> {
     let whole = async {

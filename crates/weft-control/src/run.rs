@@ -34,6 +34,8 @@ pub struct ControlConfig {
     pub ca: Option<CaFiles>,
     /// Where to keep the proxies' scrape targets for Prometheus's `file_sd_configs`.
     pub file_sd: Option<PathBuf>,
+    /// How often every proxy's golden metrics are scraped for `weft stat`.
+    pub stat_interval: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -176,6 +178,7 @@ pub async fn run(
             source,
         })?;
     let connected = Arc::new(crate::connected::Connected::default());
+    let stats = Arc::new(crate::stats::Stats::new(config.stat_interval));
     let ads = AggregatedDiscoveryServiceServer::new(crate::xds::Ads {
         published: store.subscribe(),
         metrics: metrics.clone(),
@@ -199,6 +202,7 @@ pub async fn run(
         tokens: tokens.clone(),
         admin_token,
         connected,
+        stats: stats.clone(),
     });
     tracing::info!(
         grpc = %config.grpc_addr, admin = %config.admin_addr, state = %config.state_dir.display(),
@@ -225,6 +229,7 @@ pub async fn run(
         tokio::spawn(crate::jwks::run(store.clone())),
         tokio::spawn(refresh),
         tokio::spawn(expire_leases(store.clone())),
+        tokio::spawn(stats.run(store.clone())),
     ];
     if let Some(path) = config.file_sd.clone() {
         tasks.push(tokio::spawn(crate::prometheus_sd::keep_file(

@@ -78,7 +78,7 @@ pub async fn relay(
 type Lines = crate::http_response::AdminBody;
 
 async fn open(admin: &Admin, addr: SocketAddr, path: &str) -> Result<Lines, (StatusCode, String)> {
-    let resp = crate::proxy_admin::open(addr, path, &admin.admin_token, PROXY_TIMEOUT)
+    let resp = crate::proxy_admin::open(addr, path, Some(&admin.admin_token), PROXY_TIMEOUT)
         .await
         .map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
     let status = resp.status();

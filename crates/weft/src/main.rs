@@ -9,6 +9,7 @@
 //! - `weft check`: the pre-flight and health check of a host and its mesh;
 //! - `weft proxy-config`: what a proxy holds, and where it differs from the control plane;
 //! - `weft tap`: live requests through a workload's or a Service's proxies;
+//! - `weft stat`: golden metrics per Service, route, workload and edge, from the proxies;
 //! - `weft completions`: shell completions;
 //! - `weft validate`: checks a config directory and summarises it;
 //! - `weft echo`: the echo server tests and examples run behind the mesh;
@@ -73,6 +74,8 @@ enum Command {
     ProxyConfig(cmd::proxy_config::Args),
     /// Live requests through a workload's proxy or a Service's proxies.
     Tap(cmd::tap::Args),
+    /// Success rate, requests per second and latency per Service, route, workload and edge.
+    Stat(cmd::stat::Args),
     /// Print shell completions (bash, zsh or fish) to stdout.
     Completions(cmd::completions::Args),
     /// Authorization: would a request be allowed, and which policy and rule decide it.
@@ -95,6 +98,7 @@ fn main() -> std::process::ExitCode {
         Command::Check(args) => cmd::check::run(args),
         Command::ProxyConfig(args) => cmd::proxy_config::run(args),
         Command::Tap(args) => cmd::tap::run(args),
+        Command::Stat(args) => cmd::stat::run(args),
         Command::Completions(args) => cmd::completions::run(args, Cli::command()),
         Command::Authz(args) => cmd::authz::run(args),
         Command::Validate(args) => cmd::validate::run(args),

@@ -214,3 +214,243 @@ async fn prometheus_discovers_the_proxies_through_the_control_plane() {
     }
     let _ = std::fs::remove_file(&file_sd);
 }
+
+/// Runs `query` against Prometheus at `listen`: its result series, or why not.
+async fn prom_query(
+    listen: std::net::SocketAddr,
+    query: &str,
+) -> Result<Vec<serde_json::Value>, String> {
+    let path = format!("/api/v1/query?query={}", encode(query));
+    let (status, body) = support::admin_get(listen, &path).await?;
+    let json: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    if status != 200 || json["status"] != "success" {
+        return Err(format!("{status}: {body}"));
+    }
+    Ok(json["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
+}
+
+/// The single value of an instant vector query.
+async fn prom_value(listen: std::net::SocketAddr, query: &str) -> Option<f64> {
+    let result = prom_query(listen, query).await.ok()?;
+    result.first()?["value"][1].as_str()?.parse().ok()
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+const RETRY_ROUTE: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: echo-retry, namespace: default}
+spec:
+  parentRefs: [{group: "", kind: Service, name: echo, port: 80}]
+  rules:
+  - retry: {codes: [503], attempts: 1, backoff: 1ms}
+    backendRefs: [{name: echo, port: 80}]
+"#;
+
+/// Under steady traffic (with failures, retries and a proxy error now and then): `weft stat`
+/// agrees with Prometheus over the same window, and every panel of every dashboard in
+/// `dashboards/` is a query Prometheus accepts that returns data for this mesh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weft_stat_and_the_dashboards_agree_with_prometheus() {
+    if !prometheus_installed() {
+        return;
+    }
+    let mut mesh = ControlMesh::start_with(88, "STRICT", "1h", &["--stat-interval", "1s"]).await;
+    std::fs::write(mesh.config_dir().join("route.yaml"), RETRY_ROUTE).expect("route");
+    mesh.start_workloads().await;
+    let dir = mesh.dir.join("prometheus");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = format!(
+        "global: {{scrape_interval: 1s}}\nscrape_configs:\n- job_name: weft-proxies\n  \
+         http_sd_configs: [{{url: 'http://{}/prometheus/targets', refresh_interval: 1s}}]\n",
+        mesh.control_admin(),
+    );
+    let listen = mesh.addr(3, 9099);
+    let _server = start_prometheus(&dir, &config, listen);
+
+    // Steady load: 40 requests a second, one in ten answered 503 (and retried once by the
+    // route), one in twenty to a name no Service has (the client's proxy answers itself).
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (client, stop) = (mesh.client(), stop.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(25));
+            for n in 0..4000u32 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                tick.tick().await;
+                let (host, path) = match n {
+                    n if n % 20 == 7 => ("nowhere", "/".to_string()),
+                    n if n % 10 == 3 => ("echo", "/status/503".to_string()),
+                    n => ("echo", format!("/ok/{n}")),
+                };
+                let req = Request::get(format!("http://{host}{path}"))
+                    .header("host", host)
+                    .body(Full::new(Bytes::new()))
+                    .expect("req");
+                let _ = send(client, req, false).await;
+            }
+        })
+    };
+    // Let both Prometheus and the control plane gather more than a window of samples.
+    let inbound = "sum(rate(weft_requests_total{workload=\"echo-1\",direction=\"inbound\"}[15s]))";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = prom_query(listen, "count_over_time(up{workload=\"echo-1\"}[30s])")
+            .await
+            .ok()
+            .and_then(|r| r.first()?["value"][1].as_str()?.parse::<f64>().ok())
+            .is_some_and(|n| n >= 20.0);
+        if ready && prom_value(listen, inbound).await.is_some_and(|v| v > 0.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never had 20s of the mesh:\n{}",
+            std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // weft stat and Prometheus over the same 15 s.
+    let out = std::process::Command::new(support::WEFT)
+        .args([
+            "stat",
+            "echo-1",
+            "--window",
+            "15s",
+            "-o",
+            "json",
+            "--control",
+        ])
+        .arg(mesh.control_admin().to_string())
+        .output()
+        .expect("weft stat");
+    let prom_rps = prom_value(listen, inbound).await.expect("rate");
+    let prom_success = prom_value(
+        listen,
+        "sum(rate(weft_requests_total{workload=\"echo-1\",direction=\"inbound\",response_code!~\"5..\"}[15s])) / sum(rate(weft_requests_total{workload=\"echo-1\",direction=\"inbound\"}[15s]))",
+    )
+    .await
+    .expect("success rate");
+    let prom_p50 = prom_value(
+        listen,
+        "histogram_quantile(0.5, sum by (le) (rate(weft_request_duration_seconds_bucket{workload=\"echo-1\",direction=\"inbound\"}[15s])))",
+    )
+    .await
+    .expect("p50");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stat: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let row = &stat["workloads"][0];
+    assert_eq!(row["name"], "default/echo-1", "{stat:#}");
+    let rps = row["rps"].as_f64().expect("rps");
+    let success = row["successRate"].as_f64().expect("success rate");
+    let p50 = row["p50Ms"].as_f64().expect("p50") / 1000.0;
+    // Steady traffic: the two estimates of a rate agree within 15%; the success rate (one in
+    // ten calls fails, twice with its retry: 2/11 of the tries) within 3 points.
+    assert!(
+        (rps - prom_rps).abs() / prom_rps < 0.15,
+        "weft stat {rps} rps, Prometheus {prom_rps}"
+    );
+    assert!(
+        (success - prom_success).abs() < 0.03,
+        "weft stat {success}, Prometheus {prom_success}"
+    );
+    assert!((success - 9.0 / 11.0).abs() < 0.05, "{success}");
+    assert!(
+        p50 / prom_p50 > 0.5 && p50 / prom_p50 < 2.0,
+        "p50: weft stat {p50}, Prometheus {prom_p50}"
+    );
+    let edges = stat["edges"].as_array().expect("edges");
+    assert!(
+        edges.iter().any(|e| e["source"] == "default/client"
+            && e["destination"] == "default/echo-1"
+            && e["mtls"] == true
+            && e["destinationPrincipal"] == "spiffe://cluster.local/ns/default/sa/echo"),
+        "{stat:#}"
+    );
+
+    // Every dashboard panel's query, with its variables set to this mesh's values (a query
+    // passes when one of the values gives data, as a person picking them would see).
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dashboards");
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for name in ["weft-mesh.json", "weft-service.json", "weft-workload.json"] {
+        let text = std::fs::read_to_string(root.join(name)).expect("dashboard");
+        let board: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+        for panel in board["panels"].as_array().expect("panels") {
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let Some(expr) = target["expr"].as_str() else {
+                    continue;
+                };
+                let mut found = None;
+                for (service, workload) in [("default/echo", "echo-1"), ("default/echo", "client")]
+                {
+                    let q = expr
+                        .replace("$__rate_interval", "15s")
+                        .replace("$service", service)
+                        .replace("$workload", workload);
+                    match prom_query(listen, &q).await {
+                        Ok(r) if !r.is_empty() => {
+                            found = Some(Ok(()));
+                            break;
+                        }
+                        Ok(_) => found = found.or(Some(Err(format!("no data: {q}")))),
+                        Err(e) => {
+                            found = Some(Err(format!("rejected: {q}: {e}")));
+                            break;
+                        }
+                    }
+                }
+                checked += 1;
+                if let Some(Err(e)) = found {
+                    failures.push(format!("{name} / {}: {e}", panel["title"]));
+                }
+            }
+        }
+        // The variables' values come from series that exist.
+        for var in board["templating"]["list"].as_array().into_iter().flatten() {
+            if let Some(def) = var["definition"].as_str() {
+                let inner = def
+                    .strip_prefix("label_values(")
+                    .and_then(|d| d.strip_suffix(')'))
+                    .and_then(|d| d.rsplit_once(", "));
+                let (series, label) = inner.expect("label_values(series, label)");
+                let r = prom_query(listen, &format!("count by ({label}) ({series})")).await;
+                assert!(
+                    r.is_ok_and(|r| !r.is_empty()),
+                    "{name}: variable {def} has no values"
+                );
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.expect("load");
+    assert!(checked >= 40, "only {checked} queries in the dashboards");
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} panel queries failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

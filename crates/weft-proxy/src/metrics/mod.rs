@@ -17,6 +17,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 pub mod at_end;
 mod histogram;
+mod process;
 mod route;
 pub use histogram::AtomicHistogram;
 pub use route::{Destination, RequestLabels, RouteLabels, RouteStats};
@@ -78,6 +79,7 @@ type HistogramFamily = Family<RouteLabels, AtomicHistogram, fn() -> AtomicHistog
 pub struct Metrics {
     registry: Registry,
     pub(crate) requests: Family<RequestLabels, Counter>,
+    pub(crate) retries: Family<RouteLabels, Counter>,
     pub(crate) duration: HistogramFamily,
     pub tcp_opened: Family<TcpLabels, Counter>,
     pub tcp_closed: Family<TcpLabels, Counter>,
@@ -103,6 +105,12 @@ impl Metrics {
             "requests",
             "HTTP requests by direction, destination Service, route and status",
             requests.clone(),
+        );
+        let retries = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "retries",
+            "Tries sent again (retries), by route",
+            retries.clone(),
         );
         let duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
         registry.register_with_unit(
@@ -192,6 +200,7 @@ impl Metrics {
         Arc::new(Self {
             registry,
             requests,
+            retries,
             duration,
             tcp_opened,
             tcp_closed,
@@ -227,6 +236,7 @@ impl Metrics {
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
+        process::encode(&mut out);
         out
     }
 

@@ -73,6 +73,8 @@ pub struct RouteStats {
     codes: ArcSwap<Vec<(u16, Option<u32>, Counter)>>,
     /// The same route by destination (outbound), grown copy-on-write.
     destinations: ArcSwap<Vec<(Arc<Destination>, Arc<RouteStats>)>>,
+    /// Made on the first retry.
+    retries: std::sync::OnceLock<Counter>,
 }
 
 impl RouteStats {
@@ -83,7 +85,15 @@ impl RouteStats {
             duration: std::sync::OnceLock::new(),
             codes: ArcSwap::from_pointee(Vec::new()),
             destinations: ArcSwap::from_pointee(Vec::new()),
+            retries: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A try of this route's request is being sent again.
+    pub fn retried(&self) {
+        self.retries
+            .get_or_init(|| self.metrics.retries.get_or_create_owned(&self.labels))
+            .inc();
     }
 
     /// This route's handles for requests `destination` answered.

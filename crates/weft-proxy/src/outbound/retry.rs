@@ -67,6 +67,7 @@ impl Tries<'_> {
         let mut last = None;
         for n in 0..tries {
             if n > 0 {
+                self.rule.stats.retried();
                 tokio::time::sleep(backoff(retry.map_or(25, |r| r.backoff_ms), n)).await;
             }
             // The last try takes the head itself; earlier ones send a copy.

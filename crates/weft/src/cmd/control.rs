@@ -41,6 +41,10 @@ pub struct Args {
     /// (the same list `GET /prometheus/targets` serves for `http_sd_configs`).
     #[arg(long, env = "WEFT_PROMETHEUS_FILE_SD")]
     prometheus_file_sd: Option<PathBuf>,
+    /// How often every proxy's golden metrics are scraped for `weft stat` (which scrapes once
+    /// more when asked, so its window always ends now).
+    #[arg(long, env = "WEFT_STAT_INTERVAL", default_value = "10s", value_parser = super::proxy::parse_duration)]
+    stat_interval: std::time::Duration,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -56,6 +60,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             bundle: args.ca_bundle,
         }),
         file_sd: args.prometheus_file_sd,
+        stat_interval: args
+            .stat_interval
+            .max(std::time::Duration::from_millis(500)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

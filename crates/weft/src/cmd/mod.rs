@@ -13,6 +13,7 @@ pub mod proxy_config;
 mod proxy_diff;
 mod proxy_sections;
 pub mod run;
+pub mod stat;
 pub mod tap;
 pub mod token;
 pub mod up;

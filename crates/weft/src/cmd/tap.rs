@@ -65,8 +65,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let deadline = Instant::now() + Duration::from_secs(args.seconds + 5);
     if args.output == Output::Table {
         println!(
-            "{:<8} {:<6} {:<7} {:>4} {:>9}  {:<28} {:<40} {:<28} ROUTE",
-            "DIR", "METHOD", "", "CODE", "LATENCY", "AUTHORITY", "PATH", "PEER"
+            "{:<8} {:<6} {:<5} {:>4} {:>9}  {:<24} {:<32} {:<24} ROUTE",
+            "DIR", "METHOD", "PROTO", "CODE", "LATENCY", "AUTHORITY", "PATH", "PEER"
         );
     }
     args.control
@@ -159,10 +159,10 @@ fn print_row(v: &Value) {
         .map(|e| format!("  weft-error: {e}"))
         .unwrap_or_default();
     println!(
-        "{:<8} {:<6} {:<7} {:>4} {:>7.1}ms  {:<28} {:<40} {:<28} {}{error}",
+        "{:<8} {:<6} {:<5} {:>4} {:>7.1}ms  {:<24} {:<32} {:<24} {}{error}",
         s("direction"),
         s("method"),
-        s("protocol").replace("HTTP/", "h"),
+        proto(&s("protocol")),
         v["status"].as_u64().unwrap_or(0),
         v["duration_ms"].as_f64().unwrap_or(0.0),
         s("authority"),
@@ -170,6 +170,14 @@ fn print_row(v: &Value) {
         short_principal(&peer),
         s("route"),
     );
+}
+
+/// `HTTP/2.0` as `h2`, `HTTP/1.1` as `h1.1`.
+fn proto(p: &str) -> String {
+    match p {
+        "HTTP/2.0" => "h2".into(),
+        other => other.replace("HTTP/", "h"),
+    }
 }
 
 /// `spiffe://td/ns/shop/sa/frontend` as `shop/sa/frontend`: the trust domain is the mesh's.
