@@ -282,3 +282,109 @@ async fn protected_admin_routes_need_the_token_and_the_cli_explains_the_mesh() {
         "{text}"
     );
 }
+
+fn creds_from(
+    ca: &weft_identity::Authority,
+    id: &weft_identity::SpiffeId,
+) -> weft_identity::Credentials {
+    let kc = weft_identity::generate_key_and_csr(id).expect("csr");
+    let issued = ca
+        .issue(&kc.csr_der, id, Duration::from_secs(600))
+        .expect("issue");
+    weft_identity::Credentials::new(id.clone(), issued.chain, kc.key, ca.trust_bundle())
+        .expect("creds")
+}
+
+/// `GET path` over mutual TLS to an admin endpoint as `creds`: the status, or `None` when the
+/// handshake or the exchange failed.
+async fn admin_over_mtls(
+    admin: std::net::SocketAddr,
+    creds: &weft_identity::Credentials,
+    expect: &weft_identity::SpiffeId,
+    path: &str,
+) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = weft_identity::client_config(
+        creds,
+        weft_identity::ExpectedPeer::Exactly(expect.clone()),
+        &[b"http/1.1"],
+    )
+    .expect("client config");
+    let tcp = tokio::net::TcpStream::connect(admin).await.ok()?;
+    let name = rustls_pki_types::ServerName::try_from("weft.admin").expect("name");
+    let mut tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut buf)).await;
+    let text = String::from_utf8_lossy(&buf);
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// MeshConfig `admin` lets a SPIFFE identity, proved over mutual TLS to a proxy's admin port,
+/// read `/config` without the admin token: the identity and the path its rule names, nothing
+/// else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_that_meshconfig_admin_allows_reads_a_proxy_over_mutual_tls() {
+    use weft_identity::{Authority, SpiffeId};
+    let mut mesh = ControlMesh::start(87, "STRICT", "1h").await;
+    let admin_rules = "apiVersion: weft.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh, namespace: weft-system}\nspec:\n  admin:\n    rules:\n    - from: [{source: {principals: [cluster.local/ns/ops/sa/oncall]}}]\n      to: [{operation: {paths: [/config]}}]\n";
+    std::fs::write(mesh.config_dir().join("meshconfig.yaml"), admin_rules).expect("write");
+    mesh.start_workloads().await;
+    let ca = Authority::load_or_create(&mesh.state(), "cluster.local").expect("the mesh CA");
+    let echo_id = SpiffeId::new("cluster.local", "default", "echo").expect("id");
+    let admin = mesh.addr(2, 4191);
+    let oncall = creds_from(
+        &ca,
+        &SpiffeId::new("cluster.local", "ops", "oncall").expect("id"),
+    );
+    let intruder = creds_from(
+        &ca,
+        &SpiffeId::new("cluster.local", "ops", "intruder").expect("id"),
+    );
+    // The MeshConfig reaches the proxy with its configuration; wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while admin_over_mtls(admin, &oncall, &echo_id, "/config").await != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "the allowed identity never got /config"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Not the tap: the rule names /config only. Not another identity. Open routes stay open.
+    assert_eq!(
+        admin_over_mtls(admin, &oncall, &echo_id, "/tap?max=1&seconds=1").await,
+        Some(403)
+    );
+    assert_eq!(
+        admin_over_mtls(admin, &intruder, &echo_id, "/config").await,
+        Some(403)
+    );
+    assert_eq!(
+        admin_over_mtls(admin, &intruder, &echo_id, "/ready").await,
+        Some(200)
+    );
+    // A certificate from another CA does not even get a connection.
+    let other = Authority::generate("cluster.local").expect("other CA");
+    let mut foreign = creds_from(
+        &other,
+        &SpiffeId::new("cluster.local", "ops", "oncall").expect("id"),
+    );
+    foreign.trust_bundle = ca.trust_bundle();
+    assert_eq!(
+        admin_over_mtls(admin, &foreign, &echo_id, "/config").await,
+        None
+    );
+    assert!(
+        mesh.wait_log(
+            "proxy-echo-1",
+            "MeshConfig admin does not allow this identity",
+            2,
+            Duration::from_secs(5)
+        )
+        .await
+    );
+}

@@ -2,6 +2,9 @@
 
 use serde::Deserialize;
 
+use super::istio::AuthzRule;
+use super::Spanned;
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MeshConfigSpec {
@@ -28,6 +31,19 @@ pub struct MeshConfigSpec {
     /// headers are read and written.
     #[serde(default)]
     pub tracing: Option<TracingSpec>,
+    /// Who may read proxies' configuration and tap their requests with a SPIFFE identity
+    /// (proved over mutual TLS to a proxy's admin port) instead of the admin token.
+    #[serde(default)]
+    pub admin: Option<AdminSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AdminSpec {
+    /// AuthorizationPolicy `rules` (`from`, `to`, `when`), evaluated as an ALLOW policy on
+    /// requests to a proxy's admin endpoint: `/config` and `/tap` need a rule to match.
+    #[serde(default)]
+    pub rules: Option<Vec<Spanned<AuthzRule>>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -82,6 +82,9 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
     if let Some(tracing) = &spec.tracing {
         model.mesh.tracing = super::tracing::check(tracing, &mut rep);
     }
+    if let Some(admin) = &spec.admin {
+        model.mesh.admin = super::admin::check(admin, config.namespace(), &mut rep);
+    }
     let Some(proxy) = &spec.proxy else {
         return;
     };

@@ -4,6 +4,7 @@
 //! (references, duplicates, conflicting ports and addresses). Every problem is reported, with
 //! its file, line and field, before the caller decides: a set with any error is not used.
 
+mod admin;
 mod authn;
 mod authz;
 mod authz_rules;

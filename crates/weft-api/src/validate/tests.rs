@@ -353,3 +353,35 @@ fn mesh_config_tracing() {
     let e = first_error(&mesh("{collector: 'c:4317', sampling: 100}"));
     assert!(e.message.contains("sampling"), "{e:?}");
 }
+
+#[test]
+fn mesh_config_admin_is_an_allow_policy_over_admin_routes() {
+    let mesh = |admin: &str| {
+        format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: MeshConfig\nmetadata: {{name: mesh, namespace: weft-system}}\nspec:\n  admin: {admin}\n"
+        )
+    };
+    let (model, diags) = check(&mesh(
+        "{rules: [{from: [{source: {principals: [cluster.local/ns/ops/sa/oncall]}}], to: [{operation: {paths: [/tap]}}]}]}",
+    ));
+    assert!(diags.errors().next().is_none(), "{diags}");
+    let admin = model.expect("model").mesh.admin.expect("admin policy");
+    assert_eq!(admin.action, crate::view::authz::AuthzAction::Allow);
+    assert_eq!(admin.rules.as_ref().map(Vec::len), Some(1));
+    for (admin, field) in [
+        ("{}", "spec.admin.rules"),
+        ("{rules: []}", "spec.admin.rules"),
+        (
+            "{rules: [{from: [{source: {principals: ['']}}]}]}",
+            "spec.admin.rules[0].from[0].source.principals[0]",
+        ),
+    ] {
+        let e = first_error(&mesh(admin));
+        assert_eq!(e.field.as_deref(), Some(field), "{admin}: {e:?}");
+    }
+    let e = first_error(&mesh("{rules: [{}], allow: all}"));
+    assert!(
+        e.message.contains("allow"),
+        "unknown fields are errors: {e:?}"
+    );
+}

@@ -112,6 +112,10 @@ pub struct MeshView {
     /// Distributed tracing, when MeshConfig turns it on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tracing: Option<TracingView>,
+    /// MeshConfig `admin`: an ALLOW policy over the admin endpoint's protected routes, for
+    /// callers proving a SPIFFE identity over mutual TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<authz::AuthzPolicyView>,
 }
 
 /// MeshConfig `tracing`, checked.
@@ -155,6 +159,7 @@ impl Default for MeshView {
             connect_timeout_ms: 1000,
             path_normalization: PathNormalization::default(),
             tracing: None,
+            admin: None,
         }
     }
 }

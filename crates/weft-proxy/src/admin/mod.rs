@@ -7,8 +7,10 @@
 //! The admin listener is on the workload's address, where other workloads can reach it, so
 //! whatever reads configuration or traffic needs the token: the control plane sends each
 //! proxy the token's digest (never the token), and `--admin-token-file` gives it one without a
-//! control plane. A refused request is logged.
+//! control plane. Or a SPIFFE identity over mutual TLS that MeshConfig `admin` allows (see
+//! [`identity`]). A refused request is logged.
 
+mod identity;
 mod tap;
 
 use std::convert::Infallible;
@@ -47,18 +49,62 @@ pub async fn serve(listener: TcpListener, cx: Arc<Admin>) {
         let Ok((stream, client)) = accepted else {
             continue;
         };
+        let local = stream.local_addr().unwrap_or(client);
         let cx = cx.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let cx = cx.clone();
-                async move { Ok::<_, Infallible>(handle(&cx, req, client)) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "admin connection error");
+            let trust_domain = cx.state.load().view.mesh.trust_domain.clone();
+            match identity::accept(stream, &cx.tls, &trust_domain).await {
+                Ok(identity::Accepted::Plain(s)) => {
+                    serve_one(
+                        cx,
+                        s,
+                        Caller {
+                            client,
+                            local,
+                            peer: None,
+                        },
+                    )
+                    .await
+                }
+                Ok(identity::Accepted::Tls(s, peer)) => {
+                    serve_one(
+                        cx,
+                        s,
+                        Caller {
+                            client,
+                            local,
+                            peer: Some(peer),
+                        },
+                    )
+                    .await
+                }
+                Err(e) => tracing::info!(%client, error = %e, "admin connection refused"),
             }
         });
+    }
+}
+
+/// Who is on the other end of an admin connection.
+#[derive(Clone)]
+struct Caller {
+    client: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+    /// Proved over mutual TLS.
+    peer: Option<weft_identity::SpiffeId>,
+}
+
+async fn serve_one<I>(cx: Arc<Admin>, io: I, caller: Caller)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req| {
+        let (cx, caller) = (cx.clone(), caller.clone());
+        async move { Ok::<_, Infallible>(handle(&cx, req, &caller)) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "admin connection error");
     }
 }
 
@@ -77,12 +123,25 @@ impl Admin {
     }
 }
 
-fn handle(cx: &Admin, req: Request<Incoming>, client: std::net::SocketAddr) -> Response<Body> {
+fn handle(cx: &Admin, req: Request<Incoming>, caller: &Caller) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
     }
     let path = req.uri().path();
+    let client = caller.client;
     if matches!(path, "/config" | "/tap") && !cx.authorized(&req) {
+        if let Some(peer) = &caller.peer {
+            let view = cx.state.load().view.clone();
+            if identity::allowed(view.mesh.admin.as_ref(), peer, client, caller.local, &req) {
+                tracing::info!(%client, %peer, path, "admin request allowed by MeshConfig admin");
+                return route(cx, req);
+            }
+            tracing::warn!(%client, %peer, path, "refused an admin request: MeshConfig admin does not allow this identity");
+            return text(
+                StatusCode::FORBIDDEN,
+                "your identity is not allowed this by MeshConfig admin rules\n",
+            );
+        }
         tracing::warn!(%client, path, "refused an admin request without the admin token");
         let mut resp = text(
             StatusCode::UNAUTHORIZED,
@@ -94,7 +153,12 @@ fn handle(cx: &Admin, req: Request<Incoming>, client: std::net::SocketAddr) -> R
         );
         return resp;
     }
-    match path {
+    route(cx, req)
+}
+
+/// Answers an admin request that may have what it asks for.
+fn route(cx: &Admin, req: Request<Incoming>) -> Response<Body> {
+    match req.uri().path() {
         "/live" => text(StatusCode::OK, "live\n"),
         "/ready" => {
             if cx.drain.is_draining() {
