@@ -123,3 +123,64 @@ fn echo_names_an_address_it_cannot_bind() {
     assert_eq!(code, 2, "an error exits 2");
     assert!(stderr.contains(&addr), "{stderr}");
 }
+
+#[test]
+fn validate_answers_in_json_for_scripts() {
+    let dir = examples().join("broken");
+    let (code, stdout, _) = run(&["validate", "-o", "json", &dir.display().to_string()]);
+    assert_eq!(code, 1, "invalid: the answer is no");
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(v["valid"], false);
+    let errors = v["errors"].as_array().expect("errors");
+    assert!(
+        errors.iter().any(|e| e["line"] == 17
+            && e["field"] == "spec.rules[0].matches[0].headres"
+            && e["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("route.yaml"))),
+        "{v:#}"
+    );
+    let (code, stdout, _) = run(&[
+        "validate",
+        "-o",
+        "json",
+        &examples().join("shop").display().to_string(),
+    ]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(v["valid"], true);
+    assert!(
+        v["services"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == "shop/reviews")),
+        "{v:#}"
+    );
+}
+
+#[test]
+fn help_documents_exit_codes_and_completions_cover_every_command() {
+    let (code, stdout, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for needle in [
+        "Exit codes:",
+        "0  success",
+        "1  the answer is \"no\"",
+        "2  usage error",
+        "WEFT_CONTROL",
+    ] {
+        assert!(stdout.contains(needle), "{needle} in --help:\n{stdout}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, stdout, stderr) = run(&["completions", shell]);
+        assert_eq!(code, 0, "{stderr}");
+        for command in ["proxy-config", "stat", "tap", "check", "--control"] {
+            assert!(
+                stdout.contains(command),
+                "{shell} completions lack {command}"
+            );
+        }
+    }
+    // A usage error exits 2, as documented.
+    let (code, _, _) = run(&["stat", "--window", "soon"]);
+    assert_eq!(code, 2);
+}

@@ -281,6 +281,21 @@ async fn protected_admin_routes_need_the_token_and_the_cli_explains_the_mesh() {
             && l.contains("not connected")),
         "{text}"
     );
+    // weft stat names the proxy it cannot read, still reports the rest, and exits 1.
+    let out = weft(&mesh, &["stat", "--window", "30s"]);
+    let (text, errors) = (
+        stdout(&out),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}{errors}");
+    assert!(
+        errors.contains("the proxy of default/echo-1 could not be read"),
+        "{errors}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("default/client")),
+        "{text}"
+    );
 }
 
 fn creds_from(

@@ -99,3 +99,15 @@ pub fn age(unix: u64) -> String {
         format!("{span} ago")
     }
 }
+
+/// `spiffe://td/ns/shop/sa/frontend` as `shop/sa/frontend`: in a table the trust domain is
+/// the mesh's own and only takes room.
+pub fn short_principal(p: &str) -> String {
+    match p
+        .strip_prefix("spiffe://")
+        .and_then(|r| r.split_once("/ns/"))
+    {
+        Some((_, rest)) => rest.to_string(),
+        None => p.to_string(),
+    }
+}

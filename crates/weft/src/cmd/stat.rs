@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use serde_json::Value;
 
 use super::client::ControlArgs;
-use super::output::{print_json, Output, Table};
+use super::output::{print_json, short_principal, Output, Table};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -192,8 +192,8 @@ fn print_tables(report: &Value, edges: bool) {
                         "no"
                     }
                     .to_string(),
-                    short(&s(r, "sourcePrincipal")),
-                    short(&s(r, "destinationPrincipal")),
+                    short_principal(&s(r, "sourcePrincipal")),
+                    short_principal(&s(r, "destinationPrincipal")),
                 ]
             },
         );
@@ -215,15 +215,4 @@ fn golden(r: &Value) -> Vec<String> {
         ms("p95Ms"),
         ms("p99Ms"),
     ]
-}
-
-/// `spiffe://td/ns/shop/sa/frontend` as `shop/sa/frontend`.
-fn short(p: &str) -> String {
-    match p
-        .strip_prefix("spiffe://")
-        .and_then(|r| r.split_once("/ns/"))
-    {
-        Some((_, rest)) => rest.to_string(),
-        None => p.to_string(),
-    }
 }

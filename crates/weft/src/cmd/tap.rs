@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::client::{encode, ControlArgs};
-use super::output::Output;
+use super::output::{short_principal, Output};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -177,16 +177,5 @@ fn proto(p: &str) -> String {
     match p {
         "HTTP/2.0" => "h2".into(),
         other => other.replace("HTTP/", "h"),
-    }
-}
-
-/// `spiffe://td/ns/shop/sa/frontend` as `shop/sa/frontend`: the trust domain is the mesh's.
-fn short_principal(p: &str) -> String {
-    match p
-        .strip_prefix("spiffe://")
-        .and_then(|r| r.split_once("/ns/"))
-    {
-        Some((_, rest)) => rest.to_string(),
-        None => p.to_string(),
     }
 }

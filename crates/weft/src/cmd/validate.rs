@@ -4,10 +4,19 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use serde_json::{json, Value};
+use weft_api::diagnostic::{Diagnostic, Diagnostics, Severity};
+use weft_api::model::Model;
+
+use super::output::{print_json, Output};
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Directory (or single file) of mesh resources.
     dir: PathBuf,
+    /// `json`: `{valid, errors, warnings, resources, services, workloads}`; exit 1 when invalid.
+    #[arg(short, long, value_enum, default_value_t = Output::Table)]
+    output: Output,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -18,6 +27,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let (model, more) = weft_api::validate::build(&resources);
     diags.extend(more);
+    if args.output == Output::Json {
+        let valid = !diags.has_errors() && model.is_some();
+        print_json(&as_json(model.as_ref().filter(|_| valid), &diags));
+        return Ok(if valid {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     for d in &diags.0 {
         eprintln!("{d}");
     }
@@ -106,4 +124,63 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The whole verdict as one document: every diagnostic, and what a valid set declares.
+fn as_json(model: Option<&Model>, diags: &Diagnostics) -> Value {
+    let list = |severity: Severity| -> Vec<Value> {
+        diags
+            .0
+            .iter()
+            .filter(|d| d.severity == severity)
+            .map(diagnostic)
+            .collect()
+    };
+    let mut out = json!({
+        "valid": model.is_some(),
+        "errors": list(Severity::Error),
+        "warnings": list(Severity::Warning),
+    });
+    let Some(model) = model else {
+        return out;
+    };
+    out["resources"] = json!(model.counts);
+    out["trustDomain"] = json!(model.mesh.trust_domain);
+    out["clusterDomain"] = json!(model.mesh.cluster_domain);
+    out["services"] = model
+        .services
+        .values()
+        .map(|svc| {
+            json!({
+                "name": format!("{}/{}", svc.namespace, svc.name),
+                "vip": svc.vip.map(|v| v.to_string()),
+                "ports": svc.ports.iter().map(|p| json!({"port": p.port, "protocol": format!("{:?}", p.protocol).to_lowercase()})).collect::<Vec<_>>(),
+                "endpoints": model.selected(&svc.namespace, &svc.selector).count(),
+            })
+        })
+        .collect();
+    out["workloads"] = model
+        .workloads
+        .iter()
+        .map(|w| {
+            json!({
+                "name": format!("{}/{}", w.view.namespace, w.view.name),
+                "address": w.view.address.to_string(),
+                "serviceAccount": w.view.service_account,
+                "meshed": w.view.meshed,
+            })
+        })
+        .collect();
+    out
+}
+
+fn diagnostic(d: &Diagnostic) -> Value {
+    json!({
+        "file": d.file.display().to_string(),
+        "line": d.line,
+        "resource": d.resource,
+        "field": d.field,
+        "message": d.message,
+        "hint": d.hint,
+    })
 }
