@@ -163,7 +163,11 @@ pub fn traceparent(span: SpanContext) -> HeaderValue {
 
 fn header_value(s: String) -> HeaderValue {
     // Hex digits and dashes only: always a valid header value.
-    HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    let mut value = HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static("0"));
+    // New on every request: HTTP/2 must not put it in HPACK's table, where each one would
+    // push out an entry that repeats (the authority, the user agent), only to be resent.
+    value.set_sensitive(true);
+    value
 }
 
 /// A 64-bit id stays 64 bits (16 digits): B3 peers that only know 64-bit ids keep working.

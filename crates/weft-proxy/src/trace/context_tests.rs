@@ -213,3 +213,32 @@ fn only_the_configured_formats_are_touched() {
         W3C_EXAMPLE.replace("-01", "-00").as_str()
     );
 }
+
+#[test]
+fn ids_written_are_never_indexed_by_hpack() {
+    let mut h = HeaderMap::new();
+    let span = SpanContext {
+        trace_id: TRACE,
+        span_id: SPAN,
+        sampled: true,
+    };
+    let all = [
+        Propagator::TraceContext,
+        Propagator::B3,
+        Propagator::B3Multi,
+    ];
+    write(&mut h, &all, span, Some(7), None);
+    for name in [
+        "traceparent",
+        "b3",
+        "x-b3-traceid",
+        "x-b3-spanid",
+        "x-b3-parentspanid",
+    ] {
+        let v = h.get(name).unwrap_or_else(|| panic!("{name} written"));
+        assert!(
+            v.is_sensitive(),
+            "{name}: a per-request value must not enter HPACK's table"
+        );
+    }
+}

@@ -25,8 +25,10 @@ use crate::metrics::Metrics;
 const QUEUE: usize = 2048;
 /// Spans per export request.
 const BATCH: usize = 512;
-/// How long a span may wait for its batch to fill.
-const BATCH_DELAY: Duration = Duration::from_secs(1);
+/// How long a span may wait for its batch to fill: OpenTelemetry's default schedule delay
+/// (and Envoy's flush interval). Each export has a cost of its own, paid per batch, not per
+/// span; at 1% of 1,000 req/s a one-second delay paid it for ten spans at a time.
+const BATCH_DELAY: Duration = Duration::from_secs(5);
 /// One export request, including the exporter's own retries of it.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_MIN: Duration = Duration::from_secs(1);
