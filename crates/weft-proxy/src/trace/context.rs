@@ -154,11 +154,23 @@ pub fn write(
 
 /// `00-{trace}-{span}-{flags}`.
 pub fn traceparent(span: SpanContext) -> HeaderValue {
-    let flags = u8::from(span.sampled);
-    header_value(format!(
-        "00-{:032x}-{:016x}-{flags:02x}",
-        span.trace_id, span.span_id
-    ))
+    // Written for nearly every request: hex digits into a fixed buffer, not `format!`.
+    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex_into(&mut buf[3..35], span.trace_id);
+    hex_into(&mut buf[36..52], u128::from(span.span_id));
+    buf[54] = if span.sampled { b'1' } else { b'0' };
+    let mut value = HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"));
+    value.set_sensitive(true);
+    value
+}
+
+/// The low `out.len()` hex digits of `n`, lowercase, most significant first.
+fn hex_into(out: &mut [u8], mut n: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in out.iter_mut().rev() {
+        *b = DIGITS[(n & 0xf) as usize];
+        n >>= 4;
+    }
 }
 
 fn header_value(s: String) -> HeaderValue {

@@ -36,6 +36,14 @@ fn traceparent_of_the_specification() {
         }
     );
     assert_eq!(traceparent(ctx).to_str().unwrap(), W3C_EXAMPLE);
+    let unsampled = SpanContext {
+        sampled: false,
+        ..ctx
+    };
+    assert_eq!(
+        traceparent(unsampled).to_str().unwrap(),
+        W3C_EXAMPLE.replace("-01", "-00")
+    );
     // Other flags than "sampled" do not make it sampled.
     let ctx = parse_traceparent(&W3C_EXAMPLE.replace("-01", "-02").into_bytes()).unwrap();
     assert!(!ctx.sampled);
