@@ -30,6 +30,7 @@ options() {
         authz_path) echo "-dict=fuzz/authz_path.dict -max_len=1024" ;;
         jwt_token) echo "-max_len=16384" ;;
         trace_context) echo "-dict=fuzz/trace_context.dict -max_len=1024" ;;
+        prometheus_text) echo "-dict=fuzz/prometheus_text.dict -max_len=4096" ;;
         *) echo "" ;;
     esac
 }

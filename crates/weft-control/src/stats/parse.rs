@@ -75,11 +75,10 @@ fn labels(text: &str) -> Option<(BTreeMap<String, String>, &str)> {
         loop {
             match *bytes.get(j)? {
                 b'\\' => {
-                    match *bytes.get(j + 1)? {
-                        b'n' => value.push('\n'),
-                        other => value.push(other as char),
-                    }
-                    j += 2;
+                    // The escaped character may be any UTF-8 character, not only a byte.
+                    let escaped = text.get(j + 1..)?.chars().next()?;
+                    value.push(if escaped == 'n' { '\n' } else { escaped });
+                    j += 1 + escaped.len_utf8();
                 }
                 b'"' => break,
                 _ => {
@@ -115,6 +114,9 @@ mod tests {
         assert_eq!(lines[1].value, 3.0);
         assert_eq!(line("x_total 7").map(|l| l.value), Some(7.0));
         assert!(line("x{a=b} 1").is_none());
+        // An escape before a multi-byte character, and one at the very end.
+        assert_eq!(line("x{a=\"\\é\"} 1").map(|l| l.labels["a"].clone()), Some("é".into()));
+        assert!(line("x{a=\"\\").is_none());
         assert!(line("x{a=\"b\"} nan-ish").is_none());
     }
 }
