@@ -115,7 +115,10 @@ mod tests {
         assert_eq!(line("x_total 7").map(|l| l.value), Some(7.0));
         assert!(line("x{a=b} 1").is_none());
         // An escape before a multi-byte character, and one at the very end.
-        assert_eq!(line("x{a=\"\\é\"} 1").map(|l| l.labels["a"].clone()), Some("é".into()));
+        assert_eq!(
+            line("x{a=\"\\é\"} 1").map(|l| l.labels["a"].clone()),
+            Some("é".into())
+        );
         assert!(line("x{a=\"\\").is_none());
         assert!(line("x{a=\"b\"} nan-ish").is_none());
     }
