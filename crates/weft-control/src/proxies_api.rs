@@ -94,22 +94,29 @@ pub fn service_proxies(
         .get(&(ns.to_string(), name.to_string()))
         .ok_or_else(|| format!("no Service {ns}/{name}"))?;
     Ok(model
+        .selected(&svc.namespace, &svc.selector)
+        .filter(|w| w.view.meshed)
+        .map(|w| (node_of(&w.view), admin_of(model, &w.view)))
+        .collect())
+}
+
+/// Every meshed workload's proxy: `namespace/name` and its admin address.
+pub fn proxies(published: &Published) -> Vec<(String, SocketAddr)> {
+    let model = &published.model;
+    model
         .workloads
         .iter()
-        .map(|w| &w.view)
-        .filter(|v| v.meshed && v.namespace == svc.namespace && !svc.selector.is_empty())
-        .filter(|v| {
-            svc.selector
-                .iter()
-                .all(|(k, val)| v.labels.get(k) == Some(val))
-        })
-        .map(|v| {
-            (
-                format!("{}/{}", v.namespace, v.name),
-                SocketAddr::new(v.address, model.mesh.admin_port),
-            )
-        })
-        .collect())
+        .filter(|w| w.view.meshed)
+        .map(|w| (node_of(&w.view), admin_of(model, &w.view)))
+        .collect()
+}
+
+fn node_of(v: &weft_api::view::WorkloadView) -> String {
+    format!("{}/{}", v.namespace, v.name)
+}
+
+fn admin_of(model: &weft_api::model::Model, v: &weft_api::view::WorkloadView) -> SocketAddr {
+    SocketAddr::new(v.address, model.mesh.admin_port)
 }
 
 /// Where the proxy of workload `ns/name` serves its admin endpoint.
@@ -119,37 +126,29 @@ pub fn admin_address(published: &Published, ns: &str, name: &str) -> Option<Sock
         .workloads
         .iter()
         .find(|w| w.view.meshed && w.view.namespace == ns && w.view.name == name)
-        .map(|w| SocketAddr::new(w.view.address, model.mesh.admin_port))
+        .map(|w| admin_of(model, &w.view))
 }
 
 fn list(admin: &Admin) -> http::Response<http_body_util::Full<bytes::Bytes>> {
     let published = admin.store.current();
     let generation = published.generation;
-    let proxies: Vec<Value> = published
-        .model
-        .workloads
-        .iter()
-        .filter(|w| w.view.meshed)
-        .map(|w| {
-            let node = format!("{}/{}", w.view.namespace, w.view.name);
-            let admin_address = SocketAddr::new(w.view.address, published.model.mesh.admin_port);
-            match admin.connected.get(&node) {
-                Some(p) => {
-                    let current =
-                        p.generation >= generation && p.acknowledged && p.rejected.is_none();
-                    let mut v = serde_json::to_value(&p).unwrap_or_default();
-                    v["connected"] = json!(true);
-                    v["current"] = json!(current);
-                    v["adminAddress"] = json!(admin_address.to_string());
-                    v
-                }
-                None => json!({
-                    "node": node,
-                    "connected": false,
-                    "current": false,
-                    "adminAddress": admin_address.to_string(),
-                }),
+    let proxies: Vec<Value> = proxies(&published)
+        .into_iter()
+        .map(|(node, admin_address)| match admin.connected.get(&node) {
+            Some(p) => {
+                let current = p.generation >= generation && p.acknowledged && p.rejected.is_none();
+                let mut v = serde_json::to_value(&p).unwrap_or_default();
+                v["connected"] = json!(true);
+                v["current"] = json!(current);
+                v["adminAddress"] = json!(admin_address.to_string());
+                v
             }
+            None => json!({
+                "node": node,
+                "connected": false,
+                "current": false,
+                "adminAddress": admin_address.to_string(),
+            }),
         })
         .collect();
     let body = json!({"generation": generation, "proxies": proxies});

@@ -61,7 +61,7 @@ impl Stats {
 
     /// Scrapes every meshed workload's proxy of `published` now.
     pub async fn scrape_all(&self, published: &Published) {
-        let targets: Vec<(String, SocketAddr)> = proxies(published);
+        let targets: Vec<(String, SocketAddr)> = crate::proxies_api::proxies(published);
         let results: Vec<(String, Result<Sample, String>)> =
             futures_util::stream::iter(targets.clone())
                 .map(|(node, addr)| async move { (node, scrape(addr).await) })
@@ -123,23 +123,6 @@ impl Stats {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, History>> {
         self.history.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// Every meshed workload's proxy: `namespace/name` and its admin address.
-pub fn proxies(published: &Published) -> Vec<(String, SocketAddr)> {
-    let port = published.model.mesh.admin_port;
-    published
-        .model
-        .workloads
-        .iter()
-        .filter(|w| w.view.meshed)
-        .map(|w| {
-            (
-                format!("{}/{}", w.view.namespace, w.view.name),
-                SocketAddr::new(w.view.address, port),
-            )
-        })
-        .collect()
 }
 
 async fn scrape(addr: SocketAddr) -> Result<Sample, String> {

@@ -122,20 +122,13 @@ pub fn build(
     for ((ns, name), svc) in &model.services {
         let mut sum = Counts::default();
         let mut selected_workloads = Vec::new();
-        for w in &model.workloads {
-            let v = &w.view;
-            let selected = v.meshed
-                && v.namespace == svc.namespace
-                && !svc.selector.is_empty()
-                && svc
-                    .selector
-                    .iter()
-                    .all(|(k, val)| v.labels.get(k) == Some(val));
-            if selected {
-                let node = format!("{}/{}", v.namespace, v.name);
-                sum.add(&inbound(&node));
-                selected_workloads.push(node);
+        for w in model.selected(&svc.namespace, &svc.selector) {
+            if !w.view.meshed {
+                continue;
             }
+            let node = format!("{}/{}", w.view.namespace, w.view.name);
+            sum.add(&inbound(&node));
+            selected_workloads.push(node);
         }
         services.push(ServiceRow {
             name: format!("{ns}/{name}"),

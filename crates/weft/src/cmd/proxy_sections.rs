@@ -17,6 +17,18 @@ pub fn routes(view: &ProxyView) {
             for rt in [&port.http, &port.grpc] {
                 route_rows(&mut table, &service, port.port, &protocol, rt);
             }
+            // A row for what every request to the port takes (no matches to show).
+            let whole_port = |route: String, backends: String| {
+                [
+                    service.clone(),
+                    port.port.to_string(),
+                    protocol.clone(),
+                    route,
+                    "*".into(),
+                    backends,
+                ]
+                .to_vec()
+            };
             if let Some(tcp) = &port.tcp {
                 let backends = tcp
                     .backends
@@ -24,24 +36,10 @@ pub fn routes(view: &ProxyView) {
                     .map(|b| weighted(b.backend.as_deref(), b.weight))
                     .collect::<Vec<_>>()
                     .join(" ");
-                table.row(vec![
-                    service.clone(),
-                    port.port.to_string(),
-                    protocol.clone(),
-                    tcp.route.label(),
-                    "*".into(),
-                    backends,
-                ]);
+                table.row(whole_port(tcp.route.label(), backends));
             }
             if table.len() == before {
-                table.row(vec![
-                    service.clone(),
-                    port.port.to_string(),
-                    protocol,
-                    "(default)".into(),
-                    "*".into(),
-                    port.default_backend.clone(),
-                ]);
+                table.row(whole_port("(default)".into(), port.default_backend.clone()));
             }
         }
     }
