@@ -10,7 +10,16 @@ use crate::view::{
 };
 
 /// Load balancers of one Service: per port (`Some`) or for every port (`None`).
-pub type PortPolicies = Vec<(Option<u16>, LoadBalancer)>;
+pub type PortPolicies = Vec<(Option<u16>, TrafficPolicyModel)>;
+
+/// A DestinationRule's traffic policy for a Service, or one of its ports: each part set here
+/// replaces the Service-wide one for that port (as Istio merges `portLevelSettings`).
+#[derive(Clone, Debug, Default)]
+pub struct TrafficPolicyModel {
+    pub load_balancer: Option<LoadBalancer>,
+    pub outlier: Option<crate::view::OutlierView>,
+    pub pool: Option<crate::view::PoolView>,
+}
 
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -19,8 +28,9 @@ pub struct Model {
     pub services: BTreeMap<(String, String), ServiceModel>,
     pub workloads: Vec<WorkloadModel>,
     pub routes: Vec<RouteModel>,
-    /// Load balancer settings by `(namespace, service)` and port (`None`: every port).
-    pub load_balancers: BTreeMap<(String, String), PortPolicies>,
+    /// DestinationRule traffic policies by `(namespace, service)` and port (`None`: every
+    /// port).
+    pub traffic_policies: BTreeMap<(String, String), PortPolicies>,
     /// Counts of resources by kind, for summaries.
     pub counts: BTreeMap<&'static str, usize>,
     /// PeerAuthentication policies, in no particular order (resolution is by scope).
@@ -230,7 +240,7 @@ impl Default for Model {
             services: BTreeMap::new(),
             workloads: Vec::new(),
             routes: Vec::new(),
-            load_balancers: BTreeMap::new(),
+            traffic_policies: BTreeMap::new(),
             counts: BTreeMap::new(),
             peer_authentications: Vec::new(),
             authz_policies: Vec::new(),

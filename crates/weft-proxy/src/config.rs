@@ -24,10 +24,10 @@ pub struct ProxyConfig {
     pub access_log: bool,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub drain_timeout: Duration,
-    /// How long a client may take to send its request head; also how long an idle HTTP/1
-    /// keep-alive connection from a client stays open (hyper counts the wait for the next
-    /// request as reading its head).
+    /// How long a client may take to send a request head, from its first bytes.
     pub header_read_timeout: Duration,
+    /// How long an HTTP/1 client connection idle between requests stays open.
+    pub keep_alive_timeout: Duration,
     /// Upper bound on the size of a request head (bytes) and the number of headers.
     pub max_header_bytes: usize,
     pub max_headers: usize,
@@ -51,6 +51,7 @@ impl ProxyConfig {
             access_log: false,
             drain_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(60),
+            keep_alive_timeout: Duration::from_secs(75),
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             admin_digest: None,

@@ -32,8 +32,11 @@ pub enum Reason {
     NoEndpoints,
     /// Connecting to or talking to the endpoint failed.
     UpstreamFailed,
-    /// The local application (inbound) could not be reached.
+    /// The local application (inbound) could not be reached: the request never got to it.
     AppUnreachable,
+    /// The local application (inbound) broke the exchange (reset, closed, answered
+    /// malformed) after the request was sent to it.
+    AppFailed,
     /// The request or a try took longer than its timeout.
     Timeout,
     /// The request is not valid HTTP the proxy can forward, or its body broke off or was
@@ -41,6 +44,9 @@ pub enum Reason {
     BadRequest,
     /// The proxy is shutting down.
     ShuttingDown,
+    /// A DestinationRule `connectionPool` limit (or a queue of the proxy's) is full: the
+    /// request is refused at once rather than queued.
+    Overloaded,
     /// A connection the proxy cannot place: made to it directly without saying where to.
     NoTargetPort,
     /// Plaintext refused where PeerAuthentication asks for mutual TLS only.
@@ -68,9 +74,11 @@ impl Reason {
             Reason::NoEndpoints => "no-endpoints",
             Reason::UpstreamFailed => "upstream-failed",
             Reason::AppUnreachable => "app-unreachable",
+            Reason::AppFailed => "app-failed",
             Reason::Timeout => "timeout",
             Reason::BadRequest => "bad-request",
             Reason::ShuttingDown => "shutting-down",
+            Reason::Overloaded => "overloaded",
             Reason::NoTargetPort => "no-target-port",
             Reason::PlaintextRefused => "plaintext-refused",
             Reason::TlsRefused => "tls-refused",
@@ -86,8 +94,12 @@ impl Reason {
         match self {
             Reason::NoRoute | Reason::UnknownService => StatusCode::NOT_FOUND,
             Reason::BackendNotFound => StatusCode::INTERNAL_SERVER_ERROR,
-            Reason::NoEndpoints | Reason::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            Reason::UpstreamFailed | Reason::AppUnreachable => StatusCode::BAD_GATEWAY,
+            Reason::NoEndpoints | Reason::ShuttingDown | Reason::Overloaded => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Reason::UpstreamFailed | Reason::AppUnreachable | Reason::AppFailed => {
+                StatusCode::BAD_GATEWAY
+            }
             Reason::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Reason::BadRequest | Reason::ExplicitNotHttp | Reason::NoTargetPort => {
                 StatusCode::BAD_REQUEST
@@ -114,7 +126,9 @@ impl Reason {
             Reason::NoEndpoints
             | Reason::UpstreamFailed
             | Reason::AppUnreachable
-            | Reason::ShuttingDown => 14, // UNAVAILABLE
+            | Reason::AppFailed
+            | Reason::ShuttingDown
+            | Reason::Overloaded => 14, // UNAVAILABLE
         }
     }
 }

@@ -34,6 +34,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod observe;
 pub mod outbound;
+pub mod resilience;
 pub mod run;
 pub mod state;
 pub mod status;

@@ -111,6 +111,7 @@ pub async fn run(
         .then(|| AccessLog::stdout(metrics.clone()));
     let limits = Limits {
         header_read_timeout: config.header_read_timeout,
+        keep_alive_timeout: config.keep_alive_timeout,
         max_header_bytes: config.max_header_bytes,
         max_headers: config.max_headers,
     };

@@ -224,17 +224,24 @@ pub(super) fn backend(model: &Model, svc: &ServiceModel, port: u16) -> BackendVi
             mtls: v.meshed && super::mtls::mode_for(model, v, target) != MtlsMode::Disable,
         });
     }
-    let load_balancer = model
-        .load_balancers
-        .get(&(svc.namespace.clone(), svc.name.clone()))
-        .and_then(|entries| {
+    let policies = model
+        .traffic_policies
+        .get(&(svc.namespace.clone(), svc.name.clone()));
+    // The port's own setting of a part, else the Service-wide one.
+    let part = |pick: &dyn Fn(&crate::model::TrafficPolicyModel) -> bool| {
+        policies.and_then(|entries| {
             entries
                 .iter()
-                .find(|(p, _)| *p == Some(port))
-                .or_else(|| entries.iter().find(|(p, _)| p.is_none()))
-                .map(|(_, lb)| lb.clone())
+                .find(|(p, t)| *p == Some(port) && pick(t))
+                .or_else(|| entries.iter().find(|(p, t)| p.is_none() && pick(t)))
+                .map(|(_, t)| t)
         })
+    };
+    let load_balancer = part(&|t| t.load_balancer.is_some())
+        .and_then(|t| t.load_balancer.clone())
         .unwrap_or(LoadBalancer::PeakEwma);
+    let outlier = part(&|t| t.outlier.is_some()).and_then(|t| t.outlier.clone());
+    let pool = part(&|t| t.pool.is_some()).and_then(|t| t.pool.clone());
     BackendView {
         key: BackendView::key_for(&svc.namespace, &svc.name, port),
         service: svc.name.clone(),
@@ -245,5 +252,7 @@ pub(super) fn backend(model: &Model, svc: &ServiceModel, port: u16) -> BackendVi
             .unwrap_or(crate::view::Protocol::Detect),
         load_balancer,
         endpoints,
+        outlier,
+        pool,
     }
 }

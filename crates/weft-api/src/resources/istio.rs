@@ -47,9 +47,9 @@ pub struct TrafficPolicy {
     #[serde(default)]
     pub load_balancer: Option<LoadBalancerSettings>,
     #[serde(default)]
-    pub connection_pool: Option<serde::de::IgnoredAny>,
+    pub connection_pool: Option<ConnectionPoolSettings>,
     #[serde(default)]
-    pub outlier_detection: Option<serde::de::IgnoredAny>,
+    pub outlier_detection: Option<OutlierDetection>,
     #[serde(default)]
     pub tls: Option<serde::de::IgnoredAny>,
     #[serde(default)]
@@ -67,11 +67,83 @@ pub struct PortTrafficPolicy {
     #[serde(default)]
     pub load_balancer: Option<LoadBalancerSettings>,
     #[serde(default)]
-    pub connection_pool: Option<serde::de::IgnoredAny>,
+    pub connection_pool: Option<ConnectionPoolSettings>,
     #[serde(default)]
-    pub outlier_detection: Option<serde::de::IgnoredAny>,
+    pub outlier_detection: Option<OutlierDetection>,
     #[serde(default)]
     pub tls: Option<serde::de::IgnoredAny>,
+}
+
+/// `trafficPolicy.outlierDetection`. Counts are `i64` so that a negative one gets a message
+/// of Weft's, not the parser's.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutlierDetection {
+    #[serde(default, rename = "consecutive5xxErrors")]
+    pub consecutive_5xx_errors: Option<i64>,
+    #[serde(default)]
+    pub consecutive_gateway_errors: Option<i64>,
+    #[serde(default)]
+    pub interval: Option<String>,
+    #[serde(default)]
+    pub base_ejection_time: Option<String>,
+    #[serde(default)]
+    pub max_ejection_percent: Option<i64>,
+    #[serde(default)]
+    pub min_health_percent: Option<i64>,
+    #[serde(default)]
+    pub split_external_local_origin_errors: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub consecutive_local_origin_failures: Option<serde::de::IgnoredAny>,
+    /// Deprecated by Istio for `consecutive5xxErrors` / `consecutiveGatewayErrors`.
+    #[serde(default)]
+    pub consecutive_errors: Option<serde::de::IgnoredAny>,
+}
+
+/// `trafficPolicy.connectionPool`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConnectionPoolSettings {
+    #[serde(default)]
+    pub tcp: Option<TcpPoolSettings>,
+    #[serde(default)]
+    pub http: Option<HttpPoolSettings>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TcpPoolSettings {
+    #[serde(default)]
+    pub max_connections: Option<i64>,
+    #[serde(default)]
+    pub connect_timeout: Option<String>,
+    #[serde(default)]
+    pub tcp_keepalive: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub max_connection_duration: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub idle_timeout: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpPoolSettings {
+    #[serde(default, rename = "http1MaxPendingRequests")]
+    pub http1_max_pending_requests: Option<i64>,
+    #[serde(default, rename = "http2MaxRequests")]
+    pub http2_max_requests: Option<i64>,
+    #[serde(default)]
+    pub max_requests_per_connection: Option<i64>,
+    #[serde(default)]
+    pub max_retries: Option<i64>,
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
+    #[serde(default)]
+    pub h2_upgrade_policy: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub use_client_protocol: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub max_concurrent_streams: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -35,6 +35,41 @@ pub struct MeshConfigSpec {
     /// (proved over mutual TLS to a proxy's admin port) instead of the admin token.
     #[serde(default)]
     pub admin: Option<AdminSpec>,
+    /// Retries the mesh allows itself: the budget every destination Service's retries draw
+    /// from, the safe default, and how much of a request body is kept to send again.
+    #[serde(default)]
+    pub retries: Option<RetriesSpec>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetriesSpec {
+    /// Linkerd's retry budget: per destination Service, retries may add at most
+    /// `retryRatio` of the requests of the last `ttl`, plus `minRetriesPerSecond`.
+    #[serde(default)]
+    pub budget: Option<RetryBudgetSpec>,
+    /// Retries of a failure that never reached the application (a refused connection, a
+    /// refused stream), on routes that set no `retry` (default 2; 0 turns them off).
+    #[serde(default)]
+    pub default_attempts: Option<u32>,
+    /// A request body is kept to be sent again only up to this many bytes (default 65536);
+    /// a longer body is streamed and its request is not retried.
+    #[serde(default)]
+    pub max_body_bytes: Option<u64>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryBudgetSpec {
+    /// Share of requests that may be retried, 0 to 1 (default 0.2).
+    #[serde(default)]
+    pub retry_ratio: Option<f64>,
+    /// Retries allowed per second whatever the traffic (default 10).
+    #[serde(default)]
+    pub min_retries_per_second: Option<u32>,
+    /// How far back requests count (default `10s`; 1s to 60s).
+    #[serde(default)]
+    pub ttl: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -88,4 +123,8 @@ pub struct ProxyDefaults {
     /// Default connect timeout to endpoints (e.g. `1s`).
     #[serde(default)]
     pub connect_timeout: Option<String>,
+    /// How long an idle pooled connection to an application (or an endpoint without a
+    /// proxy) is kept (default `4s`): shorter than the application's keep-alive timeout.
+    #[serde(default)]
+    pub upstream_idle_timeout: Option<String>,
 }

@@ -85,6 +85,9 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
     if let Some(admin) = &spec.admin {
         model.mesh.admin = super::admin::check(admin, config.namespace(), &mut rep);
     }
+    if let Some(retries) = &spec.retries {
+        model.mesh.retries = super::retries::check(retries, &mut rep);
+    }
     let Some(proxy) = &spec.proxy else {
         return;
     };
@@ -141,6 +144,11 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
             &proxy.connect_timeout,
             &mut mesh.connect_timeout_ms,
         ),
+        (
+            "spec.proxy.upstreamIdleTimeout",
+            &proxy.upstream_idle_timeout,
+            &mut mesh.upstream_idle_timeout_ms,
+        ),
     ] {
         if let Some(text) = value {
             match duration::parse(text) {
@@ -149,6 +157,23 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                     rep.error(field, e);
                 }
             }
+        }
+    }
+    for (field, set, ms) in [
+        (
+            "spec.proxy.connectTimeout",
+            proxy.connect_timeout.is_some(),
+            mesh.connect_timeout_ms,
+        ),
+        (
+            "spec.proxy.upstreamIdleTimeout",
+            proxy.upstream_idle_timeout.is_some(),
+            mesh.upstream_idle_timeout_ms,
+        ),
+    ] {
+        if set && ms == 0 {
+            rep.error(field, "a zero duration here would fail every connection")
+                .with_hint("a duration above zero, e.g. `1s`");
         }
     }
     if proxy.detect_timeout.is_some() && mesh.detect_timeout_ms == 0 {

@@ -14,10 +14,12 @@ mod matches;
 mod mesh;
 mod peer_auth;
 mod policy;
+mod retries;
 mod routes;
 mod services;
 mod timing;
 mod tracing;
+mod traffic_policy;
 
 pub use services::protocol_from_app_protocol;
 
@@ -163,6 +165,21 @@ impl<'a> Reporter<'a> {
         self.push(Diagnostic::error(message), line, field)
     }
 
+    /// A warning at the resource's first line.
+    pub fn warning(
+        &mut self,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let line = self.source.line;
+        self.warning_at(line, field, message)
+    }
+
+    /// Errors reported so far (of every resource): a check compares it before and after.
+    pub fn error_count(&self) -> usize {
+        self.diags.errors().count()
+    }
+
     pub fn warning_at(
         &mut self,
         line: u64,
@@ -208,5 +225,7 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
 mod authn_tests;
 #[cfg(test)]
 mod authz_tests;
+#[cfg(test)]
+mod resilience_tests;
 #[cfg(test)]
 mod tests;

@@ -1,15 +1,16 @@
-//! DestinationRule traffic policy (load balancing) and PeerAuthentication.
+//! DestinationRule traffic policy (load balancing, outlier detection, connection pools; the
+//! latter two checked in [`super::traffic_policy`]) and PeerAuthentication.
 //!
-//! Only the load balancer of a DestinationRule is implemented in this version; its other
-//! parts are load errors that say so. PeerAuthentication is translated by [`super::peer_auth`].
+//! `tls`, `tunnel` and `proxyProtocol` are load errors that say Weft does not implement them.
+//! PeerAuthentication is translated by [`super::peer_auth`].
 
 use crate::diagnostic::Diagnostics;
-use crate::model::Model;
+use crate::model::{Model, TrafficPolicyModel};
 use crate::resources::istio::LoadBalancerSettings;
 use crate::resources::Resource;
 use crate::view::LoadBalancer;
 
-use super::{HintExt, Reporter};
+use super::{traffic_policy, HintExt, Reporter};
 
 pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagnostics) {
     for r in resources {
@@ -36,14 +37,6 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                     continue;
                 };
                 for (set, field) in [
-                    (
-                        policy.connection_pool.is_some(),
-                        "spec.trafficPolicy.connectionPool",
-                    ),
-                    (
-                        policy.outlier_detection.is_some(),
-                        "spec.trafficPolicy.outlierDetection",
-                    ),
                     (policy.tls.is_some(), "spec.trafficPolicy.tls"),
                     (policy.tunnel.is_some(), "spec.trafficPolicy.tunnel"),
                     (
@@ -57,12 +50,18 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                     }
                 }
                 let mut entries = Vec::new();
-                if let Some(lb) = &policy.load_balancer {
-                    if let Some(lb) = load_balancer(&mut rep, "spec.trafficPolicy.loadBalancer", lb)
-                    {
-                        entries.push((None, lb));
-                    }
-                }
+                let whole = TrafficPolicyModel {
+                    load_balancer: policy.load_balancer.as_ref().and_then(|lb| {
+                        load_balancer(&mut rep, "spec.trafficPolicy.loadBalancer", lb)
+                    }),
+                    outlier: policy.outlier_detection.as_ref().and_then(|od| {
+                        traffic_policy::outlier(&mut rep, "spec.trafficPolicy.outlierDetection", od)
+                    }),
+                    pool: policy.connection_pool.as_ref().and_then(|cp| {
+                        traffic_policy::pool(&mut rep, "spec.trafficPolicy.connectionPool", cp)
+                    }),
+                };
+                entries.push((None, whole));
                 for (i, pl) in policy.port_level_settings.iter().enumerate() {
                     let field = format!("spec.trafficPolicy.portLevelSettings[{i}]");
                     let port = u16::try_from(pl.port.number).ok().filter(|p| {
@@ -78,21 +77,31 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                         );
                         continue;
                     };
-                    if pl.connection_pool.is_some()
-                        || pl.outlier_detection.is_some()
-                        || pl.tls.is_some()
-                    {
-                        rep.error(field.clone(), "only `loadBalancer` is implemented in port-level settings in this version");
+                    if pl.tls.is_some() {
+                        rep.error(
+                            format!("{field}.tls"),
+                            "not implemented in this version of Weft",
+                        )
+                        .with_hint("remove it; Weft does not ignore traffic policy silently");
                     }
-                    if let Some(lb) = &pl.load_balancer {
-                        if let Some(lb) =
+                    let at_port = TrafficPolicyModel {
+                        load_balancer: pl.load_balancer.as_ref().and_then(|lb| {
                             load_balancer(&mut rep, &format!("{field}.loadBalancer"), lb)
-                        {
-                            entries.push((Some(port), lb));
-                        }
-                    }
+                        }),
+                        outlier: pl.outlier_detection.as_ref().and_then(|od| {
+                            traffic_policy::outlier(
+                                &mut rep,
+                                &format!("{field}.outlierDetection"),
+                                od,
+                            )
+                        }),
+                        pool: pl.connection_pool.as_ref().and_then(|cp| {
+                            traffic_policy::pool(&mut rep, &format!("{field}.connectionPool"), cp)
+                        }),
+                    };
+                    entries.push((Some(port), at_port));
                 }
-                if model.load_balancers.contains_key(&key) {
+                if model.traffic_policies.contains_key(&key) {
                     rep.error_span(
                         &spec.host,
                         "spec.host",
@@ -104,7 +113,7 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                     .with_hint("merge them into one DestinationRule");
                     continue;
                 }
-                model.load_balancers.insert(key, entries);
+                model.traffic_policies.insert(key, entries);
             }
             Resource::PeerAuthentication(pa) => {
                 if let Some(policy) = super::peer_auth::build(pa, Reporter::new(diags, r)) {

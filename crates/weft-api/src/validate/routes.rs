@@ -122,6 +122,7 @@ fn grpc_route(
         )
         .with_hint("remove `hostnames`");
     }
+    let (retry, try_timeout) = timing::grpc_annotations(&mut rep, &o.meta.annotations);
     for (i, rule) in o.spec.rules.iter().enumerate() {
         let field = format!("spec.rules[{i}]");
         let matches = matches::grpc(&mut rep, &field, &rule.matches);
@@ -147,8 +148,8 @@ fn grpc_route(
             filters,
             backends,
             request_timeout_ms: None,
-            backend_request_timeout_ms: None,
-            retry: None,
+            backend_request_timeout_ms: try_timeout,
+            retry: retry.clone(),
         });
     }
     route

@@ -31,7 +31,7 @@ metadata: {name: echo-v1, namespace: ns}
 spec: {address: 127.0.10.1, labels: {app: echo, version: v1}, serviceAccount: echo}
 "#;
 
-fn check(extra: &str) -> (Option<crate::model::Model>, crate::Diagnostics) {
+pub(super) fn check(extra: &str) -> (Option<crate::model::Model>, crate::Diagnostics) {
     let text = format!("{SERVICES}---\n{extra}");
     let (resources, mut diags) = load_str(Path::new("t.yaml"), &text);
     let (model, more) = build(&resources);
@@ -39,7 +39,7 @@ fn check(extra: &str) -> (Option<crate::model::Model>, crate::Diagnostics) {
     (model, diags)
 }
 
-fn first_error(extra: &str) -> crate::Diagnostic {
+pub(super) fn first_error(extra: &str) -> crate::Diagnostic {
     let (_, diags) = check(extra);
     let first = diags.errors().next().cloned();
     first.unwrap_or_else(|| panic!("expected an error for:\n{extra}"))
@@ -160,11 +160,8 @@ fn destination_rule_load_balancer() {
         view.backends["ns/echo-v1:80"].load_balancer,
         LoadBalancer::PeakEwma
     );
-    let d = first_error("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d, namespace: ns}\nspec:\n  host: echo\n  trafficPolicy:\n    outlierDetection: {consecutive5xxErrors: 3}\n");
-    assert_eq!(
-        d.field.as_deref(),
-        Some("spec.trafficPolicy.outlierDetection")
-    );
+    let d = first_error("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: d, namespace: ns}\nspec:\n  host: echo\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n");
+    assert_eq!(d.field.as_deref(), Some("spec.trafficPolicy.tls"));
 }
 
 #[test]

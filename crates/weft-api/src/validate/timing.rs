@@ -39,6 +39,7 @@ pub(super) fn retry(rep: &mut Reporter<'_>, field: &str, retry: &HttpRetry) -> R
     }
     RetryView {
         codes,
+        grpc_codes: Vec::new(),
         attempts: attempts.min(10),
         backoff_ms,
     }
@@ -71,4 +72,111 @@ pub(super) fn timeouts(
         }
     }
     (request, backend)
+}
+
+/// gRPC status names as Linkerd's `retry.linkerd.io/grpc` annotation writes them.
+const GRPC_STATUSES: [&str; 16] = [
+    "cancelled",
+    "unknown",
+    "invalid-argument",
+    "deadline-exceeded",
+    "not-found",
+    "already-exists",
+    "permission-denied",
+    "resource-exhausted",
+    "failed-precondition",
+    "aborted",
+    "out-of-range",
+    "unimplemented",
+    "internal",
+    "unavailable",
+    "data-loss",
+    "unauthenticated",
+];
+
+/// A GRPCRoute's retries and per-try timeout, from Linkerd's annotations (the Gateway API
+/// gives GRPCRoute neither): `retry.linkerd.io/grpc` (statuses), `retry.linkerd.io/limit`
+/// (retries, default 1), `retry.linkerd.io/timeout` (per try).
+pub(super) fn grpc_annotations(
+    rep: &mut Reporter<'_>,
+    annotations: &std::collections::BTreeMap<String, String>,
+) -> (Option<RetryView>, Option<u64>) {
+    let field = |key: &str| format!("metadata.annotations.{key}");
+    for key in annotations.keys() {
+        let known = [
+            "retry.linkerd.io/grpc",
+            "retry.linkerd.io/limit",
+            "retry.linkerd.io/timeout",
+        ];
+        if key.starts_with("retry.linkerd.io/") && !known.contains(&key.as_str()) {
+            rep.error(
+                field(key),
+                format!("`{key}` is not an annotation Weft reads"),
+            )
+            .with_hint("retry.linkerd.io/grpc, retry.linkerd.io/limit, retry.linkerd.io/timeout");
+        }
+    }
+    let timeout =
+        annotations
+            .get("retry.linkerd.io/timeout")
+            .and_then(|text| match duration::parse(text) {
+                Ok(d) if !d.is_zero() => Some(d.as_millis() as u64),
+                Ok(_) => {
+                    rep.error(
+                        field("retry.linkerd.io/timeout"),
+                        "a try needs a timeout above zero",
+                    )
+                    .with_hint("leave it out for no per-try timeout");
+                    None
+                }
+                Err(e) => {
+                    rep.error(field("retry.linkerd.io/timeout"), e);
+                    None
+                }
+            });
+    let Some(list) = annotations.get("retry.linkerd.io/grpc") else {
+        if annotations.contains_key("retry.linkerd.io/limit") {
+            rep.error(
+                field("retry.linkerd.io/limit"),
+                "a retry limit without `retry.linkerd.io/grpc` retries nothing",
+            )
+            .with_hint("name the statuses to retry, e.g. `retry.linkerd.io/grpc: unavailable`");
+        }
+        return (None, timeout);
+    };
+    let mut grpc_codes = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match GRPC_STATUSES.iter().position(|s| *s == name) {
+            Some(i) => grpc_codes.push(i as u32 + 1),
+            None => {
+                rep.error(
+                    field("retry.linkerd.io/grpc"),
+                    format!("`{name}` is not a gRPC status"),
+                )
+                .with_hint(
+                    "e.g. unavailable, deadline-exceeded, resource-exhausted, internal, cancelled",
+                );
+            }
+        }
+    }
+    let attempts = match annotations.get("retry.linkerd.io/limit") {
+        None => 1,
+        Some(text) => match text.trim().parse::<u32>() {
+            Ok(n) if n <= 10 => n,
+            _ => {
+                rep.error(
+                    field("retry.linkerd.io/limit"),
+                    format!("`{text}` is not a number of retries from 0 to 10"),
+                );
+                1
+            }
+        },
+    };
+    let retry = RetryView {
+        codes: Vec::new(),
+        grpc_codes,
+        attempts,
+        backoff_ms: 25,
+    };
+    (Some(retry), timeout)
 }

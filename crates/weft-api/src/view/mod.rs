@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 pub mod authn;
 pub mod authz;
 pub mod authz_match;
+pub mod resilience;
+
+pub use resilience::{OutlierView, PoolView};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProxyView {
@@ -106,6 +109,10 @@ pub struct MeshView {
     /// Whole-request timeout for HTTP when a route sets none; 0 means none.
     pub request_timeout_ms: u64,
     pub connect_timeout_ms: u64,
+    /// How long an idle pooled HTTP/1 connection to an application (or an endpoint without
+    /// a proxy) is kept: shorter than the application's own keep-alive timeout.
+    #[serde(default = "default_upstream_idle_timeout_ms")]
+    pub upstream_idle_timeout_ms: u64,
     /// How inbound request paths are normalized before authorization (and forwarded so).
     #[serde(default)]
     pub path_normalization: PathNormalization,
@@ -116,6 +123,47 @@ pub struct MeshView {
     /// callers proving a SPIFFE identity over mutual TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<authz::AuthzPolicyView>,
+    /// MeshConfig `retries`: the budget, the safe default, the body kept for replay.
+    #[serde(default)]
+    pub retries: RetriesView,
+}
+
+/// MeshConfig `retries`, checked, with Weft's defaults.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetriesView {
+    /// Share of a destination's recent requests its retries may add (0 to 1).
+    pub retry_ratio: f64,
+    /// Retries a destination may always spend per second.
+    pub min_retries_per_second: u32,
+    /// The window the ratio and the floor are counted over, in seconds (1 to 60).
+    pub ttl_s: u32,
+    /// Retries of failures that never reached the application, where a route sets none.
+    pub default_attempts: u32,
+    /// Bytes of a request body kept to send it again.
+    pub max_body_bytes: u64,
+}
+
+impl Default for RetriesView {
+    fn default() -> Self {
+        Self {
+            retry_ratio: 0.2,
+            min_retries_per_second: 10,
+            ttl_s: 10,
+            default_attempts: 2,
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+fn default_upstream_idle_timeout_ms() -> u64 {
+    4000
+}
+
+impl MeshView {
+    pub fn upstream_idle_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.upstream_idle_timeout_ms.max(1))
+    }
 }
 
 /// MeshConfig `tracing`, checked.
@@ -157,9 +205,11 @@ impl Default for MeshView {
             detect_timeout_ms: 300,
             request_timeout_ms: 0,
             connect_timeout_ms: 1000,
+            upstream_idle_timeout_ms: default_upstream_idle_timeout_ms(),
             path_normalization: PathNormalization::default(),
             tracing: None,
             admin: None,
+            retries: RetriesView::default(),
         }
     }
 }
@@ -388,6 +438,10 @@ pub struct RetryView {
     /// Statuses that are retried; empty means the Gateway API default (none but connection
     /// failures).
     pub codes: Vec<u16>,
+    /// gRPC statuses that are retried (a GRPCRoute's), by number; for gRPC answers they
+    /// replace `codes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grpc_codes: Vec<u32>,
     /// Retries after the first attempt.
     pub attempts: u32,
     pub backoff_ms: u64,
@@ -411,6 +465,12 @@ pub struct BackendView {
     pub protocol: Protocol,
     pub load_balancer: LoadBalancer,
     pub endpoints: Vec<EndpointView>,
+    /// DestinationRule `outlierDetection`, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier: Option<OutlierView>,
+    /// DestinationRule `connectionPool`, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<PoolView>,
 }
 
 impl BackendView {

@@ -13,7 +13,7 @@ const DECAY_NANOS: f64 = 10_000_000_000.0;
 /// without being flooded.
 const DEFAULT_RTT_NANOS: f64 = 1_000_000.0;
 
-pub(super) fn now_nanos() -> u64 {
+pub(crate) fn now_nanos() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     START.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
@@ -99,7 +99,22 @@ impl InFlight<'_> {
         let rtt = Duration::from_nanos(now.saturating_sub(self.start));
         self.load.observe(now, rtt);
     }
+
+    /// Records an answer that says the endpoint is overloaded (429, gRPC RESOURCE_EXHAUSTED):
+    /// load, not failure. A refusal comes back fast and would make the endpoint look cheap,
+    /// so it counts as four times the latency expected of it (at least 10 ms, at most 1 s),
+    /// and the balancer sends it less until that decays.
+    pub fn observe_overloaded(self) {
+        let now = now_nanos();
+        let rtt = now.saturating_sub(self.start) as f64;
+        let penalty = (self.load.decayed(now) * 4.0).clamp(OVERLOAD_MIN_NANOS, OVERLOAD_MAX_NANOS);
+        self.load
+            .observe(now, Duration::from_nanos(rtt.max(penalty) as u64));
+    }
 }
+
+const OVERLOAD_MIN_NANOS: f64 = 10_000_000.0;
+const OVERLOAD_MAX_NANOS: f64 = 1_000_000_000.0;
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 use weft_api::view::LoadBalancer;
 
+pub(crate) use load::now_nanos;
 pub use load::{InFlight, Load};
 pub use ring::Ring;
 

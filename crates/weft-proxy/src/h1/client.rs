@@ -28,6 +28,10 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 pub struct Conn {
     io: TcpStream,
     buf: BytesMut,
+    /// Exchanges it carried (for a pool's `maxRequestsPerConnection`).
+    pub served: u32,
+    /// Its place under a connection limit, freed when the connection is dropped.
+    pub lease: Option<crate::resilience::limits::Lease>,
 }
 
 impl Conn {
@@ -35,6 +39,8 @@ impl Conn {
         Self {
             io,
             buf: BytesMut::new(),
+            served: 0,
+            lease: None,
         }
     }
 

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::verbatim::Fields;
-use crate::http::pool::Http1Pool;
+use crate::http::pool::{Http1Pool, PoolSettings};
 use crate::http::{empty, full, Body};
 
 /// Serves each accepted connection with `script`, one connection at a time.
@@ -86,7 +86,7 @@ async fn chunked_response_with_trailers_after_an_interim_100() {
         let _ = s.read(&mut [0u8; 1]).await;
     })
     .await;
-    let pool = Http1Pool::new(addr);
+    let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
     let (parts, body, trailers) = send(&pool, get("/")).await;
     assert_eq!(parts.status, 200);
     assert_eq!(&body[..], b"hello!");
@@ -106,7 +106,7 @@ async fn head_and_204_have_no_body_and_keep_the_connection() {
         let _ = s.read(&mut [0u8; 1]).await;
     })
     .await;
-    let pool = Http1Pool::new(addr);
+    let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
     let head = Request::head("/")
         .header("host", "x")
         .body(empty())
@@ -149,7 +149,7 @@ async fn request_bodies_are_framed_by_length_or_chunks() {
         }
     })
     .await;
-    let pool = Http1Pool::new(addr);
+    let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
     let post = Request::post("/up")
         .header("host", "x")
         .body(full("hello"))
@@ -192,7 +192,7 @@ async fn an_idle_connection_closed_by_the_server_is_retried_once_for_a_get() {
         }
     })
     .await;
-    let pool = Http1Pool::new(addr);
+    let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
     assert_eq!(&send(&pool, get("/")).await.1[..], b"0");
     assert_eq!(
         &send(&pool, get("/")).await.1[..],
@@ -211,7 +211,7 @@ async fn a_post_is_not_sent_twice() {
         read_request(&mut s, 0).await;
     })
     .await;
-    let pool = Http1Pool::new(addr);
+    let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
     send(&pool, get("/")).await;
     let post = Request::post("/")
         .header("host", "x")
@@ -237,7 +237,7 @@ async fn an_early_answer_stops_the_upload() {
         let _ = tokio::time::timeout(Duration::from_secs(3), s.read(&mut [0u8; 64])).await;
     })
     .await;
-    let pool = Http1Pool::new(addr);
+    let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
     // A body that never ends.
     let stream =
         futures_util::stream::pending::<Result<http_body::Frame<Bytes>, crate::http::BoxError>>();
@@ -263,7 +263,7 @@ async fn broken_upstreams_are_errors_not_hangs() {
             let _ = s.write_all(reply).await;
         })
         .await;
-        let pool = Http1Pool::new(addr);
+        let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
         let result = tokio::time::timeout(Duration::from_secs(5), async {
             let resp = pool
                 .send(get("/"), Duration::from_secs(1), Fields::Map)
@@ -294,7 +294,7 @@ async fn a_body_read_until_close_is_complete_and_not_reused() {
             .await;
     })
     .await;
-    let pool = Http1Pool::new(addr);
+    let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
     assert_eq!(&send(&pool, get("/")).await.1[..], b"body 0");
     assert_eq!(&send(&pool, get("/")).await.1[..], b"body 1");
 }
@@ -325,7 +325,7 @@ async fn an_interim_100_does_not_stop_the_upload_and_expect_is_not_forwarded() {
         }
     })
     .await;
-    let pool = Http1Pool::new(addr);
+    let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
     // A body whose second part comes later than the 100.
     let stream = futures_util::stream::unfold(0, |n| async move {
         if n == 2 {
@@ -363,7 +363,7 @@ async fn chunked_with_a_length_drops_the_length_and_the_connection() {
         let _ = s.read(&mut [0u8; 1]).await;
     })
     .await;
-    let pool = Http1Pool::new(addr);
+    let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
     let (parts, body, _) = send(&pool, get("/")).await;
     assert!(parts.headers.get("content-length").is_none());
     assert_eq!(&body[..], b"0");
@@ -381,7 +381,7 @@ async fn an_http10_request_gets_a_connection_of_its_own() {
         let _ = s.read(&mut [0u8; 1]).await;
     })
     .await;
-    let pool = Http1Pool::new(addr);
+    let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
     for expected in [b"0", b"1"] {
         let mut req = get("/");
         *req.version_mut() = http::Version::HTTP_10;
@@ -405,7 +405,7 @@ async fn a_transfer_coding_other_than_chunked_is_refused_not_lost() {
         let _ = s.read(&mut [0u8; 1]).await;
     })
     .await;
-    let pool = Http1Pool::new(addr);
+    let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
     for path in ["/gzip", "/twice"] {
         let sent = tokio::time::timeout(
             Duration::from_secs(5),

@@ -6,8 +6,11 @@
 //! back, bytes already read included, so that the caller serves the rest of it with hyper,
 //! exactly as before this codec existed (hyper answers bad input with 400 or 431).
 //!
-//! Waiting for a head is bounded by `header_read_timeout`. The timer is lazy: armed once, and
-//! moved only when it fires early, so a keep-alive request costs no timer operations.
+//! Waiting is bounded twice: a connection idle between requests is closed after
+//! `keep_alive_timeout`, and a head that has begun must be complete within
+//! `header_read_timeout` of its first bytes (a slow client cannot hold a connection by
+//! trickling a head). The timer is lazy: armed once, and moved only when it fires early, so a
+//! keep-alive request costs no timer operations.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -58,7 +61,8 @@ pub async fn serve<H: Handle>(
         buf: BytesMut::from(&prefix[..]),
     });
     let drained = std::pin::pin!(watch.signaled());
-    let timer = std::pin::pin!(tokio::time::sleep(limits.header_read_timeout));
+    let first = limits.header_read_timeout.min(limits.keep_alive_timeout);
+    let timer = std::pin::pin!(tokio::time::sleep(first));
     let mut waits = Waits {
         watch,
         drained,
@@ -206,6 +210,8 @@ async fn next_head<D: Future<Output = ()>>(
     waits: &mut Waits<'_, D>,
 ) -> Next {
     let mut waiting_since = None;
+    // When the head's first bytes were seen (now, if they are here already).
+    let mut head_since = None;
     loop {
         match head::request(&mut read.buf, limits.max_headers, limits.head_bytes()) {
             Parsed::Complete(h) => return Next::Head(h),
@@ -214,6 +220,9 @@ async fn next_head<D: Future<Output = ()>>(
             Parsed::Partial => {}
         }
         let since = *waiting_since.get_or_insert_with(Instant::now);
+        if head_since.is_none() && !read.buf.is_empty() {
+            head_since = Some(Instant::now());
+        }
         let event = std::future::poll_fn(|cx: &mut Context<'_>| {
             if let Poll::Ready(r) = io::poll_fill(&mut read.io, &mut read.buf, cx) {
                 return Poll::Ready(Event::Read(r));
@@ -232,12 +241,22 @@ async fn next_head<D: Future<Output = ()>>(
             Event::Read(Ok(0)) | Event::Read(Err(_)) | Event::Drained => return Next::End,
             Event::Read(Ok(_)) => {}
             Event::Timer => {
-                let deadline = since + limits.header_read_timeout;
+                let deadline = match head_since {
+                    Some(t) => t + limits.header_read_timeout,
+                    None => since + limits.keep_alive_timeout,
+                };
                 if Instant::now() >= deadline {
-                    tracing::debug!(
-                        timeout = ?limits.header_read_timeout,
-                        "closing HTTP/1 connection: no complete request head in time"
-                    );
+                    if head_since.is_some() {
+                        tracing::debug!(
+                            timeout = ?limits.header_read_timeout,
+                            "closing HTTP/1 connection: no complete request head in time"
+                        );
+                    } else {
+                        tracing::trace!(
+                            timeout = ?limits.keep_alive_timeout,
+                            "closing HTTP/1 connection idle between requests"
+                        );
+                    }
                     return Next::End;
                 }
                 waits.reset_timer(deadline);

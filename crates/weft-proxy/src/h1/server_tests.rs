@@ -74,6 +74,7 @@ impl Handle for Echo {
 fn limits() -> Limits {
     Limits {
         header_read_timeout: Duration::from_millis(500),
+        keep_alive_timeout: Duration::from_millis(1500),
         max_header_bytes: 4096,
         max_headers: 20,
     }
@@ -236,6 +237,36 @@ async fn a_slow_head_is_timed_out_but_an_idle_gap_shorter_than_the_limit_is_not(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn idle_between_requests_has_its_own_limit_longer_than_the_heads() {
+    let addr = proxy().await;
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let (text, _) = read_until(&mut s, |t| t.contains("GET /a 0")).await;
+    assert!(text.contains("GET /a 0"));
+    // Idle for twice the head limit (500 ms), within the keep-alive limit (1.5 s).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    s.write_all(b"GET /b HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let (text, closed) = read_until(&mut s, |t| t.contains("GET /b 0")).await;
+    assert!(text.contains("GET /b 0") && !closed, "{text}");
+    // Then idle until the keep-alive limit closes it.
+    let started = std::time::Instant::now();
+    let (_, closed) = read_until(&mut s, |_| false).await;
+    assert!(
+        closed,
+        "an idle connection is closed at the keep-alive limit"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1200) && waited < Duration::from_secs(4),
+        "{waited:?}"
     );
 }
 

@@ -5,10 +5,16 @@
 //! through Weft's own HTTP/1 client ([`crate::h1::client`]), and goes back to the queue when
 //! its response body has been read to the end. A response abandoned halfway leaves its
 //! connection in an unknown state, so that connection is closed instead.
+//!
+//! An idle connection is kept for `idle_timeout` at most, which should be shorter than the
+//! server's own keep-alive timeout (4 s by default: Node.js closes after 5 s), so that the
+//! proxy, not the server, closes it and no request meets a connection being closed. A reaper
+//! looks at the idle ones every second (or half the timeout), closing those past their time
+//! and those the server already closed, so none lingers in CLOSE_WAIT.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_queue::ArrayQueue;
 use http::{Request, Response};
@@ -17,21 +23,70 @@ use super::upstream::{connect, UpstreamError};
 use super::Body;
 use crate::h1::client::{self, Conn, Recycle};
 use crate::h1::verbatim::Fields;
+use crate::resilience::limits::{self, ConnectionLimit, Full, Lease};
 
 /// Idle connections kept per address; more are closed when they finish.
 const MAX_IDLE: usize = 64;
 
 pub struct Http1Pool {
     addr: SocketAddr,
-    idle: ArrayQueue<Conn>,
+    idle: ArrayQueue<Idle>,
+    settings: PoolSettings,
+}
+
+/// How a pool treats its connections (a DestinationRule's `connectionPool`, or the defaults).
+#[derive(Clone)]
+pub struct PoolSettings {
+    /// An idle connection is closed after this.
+    pub idle_timeout: Duration,
+    /// A connection is closed after this many exchanges (0: never).
+    pub max_requests_per_connection: u32,
+    /// The destination's connection limit, shared by its endpoints' pools.
+    pub connections: Option<Arc<ConnectionLimit>>,
+}
+
+impl PoolSettings {
+    /// Only an idle timeout, no limits.
+    pub fn idle(idle_timeout: Duration) -> Self {
+        Self {
+            idle_timeout,
+            max_requests_per_connection: 0,
+            connections: None,
+        }
+    }
+
+    /// The same settings (the same shared limit, not an equal one).
+    pub fn same(&self, other: &PoolSettings) -> bool {
+        self.idle_timeout == other.idle_timeout
+            && self.max_requests_per_connection == other.max_requests_per_connection
+            && match (&self.connections, &other.connections) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+/// A connection between requests, and since when.
+struct Idle {
+    conn: Conn,
+    since: Instant,
 }
 
 impl Http1Pool {
-    pub fn new(addr: SocketAddr) -> Arc<Self> {
-        Arc::new(Self {
+    /// A pool for `addr` whose idle connections close after `idle_timeout`. Its reaper runs
+    /// while the pool lives (when made inside a Tokio runtime).
+    pub fn new(addr: SocketAddr, mut settings: PoolSettings) -> Arc<Self> {
+        settings.idle_timeout = settings.idle_timeout.max(Duration::from_millis(1));
+        let pool = Arc::new(Self {
             addr,
             idle: ArrayQueue::new(MAX_IDLE),
-        })
+            settings,
+        });
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(reap(Arc::downgrade(&pool)));
+        }
+        pool
     }
 
     /// Sends `req` (origin-form on the wire; its `Host` header is kept) and returns the
@@ -54,8 +109,18 @@ impl Http1Pool {
             Ok(resp) => return Ok(resp),
             Err(f) => f,
         };
+        let stale = reused && matches!(failure.error, crate::h1::Error::NoResponse);
         let (true, Some(replay)) = (reused, failure.replay) else {
-            return Err(self.failed(failure.error));
+            return Err(if stale {
+                // Not the pool's to send again (a body, or not idempotent): the retry stage
+                // decides.
+                UpstreamError::StaleHttp1 {
+                    addr: self.addr,
+                    source: failure.error,
+                }
+            } else {
+                self.failed(failure.error)
+            });
         };
         tracing::debug!(addr = %self.addr, error = %failure.error, "idle connection was closed; sending again");
         let conn = self.open(connect_timeout).await?;
@@ -72,24 +137,125 @@ impl Http1Pool {
     }
 
     fn take_idle(&self) -> Option<Conn> {
-        while let Some(conn) = self.idle.pop() {
-            if conn.is_reusable() {
-                return Some(conn);
+        let now = Instant::now();
+        while let Some(idle) = self.idle.pop() {
+            if self.fresh(&idle, now) {
+                return Some(idle.conn);
             }
         }
         None
     }
 
+    /// Within its idle time, and not closed (nor written to) by the server meanwhile.
+    fn fresh(&self, idle: &Idle, now: Instant) -> bool {
+        now.saturating_duration_since(idle.since) < self.settings.idle_timeout
+            && idle.conn.is_reusable()
+    }
+
+    /// Closes the idle connections past their time or closed by the server; keeps the rest.
+    /// Returns how many it closed.
+    fn reap_once(&self) -> usize {
+        let now = Instant::now();
+        let mut closed = 0;
+        // At most the connections idle now: one put back is not looked at twice.
+        for _ in 0..self.idle.len() {
+            let Some(idle) = self.idle.pop() else { break };
+            if self.fresh(&idle, now) {
+                let _ = self.idle.push(idle);
+            } else {
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// A new connection; under a connection limit, a place for it first (or an idle
+    /// connection that came back while waiting for one).
     async fn open(&self, connect_timeout: Duration) -> Result<Conn, UpstreamError> {
-        Ok(Conn::new(connect(self.addr, connect_timeout).await?))
+        let lease = match &self.settings.connections {
+            None => None,
+            Some(limit) => match self.place(limit, connect_timeout).await? {
+                Place::Lease(lease) => Some(lease),
+                Place::Idle(conn) => return Ok(conn),
+            },
+        };
+        let mut conn = Conn::new(connect(self.addr, connect_timeout).await?);
+        conn.lease = lease;
+        Ok(conn)
+    }
+
+    async fn place(
+        &self,
+        limit: &Arc<ConnectionLimit>,
+        connect_timeout: Duration,
+    ) -> Result<Place, UpstreamError> {
+        let deadline = tokio::time::Instant::now() + connect_timeout;
+        loop {
+            if let Some(lease) = limit.lease() {
+                return Ok(Place::Lease(lease));
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match limit.full(left) {
+                Full::Refused(e) => return Err(UpstreamError::Overloaded(e)),
+                Full::Wait(left) => {
+                    let freed = limit.wait(left).await;
+                    if let Some(conn) = self.take_idle() {
+                        return Ok(Place::Idle(conn));
+                    }
+                    if !freed {
+                        limit.overflows_pending.inc();
+                        return Err(UpstreamError::Overloaded(limits::overloaded(format!(
+                            "connectionPool.tcp.maxConnections ({}) of {} stayed busy for the connect timeout ({connect_timeout:?})",
+                            limit.max_connections, limit.service
+                        ))));
+                    }
+                }
+            }
+        }
     }
 }
 
+/// Where [`Http1Pool::open`] found a connection under a limit.
+enum Place {
+    Lease(Lease),
+    Idle(Conn),
+}
+
 impl Recycle for Weak<Http1Pool> {
-    fn recycle(&self, conn: Conn) {
-        if let Some(pool) = self.upgrade() {
-            // A full queue drops the connection: enough are idle already.
-            let _ = pool.idle.push(conn);
+    fn recycle(&self, mut conn: Conn) {
+        let Some(pool) = self.upgrade() else { return };
+        conn.served = conn.served.saturating_add(1);
+        let max = pool.settings.max_requests_per_connection;
+        if max > 0 && conn.served >= max {
+            // Closed: its place under the limit comes free with it.
+            return;
+        }
+        // A full queue drops the connection: enough are idle already.
+        let _ = pool.idle.push(Idle {
+            conn,
+            since: Instant::now(),
+        });
+        if let Some(limit) = &pool.settings.connections {
+            limit.returned();
+        }
+    }
+}
+
+/// Every second (or half the idle timeout, when shorter), closes what [`Http1Pool::reap_once`]
+/// finds stale; ends with the pool.
+async fn reap(pool: Weak<Http1Pool>) {
+    let period = match pool.upgrade() {
+        Some(p) => {
+            (p.settings.idle_timeout / 2).clamp(Duration::from_millis(10), Duration::from_secs(1))
+        }
+        None => return,
+    };
+    loop {
+        tokio::time::sleep(period).await;
+        let Some(pool) = pool.upgrade() else { return };
+        let closed = pool.reap_once();
+        if closed > 0 {
+            tracing::trace!(addr = %pool.addr, closed, "closed idle connections");
         }
     }
 }
@@ -135,7 +301,7 @@ mod tests {
     #[tokio::test]
     async fn reuses_one_connection_for_sequential_requests() {
         let (addr, accepted) = server().await;
-        let pool = Http1Pool::new(addr);
+        let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
         for path in ["/a", "/empty", "/b", "/empty", "/c"] {
             let req = Request::get(format!("http://example{path}"))
                 .header("host", "example")
@@ -165,7 +331,7 @@ mod tests {
     #[tokio::test]
     async fn a_response_dropped_halfway_does_not_poison_the_pool() {
         let (addr, accepted) = server().await;
-        let pool = Http1Pool::new(addr);
+        let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
         let req = Request::get("/a")
             .header("host", "example")
             .body(empty())
@@ -191,6 +357,81 @@ mod tests {
             accepted.load(Ordering::SeqCst),
             2,
             "the abandoned connection was not reused"
+        );
+    }
+
+    fn get(path: &str) -> Request<Body> {
+        Request::get(path)
+            .header("host", "example")
+            .body(empty())
+            .expect("req")
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_past_its_time_is_not_reused() {
+        let (addr, accepted) = server().await;
+        let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_millis(300)));
+        for wait in [0, 100, 600] {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let resp = pool
+                .send(get("/a"), Duration::from_secs(1), Fields::Map)
+                .await
+                .expect("send");
+            resp.into_body().collect().await.expect("body");
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "reused after 100 ms, replaced after 600 ms"
+        );
+    }
+
+    /// A server that answers one request per connection with keep-alive, then closes the
+    /// connection 100 ms later (as a server with a short keep-alive timeout does).
+    async fn closing_server() -> SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 1024];
+                    let _ = stream.read(&mut buf).await;
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn connections_the_server_closed_are_reaped_not_left_in_close_wait() {
+        let addr = closing_server().await;
+        let pool = Http1Pool::new(addr, PoolSettings::idle(Duration::from_secs(4)));
+        let resp = pool
+            .send(get("/a"), Duration::from_secs(1), Fields::Map)
+            .await
+            .expect("send");
+        resp.into_body().collect().await.expect("body");
+        assert_eq!(pool.idle.len(), 1, "kept alive");
+        // The server closes it after 100 ms; the reaper looks every second.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(
+            pool.idle.len(),
+            0,
+            "closed by the reaper, not kept half-closed"
+        );
+        // And the next request opens a new connection without an error.
+        let resp = pool
+            .send(get("/b"), Duration::from_secs(1), Fields::Map)
+            .await
+            .expect("send");
+        assert_eq!(
+            &resp.into_body().collect().await.expect("body").to_bytes()[..],
+            b"ok"
         );
     }
 }

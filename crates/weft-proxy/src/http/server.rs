@@ -13,7 +13,10 @@ use crate::drain;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// A request head must be complete within this of its first bytes.
     pub header_read_timeout: Duration,
+    /// A client connection idle between requests is closed after this.
+    pub keep_alive_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
 }

@@ -45,6 +45,16 @@ pub enum UpstreamError {
         addr: SocketAddr,
         source: crate::h1::Error,
     },
+    /// A kept-alive connection the server had closed, found so only once the request was on
+    /// it: no answer came. The server never read the request.
+    #[error("HTTP/1 exchange with {addr} on an idle connection it had closed: {source}")]
+    StaleHttp1 {
+        addr: SocketAddr,
+        source: crate::h1::Error,
+    },
+    /// A DestinationRule `connectionPool` limit refused it before anything was sent.
+    #[error("{0}")]
+    Overloaded(crate::error::ProxyError),
     #[error("request to {addr} failed: {source}")]
     Request {
         addr: SocketAddr,
@@ -62,8 +72,34 @@ impl UpstreamError {
             | UpstreamError::Tls { .. }
             | UpstreamError::Handshake { .. } => true,
             UpstreamError::Request { source, .. } => source.is_canceled(),
-            UpstreamError::Http1 { .. } => false,
+            UpstreamError::Http1 { .. }
+            | UpstreamError::StaleHttp1 { .. }
+            | UpstreamError::Overloaded(_) => false,
         }
+    }
+
+    /// True when the request met a connection the peer had closed, or was closing, before
+    /// it processed the request: an idle HTTP/1 connection closed under it, or an HTTP/2
+    /// stream refused (see [`Self::refused_stream`]). The retry stage sends such a request
+    /// again at once, without drawing from the budget (HTTP/1: idempotent requests only,
+    /// since a server may have read part of it).
+    pub fn stale(&self) -> bool {
+        matches!(self, UpstreamError::StaleHttp1 { .. }) || self.refused_stream()
+    }
+
+    /// True when the peer turned the stream away unprocessed: `REFUSED_STREAM`, or a
+    /// `GOAWAY` that came before it (a connection the peer was closing, as when it was idle
+    /// too long). Sending it again on a new connection is always safe.
+    pub fn refused_stream(&self) -> bool {
+        let UpstreamError::Request { source, .. } = self else {
+            return false;
+        };
+        let Some(h2) =
+            std::error::Error::source(source).and_then(|e| e.downcast_ref::<h2::Error>())
+        else {
+            return false;
+        };
+        h2.reason() == Some(h2::Reason::REFUSED_STREAM) || (h2.is_go_away() && h2.is_remote())
     }
 }
 
@@ -85,6 +121,9 @@ pub struct H2Connection {
     peer: Option<Peer>,
     ready: ArcSwapOption<http2::SendRequest<Body>>,
     connecting: tokio::sync::Mutex<()>,
+    /// After this many requests a connection is replaced (0: never); `sent` counts them.
+    max_requests: u32,
+    sent: std::sync::atomic::AtomicU32,
 }
 
 /// A peer proxy: who it must be, and which local port on it the requests are for.
@@ -107,7 +146,16 @@ impl H2Connection {
             }),
             ready: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
+            max_requests: 0,
+            sent: std::sync::atomic::AtomicU32::new(0),
         }
+    }
+
+    /// Replaces the connection after `n` requests (a DestinationRule's
+    /// `maxRequestsPerConnection`; 0: never). Requests on the old one finish there.
+    pub fn with_max_requests(mut self, n: u32) -> Self {
+        self.max_requests = n;
+        self
     }
 
     /// A plain h2c connection (no transport header).
@@ -117,6 +165,8 @@ impl H2Connection {
             peer: None,
             ready: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
+            max_requests: 0,
+            sent: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -124,37 +174,59 @@ impl H2Connection {
         self.dial
     }
 
+    /// Sends `req`. A connection that turns out closed before the request could go on it
+    /// (the peer closed it while idle) is replaced and the request sent on the new one, once.
     pub async fn send(
         &self,
         req: Request<Body>,
         connect_timeout: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let mut sender = self.sender(connect_timeout).await?;
-        let result = sender.send_request(req).await;
-        if let Err(e) = &result {
-            if e.is_closed() || e.is_canceled() {
-                self.ready.store(None);
-            }
+        let (mut sender, reused) = self.sender(connect_timeout).await?;
+        if self.max_requests > 0
+            && self.sent.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1 >= self.max_requests
+        {
+            // This one goes on it; the next opens a new one.
+            self.ready.store(None);
+            self.sent.store(0, std::sync::atomic::Ordering::Release);
         }
-        result.map_err(|source| UpstreamError::Request {
+        let mut failed = match sender.try_send_request(req).await {
+            Ok(resp) => return Ok(resp),
+            Err(e) => e,
+        };
+        if failed.error().is_closed() || failed.error().is_canceled() {
+            self.ready.store(None);
+        }
+        let source = match (reused, failed.take_message()) {
+            (true, Some(req)) => {
+                tracing::debug!(addr = %self.dial, "HTTP/2 connection closed while idle; sending on a new one");
+                let (mut sender, _) = self.sender(connect_timeout).await?;
+                match sender.send_request(req).await {
+                    Ok(resp) => return Ok(resp),
+                    Err(e) => e,
+                }
+            }
+            _ => failed.into_error(),
+        };
+        Err(UpstreamError::Request {
             addr: self.dial,
             source,
         })
     }
 
+    /// A ready sender, and whether its connection was open already (reused).
     async fn sender(
         &self,
         connect_timeout: Duration,
-    ) -> Result<http2::SendRequest<Body>, UpstreamError> {
+    ) -> Result<(http2::SendRequest<Body>, bool), UpstreamError> {
         if let Some(s) = self.ready.load_full() {
             if !s.is_closed() {
-                return Ok((*s).clone());
+                return Ok(((*s).clone(), true));
             }
         }
         let _connecting = self.connecting.lock().await;
         if let Some(s) = self.ready.load_full() {
             if !s.is_closed() {
-                return Ok((*s).clone());
+                return Ok(((*s).clone(), true));
             }
         }
         let stream = match &self.peer {
@@ -194,6 +266,6 @@ impl H2Connection {
             }
         });
         self.ready.store(Some(std::sync::Arc::new(sender.clone())));
-        Ok(sender)
+        Ok((sender, false))
     }
 }

@@ -16,7 +16,7 @@ use super::Inbound;
 use crate::error::{ProxyError, Reason};
 use crate::h1::verbatim::Fields;
 use crate::http::client_body::BodyWatch;
-use crate::http::pool::Http1Pool;
+use crate::http::pool::{Http1Pool, PoolSettings};
 use crate::http::upstream::H2Connection;
 use crate::http::{boxed, Body};
 use crate::metrics::RouteStats;
@@ -30,8 +30,11 @@ pub struct Ports {
 }
 
 impl Ports {
-    fn http1(&self, app: SocketAddr) -> Arc<Http1Pool> {
-        get_or_insert(&self.h1, app.port(), || Http1Pool::new(app))
+    /// The pool of `app`'s port; its idle timeout is the one in effect when first used.
+    fn http1(&self, app: SocketAddr, idle_timeout: impl FnOnce() -> Duration) -> Arc<Http1Pool> {
+        get_or_insert(&self.h1, app.port(), || {
+            Http1Pool::new(app, PoolSettings::idle(idle_timeout()))
+        })
     }
 
     fn h2(&self, app: SocketAddr) -> Arc<H2Connection> {
@@ -84,7 +87,13 @@ pub async fn send(
     let body = BodyWatch::of(&req);
     let result = match protocol {
         // The answer goes back over HTTP/2 through hyper, which needs a map.
-        AppProtocol::Http1 => cx.ports.http1(app).send(req, timeout, Fields::Map).await,
+        AppProtocol::Http1 => {
+            let idle = || cx.state.load().mesh.upstream_idle_timeout();
+            cx.ports
+                .http1(app, idle)
+                .send(req, timeout, Fields::Map)
+                .await
+        }
         AppProtocol::Http2 => cx.ports.h2(app).send(req, timeout).await.map(|resp| {
             let (parts, body) = resp.into_parts();
             Response::from_parts(parts, boxed(body))
@@ -96,11 +105,14 @@ pub async fn send(
                 Reason::BadRequest,
                 format!("the request body broke off or was malformed ({e})"),
             )
-        } else {
+        } else if e.never_sent() {
+            // Callers' proxies retry this one whatever the method: nothing reached the app.
             ProxyError::new(
                 Reason::AppUnreachable,
                 format!("local application {app}: {e}"),
             )
+        } else {
+            ProxyError::new(Reason::AppFailed, format!("local application {app}: {e}"))
         }
     })
 }

@@ -18,6 +18,7 @@ use prometheus_client::registry::{Registry, Unit};
 pub mod at_end;
 mod histogram;
 mod process;
+pub mod resilience;
 mod route;
 pub use histogram::AtomicHistogram;
 pub use route::{Destination, RequestLabels, RouteLabels, RouteStats};
@@ -95,6 +96,7 @@ pub struct Metrics {
     /// Resolved once: a full queue is met on the request path, which takes no lock.
     spans_dropped_queue_full: Counter,
     spans_dropped_export_failed: Counter,
+    pub resilience: resilience::Families,
 }
 
 impl Metrics {
@@ -197,7 +199,9 @@ impl Metrics {
         let dropped = |reason| spans_dropped.get_or_create(&DropLabels { reason }).clone();
         let spans_dropped_queue_full = dropped("queue_full");
         let spans_dropped_export_failed = dropped("export_failed");
+        let resilience = resilience::Families::register(&mut registry);
         Arc::new(Self {
+            resilience,
             registry,
             requests,
             retries,

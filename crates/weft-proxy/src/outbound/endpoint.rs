@@ -78,6 +78,9 @@ pub async fn upgrade(
 /// The error a failed exchange with `ep` is: the client's, when its own body broke off
 /// (`body`: the request's [`BodyWatch`], taken before it was sent).
 pub fn failed(ep: &Endpoint, e: &UpstreamError, body: Option<&BodyWatch>) -> ProxyError {
+    if let UpstreamError::Overloaded(e) = e {
+        return e.clone();
+    }
     if body.is_some_and(BodyWatch::failed) {
         ProxyError::new(
             Reason::BadRequest,

@@ -225,13 +225,16 @@ impl Handler {
         let tries = Tries {
             backend,
             rule,
+            settings: &snapshot.mesh.retries,
             client: self.client,
-            connect_timeout: connect_timeout(snapshot),
+            connect_timeout: backend
+                .connect_timeout
+                .unwrap_or_else(|| connect_timeout(snapshot)),
             fields: self.fields,
             seen,
         };
         if is_upgrade(&req) {
-            let ep = tries.pick(&req)?;
+            let ep = tries.pick(&req, None)?;
             tries.seen.upstream(&ep, 0);
             return endpoint::upgrade(&ep, req, tries.connect_timeout).await;
         }

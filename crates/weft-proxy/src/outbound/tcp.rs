@@ -93,6 +93,11 @@ where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let stats = metrics.tcp(OUTBOUND, service);
+    // `tcp.maxConnections`: an opaque connection does not wait for a place.
+    let _lease = match &endpoint.pool.connections {
+        Some(limit) => Some(limit.lease().ok_or_else(|| limit.refused())?),
+        None => None,
+    };
     let mut upstream = endpoint
         .open_opaque(connect_timeout)
         .await

@@ -30,6 +30,8 @@ pub struct DirectWorkload {
 pub struct PeerSettings<'a> {
     pub inbound_port: u16,
     pub trust_domain: &'a str,
+    /// How long an idle pooled HTTP/1 connection to a workload without a proxy is kept.
+    pub idle_timeout: std::time::Duration,
 }
 
 impl DirectWorkload {
@@ -52,7 +54,7 @@ impl DirectWorkload {
             return e.clone();
         }
         let addr = SocketAddr::new(self.view.address, port);
-        let fresh = registry.direct(addr, &self.view, peer.inbound_port, peer.trust_domain);
+        let fresh = registry.direct(addr, &self.view, &peer);
         if self.endpoints.load().len() < MAX_PORTS {
             self.endpoints.rcu(|list| {
                 let mut next = Vec::clone(list);

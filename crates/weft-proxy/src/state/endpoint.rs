@@ -9,17 +9,21 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use weft_api::view::{BackendView, EndpointView, Protocol};
+use weft_api::view::{BackendView, EndpointView, MeshView, Protocol};
 use weft_identity::SpiffeId;
 
 use crate::balance::sticky::StickyCookie;
 use crate::balance::{Balanced, Load, Policy};
-use crate::http::pool::Http1Pool;
+use crate::http::pool::{Http1Pool, PoolSettings};
 use crate::http::upstream::{connect, H2Connection, UpstreamError};
 use crate::io::transport::{Carriage, Header};
 use crate::mesh::{dial_peer, MeshStream, MeshTls, PeerTarget};
-use crate::metrics::Destination;
+use crate::metrics::{Destination, Metrics};
+use crate::resilience::limits::RequestLimits;
+use crate::resilience::outlier::{Ejectable, Health, Outlier};
+use crate::resilience::{self, Retries};
 
 pub struct Endpoint {
     pub addr: SocketAddr,
@@ -31,6 +35,8 @@ pub struct Endpoint {
     tls: Arc<MeshTls>,
     pub weight: u32,
     pub load: Load,
+    /// Outlier detection's view of it (used only when a DestinationRule asks).
+    pub health: Health,
     /// Who answers here, as the `destination_*` metric labels name it.
     pub destination: Arc<Destination>,
     /// The multiplexed HTTP/2 connection to this endpoint: to its proxy's inbound port (with
@@ -38,11 +44,14 @@ pub struct Endpoint {
     pub h2: H2Connection,
     /// Keep-alive HTTP/1 connections, for endpoints without a proxy (made on first use).
     http1: std::sync::OnceLock<Arc<Http1Pool>>,
+    /// How its connections are pooled and limited (a DestinationRule's `connectionPool`).
+    pub pool: PoolSettings,
 }
 
 impl Endpoint {
     pub fn http1(&self) -> &Arc<Http1Pool> {
-        self.http1.get_or_init(|| Http1Pool::new(self.addr))
+        self.http1
+            .get_or_init(|| Http1Pool::new(self.addr, self.pool.clone()))
     }
 
     /// A connection of its own for opaque bytes: through the peer proxy (mutual TLS when it
@@ -61,6 +70,18 @@ impl Endpoint {
             }
             None => Ok(MeshStream::Plain(connect(self.addr, timeout).await?)),
         }
+    }
+}
+
+impl Ejectable for Endpoint {
+    fn health(&self) -> &Health {
+        &self.health
+    }
+    fn in_flight(&self) -> u32 {
+        self.load.pending()
+    }
+    fn name(&self) -> String {
+        format!("{} ({})", self.addr, self.workload)
     }
 }
 
@@ -87,6 +108,14 @@ pub struct Backend {
     pub policy: Policy,
     /// Cookie to set when hashing on a cookie the client does not send yet.
     pub sticky_cookie: Option<StickyCookie>,
+    /// The destination Service's retry budget (shared by its ports) and counters.
+    pub retries: Retries,
+    /// DestinationRule `outlierDetection`, when set.
+    pub outlier: Option<Outlier>,
+    /// DestinationRule `connectionPool` request limits, when set.
+    pub limits: Option<RequestLimits>,
+    /// DestinationRule `connectionPool.tcp.connectTimeout`, replacing the mesh's.
+    pub connect_timeout: Option<Duration>,
 }
 
 type EndpointKey = (SocketAddr, bool, Option<SpiffeId>);
@@ -94,6 +123,7 @@ type EndpointKey = (SocketAddr, bool, Option<SpiffeId>);
 /// Endpoints by (address, meshed, identity), alive as long as some snapshot holds them.
 pub struct Registry {
     endpoints: Mutex<HashMap<EndpointKey, Weak<Endpoint>>>,
+    shared: resilience::Shared,
     pub tls: Arc<MeshTls>,
 }
 
@@ -107,6 +137,7 @@ impl Registry {
     pub fn new(tls: Arc<MeshTls>) -> Self {
         Self {
             endpoints: Mutex::new(HashMap::new()),
+            shared: resilience::Shared::default(),
             tls,
         }
     }
@@ -121,7 +152,26 @@ impl Registry {
         })
     }
 
-    pub fn backend(&self, view: &BackendView, inbound_port: u16, trust_domain: &str) -> Backend {
+    pub fn backend(&self, view: &BackendView, mesh: &MeshView, metrics: &Metrics) -> Backend {
+        let (inbound_port, trust_domain) = (mesh.inbound_port, mesh.trust_domain.as_str());
+        let service = format!("{}/{}", view.namespace, view.service);
+        let retries = self.shared.retries(&service, &mesh.retries, metrics);
+        let limits = view.pool.as_ref();
+        let pool = PoolSettings {
+            idle_timeout: limits
+                .and_then(|p| p.idle_timeout_ms)
+                .map_or_else(|| mesh.upstream_idle_timeout(), Duration::from_millis),
+            max_requests_per_connection: limits.map_or(0, |p| p.max_requests_per_connection),
+            connections: limits.and_then(|p| {
+                self.shared
+                    .connection_limit(&view.key, &service, p, metrics)
+            }),
+        };
+        let request_limits =
+            limits.and_then(|p| self.shared.request_limits(&view.key, &service, p, metrics));
+        let connect_timeout = limits
+            .and_then(|p| p.connect_timeout_ms)
+            .map(Duration::from_millis);
         let mut map = match self.endpoints.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
@@ -138,9 +188,13 @@ impl Registry {
                     peer.as_ref().and_then(|p| p.identity.clone()),
                 );
                 match map.get(&key).and_then(Weak::upgrade) {
-                    Some(existing) if existing.weight == e.weight.max(1) => existing,
+                    Some(existing)
+                        if existing.weight == e.weight.max(1) && existing.pool.same(&pool) =>
+                    {
+                        existing
+                    }
                     _ => {
-                        let fresh = Arc::new(self.new_endpoint(e, peer));
+                        let fresh = Arc::new(self.new_endpoint(e, peer, pool.clone()));
                         map.insert(key, Arc::downgrade(&fresh));
                         fresh
                     }
@@ -162,11 +216,24 @@ impl Registry {
         };
         Backend {
             key: view.key.clone(),
-            service: format!("{}/{}", view.namespace, view.service),
             protocol: view.protocol,
             endpoints,
             policy,
             sticky_cookie,
+            retries,
+            limits: request_limits,
+            connect_timeout,
+            outlier: view.outlier.as_ref().map(|settings| {
+                let counters = metrics.resilience.outlier(&service);
+                Outlier {
+                    settings: settings.clone(),
+                    service: service.clone(),
+                    ejections_5xx: counters.ejections_5xx,
+                    ejections_gateway: counters.ejections_gateway,
+                    readmissions: counters.readmissions,
+                }
+            }),
+            service,
         }
     }
 
@@ -177,11 +244,10 @@ impl Registry {
         &self,
         addr: SocketAddr,
         workload: &weft_api::view::WorkloadView,
-        inbound_port: u16,
-        trust_domain: &str,
+        settings: &super::PeerSettings<'_>,
     ) -> Arc<Endpoint> {
         let view = direct_view(addr, workload);
-        let peer = Self::peer_of(&view, inbound_port, trust_domain);
+        let peer = Self::peer_of(&view, settings.inbound_port, settings.trust_domain);
         let key = (
             addr,
             workload.meshed,
@@ -194,7 +260,8 @@ impl Registry {
         if let Some(e) = map.get(&key).and_then(Weak::upgrade) {
             return e;
         }
-        let fresh = Arc::new(self.new_endpoint(&view, peer));
+        let pool = PoolSettings::idle(settings.idle_timeout);
+        let fresh = Arc::new(self.new_endpoint(&view, peer, pool));
         map.insert(key, Arc::downgrade(&fresh));
         fresh
     }
@@ -239,7 +306,12 @@ impl Registry {
         found
     }
 
-    fn new_endpoint(&self, e: &EndpointView, peer: Option<PeerTarget>) -> Endpoint {
+    fn new_endpoint(
+        &self,
+        e: &EndpointView,
+        peer: Option<PeerTarget>,
+        pool: PoolSettings,
+    ) -> Endpoint {
         let principal = peer
             .as_ref()
             .and_then(|p| p.identity.as_ref())
@@ -258,12 +330,15 @@ impl Registry {
             h2: match &peer {
                 Some(p) => H2Connection::new(p.clone(), e.addr.port(), self.tls.clone()),
                 None => H2Connection::plain(e.addr),
-            },
+            }
+            .with_max_requests(pool.max_requests_per_connection),
             peer,
             tls: self.tls.clone(),
             weight: e.weight.max(1),
             load: Load::default(),
+            health: Health::default(),
             http1: std::sync::OnceLock::new(),
+            pool,
         }
     }
 }

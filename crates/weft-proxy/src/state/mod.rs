@@ -92,12 +92,11 @@ impl Snapshot {
         metrics: &Arc<Metrics>,
         registry: &Registry,
     ) -> Snapshot {
-        let inbound_port = view.mesh.inbound_port;
         let backends: HashMap<String, Arc<Backend>> = view
             .backends
             .iter()
             .map(|(k, b)| {
-                let backend = registry.backend(b, inbound_port, &view.mesh.trust_domain);
+                let backend = registry.backend(b, &view.mesh, metrics);
                 (k.clone(), Arc::new(backend))
             })
             .collect();
@@ -226,8 +225,9 @@ impl Snapshot {
             services.push(svc);
         }
         let peer = PeerSettings {
-            inbound_port,
+            inbound_port: view.mesh.inbound_port,
             trust_domain: &view.mesh.trust_domain,
+            idle_timeout: view.mesh.upstream_idle_timeout(),
         };
         let workloads = direct::build(&view.workloads, registry, peer)
             .into_iter()
@@ -312,6 +312,7 @@ impl Snapshot {
         PeerSettings {
             inbound_port: self.mesh.inbound_port,
             trust_domain: &self.mesh.trust_domain,
+            idle_timeout: self.mesh.upstream_idle_timeout(),
         }
     }
 }

@@ -59,11 +59,14 @@ pub struct Args {
     /// How long in-flight requests may take to finish after SIGTERM (e.g. 10s).
     #[arg(long, env = "WEFT_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     drain_timeout: std::time::Duration,
-    /// How long a client may take to send a request head before the connection is closed. The
-    /// wait for the next request on a keep-alive connection counts too, so this is also how
-    /// long an idle HTTP/1 client connection stays open (nginx's defaults: 60s and 75s).
+    /// How long a client may take to send a request head, from its first bytes, before the
+    /// connection is closed (nginx's `client_header_timeout`: 60s).
     #[arg(long, env = "WEFT_HEADER_READ_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     header_read_timeout: std::time::Duration,
+    /// How long an HTTP/1 client connection idle between requests stays open (nginx's
+    /// `keepalive_timeout`: 75s). Keep clients' own pool idle timeouts shorter.
+    #[arg(long, env = "WEFT_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    keep_alive_timeout: std::time::Duration,
     /// Largest request head accepted, in bytes (larger gets 431).
     #[arg(long, env = "WEFT_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
     max_header_bytes: usize,
@@ -93,6 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     config.access_log = args.access_log;
     config.drain_timeout = args.drain_timeout;
     config.header_read_timeout = args.header_read_timeout;
+    config.keep_alive_timeout = args.keep_alive_timeout;
     config.max_header_bytes = args.max_header_bytes;
     config.max_headers = args.max_headers;
     if let Some(file) = &args.admin_token_file {

@@ -1,0 +1,130 @@
+//! Metrics of the resilience stages: retries the budget or the replay buffer refused, outlier
+//! ejections and readmissions.
+//!
+//! Handles are resolved when a snapshot is built (one per destination Service), so the
+//! request path only increments a counter it already holds.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    pub destination_service: String,
+    /// `budget` (the destination's retry budget was spent) or `body` (the request body
+    /// was longer than `retries.maxBodyBytes`, or could not be had back).
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EjectionLabels {
+    pub destination_service: String,
+    /// `consecutive_5xx` or `consecutive_gateway` (a failed probe counts under the first).
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    pub destination_service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OverflowLabels {
+    pub destination_service: String,
+    /// The `connectionPool` field whose limit was reached.
+    pub limit: &'static str,
+}
+
+pub struct Families {
+    retries_refused: Family<RefusedLabels, Counter>,
+    overflows: Family<OverflowLabels, Counter>,
+    ejections: Family<EjectionLabels, Counter>,
+    readmissions: Family<ServiceLabels, Counter>,
+}
+
+/// The counters of one destination Service's outlier detection.
+pub struct OutlierCounters {
+    pub ejections_5xx: Counter,
+    pub ejections_gateway: Counter,
+    pub readmissions: Counter,
+}
+
+/// The counters one destination Service's retries use.
+#[derive(Clone)]
+pub struct RetryCounters {
+    pub refused_budget: Counter,
+    pub refused_body: Counter,
+}
+
+impl Families {
+    pub fn register(registry: &mut Registry) -> Self {
+        let retries_refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "retries_refused",
+            "Failed tries not sent again: the destination's retry budget was spent, or the body could not be replayed",
+            retries_refused.clone(),
+        );
+        let ejections = Family::<EjectionLabels, Counter>::default();
+        registry.register(
+            "outlier_ejections",
+            "Endpoints ejected by outlier detection (DestinationRule outlierDetection)",
+            ejections.clone(),
+        );
+        let readmissions = Family::<ServiceLabels, Counter>::default();
+        registry.register(
+            "outlier_readmissions",
+            "Ejected endpoints readmitted on probation when their ejection time was up",
+            readmissions.clone(),
+        );
+        let overflows = Family::<OverflowLabels, Counter>::default();
+        registry.register(
+            "overflows",
+            "Requests, retries and connections refused (503 overloaded) at a DestinationRule connectionPool limit",
+            overflows.clone(),
+        );
+        Self {
+            retries_refused,
+            overflows,
+            ejections,
+            readmissions,
+        }
+    }
+
+    /// The overflow counter of one `connectionPool` limit of `service`.
+    pub fn overflow(&self, service: &str, limit: &'static str) -> Counter {
+        self.overflows.get_or_create_owned(&OverflowLabels {
+            destination_service: service.to_string(),
+            limit,
+        })
+    }
+
+    pub fn outlier(&self, service: &str) -> OutlierCounters {
+        let ejection = |reason| {
+            self.ejections.get_or_create_owned(&EjectionLabels {
+                destination_service: service.to_string(),
+                reason,
+            })
+        };
+        OutlierCounters {
+            ejections_5xx: ejection("consecutive_5xx"),
+            ejections_gateway: ejection("consecutive_gateway"),
+            readmissions: self.readmissions.get_or_create_owned(&ServiceLabels {
+                destination_service: service.to_string(),
+            }),
+        }
+    }
+
+    pub fn retries(&self, service: &str) -> RetryCounters {
+        let counter = |reason| {
+            self.retries_refused.get_or_create_owned(&RefusedLabels {
+                destination_service: service.to_string(),
+                reason,
+            })
+        };
+        RetryCounters {
+            refused_budget: counter("budget"),
+            refused_body: counter("body"),
+        }
+    }
+}
