@@ -270,6 +270,10 @@ fn load_kind(
             Resource::MeshConfig(object(text, source, api_version, Some(Default::default()))?)
         }
         Kind::LocalWorkload => Resource::LocalWorkload(object(text, source, api_version, None)?),
+        Kind::RateLimitPolicy => {
+            Resource::RateLimitPolicy(object(text, source, api_version, None)?)
+        }
+        Kind::FaultInjection => Resource::FaultInjection(object(text, source, api_version, None)?),
     };
     Ok(resource)
 }

@@ -50,6 +50,10 @@ pub struct Model {
     pub workloads_by_label: BTreeMap<(String, String, String), Vec<usize>>,
     /// What `weft up` runs on this host (`LocalWorkload`); proxies never see these.
     pub local_workloads: Vec<LocalWorkloadModel>,
+    /// HTTPLocalRateLimitPolicies, checked: by the Service `(namespace, name)` they target.
+    pub rate_limits: BTreeMap<(String, String), crate::view::RateLimitView>,
+    /// FaultInjections, checked, by `(namespace, name)`.
+    pub faults: BTreeMap<(String, String), crate::view::FaultView>,
 }
 
 /// One `LocalWorkload`, checked.
@@ -249,6 +253,8 @@ impl Default for Model {
             root_namespace: DEFAULT_ROOT_NAMESPACE.to_string(),
             workloads_by_label: BTreeMap::new(),
             local_workloads: Vec::new(),
+            rate_limits: BTreeMap::new(),
+            faults: BTreeMap::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! JSON access log lines (off by default), one per HTTP request, written by a task of its
 //! own through a bounded queue: a slow stdout drops lines (counted) instead of slowing
-//! requests.
+//! requests. At shutdown the proxy [flushes](AccessLog::flush) the queue, so no line already
+//! queued is lost at exit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,30 +19,62 @@ const QUEUE: usize = 4096;
 
 #[derive(Clone)]
 pub struct AccessLog {
-    tx: mpsc::Sender<String>,
+    tx: mpsc::Sender<Message>,
     metrics: Arc<Metrics>,
+}
+
+enum Message {
+    Line(String),
+    /// Answered once every line queued before it is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 impl AccessLog {
     /// Starts the writer task; lines go to stdout.
     pub fn stdout(metrics: Arc<Metrics>) -> AccessLog {
-        let (tx, mut rx) = mpsc::channel::<String>(QUEUE);
+        Self::to(tokio::io::stdout(), metrics)
+    }
+
+    /// Starts the writer task; lines go to `out`.
+    pub fn to<W>(mut out: W, metrics: Arc<Metrics>) -> AccessLog
+    where
+        W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
         tokio::spawn(async move {
-            let mut out = tokio::io::stdout();
-            while let Some(line) = rx.recv().await {
-                if out.write_all(line.as_bytes()).await.is_err() {
-                    break;
+            while let Some(message) = rx.recv().await {
+                match message {
+                    Message::Line(line) => {
+                        if out.write_all(line.as_bytes()).await.is_err() {
+                            break;
+                        }
+                        // Write lines as they come, but flush once per burst.
+                        if rx.is_empty() {
+                            let _ = out.flush().await;
+                        }
+                    }
+                    Message::Flush(done) => {
+                        let _ = out.flush().await;
+                        let _ = done.send(());
+                    }
                 }
-                let _ = out.flush().await;
             }
         });
         AccessLog { tx, metrics }
     }
 
     pub fn write(&self, line: String) {
-        if self.tx.try_send(line).is_err() {
+        if self.tx.try_send(Message::Line(line)).is_err() {
             self.metrics.access_log_dropped.inc();
         }
+    }
+
+    /// Waits (at most `limit`) until every line queued so far is written out.
+    pub async fn flush(&self, limit: Duration) -> bool {
+        let (done, written) = tokio::sync::oneshot::channel();
+        let flushed =
+            async { self.tx.send(Message::Flush(done)).await.is_ok() && written.await.is_ok() };
+        tokio::time::timeout(limit, flushed).await.unwrap_or(false)
     }
 }
 

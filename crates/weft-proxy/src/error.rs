@@ -63,6 +63,8 @@ pub enum Reason {
     Denied,
     /// A RequestAuthentication refused the request's token.
     Unauthenticated,
+    /// An HTTPLocalRateLimitPolicy refused the request (429, `Retry-After`).
+    RateLimited,
 }
 
 impl Reason {
@@ -87,6 +89,7 @@ impl Reason {
             Reason::ExplicitNotHttp => "explicit-not-http",
             Reason::Denied => "denied",
             Reason::Unauthenticated => "unauthenticated",
+            Reason::RateLimited => "rate-limited",
         }
     }
 
@@ -109,6 +112,7 @@ impl Reason {
             }
             Reason::UnknownDestination => StatusCode::NOT_FOUND,
             Reason::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -118,6 +122,7 @@ impl Reason {
             Reason::NoRoute | Reason::UnknownService | Reason::UnknownDestination => 12, // UNIMPLEMENTED
             Reason::BackendNotFound => 13,                                               // INTERNAL
             Reason::Unauthenticated => 16, // UNAUTHENTICATED
+            Reason::RateLimited => 8,      // RESOURCE_EXHAUSTED
             Reason::Timeout => 4,          // DEADLINE_EXCEEDED
             Reason::BadRequest | Reason::ExplicitNotHttp | Reason::NoTargetPort => 3, // INVALID_ARGUMENT
             Reason::PlaintextRefused | Reason::TlsRefused | Reason::NoIdentity | Reason::Denied => {
@@ -139,6 +144,8 @@ pub struct ProxyError {
     pub reason: Reason,
     /// The rule, limit or address behind it (`HTTPRoute ns/r rule 0`, `10.0.0.2:8080: …`).
     pub detail: Cow<'static, str>,
+    /// Seconds to wait before trying again (`Retry-After`), for a rate limit's refusal.
+    pub retry_after_s: Option<u64>,
 }
 
 impl ProxyError {
@@ -146,7 +153,14 @@ impl ProxyError {
         Self {
             reason,
             detail: detail.into(),
+            retry_after_s: None,
         }
+    }
+
+    /// With a `Retry-After` of `seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
     }
 
     /// `<reason>; <detail>`: the `weft-error` value and the access log's `weft_error`.
@@ -180,6 +194,9 @@ impl ProxyError {
         let header =
             HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("error"));
         let mut builder = Response::builder().header(WEFT_ERROR, header.clone());
+        if let Some(s) = self.retry_after_s {
+            builder = builder.header(http::header::RETRY_AFTER, s);
+        }
         let body = if grpc {
             builder = builder
                 .status(StatusCode::OK)

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
@@ -115,6 +116,7 @@ pub async fn run(
         max_header_bytes: config.max_header_bytes,
         max_headers: config.max_headers,
     };
+    let access_log_at_exit = access_log.clone();
     let state = installer.state.clone();
     let tap = Arc::new(crate::tap::Tap::default());
     let outbound = Arc::new(Outbound {
@@ -132,7 +134,7 @@ pub async fn run(
         state: state.clone(),
         metrics: metrics.clone(),
         tls: tls.clone(),
-        access_log,
+        access_log: access_log.clone(),
         limits,
         drain: watch.clone(),
         app_ip: config.app_ip,
@@ -193,6 +195,12 @@ pub async fn run(
             open,
             "drain timeout passed with connections still open; closing them"
         );
+    }
+    // Every access-log line of the requests that finished, written before the process ends.
+    if let Some(log) = &access_log_at_exit {
+        if !log.flush(Duration::from_secs(2)).await {
+            tracing::warn!("access log lines still queued at exit could not be written");
+        }
     }
     for t in tasks {
         t.abort();

@@ -57,6 +57,22 @@ pub fn applies(
     }
 }
 
+/// The HTTPLocalRateLimitPolicies whose Service selects `w`, each with the ports of `w` the
+/// Service sends to (a rate limit is scoped as an AuthorizationPolicy with `targetRefs`).
+pub fn rate_limits_for(model: &Model, w: &WorkloadView) -> Vec<crate::view::RateLimitView> {
+    model
+        .rate_limits
+        .iter()
+        .filter_map(|((ns, service), view)| {
+            let ports = service_ports(model, ns, std::slice::from_ref(service), w);
+            (!ports.is_empty()).then(|| crate::view::RateLimitView {
+                ports: ports.into_iter().collect(),
+                ..view.clone()
+            })
+        })
+        .collect()
+}
+
 /// The ports of `w` that the named Services (of `namespace`) send to; empty when none of
 /// them selects it.
 fn service_ports(

@@ -57,6 +57,10 @@ pub fn proxy_config(model: &Model, who: &ProxyIdentity) -> Result<ProxyConfigVie
         .unwrap_or_default();
     inbound.authz = authz::policies_for(model, workload.as_ref(), &who.namespace);
     inbound.jwt = authn::policies_for(model, workload.as_ref(), &who.namespace);
+    inbound.rate_limits = workload
+        .as_ref()
+        .map(|w| authz::rate_limits_for(model, w))
+        .unwrap_or_default();
     Ok(ProxyConfigView {
         mesh: model.mesh.clone(),
         workload,

@@ -29,6 +29,7 @@ pub fn inbound_policy(model: &Model, workload: &WorkloadView) -> InboundPolicy {
         ports,
         authz: Vec::new(),
         jwt: Vec::new(),
+        rate_limits: Vec::new(),
     }
 }
 

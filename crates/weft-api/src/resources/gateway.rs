@@ -120,7 +120,7 @@ pub struct HttpFilter {
     #[serde(default)]
     pub request_mirror: Option<RequestMirror>,
     #[serde(default)]
-    pub extension_ref: Option<serde::de::IgnoredAny>,
+    pub extension_ref: Option<ExtensionRef>,
     #[serde(default)]
     pub cors: Option<serde::de::IgnoredAny>,
     #[serde(default)]
@@ -292,4 +292,13 @@ pub struct TcpRouteRule {
     pub name: Option<String>,
     #[serde(default)]
     pub backend_refs: Vec<BackendRef>,
+}
+
+/// A filter's `extensionRef`: Weft knows `weft.dev` `FaultInjection`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExtensionRef {
+    pub group: String,
+    pub kind: String,
+    pub name: Spanned<String>,
 }

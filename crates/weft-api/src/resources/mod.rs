@@ -9,6 +9,7 @@ pub mod istio;
 pub mod local;
 pub mod mesh_config;
 pub mod meta;
+pub mod resilience;
 pub mod service;
 
 use std::path::PathBuf;
@@ -74,6 +75,8 @@ pub enum Resource {
     RequestAuthentication(Object<istio::RequestAuthenticationSpec>),
     MeshConfig(Object<mesh_config::MeshConfigSpec>),
     LocalWorkload(Object<local::LocalWorkloadSpec>),
+    RateLimitPolicy(Object<resilience::RateLimitPolicySpec>),
+    FaultInjection(Object<resilience::FaultInjectionSpec>),
 }
 
 impl Resource {
@@ -91,6 +94,8 @@ impl Resource {
             Resource::RequestAuthentication(_) => Kind::RequestAuthentication,
             Resource::MeshConfig(_) => Kind::MeshConfig,
             Resource::LocalWorkload(_) => Kind::LocalWorkload,
+            Resource::RateLimitPolicy(_) => Kind::RateLimitPolicy,
+            Resource::FaultInjection(_) => Kind::FaultInjection,
         }
     }
 
@@ -108,6 +113,8 @@ impl Resource {
             Resource::RequestAuthentication(o) => (&o.meta, &o.source),
             Resource::MeshConfig(o) => (&o.meta, &o.source),
             Resource::LocalWorkload(o) => (&o.meta, &o.source),
+            Resource::RateLimitPolicy(o) => (&o.meta, &o.source),
+            Resource::FaultInjection(o) => (&o.meta, &o.source),
         }
     }
 
@@ -145,10 +152,13 @@ pub enum Kind {
     RequestAuthentication,
     MeshConfig,
     LocalWorkload,
+    /// Linkerd's `HTTPLocalRateLimitPolicy`.
+    RateLimitPolicy,
+    FaultInjection,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Namespace,
         Kind::Service,
         Kind::HttpRoute,
@@ -161,6 +171,8 @@ impl Kind {
         Kind::RequestAuthentication,
         Kind::MeshConfig,
         Kind::LocalWorkload,
+        Kind::RateLimitPolicy,
+        Kind::FaultInjection,
     ];
 
     pub fn name(self) -> &'static str {
@@ -177,6 +189,8 @@ impl Kind {
             Kind::RequestAuthentication => "RequestAuthentication",
             Kind::MeshConfig => "MeshConfig",
             Kind::LocalWorkload => "LocalWorkload",
+            Kind::RateLimitPolicy => "HTTPLocalRateLimitPolicy",
+            Kind::FaultInjection => "FaultInjection",
         }
     }
 
@@ -201,7 +215,8 @@ impl Kind {
             Kind::PeerAuthentication | Kind::AuthorizationPolicy | Kind::RequestAuthentication => {
                 &["security.istio.io/v1", "security.istio.io/v1beta1"]
             }
-            Kind::MeshConfig | Kind::LocalWorkload => &["weft.dev/v1alpha1"],
+            Kind::MeshConfig | Kind::LocalWorkload | Kind::FaultInjection => &["weft.dev/v1alpha1"],
+            Kind::RateLimitPolicy => &["policy.linkerd.io/v1alpha1"],
         }
     }
 

@@ -1,4 +1,5 @@
-//! Route filters: header modifiers, redirects, URL rewrites and mirrors.
+//! Route filters: header modifiers, redirects, URL rewrites, mirrors, and `ExtensionRef`s to
+//! `weft.dev` `FaultInjection`s (on a rule, not a backendRef).
 
 use std::collections::BTreeSet;
 
@@ -42,8 +43,9 @@ pub(super) fn translate(
                 _,
                 "RequestHeaderModifier" | "ResponseHeaderModifier" | "RequestMirror"
             ) | (Allowed::Http { .. }, "RequestRedirect" | "URLRewrite")
+                | (Allowed::Http { .. } | Allowed::Grpc, "ExtensionRef")
         );
-        if matches!(kind, "ExtensionRef" | "CORS" | "ExternalAuth") {
+        if matches!(kind, "CORS" | "ExternalAuth") {
             rep.error(
                 format!("{ff}.type"),
                 format!("filter `{kind}` is not implemented by Weft"),
@@ -53,8 +55,8 @@ pub(super) fn translate(
         }
         if !permitted {
             let hint = match allowed {
-                Allowed::Http { .. } => "RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite or RequestMirror",
-                Allowed::Grpc => "RequestHeaderModifier, ResponseHeaderModifier or RequestMirror",
+                Allowed::Http { .. } => "RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite, RequestMirror or ExtensionRef",
+                Allowed::Grpc => "RequestHeaderModifier, ResponseHeaderModifier, RequestMirror or ExtensionRef",
                 Allowed::Backend => "RequestHeaderModifier, ResponseHeaderModifier or RequestMirror",
             };
             rep.error(
@@ -81,6 +83,7 @@ pub(super) fn translate(
             ("requestRedirect", f.request_redirect.is_some()),
             ("urlRewrite", f.url_rewrite.is_some()),
             ("requestMirror", f.request_mirror.is_some()),
+            ("extensionRef", f.extension_ref.is_some()),
         ];
         let expected = expected_field(kind);
         if let Some((extra, _)) = present.iter().find(|(name, set)| *set && *name != expected) {
@@ -212,6 +215,11 @@ pub(super) fn translate(
                     per_million,
                 })
             }),
+            "ExtensionRef" => f
+                .extension_ref
+                .as_ref()
+                .and_then(|e| fault_ref(rep, &format!("{ff}.extensionRef"), e, route_ns, model))
+                .map(|v| FilterModel::Plain(FilterView::Fault(v))),
             _ => None,
         };
         if let Some(t) = translated {
@@ -239,6 +247,7 @@ fn expected_field(kind: &str) -> &'static str {
         "ResponseHeaderModifier" => "responseHeaderModifier",
         "RequestRedirect" => "requestRedirect",
         "URLRewrite" => "urlRewrite",
+        "ExtensionRef" => "extensionRef",
         _ => "requestMirror",
     }
 }
@@ -358,4 +367,34 @@ fn path_modifier(
             None
         }
     }
+}
+
+/// The FaultInjection an `extensionRef` names, from the route's namespace.
+fn fault_ref(
+    rep: &mut Reporter<'_>,
+    field: &str,
+    e: &crate::resources::gateway::ExtensionRef,
+    route_ns: &str,
+    model: &Model,
+) -> Option<crate::view::FaultView> {
+    if e.group != "weft.dev" || e.kind != "FaultInjection" {
+        rep.error_span(
+            &e.name,
+            format!("{field}.kind"),
+            format!("extension `{}/{}` is not one Weft knows", e.group, e.kind),
+        )
+        .with_hint("group `weft.dev`, kind `FaultInjection`");
+        return None;
+    }
+    let key = (route_ns.to_string(), e.name.value.clone());
+    let found = model.faults.get(&key).cloned();
+    if found.is_none() {
+        rep.error_span(
+            &e.name,
+            format!("{field}.name"),
+            format!("FaultInjection {route_ns}/{} does not exist", e.name.value),
+        )
+        .with_hint("define it in the route's namespace, or remove the filter");
+    }
+    found
 }

@@ -14,6 +14,7 @@ mod matches;
 mod mesh;
 mod peer_auth;
 mod policy;
+mod resilience;
 mod retries;
 mod routes;
 mod services;
@@ -40,7 +41,9 @@ pub fn build(resources: &[Resource]) -> (Option<Model>, Diagnostics) {
     }
     mesh::build(resources, &mut model, &mut diags);
     services::build(resources, &mut model, &mut diags);
+    resilience::faults(resources, &mut model, &mut diags);
     routes::build(resources, &mut model, &mut diags);
+    resilience::rate_limits(resources, &mut model, &mut diags);
     policy::build(resources, &mut model, &mut diags);
     for r in resources {
         if let Resource::AuthorizationPolicy(ap) = r {

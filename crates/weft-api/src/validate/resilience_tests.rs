@@ -200,3 +200,141 @@ fn port_level_parts_replace_the_services_own() {
     let other = &view.backends["ns/echo:7070"];
     assert_eq!(other.outlier.as_ref().map(|o| o.consecutive_5xx), Some(7));
 }
+
+const FAULT: &str = "apiVersion: weft.dev/v1alpha1\nkind: FaultInjection\nmetadata: {name: f, namespace: ns}\nspec:\n";
+
+fn route_with_fault(name: &str) -> String {
+    format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: ns}}\nspec:\n  parentRefs: [{{group: \"\", kind: Service, name: echo, port: 80}}]\n  rules:\n  - filters:\n    - type: ExtensionRef\n      extensionRef: {{group: weft.dev, kind: FaultInjection, name: {name}}}\n    backendRefs: [{{name: echo, port: 80}}]\n"
+    )
+}
+
+#[test]
+fn a_fault_injection_attaches_to_a_rule_by_extension_ref() {
+    let (model, diags) = check(&format!(
+        "{FAULT}  delay: {{fixedDelay: 500ms, percentage: {{value: 10}}}}\n  abort: {{httpStatus: 503, percentage: {{value: 2.5}}}}\n---\n{}",
+        route_with_fault("f")
+    ));
+    assert!(!diags.has_errors(), "{diags}");
+    let model = model.expect("model");
+    let rule = &model.routes[0].rules[0];
+    let fault = rule
+        .filters
+        .iter()
+        .find_map(|f| match f {
+            crate::model::FilterModel::Plain(crate::view::FilterView::Fault(v)) => Some(v),
+            _ => None,
+        })
+        .expect("the fault filter");
+    assert_eq!(fault.name, "ns/f");
+    let delay = fault.delay.as_ref().expect("delay");
+    assert_eq!((delay.fixed_delay_ms, delay.percentage), (500, 10.0));
+    let abort = fault.abort.as_ref().expect("abort");
+    assert_eq!((abort.http_status, abort.percentage), (Some(503), 2.5));
+
+    // A missing FaultInjection is an error at the line of its name.
+    let text = route_with_fault("missing");
+    let e = first_error(&text);
+    assert_eq!(
+        e.field.as_deref(),
+        Some("spec.rules[0].filters[0].extensionRef.name")
+    );
+    assert!(
+        e.message
+            .contains("FaultInjection ns/missing does not exist"),
+        "{e:?}"
+    );
+    assert!(e.line > 1, "at its line: {e:?}");
+}
+
+#[test]
+fn bad_fault_injections_name_their_field() {
+    for (spec, field) in [
+        ("  {}\n", "spec"),
+        (
+            "  delay: {fixedDelay: 0s, percentage: {value: 5}}\n",
+            "spec.delay.fixedDelay",
+        ),
+        (
+            "  delay: {fixedDelay: -1s, percentage: {value: 5}}\n",
+            "spec.delay.fixedDelay",
+        ),
+        (
+            "  delay: {fixedDelay: 1s, percentage: {value: 101}}\n",
+            "spec.delay.percentage.value",
+        ),
+        (
+            "  delay: {fixedDelay: 1s, percent: 5}\n",
+            "spec.delay.percent",
+        ),
+        (
+            "  abort: {httpStatus: 600, percentage: {value: 5}}\n",
+            "spec.abort.httpStatus",
+        ),
+        (
+            "  abort: {httpStatus: 100, percentage: {value: 5}}\n",
+            "spec.abort.httpStatus",
+        ),
+        (
+            "  abort: {grpcStatus: BROKEN, percentage: {value: 5}}\n",
+            "spec.abort.grpcStatus",
+        ),
+        ("  abort: {percentage: {value: -1}}\n", "spec.abort"),
+    ] {
+        let e = first_error(&format!("{FAULT}{spec}"));
+        assert_eq!(e.field.as_deref(), Some(field), "{spec}: {e:?}");
+    }
+    // No percentage is Istio's "no request": valid, with a warning.
+    let (model, diags) = check(&format!("{FAULT}  abort: {{grpcStatus: UNAVAILABLE}}\n"));
+    assert!(!diags.has_errors(), "{diags}");
+    assert!(
+        diags.to_string().contains("applies to no request"),
+        "{diags}"
+    );
+    let f = &model.expect("model").faults[&("ns".to_string(), "f".to_string())];
+    assert_eq!(f.abort.as_ref().and_then(|a| a.grpc_status), Some(14));
+}
+
+const RATE: &str = "apiVersion: policy.linkerd.io/v1alpha1\nkind: HTTPLocalRateLimitPolicy\nmetadata: {name: rl, namespace: ns}\nspec:\n";
+
+#[test]
+fn a_rate_limit_applies_to_the_workloads_its_service_selects() {
+    let (model, diags) = check(&format!(
+        "{RATE}  targetRef: {{kind: Service, name: echo}}\n  total: {{requestsPerSecond: 100}}\n  identity: {{requestsPerSecond: 20}}\n  overrides:\n  - requestsPerSecond: 50\n    clientRefs: [{{kind: ServiceAccount, name: batch}}, {{kind: ServiceAccount, namespace: ops, name: admin}}]\n"
+    ));
+    assert!(!diags.has_errors(), "{diags}");
+    let model = model.expect("model");
+    let who = crate::compile::ProxyIdentity {
+        namespace: "ns".into(),
+        workload: Some("echo-v1".into()),
+    };
+    let config = crate::compile::proxy_config(&model, &who).expect("config");
+    let rl = &config.inbound.rate_limits;
+    assert_eq!(rl.len(), 1, "{rl:?}");
+    assert_eq!(rl[0].policy, "ns/rl");
+    assert_eq!(rl[0].ports, [7070, 8080]);
+    assert_eq!((rl[0].total, rl[0].identity), (Some(100), Some(20)));
+    assert_eq!(
+        rl[0].overrides[0].principals,
+        [
+            "spiffe://cluster.local/ns/ns/sa/batch",
+            "spiffe://cluster.local/ns/ops/sa/admin"
+        ]
+    );
+}
+
+#[test]
+fn bad_rate_limits_name_their_field() {
+    for (spec, field) in [
+        ("  targetRef: {group: policy.linkerd.io, kind: Server, name: echo}\n  total: {requestsPerSecond: 5}\n", "spec.targetRef.kind"),
+        ("  targetRef: {kind: Service, name: nope}\n  total: {requestsPerSecond: 5}\n", "spec.targetRef.name"),
+        ("  targetRef: {kind: Service, name: echo}\n  total: {requestsPerSecond: 0}\n", "spec.total.requestsPerSecond"),
+        ("  targetRef: {kind: Service, name: echo}\n  total: {requestsPerSecond: -5}\n", "spec.total.requestsPerSecond"),
+        ("  targetRef: {kind: Service, name: echo}\n  total: {requestsPerSecond: 5}\n  identity: {requestsPerSecond: 6}\n", "spec.identity.requestsPerSecond"),
+        ("  targetRef: {kind: Service, name: echo}\n  overrides: [{requestsPerSecond: 5, clientRefs: [{kind: Deployment, name: x}]}]\n", "spec.overrides[0].clientRefs[0].kind"),
+        ("  targetRef: {kind: Service, name: echo}\n", "spec"),
+    ] {
+        let e = first_error(&format!("{RATE}{spec}"));
+        assert_eq!(e.field.as_deref(), Some(field), "{spec}: {e:?}");
+    }
+}

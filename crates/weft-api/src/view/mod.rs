@@ -15,7 +15,7 @@ pub mod authz;
 pub mod authz_match;
 pub mod resilience;
 
-pub use resilience::{OutlierView, PoolView};
+pub use resilience::{FaultView, OutlierView, PoolView, RateLimitView};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProxyView {
@@ -63,6 +63,9 @@ pub struct InboundPolicy {
     /// The RequestAuthentications that apply to this workload, by namespace and name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jwt: Vec<authn::JwtPolicyView>,
+    /// The HTTPLocalRateLimitPolicies on this workload's ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rate_limits: Vec<RateLimitView>,
 }
 
 impl InboundPolicy {
@@ -386,6 +389,8 @@ pub enum FilterView {
     #[serde(rename = "URLRewrite")]
     UrlRewrite(RewriteView),
     RequestMirror(MirrorView),
+    /// An `ExtensionRef` to a `weft.dev` `FaultInjection`.
+    Fault(FaultView),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -67,3 +67,62 @@ pub struct PoolView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_ms: Option<u64>,
 }
+
+/// An `HTTPLocalRateLimitPolicy` as one workload's proxy applies it: to the ports its target
+/// Service sends to on that workload. Rates are requests per second, each a token bucket
+/// holding one second's worth.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitView {
+    /// `namespace/name` of the policy.
+    pub policy: String,
+    /// The workload's ports it applies to.
+    pub ports: Vec<u16>,
+    /// Every request, whoever sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u32>,
+    /// Each client identity (SPIFFE id; plaintext callers share one bucket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<u32>,
+    /// Named clients' own rates, in place of `identity`'s.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<RateLimitOverride>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimitOverride {
+    pub requests_per_second: u32,
+    /// SPIFFE ids (`spiffe://<trust domain>/ns/<namespace>/sa/<name>`).
+    pub principals: Vec<String>,
+}
+
+/// A `FaultInjection`, attached to a route rule: delays and aborts for a share of requests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultView {
+    /// `namespace/name` of the FaultInjection.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<FaultDelayView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abort: Option<FaultAbortView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultDelayView {
+    pub fixed_delay_ms: u64,
+    /// Share of requests delayed, 0 to 100.
+    pub percentage: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultAbortView {
+    /// The answer: an HTTP status, or a gRPC status (by number) for gRPC requests.
+    pub http_status: Option<u16>,
+    pub grpc_status: Option<u32>,
+    /// Share of requests aborted, 0 to 100.
+    pub percentage: f64,
+}

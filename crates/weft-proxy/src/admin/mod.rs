@@ -40,13 +40,14 @@ pub struct Admin {
     pub admin_digest: Option<weft_identity::AdminDigest>,
 }
 
+/// Serves the admin endpoint until the task is stopped. It goes on through a drain, so that
+/// `/ready` says 503 and `/metrics` can still be scraped while requests finish; the proxy
+/// stops it last.
 pub async fn serve(listener: TcpListener, cx: Arc<Admin>) {
     loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = cx.drain.signaled() => break,
-        };
-        let Ok((stream, client)) = accepted else {
+        let Ok((stream, client)) = listener.accept().await else {
+            // Out of file descriptors and the like: back off rather than spin.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         let local = stream.local_addr().unwrap_or(client);

@@ -100,11 +100,12 @@ impl InFlight<'_> {
         self.load.observe(now, rtt);
     }
 
-    /// Records an answer that says the endpoint is overloaded (429, gRPC RESOURCE_EXHAUSTED):
-    /// load, not failure. A refusal comes back fast and would make the endpoint look cheap,
-    /// so it counts as four times the latency expected of it (at least 10 ms, at most 1 s),
-    /// and the balancer sends it less until that decays.
-    pub fn observe_overloaded(self) {
+    /// Records a refusal: an answer that says the endpoint is overloaded (429, gRPC
+    /// RESOURCE_EXHAUSTED: load, not failure), or a connection it refused (a proxy that is
+    /// draining). A refusal comes back fast and would make the endpoint look cheap, so it
+    /// counts as four times the latency expected of it (at least 10 ms, at most 1 s), and the
+    /// balancer sends it less until that decays.
+    pub fn observe_refusal(self) {
         let now = now_nanos();
         let rtt = now.saturating_sub(self.start) as f64;
         let penalty = (self.load.decayed(now) * 4.0).clamp(OVERLOAD_MIN_NANOS, OVERLOAD_MAX_NANOS);

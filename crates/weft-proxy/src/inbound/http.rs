@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! (peer identity, from the connection) → normalize (path) → authn (JWT)
-//!   → authz (AuthorizationPolicy) → route (port, metrics, HTTP/1 restored) → app
+//!   → authz (AuthorizationPolicy) → rate limit (HTTPLocalRateLimitPolicy)
+//!   → route (port, metrics, HTTP/1 restored) → app
 //! ```
 //!
 //! A stage that refuses or fails a request returns a [`ProxyError`]; the edge here turns it
@@ -16,7 +17,7 @@ use http::{Request, Response};
 
 use weft_policy::ConnectionAttrs;
 
-use super::{app, authn, authz, normalize, route, Inbound, Peer};
+use super::{app, authn, authz, normalize, rate_limit, route, Inbound, Peer};
 use crate::error::ProxyError;
 use crate::http::Body;
 use crate::metrics::{RouteStats, INBOUND};
@@ -101,6 +102,7 @@ impl Handler {
             if let Some(d) = decision {
                 seen.authz(|| snapshot.authz.authorizer.explain(&d));
             }
+            rate_limit::check(&snapshot, self.port, &self.peer.principal)?;
         }
         let (app, protocol) = route::to_app(&self.cx, self.port, &mut req);
         app::send(&self.cx, app, protocol, req).await

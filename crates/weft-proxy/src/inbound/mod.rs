@@ -25,6 +25,7 @@ mod http;
 pub mod identity;
 mod normalize;
 mod open;
+mod rate_limit;
 mod route;
 mod sniff;
 mod tcp;

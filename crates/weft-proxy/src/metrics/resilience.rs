@@ -36,8 +36,26 @@ pub struct OverflowLabels {
     pub limit: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RateLimitLabels {
+    /// `namespace/name` of the HTTPLocalRateLimitPolicy.
+    pub policy: String,
+    /// `total`, `identity` or `override`: the bucket that was empty.
+    pub limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FaultLabels {
+    /// `namespace/name` of the FaultInjection.
+    pub fault: String,
+    /// `delay` or `abort`.
+    pub kind: &'static str,
+}
+
 pub struct Families {
     retries_refused: Family<RefusedLabels, Counter>,
+    faults: Family<FaultLabels, Counter>,
+    rate_limited: Family<RateLimitLabels, Counter>,
     overflows: Family<OverflowLabels, Counter>,
     ejections: Family<EjectionLabels, Counter>,
     readmissions: Family<ServiceLabels, Counter>,
@@ -83,12 +101,42 @@ impl Families {
             "Requests, retries and connections refused (503 overloaded) at a DestinationRule connectionPool limit",
             overflows.clone(),
         );
+        let rate_limited = Family::<RateLimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Inbound requests refused (429) by an HTTPLocalRateLimitPolicy, by the limit reached",
+            rate_limited.clone(),
+        );
+        let faults = Family::<FaultLabels, Counter>::default();
+        registry.register(
+            "faults_injected",
+            "Requests delayed or aborted by a FaultInjection",
+            faults.clone(),
+        );
         Self {
             retries_refused,
+            faults,
+            rate_limited,
             overflows,
             ejections,
             readmissions,
         }
+    }
+
+    /// The injections of one kind of a FaultInjection.
+    pub fn fault(&self, fault: &str, kind: &'static str) -> Counter {
+        self.faults.get_or_create_owned(&FaultLabels {
+            fault: fault.to_string(),
+            kind,
+        })
+    }
+
+    /// The refusals of one limit of a rate limit policy.
+    pub fn rate_limited(&self, policy: &str, limit: &'static str) -> Counter {
+        self.rate_limited.get_or_create_owned(&RateLimitLabels {
+            policy: policy.to_string(),
+            limit,
+        })
     }
 
     /// The overflow counter of one `connectionPool` limit of `service`.

@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! plan (pure: snapshot + request → Service port and rule, or a workload)
-//!   → filters (headers, redirect, rewrite, mirror)  → backend (weighted choice, its filters)
-//!   → timeout (the whole request) → retry (tries, per-try timeout) → balance → endpoint
+//!   → filters (headers, redirect, rewrite, mirror) → fault (FaultInjection)
+//!   → backend (weighted choice, its filters) → timeout (the whole request)
+//!   → retry (tries, per-try timeout, budget) → balance (outlier ejection) → endpoint
 //! ```
 //!
 //! Each stage is a file of this module and returns a [`ProxyError`] when it decides or fails
@@ -179,6 +180,13 @@ impl Handler {
                 self.client,
             ) {
                 return redirect;
+            }
+        }
+        // Most rules have no fault: one branch.
+        if let Some(fault) = &rule.fault {
+            if let Some(mut aborted) = super::fault::inject(fault, grpc).await {
+                mods.apply(&mut aborted);
+                return aborted;
             }
         }
         let mut sticky_cookie = None;

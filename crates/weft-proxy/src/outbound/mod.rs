@@ -10,6 +10,7 @@
 mod accept;
 mod connect;
 mod endpoint;
+mod fault;
 mod filters;
 mod http;
 mod last_authority;

@@ -5,8 +5,10 @@
 //! forgets what is in flight.
 
 pub mod budget;
+pub mod fault;
 pub mod limits;
 pub mod outlier;
+pub mod rate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};

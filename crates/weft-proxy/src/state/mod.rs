@@ -6,6 +6,7 @@ pub mod authn;
 pub mod authz;
 pub mod direct;
 pub mod endpoint;
+pub mod rate_limit;
 pub mod table;
 pub mod token_cache;
 
@@ -32,6 +33,8 @@ pub struct Snapshot {
     pub authz: authz::AuthzState,
     /// The workload's RequestAuthentication rules, their key sets parsed.
     pub authn: authn::AuthnState,
+    /// The HTTPLocalRateLimitPolicies on the workload's ports.
+    pub rate_limits: rate_limit::RateLimitState,
     pub mesh: MeshView,
     /// Tracing, when MeshConfig turns it on (set by the installer, which keeps one exporter
     /// across snapshots of the same settings).
@@ -76,6 +79,7 @@ impl Snapshot {
             view: Arc::new(ProxyView::default()),
             authz: authz::AuthzState::none(),
             authn: authn::AuthnState::none(),
+            rate_limits: rate_limit::RateLimitState::default(),
             mesh: MeshView::default(),
             tracer: None,
             namespace: namespace.to_string(),
@@ -135,6 +139,16 @@ impl Snapshot {
                 request_timeout: rule.request_timeout_ms.map(Duration::from_millis),
                 backend_request_timeout: rule.backend_request_timeout_ms.map(Duration::from_millis),
                 retry: rule.retry.clone(),
+                fault: rule.filters.iter().find_map(|f| match f {
+                    weft_api::view::FilterView::Fault(v) => {
+                        Some(Box::new(crate::resilience::fault::Fault {
+                            view: v.clone(),
+                            delayed: metrics.resilience.fault(&v.name, "delay"),
+                            aborted: metrics.resilience.fault(&v.name, "abort"),
+                        }))
+                    }
+                    _ => None,
+                }),
                 stats: match route_label {
                     Some(label) => metrics.route(OUTBOUND, service, label),
                     None => metrics.route(OUTBOUND, service, &rule.route.label()),
@@ -235,6 +249,7 @@ impl Snapshot {
         Snapshot {
             authz: authz::AuthzState::build(&view.inbound.authz, metrics),
             authn: authn::AuthnState::build(&view.inbound.jwt),
+            rate_limits: rate_limit::RateLimitState::build(&view.inbound.rate_limits, metrics),
             mesh: view.mesh.clone(),
             tracer: None,
             view: Arc::new(view),

@@ -118,6 +118,8 @@ pub struct Rule {
     pub request_timeout: Option<std::time::Duration>,
     pub backend_request_timeout: Option<std::time::Duration>,
     pub retry: Option<view::RetryView>,
+    /// The rule's FaultInjection (an `ExtensionRef` filter), when it has one.
+    pub fault: Option<Box<crate::resilience::fault::Fault>>,
     pub stats: Arc<RouteStats>,
 }
 

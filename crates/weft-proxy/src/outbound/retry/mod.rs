@@ -227,13 +227,16 @@ impl Tries<'_> {
                         status: 429,
                         grpc: None,
                     }
-                    | Ended::Answer { grpc: Some(8), .. } => in_flight.observe_overloaded(),
+                    | Ended::Answer { grpc: Some(8), .. } => in_flight.observe_refusal(),
                     _ => in_flight.observe(),
                 }
                 (Ok(resp), ended)
             }
             Err(e) => {
                 let ended = failed(&e, watch, method);
+                if ended == Ended::NeverSent {
+                    in_flight.observe_refusal();
+                }
                 (Err(endpoint::failed(ep, &e, watch)), ended)
             }
         };
