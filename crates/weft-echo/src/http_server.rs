@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 
 use crate::answer::{self, EchoResponse};
 use crate::body::EchoBody;
+use crate::chaos::Chaos;
 use crate::shutdown::Shutdown;
 use crate::{duration, grpc_server, upgrade, Identity};
 
@@ -43,12 +44,23 @@ pub(crate) async fn serve_connection(
     builder: Arc<auto::Builder<TokioExecutor>>,
     identity: Arc<Identity>,
     shutdown: Shutdown,
+    chaos: Arc<Chaos>,
+    idle_timeout: Option<Duration>,
 ) {
     let sd = shutdown.clone();
+    let activity = Arc::new(Activity::new());
+    let act = activity.clone();
     let service = service_fn(move |req| {
         let identity = identity.clone();
         let shutdown = sd.clone();
-        async move { Ok::<_, Infallible>(handle(req, peer, &identity, shutdown).await) }
+        let (chaos, act) = (chaos.clone(), act.clone());
+        async move {
+            let _busy = act.begin();
+            if chaos.fails().await {
+                return Ok::<_, Infallible>(simple(StatusCode::SERVICE_UNAVAILABLE, "chaos\n"));
+            }
+            Ok::<_, Infallible>(handle(req, peer, &identity, shutdown).await)
+        }
     });
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
@@ -66,6 +78,63 @@ pub(crate) async fn serve_connection(
                 conn.as_mut().graceful_shutdown();
             }
             () = shutdown.closed() => return,
+            () = activity.idle_for(idle_timeout) => {
+                tracing::debug!(%peer, "echo: closing an idle connection");
+                return;
+            }
+        }
+    }
+}
+
+/// A connection's requests in flight and when the last one ended, for its idle timeout.
+struct Activity {
+    start: std::time::Instant,
+    in_flight: std::sync::atomic::AtomicU32,
+    last_ms: std::sync::atomic::AtomicU64,
+}
+
+/// A request in flight; its end is the connection's last activity.
+struct Busy<'a>(&'a Activity);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.0
+            .last_ms
+            .store(self.0.start.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: std::time::Instant::now(),
+            in_flight: std::sync::atomic::AtomicU32::new(0),
+            last_ms: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn begin(&self) -> Busy<'_> {
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Busy(self)
+    }
+
+    /// Resolves once the connection has been idle for `limit` (never, without one).
+    async fn idle_for(&self, limit: Option<Duration>) {
+        use std::sync::atomic::Ordering;
+        let Some(limit) = limit else {
+            return std::future::pending().await;
+        };
+        loop {
+            let now = self.start.elapsed();
+            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let idle = now.saturating_sub(last);
+            if self.in_flight.load(Ordering::Relaxed) == 0 && idle >= limit {
+                return;
+            }
+            tokio::time::sleep(limit.saturating_sub(idle).max(Duration::from_millis(5))).await;
         }
     }
 }

@@ -17,6 +17,7 @@
 //!     identity: weft_echo::Identity { namespace: "default".into(), service: "echo".into(), pod: "echo-0".into() },
 //!     http: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 0))],
 //!     tcp: vec![],
+//!     chaos: Default::default(),
 //! };
 //! let bound = weft_echo::bind(config).await?;
 //! println!("serving HTTP on {:?}", bound.http_addrs());
@@ -26,6 +27,7 @@
 
 mod answer;
 mod body;
+pub mod chaos;
 pub mod demo;
 mod duration;
 pub mod grpc;
@@ -44,6 +46,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use crate::answer::EchoResponse;
+pub use crate::chaos::ChaosConfig;
 pub use crate::http_server::BODY_BYTES_HEADER;
 use crate::shutdown::{Controller, Shutdown};
 
@@ -67,6 +70,8 @@ pub struct EchoConfig {
     pub http: Vec<SocketAddr>,
     /// Ports served as raw TCP echo (bytes written back as they arrive).
     pub tcp: Vec<SocketAddr>,
+    /// Misbehaviour on request (the chaos benchmark) and the idle timeout of connections.
+    pub chaos: ChaosConfig,
 }
 
 /// Why the echo server could not start.
@@ -89,6 +94,7 @@ pub struct BoundEcho {
     tcp: Vec<(SocketAddr, TcpListener)>,
     http_addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
+    chaos: ChaosConfig,
 }
 
 /// Binds every listener of `config` (HTTP ports first, then TCP ports) and
@@ -108,6 +114,7 @@ pub async fn bind(config: EchoConfig) -> Result<BoundEcho, EchoError> {
     let http = bind_all(&config.http).await?;
     let tcp = bind_all(&config.tcp).await?;
     Ok(BoundEcho {
+        chaos: config.chaos,
         identity: config.identity,
         http_addrs: http.iter().map(|(a, _)| *a).collect(),
         tcp_addrs: tcp.iter().map(|(a, _)| *a).collect(),
@@ -142,14 +149,27 @@ impl BoundEcho {
     /// Dropping the returned future instead closes every connection at once.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let controller = Controller::new();
+        let chaos = Arc::new(chaos::Chaos::default());
+        if let Some(dir) = self.chaos.dir.clone() {
+            chaos.watch(dir, &self.identity.pod);
+        }
+        let idle = self.chaos.idle_timeout;
         let identity = Arc::new(self.identity);
         let builder = Arc::new(http_server::builder());
         for (addr, listener) in self.http {
             tracing::info!(%addr, "echo: serving HTTP/1.1, h2c and gRPC");
-            let (identity, builder) = (identity.clone(), builder.clone());
+            let (identity, builder, chaos) = (identity.clone(), builder.clone(), chaos.clone());
             let sd = controller.handle();
             tokio::spawn(accept_loop(listener, sd, move |stream, peer, sd| {
-                http_server::serve_connection(stream, peer, builder.clone(), identity.clone(), sd)
+                http_server::serve_connection(
+                    stream,
+                    peer,
+                    builder.clone(),
+                    identity.clone(),
+                    sd,
+                    chaos.clone(),
+                    idle,
+                )
             }));
         }
         for (addr, listener) in self.tcp {

@@ -252,6 +252,7 @@ async fn bind_error_names_the_address() {
     let taken = std::net::TcpListener::bind(support::loopback()).expect("bind");
     let addr = taken.local_addr().expect("addr");
     let config = weft_echo::EchoConfig {
+        chaos: Default::default(),
         identity: weft_echo::Identity::default(),
         http: vec![support::loopback()],
         tcp: vec![addr],

@@ -29,6 +29,7 @@ pub struct Echo {
 impl Echo {
     pub async fn start() -> Self {
         let config = EchoConfig {
+            chaos: Default::default(),
             identity: Identity {
                 namespace: "weft-test".into(),
                 service: "echo".into(),

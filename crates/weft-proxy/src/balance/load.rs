@@ -7,8 +7,11 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// The average forgets with this time constant.
-const DECAY_NANOS: f64 = 10_000_000_000.0;
+/// The average forgets with this time constant. Linkerd's is 10 s; with peak sensitivity,
+/// one slow answer (a cold cache, a pause) then keeps an endpoint out of two-choice picks for
+/// tens of seconds while its peers' averages stay low. 3 s lets it back within seconds, and
+/// still makes an endpoint that is slow for good wait about 20 s between probes (500 ms vs 1 ms).
+const DECAY_NANOS: f64 = 3_000_000_000.0;
 /// An endpoint nothing is known about is assumed this slow, so new endpoints get tried
 /// without being flooded.
 const DEFAULT_RTT_NANOS: f64 = 1_000_000.0;
@@ -35,7 +38,8 @@ impl Default for Load {
     }
 }
 
-/// Counts a request as outstanding until dropped; `observe` records its latency.
+/// Counts a request as outstanding until dropped; `observe` records its latency (dropped
+/// without it, the request counted as load while it lasted and taught nothing).
 pub struct InFlight<'a> {
     load: &'a Load,
     /// [`now_nanos`] when the request started: one clock reading serves both the latency and

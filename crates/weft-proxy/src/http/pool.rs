@@ -14,15 +14,16 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 use http::{Request, Response};
 
-use super::upstream::{connect, UpstreamError};
+use super::upstream::{connect, FreshConnection, UpstreamError};
 use super::Body;
 use crate::h1::client::{self, Conn, Recycle};
 use crate::h1::verbatim::Fields;
+use crate::resilience::clock;
 use crate::resilience::limits::{self, ConnectionLimit, Full, Lease};
 
 /// Idle connections kept per address; more are closed when they finish.
@@ -67,10 +68,10 @@ impl PoolSettings {
     }
 }
 
-/// A connection between requests, and since when.
+/// A connection between requests, and since when (the coarse clock's milliseconds).
 struct Idle {
     conn: Conn,
-    since: Instant,
+    since_ms: u64,
 }
 
 impl Http1Pool {
@@ -85,6 +86,7 @@ impl Http1Pool {
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(reap(Arc::downgrade(&pool)));
+            clock::start();
         }
         pool
     }
@@ -106,7 +108,12 @@ impl Http1Pool {
             None => (self.open(connect_timeout).await?, false),
         };
         let failure = match client::send(conn, req, Arc::downgrade(self), form).await {
-            Ok(resp) => return Ok(resp),
+            Ok(mut resp) => {
+                if !reused {
+                    resp.extensions_mut().insert(FreshConnection);
+                }
+                return Ok(resp);
+            }
             Err(f) => f,
         };
         let stale = reused && matches!(failure.error, crate::h1::Error::NoResponse);
@@ -124,9 +131,11 @@ impl Http1Pool {
         };
         tracing::debug!(addr = %self.addr, error = %failure.error, "idle connection was closed; sending again");
         let conn = self.open(connect_timeout).await?;
-        client::replay(conn, replay, Arc::downgrade(self))
+        let mut resp = client::replay(conn, replay, Arc::downgrade(self))
             .await
-            .map_err(|e| self.failed(e))
+            .map_err(|e| self.failed(e))?;
+        resp.extensions_mut().insert(FreshConnection);
+        Ok(resp)
     }
 
     fn failed(&self, source: crate::h1::Error) -> UpstreamError {
@@ -137,7 +146,7 @@ impl Http1Pool {
     }
 
     fn take_idle(&self) -> Option<Conn> {
-        let now = Instant::now();
+        let now = clock::coarse_ms();
         while let Some(idle) = self.idle.pop() {
             if self.fresh(&idle, now) {
                 return Some(idle.conn);
@@ -147,15 +156,16 @@ impl Http1Pool {
     }
 
     /// Within its idle time, and not closed (nor written to) by the server meanwhile.
-    fn fresh(&self, idle: &Idle, now: Instant) -> bool {
-        now.saturating_duration_since(idle.since) < self.settings.idle_timeout
-            && idle.conn.is_reusable()
+    fn fresh(&self, idle: &Idle, now_ms: u64) -> bool {
+        // The coarse clock errs by a tick: a connection is let go a tick early, never late.
+        let age = now_ms.saturating_sub(idle.since_ms) + clock::TICK.as_millis() as u64;
+        u128::from(age) < self.settings.idle_timeout.as_millis() && idle.conn.is_reusable()
     }
 
     /// Closes the idle connections past their time or closed by the server; keeps the rest.
     /// Returns how many it closed.
     fn reap_once(&self) -> usize {
-        let now = Instant::now();
+        let now = clock::coarse_ms();
         let mut closed = 0;
         // At most the connections idle now: one put back is not looked at twice.
         for _ in 0..self.idle.len() {
@@ -233,7 +243,7 @@ impl Recycle for Weak<Http1Pool> {
         // A full queue drops the connection: enough are idle already.
         let _ = pool.idle.push(Idle {
             conn,
-            since: Instant::now(),
+            since_ms: clock::coarse_ms(),
         });
         if let Some(limit) = &pool.settings.connections {
             limit.returned();

@@ -103,6 +103,12 @@ impl UpstreamError {
     }
 }
 
+/// Marks an answer that came on a connection opened for its request: its latency includes
+/// the connect (and handshakes), which says nothing of how fast the endpoint answers, so
+/// the balancer does not learn from it.
+#[derive(Clone, Copy, Debug)]
+pub struct FreshConnection;
+
 /// Opens a TCP connection with a deadline, tuned for proxying.
 pub async fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, UpstreamError> {
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
@@ -182,6 +188,12 @@ impl H2Connection {
         connect_timeout: Duration,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let (mut sender, reused) = self.sender(connect_timeout).await?;
+        let fresh = |mut resp: Response<Incoming>| {
+            if !reused {
+                resp.extensions_mut().insert(FreshConnection);
+            }
+            resp
+        };
         if self.max_requests > 0
             && self.sent.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1 >= self.max_requests
         {
@@ -190,7 +202,7 @@ impl H2Connection {
             self.sent.store(0, std::sync::atomic::Ordering::Release);
         }
         let mut failed = match sender.try_send_request(req).await {
-            Ok(resp) => return Ok(resp),
+            Ok(resp) => return Ok(fresh(resp)),
             Err(e) => e,
         };
         if failed.error().is_closed() || failed.error().is_canceled() {
@@ -201,7 +213,10 @@ impl H2Connection {
                 tracing::debug!(addr = %self.dial, "HTTP/2 connection closed while idle; sending on a new one");
                 let (mut sender, _) = self.sender(connect_timeout).await?;
                 match sender.send_request(req).await {
-                    Ok(resp) => return Ok(resp),
+                    Ok(mut resp) => {
+                        resp.extensions_mut().insert(FreshConnection);
+                        return Ok(resp);
+                    }
                     Err(e) => e,
                 }
             }

@@ -189,10 +189,17 @@ impl Handler {
                 return aborted;
             }
         }
-        let mut sticky_cookie = None;
+        let mut edits = ResponseEdits {
+            mods,
+            sticky_cookie: None,
+        };
         let result = self
-            .to_backend(snapshot, rule, req, &mut mods, &mut sticky_cookie, seen)
+            .to_backend(snapshot, rule, req, &mut edits, grpc, seen)
             .await;
+        let ResponseEdits {
+            mods,
+            sticky_cookie,
+        } = edits;
         let mut resp = result.unwrap_or_else(|e| self.edge(e, grpc));
         if let Some(cookie) = sticky_cookie {
             resp.headers_mut().append(http::header::SET_COOKIE, cookie);
@@ -206,8 +213,8 @@ impl Handler {
         snapshot: &Snapshot,
         rule: &Rule,
         mut req: Request<Body>,
-        mods: &mut ResponseMods,
-        sticky_cookie: &mut Option<http::HeaderValue>,
+        edits: &mut ResponseEdits,
+        grpc: bool,
         seen: &mut Observed,
     ) -> Result<Response<Body>, ProxyError> {
         let choice = rule.pick_backend().ok_or_else(|| {
@@ -222,8 +229,8 @@ impl Handler {
                 format!("a backendRef of {} does not resolve", describe(rule)),
             )
         })?;
-        filters::apply_backend(&choice.filters, &mut req, mods, self.client);
-        *sticky_cookie = sticky::ensure_cookie(backend.sticky_cookie.as_ref(), &mut req);
+        filters::apply_backend(&choice.filters, &mut req, &mut edits.mods, self.client);
+        edits.sticky_cookie = sticky::ensure_cookie(backend.sticky_cookie.as_ref(), &mut req);
         if backend.endpoints.is_empty() {
             return Err(ProxyError::new(
                 Reason::NoEndpoints,
@@ -239,6 +246,7 @@ impl Handler {
                 .connect_timeout
                 .unwrap_or_else(|| connect_timeout(snapshot)),
             fields: self.fields,
+            grpc,
             seen,
         };
         if is_upgrade(&req) {
@@ -283,6 +291,14 @@ impl Handler {
         .await
         .map_err(|e| endpoint::failed(&ep, &e, body.as_ref()))
     }
+}
+
+/// What the stages before the backend want done to its answer.
+struct ResponseEdits {
+    /// `ResponseHeaderModifier`s of the rule and the backend.
+    mods: ResponseMods,
+    /// A hash policy's cookie to set.
+    sticky_cookie: Option<http::HeaderValue>,
 }
 
 /// The plan stage's choice, as the later stages need it.

@@ -5,6 +5,7 @@
 //! forgets what is in flight.
 
 pub mod budget;
+pub mod clock;
 pub mod fault;
 pub mod limits;
 pub mod outlier;
@@ -138,12 +139,14 @@ fn live_arc<T>(
     }
 }
 
-/// Milliseconds of the proxy's monotonic clock, for outlier detection.
+/// Milliseconds of the proxy's monotonic clock, for outlier detection (a failure or an
+/// ejection in progress: worth a precise read).
 pub fn now_millis() -> u64 {
-    crate::balance::now_nanos() / 1_000_000
+    clock::precise_ms()
 }
 
-/// Whole seconds of the proxy's monotonic clock, for the budgets' windows.
+/// Whole seconds of the proxy's monotonic clock, for the budgets' windows (coarse: every
+/// request deposits, and a slot is a second).
 pub fn now_seconds() -> u64 {
-    crate::balance::now_nanos() / 1_000_000_000
+    clock::coarse_seconds()
 }

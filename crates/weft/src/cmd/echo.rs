@@ -27,6 +27,13 @@ pub struct Args {
     /// The pod (workload) name the answers report.
     #[arg(long, env = "POD_NAME", default_value = "")]
     pod: String,
+    /// Misbehave as `<DIR>/<pod>.json` says (`{"failPercent": 50}`, `{"delayMs": 500}`),
+    /// read every 200 ms: the chaos benchmark's faults.
+    #[arg(long)]
+    chaos_dir: Option<std::path::PathBuf>,
+    /// Close HTTP/1 keep-alive connections idle this long (e.g. `5s`, as Node.js does).
+    #[arg(long, value_parser = super::proxy::parse_duration)]
+    idle_timeout: Option<std::time::Duration>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -38,6 +45,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         http: args.http,
         tcp: args.tcp,
+        chaos: weft_echo::ChaosConfig {
+            dir: args.chaos_dir,
+            idle_timeout: args.idle_timeout,
+        },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use weft_local::up::{Running, UpSpec};
 
 /// The shop example, embedded so that `weft up` works from anywhere.
-const SHOP: [(&str, &str); 3] = [
+const SHOP: [(&str, &str); 4] = [
     (
         "mesh.yaml",
         include_str!("../../../../examples/shop/mesh.yaml"),
@@ -16,6 +16,10 @@ const SHOP: [(&str, &str); 3] = [
     (
         "policies.yaml",
         include_str!("../../../../examples/shop/policies.yaml"),
+    ),
+    (
+        "resilience.yaml",
+        include_str!("../../../../examples/shop/resilience.yaml"),
     ),
     (
         "workloads.yaml",

@@ -26,7 +26,7 @@ use crate::balance::PickContext;
 use crate::error::{ProxyError, Reason, WEFT_ERROR};
 use crate::h1::verbatim::Fields;
 use crate::http::client_body::BodyWatch;
-use crate::http::upstream::UpstreamError;
+use crate::http::upstream::{FreshConnection, UpstreamError};
 use crate::http::{empty, Body};
 use crate::observe::Observed;
 use crate::resilience::outlier::Verdict;
@@ -48,6 +48,8 @@ pub struct Tries<'a> {
     pub connect_timeout: Duration,
     /// How an HTTP/1 upstream's response fields come back (see [`Fields`]).
     pub fields: Fields,
+    /// A gRPC call (its answers' `grpc-status` decides retries and outlier detection).
+    pub grpc: bool,
     /// Told of each try's endpoint (a span reports the one that answered).
     pub seen: &'a mut Observed,
 }
@@ -197,7 +199,6 @@ impl Tries<'_> {
         method: &http::Method,
     ) -> Tried {
         let in_flight = ep.load.start();
-        let grpc = crate::http::is_grpc(&req);
         // Pinned in place: moving the exchange's (large) future into a timeout would copy it.
         let mut sent = std::pin::pin!(endpoint::send(
             self.backend.protocol,
@@ -221,13 +222,15 @@ impl Tries<'_> {
         };
         let tried = match result {
             Ok(resp) => {
-                let ended = answered(ep, &resp, grpc);
+                let ended = answered(ep, &resp, self.grpc);
                 match ended {
                     Ended::Answer {
                         status: 429,
                         grpc: None,
                     }
                     | Ended::Answer { grpc: Some(8), .. } => in_flight.observe_refusal(),
+                    // A connect's time is not the endpoint's: nothing learnt.
+                    _ if resp.extensions().get::<FreshConnection>().is_some() => {}
                     _ => in_flight.observe(),
                 }
                 (Ok(resp), ended)

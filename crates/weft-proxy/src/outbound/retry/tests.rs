@@ -180,6 +180,7 @@ async fn send(snapshot: &Snapshot, method: &str, body: &'static str) -> (StatusC
         client: SocketAddr::from(([127, 0, 0, 1], 1)),
         connect_timeout: Duration::from_secs(1),
         fields: Fields::Map,
+        grpc: false,
         seen: &mut seen,
     };
     let req = Request::builder()
