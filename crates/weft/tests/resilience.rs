@@ -181,12 +181,22 @@ spec:
   host: echo
   trafficPolicy:
     outlierDetection: {consecutiveGatewayErrors: 3, baseEjectionTime: 30s, maxEjectionPercent: 50}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: echo, namespace: t}
+spec:
+  parentRefs: [{group: "", kind: Service, name: echo, port: 80}]
+  rules:
+  - backendRefs: [{name: echo, port: 80}]
+    retry: {attempts: 2, backoff: 10ms}
 "#;
 
 #[tokio::test]
 async fn an_endpoint_whose_app_died_is_retried_around_then_ejected() {
     let mut mesh = TestMesh::start(102, OUTLIER, &[]).await;
-    // b's application dies; its proxy answers 502 app-unreachable.
+    // b's application dies; its proxy answers 502 app-unreachable, which the route's
+    // retries send elsewhere (a POST too: it never reached an application).
     drop(
         mesh.procs.remove(
             mesh.procs

@@ -19,7 +19,7 @@ use std::time::Duration;
 use crossbeam_queue::ArrayQueue;
 use http::{Request, Response};
 
-use super::upstream::{connect, FreshConnection, UpstreamError};
+use super::upstream::{connect, FreshConnection, SendFailure, UpstreamError};
 use super::Body;
 use crate::h1::client::{self, Conn, Recycle};
 use crate::h1::verbatim::Fields;
@@ -102,10 +102,19 @@ impl Http1Pool {
         req: Request<Body>,
         connect_timeout: Duration,
         form: Fields,
-    ) -> Result<Response<Body>, UpstreamError> {
+    ) -> Result<Response<Body>, SendFailure> {
         let (conn, reused) = match self.take_idle() {
             Some(c) => (c, true),
-            None => (self.open(connect_timeout).await?, false),
+            None => match self.open(connect_timeout).await {
+                Ok(c) => (c, false),
+                // Nothing was written: the request goes back to the caller whole.
+                Err(error) => {
+                    return Err(SendFailure {
+                        error,
+                        unsent: Some(req),
+                    })
+                }
+            },
         };
         let failure = match client::send(conn, req, Arc::downgrade(self), form).await {
             Ok(mut resp) => {
@@ -118,7 +127,7 @@ impl Http1Pool {
         };
         let stale = reused && matches!(failure.error, crate::h1::Error::NoResponse);
         let (true, Some(replay)) = (reused, failure.replay) else {
-            return Err(if stale {
+            return Err(SendFailure::sent(if stale {
                 // Not the pool's to send again (a body, or not idempotent): the retry stage
                 // decides.
                 UpstreamError::StaleHttp1 {
@@ -127,7 +136,7 @@ impl Http1Pool {
                 }
             } else {
                 self.failed(failure.error)
-            });
+            }));
         };
         tracing::debug!(addr = %self.addr, error = %failure.error, "idle connection was closed; sending again");
         let conn = self.open(connect_timeout).await?;

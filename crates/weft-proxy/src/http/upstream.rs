@@ -103,6 +103,44 @@ impl UpstreamError {
     }
 }
 
+/// A request that failed, and the request itself when it never left the proxy (no
+/// connection could be had for it): it can go to another endpoint as it is, body and all,
+/// without the copy a retry of a request already sent needs.
+pub struct SendFailure {
+    pub error: UpstreamError,
+    pub unsent: Option<Request<Body>>,
+}
+
+impl SendFailure {
+    pub fn sent(error: UpstreamError) -> Self {
+        Self {
+            error,
+            unsent: None,
+        }
+    }
+}
+
+impl std::fmt::Display for SendFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::fmt::Debug for SendFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendFailure")
+            .field("error", &self.error)
+            .field("unsent", &self.unsent.is_some())
+            .finish()
+    }
+}
+
+impl From<UpstreamError> for SendFailure {
+    fn from(error: UpstreamError) -> Self {
+        Self::sent(error)
+    }
+}
+
 /// Marks an answer that came on a connection opened for its request: its latency includes
 /// the connect (and handshakes), which says nothing of how fast the endpoint answers, so
 /// the balancer does not learn from it.
@@ -186,8 +224,16 @@ impl H2Connection {
         &self,
         req: Request<Body>,
         connect_timeout: Duration,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        let (mut sender, reused) = self.sender(connect_timeout).await?;
+    ) -> Result<Response<Incoming>, SendFailure> {
+        let (mut sender, reused) = match self.sender(connect_timeout).await {
+            Ok(s) => s,
+            Err(error) => {
+                return Err(SendFailure {
+                    error,
+                    unsent: Some(req),
+                })
+            }
+        };
         let fresh = |mut resp: Response<Incoming>| {
             if !reused {
                 resp.extensions_mut().insert(FreshConnection);
@@ -211,7 +257,15 @@ impl H2Connection {
         let source = match (reused, failed.take_message()) {
             (true, Some(req)) => {
                 tracing::debug!(addr = %self.dial, "HTTP/2 connection closed while idle; sending on a new one");
-                let (mut sender, _) = self.sender(connect_timeout).await?;
+                let (mut sender, _) = match self.sender(connect_timeout).await {
+                    Ok(s) => s,
+                    Err(error) => {
+                        return Err(SendFailure {
+                            error,
+                            unsent: Some(req),
+                        })
+                    }
+                };
                 match sender.send_request(req).await {
                     Ok(mut resp) => {
                         resp.extensions_mut().insert(FreshConnection);
@@ -220,12 +274,22 @@ impl H2Connection {
                     Err(e) => e,
                 }
             }
+            // A new connection that would not take it: the request is still here.
+            (false, Some(req)) => {
+                return Err(SendFailure {
+                    error: UpstreamError::Request {
+                        addr: self.dial,
+                        source: failed.into_error(),
+                    },
+                    unsent: Some(req),
+                })
+            }
             _ => failed.into_error(),
         };
-        Err(UpstreamError::Request {
+        Err(SendFailure::sent(UpstreamError::Request {
             addr: self.dial,
             source,
-        })
+        }))
     }
 
     /// A ready sender, and whether its connection was open already (reused).

@@ -17,7 +17,7 @@ use crate::error::{ProxyError, Reason};
 use crate::h1::verbatim::Fields;
 use crate::http::client_body::BodyWatch;
 use crate::http::pool::{Http1Pool, PoolSettings};
-use crate::http::upstream::H2Connection;
+use crate::http::upstream::{H2Connection, UpstreamError};
 use crate::http::{boxed, Body};
 use crate::metrics::RouteStats;
 
@@ -85,7 +85,7 @@ pub async fn send(
 ) -> Result<Response<Body>, ProxyError> {
     let timeout = connect_timeout(cx);
     let body = BodyWatch::of(&req);
-    let result = match protocol {
+    let result: Result<Response<Body>, UpstreamError> = match protocol {
         // The answer goes back over HTTP/2 through hyper, which needs a map.
         AppProtocol::Http1 => {
             let idle = || cx.state.load().mesh.upstream_idle_timeout();
@@ -93,11 +93,15 @@ pub async fn send(
                 .http1(app, idle)
                 .send(req, timeout, Fields::Map)
                 .await
+                .map_err(|f| f.error)
         }
-        AppProtocol::Http2 => cx.ports.h2(app).send(req, timeout).await.map(|resp| {
-            let (parts, body) = resp.into_parts();
-            Response::from_parts(parts, boxed(body))
-        }),
+        AppProtocol::Http2 => match cx.ports.h2(app).send(req, timeout).await {
+            Ok(resp) => {
+                let (parts, body) = resp.into_parts();
+                Ok(Response::from_parts(parts, boxed(body)))
+            }
+            Err(f) => Err(f.error),
+        },
     };
     result.map_err(|e| {
         if body.as_ref().is_some_and(BodyWatch::failed) {

@@ -16,7 +16,7 @@ use crate::h1::verbatim::Fields;
 use crate::http::client_body::BodyWatch;
 use crate::http::headers::{strip_hop_by_hop, ORIG_PROTO};
 use crate::http::upgrade::proxy_upgrade;
-use crate::http::upstream::UpstreamError;
+use crate::http::upstream::{SendFailure, UpstreamError};
 use crate::http::{boxed, Body};
 use crate::state::Endpoint;
 
@@ -29,7 +29,7 @@ pub async fn send(
     mut req: Request<Body>,
     connect_timeout: Duration,
     fields: Fields,
-) -> Result<Response<Body>, UpstreamError> {
+) -> Result<Response<Body>, SendFailure> {
     strip_hop_by_hop(req.headers_mut());
     let mut version = req.version();
     // An HTTP/2 client calling a port declared HTTP/1: the application gets HTTP/1.1.

@@ -289,7 +289,7 @@ impl Handler {
             self.fields,
         )
         .await
-        .map_err(|e| endpoint::failed(&ep, &e, body.as_ref()))
+        .map_err(|f| endpoint::failed(&ep, &f.error, body.as_ref()))
     }
 }
 

@@ -44,7 +44,7 @@ pub fn send<B>(backend: Arc<Backend>, req: &Request<B>, client: SocketAddr) {
             Ok(Ok(resp)) => {
                 tracing::debug!(status = %resp.status(), endpoint = %ep.addr, "mirrored")
             }
-            Ok(Err(e)) => tracing::debug!(error = %e, "mirror failed"),
+            Ok(Err(f)) => tracing::debug!(error = %f.error, "mirror failed"),
             Err(_) => tracing::debug!("mirror timed out"),
         }
     });

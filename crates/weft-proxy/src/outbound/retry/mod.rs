@@ -54,8 +54,12 @@ pub struct Tries<'a> {
     pub seen: &'a mut Observed,
 }
 
-/// A try's result and how it ended.
-type Tried = (Result<Response<Body>, ProxyError>, Ended);
+/// A try's result, how it ended, and the request when it never left the proxy.
+type Tried = (
+    Result<Response<Body>, ProxyError>,
+    Ended,
+    Option<Request<Body>>,
+);
 
 impl Tries<'_> {
     /// The balance stage: an endpoint of the backend for this request, other than `avoid`
@@ -116,41 +120,68 @@ impl Tries<'_> {
         retries.budget.deposit(now_seconds());
         let route = self.rule.retry.as_ref();
         let attempts = route.map_or(self.settings.default_attempts, |r| r.attempts);
-        let (head, body) = req.into_parts();
-        let watch = head.extensions.get::<BodyWatch>().cloned();
-        // A body that may have to be sent again is kept as it passes; none is the usual case.
-        let (mut replay, mut body) = if attempts > 0 && !body.is_end_stream() {
-            let (replay, first) = Replay::start(body, self.settings.max_body_bytes);
-            (Some(replay), Some(first))
-        } else {
-            (None, Some(body))
+        let method = req.method().clone();
+        let watch = BodyWatch::of(&req);
+        // Only a route's retries send a request that already left again, and need its head
+        // copied and its body kept (a copy costs; the safe default retries only requests that
+        // come back unsent, and needs neither).
+        let (mut head, mut replay, mut next) = match route {
+            Some(_) if attempts > 0 => {
+                let (head, body) = req.into_parts();
+                let (replay, body) = if body.is_end_stream() {
+                    (None, body)
+                } else {
+                    let (replay, first) = Replay::start(body, self.settings.max_body_bytes);
+                    (Some(replay), first)
+                };
+                let copy = clone_head(&head);
+                (Some(copy), replay, Some(Request::from_parts(head, body)))
+            }
+            _ => (None, None, Some(req)),
         };
-        let mut head = Some(head);
         let mut refused_again = false;
         let mut avoid = None;
         let mut n = 0u32;
         loop {
-            let last = n >= attempts;
-            // The last try takes the head itself; earlier ones send a copy.
-            let parts = if last {
-                head.take()
-            } else {
-                head.as_ref().map(clone_head)
-            };
-            let Some(parts) = parts else {
+            let Some(req) = next.take() else {
                 return Err(ProxyError::new(
                     Reason::NoEndpoints,
                     self.backend.key.clone(),
                 ));
             };
-            let req = Request::from_parts(parts, body.take().unwrap_or_else(empty));
-            let method = req.method().clone();
             let ep = self.pick(&req, avoid.as_ref())?;
             self.seen.upstream(&ep, n);
-            let (result, ended) = self.once(&ep, req, watch.as_ref(), &method).await;
-            if last || !policy::should_retry(route, &method, ended) {
+            let (result, ended, unsent) = self.once(&ep, req, watch.as_ref(), &method).await;
+            if n >= attempts || !policy::should_retry(route, ended) {
                 return result;
             }
+            // The request again: back unsent, else from the copy (a route's retries).
+            let again = match unsent {
+                Some(req) => Some(req),
+                None => match head.as_ref() {
+                    Some(copy) => {
+                        // The body again: the last try must have given all of it back.
+                        let body = match replay.as_mut() {
+                            None => Some(empty()),
+                            Some(replay) => replay.again().await,
+                        };
+                        if body.is_none() {
+                            retries.counters.refused_body.inc();
+                        }
+                        // The last try takes the copy itself.
+                        let parts = if n + 1 >= attempts {
+                            head.take()
+                        } else {
+                            Some(clone_head(copy))
+                        };
+                        body.zip(parts).map(|(b, p)| Request::from_parts(p, b))
+                    }
+                    None => None,
+                },
+            };
+            let Some(again) = again else {
+                return result;
+            };
             // A stream the peer refused unprocessed goes again at once, once, for free.
             let free = ended == Ended::Refused && !refused_again;
             if free {
@@ -168,16 +199,6 @@ impl Tries<'_> {
                     return result;
                 }
             }
-            // The body again: the last try must have given all of it back.
-            if let Some(replay) = replay.as_mut() {
-                match replay.again().await {
-                    Some(b) => body = Some(b),
-                    None => {
-                        retries.counters.refused_body.inc();
-                        return result;
-                    }
-                }
-            }
             drop(result);
             self.rule.stats.retried();
             tracing::debug!(endpoint = %ep.addr, ?ended, try_ = n + 1, "retrying");
@@ -185,12 +206,13 @@ impl Tries<'_> {
                 let base = route.map_or(DEFAULT_BACKOFF_MS, |r| r.backoff_ms);
                 tokio::time::sleep(backoff(base, n + 1)).await;
             }
+            next = Some(again);
             avoid = Some(ep);
             n += 1;
         }
     }
 
-    /// One try, within the rule's per-try timeout.
+    /// One try, within the rule's per-try timeout; the request back if it never left.
     async fn once(
         &self,
         ep: &Endpoint,
@@ -215,7 +237,7 @@ impl Tries<'_> {
                         Reason::Timeout,
                         format!("backendRequest timeout {t:?} to {}", ep.addr),
                     );
-                    return (Err(e), Ended::TryTimeout);
+                    return (Err(e), Ended::TryTimeout, None);
                 }
             },
             None => sent.as_mut().await,
@@ -233,14 +255,14 @@ impl Tries<'_> {
                     _ if resp.extensions().get::<FreshConnection>().is_some() => {}
                     _ => in_flight.observe(),
                 }
-                (Ok(resp), ended)
+                (Ok(resp), ended, None)
             }
-            Err(e) => {
-                let ended = failed(&e, watch, method);
+            Err(f) => {
+                let ended = failed(&f.error, watch, method);
                 if ended == Ended::NeverSent {
                     in_flight.observe_refusal();
                 }
-                (Err(endpoint::failed(ep, &e, watch)), ended)
+                (Err(endpoint::failed(ep, &f.error, watch)), ended, f.unsent)
             }
         };
         if let Some(outlier) = &self.backend.outlier {

@@ -225,29 +225,38 @@ async fn a_refused_connection_is_retried_elsewhere_with_the_whole_body() {
 }
 
 #[tokio::test]
-async fn the_default_retries_a_broken_get_but_never_a_post_that_reached_the_app() {
+async fn the_default_never_sends_a_request_twice_but_a_route_may() {
     let port = port().await;
     let good = endpoint(SocketAddr::from(([127, 0, 0, 2], port)), Behaviour::Echo).await;
     let bad = endpoint(SocketAddr::from(([127, 0, 0, 3], port)), Behaviour::HangUp).await;
-    let (snapshot, _) = snapshot(port, &["127.0.0.2", "127.0.0.3"], None, "{}");
-    for _ in 0..6 {
-        assert_eq!(send(&snapshot, "GET", "").await.0, StatusCode::OK);
-    }
-    assert_eq!(good.load(Ordering::SeqCst), 6);
-    let hung_up = bad.load(Ordering::SeqCst);
-    assert!(hung_up >= 2, "round robin sent GETs to the bad endpoint");
+    // Without a route's retry: a request that reached the endpoint is not sent again, even
+    // a GET (the safe default retries only requests that never left the proxy).
+    let (plain, metrics) = snapshot(port, &["127.0.0.2", "127.0.0.3"], None, "{}");
     let mut failed = 0;
     for _ in 0..6 {
-        if send(&snapshot, "POST", "once").await.0 == StatusCode::BAD_GATEWAY {
+        if send(&plain, "GET", "").await.0 == StatusCode::BAD_GATEWAY {
             failed += 1;
         }
     }
     assert_eq!(
         failed,
-        bad.load(Ordering::SeqCst) - hung_up,
-        "every POST the bad endpoint read failed, none was sent twice"
+        bad.load(Ordering::SeqCst),
+        "each hang-up failed its request once"
     );
-    assert!(failed >= 2);
+    assert!(failed >= 2, "round robin sent requests to the bad endpoint");
+    assert_eq!(metric(&metrics, "weft_retries_total", ""), 0);
+    // A route that asks for retries: connection errors are retried, POSTs included.
+    let (routed, _) = snapshot(
+        port,
+        &["127.0.0.2", "127.0.0.3"],
+        Some("{attempts: 2, backoff: 1ms}"),
+        "{}",
+    );
+    let before = good.load(Ordering::SeqCst);
+    for _ in 0..6 {
+        assert_eq!(send(&routed, "POST", "twice").await.0, StatusCode::OK);
+    }
+    assert_eq!(good.load(Ordering::SeqCst) - before, 6);
 }
 
 #[tokio::test]
