@@ -100,7 +100,9 @@ async fn generate(args: LoadArgs) -> Result<()> {
                 burst_at + Duration::from_millis(2 * (sent % 10))
             }
         };
-        if due >= end {
+        // Past the end of the run (every connection was busy for long): what was not sent
+        // counts as failed below.
+        if due >= end || Instant::now() >= end {
             break;
         }
         tokio::time::sleep_until(due.into()).await;
@@ -154,6 +156,20 @@ async fn generate(args: LoadArgs) -> Result<()> {
         }
     };
     let _ = tokio::time::timeout(REQUEST_TIMEOUT + Duration::from_secs(2), collect).await;
+    // Requests the schedule called for that never got a free connection: failures.
+    let scheduled = match args.pattern.as_str() {
+        "steady" => total,
+        _ => sent,
+    };
+    for i in sent..scheduled {
+        records.push(Record {
+            due_ms: t0_ms + i * 1000 / u64::from(args.rate.max(1)),
+            latency_us: 0,
+            status: 0,
+            pod: String::new(),
+            error: "not sent: no free connection before the run ended".into(),
+        });
+    }
     records.sort_by_key(|r| r.due_ms);
     let mut csv = String::from("due_ms,latency_us,status,pod,error\n");
     for r in &records {

@@ -101,8 +101,28 @@ fn main() -> Result<()> {
     let mut overload_line = String::new();
     for s in chosen {
         eprintln!("==> {}", s.title);
-        let run = run_scenario(s, &pace, &weft, &bench)
-            .with_context(|| format!("scenario {}", s.title))?;
+        let run = match run_scenario(s, &pace, &weft, &bench) {
+            Ok(run) => run,
+            Err(e) => {
+                // One scenario's failure is reported; the others still run.
+                eprintln!("scenario {} failed: {e:#}", s.title);
+                let failed = report::Result {
+                    title: s.title.to_string(),
+                    baseline: report::Window::default(),
+                    fault: report::Window::default(),
+                    settled: report::Window::default(),
+                    detect_ms: None,
+                    retries: 0.0,
+                    allowance: 0.0,
+                    refused_by_budget: 0.0,
+                    note: format!(
+                        "the run failed: {}",
+                        format!("{e:#}").lines().next().unwrap_or("")
+                    ),
+                };
+                (failed, String::new())
+            }
+        };
         if s.fault == Fault::Overload {
             overload_line = run.1.clone();
         } else {

@@ -231,39 +231,45 @@ impl Tries<'_> {
         ));
         let result = match self.rule.backend_request_timeout.filter(|d| !d.is_zero()) {
             Some(t) => match tokio::time::timeout(t, sent.as_mut()).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let e = ProxyError::new(
-                        Reason::Timeout,
-                        format!("backendRequest timeout {t:?} to {}", ep.addr),
-                    );
-                    return (Err(e), Ended::TryTimeout, None);
-                }
+                Ok(r) => Some(r),
+                Err(_) => None,
             },
-            None => sent.as_mut().await,
+            None => Some(sent.as_mut().await),
         };
         let tried = match result {
-            Ok(resp) => {
-                let ended = answered(ep, &resp, self.grpc);
-                match ended {
-                    Ended::Answer {
-                        status: 429,
-                        grpc: None,
+            // The per-try timeout fired: a gateway error for outlier detection too (an
+            // endpoint whose link is cut answers nothing, and must be ejected for it).
+            None => {
+                let t = self.rule.backend_request_timeout.unwrap_or_default();
+                let e = ProxyError::new(
+                    Reason::Timeout,
+                    format!("backendRequest timeout {t:?} to {}", ep.addr),
+                );
+                (Err(e), Ended::TryTimeout, None)
+            }
+            Some(result) => match result {
+                Ok(resp) => {
+                    let ended = answered(ep, &resp, self.grpc);
+                    match ended {
+                        Ended::Answer {
+                            status: 429,
+                            grpc: None,
+                        }
+                        | Ended::Answer { grpc: Some(8), .. } => in_flight.observe_refusal(),
+                        // A connect's time is not the endpoint's: nothing learnt.
+                        _ if resp.extensions().get::<FreshConnection>().is_some() => {}
+                        _ => in_flight.observe(),
                     }
-                    | Ended::Answer { grpc: Some(8), .. } => in_flight.observe_refusal(),
-                    // A connect's time is not the endpoint's: nothing learnt.
-                    _ if resp.extensions().get::<FreshConnection>().is_some() => {}
-                    _ => in_flight.observe(),
+                    (Ok(resp), ended, None)
                 }
-                (Ok(resp), ended, None)
-            }
-            Err(f) => {
-                let ended = failed(&f.error, watch, method);
-                if ended == Ended::NeverSent {
-                    in_flight.observe_refusal();
+                Err(f) => {
+                    let ended = failed(&f.error, watch, method);
+                    if ended == Ended::NeverSent {
+                        in_flight.observe_refusal();
+                    }
+                    (Err(endpoint::failed(ep, &f.error, watch)), ended, f.unsent)
                 }
-                (Err(endpoint::failed(ep, &f.error, watch)), ended, f.unsent)
-            }
+            },
         };
         if let Some(outlier) = &self.backend.outlier {
             outlier.record(ep, &self.backend.endpoints, verdict(tried.1), now_millis());

@@ -472,6 +472,36 @@ async fn max_connections_queue_up_to_pending_then_refuse_and_connections_retire(
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
 
+#[tokio::test]
+async fn tries_that_time_out_count_for_outlier_detection() {
+    let port = port().await;
+    endpoint(SocketAddr::from(([127, 0, 0, 2], port)), Behaviour::Echo).await;
+    let slow = endpoint(SocketAddr::from(([127, 0, 0, 3], port)), Behaviour::Slow).await;
+    let (snapshot, metrics) = snapshot_with(
+        port,
+        &["127.0.0.2", "127.0.0.3"],
+        Some("{attempts: 1, backoff: 1ms}\n    timeouts: {backendRequest: 100ms}"),
+        "{}",
+        ", outlierDetection: {consecutiveGatewayErrors: 2, baseEjectionTime: 30s, maxEjectionPercent: 50}",
+    );
+    for _ in 0..12 {
+        assert_eq!(send(&snapshot, "GET", "").await.0, StatusCode::OK);
+    }
+    assert_eq!(
+        slow.load(Ordering::SeqCst),
+        2,
+        "ejected after two timed-out tries"
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            "weft_outlier_ejections_total",
+            "reason=\"consecutive_gateway\""
+        ),
+        1
+    );
+}
+
 #[test]
 fn backoff_is_full_jitter_doubling_and_capped() {
     for n in 1..=10u32 {
