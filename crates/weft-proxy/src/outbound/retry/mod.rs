@@ -230,10 +230,7 @@ impl Tries<'_> {
             self.fields,
         ));
         let result = match self.rule.backend_request_timeout.filter(|d| !d.is_zero()) {
-            Some(t) => match tokio::time::timeout(t, sent.as_mut()).await {
-                Ok(r) => Some(r),
-                Err(_) => None,
-            },
+            Some(t) => tokio::time::timeout(t, sent.as_mut()).await.ok(),
             None => Some(sent.as_mut().await),
         };
         let tried = match result {
