@@ -260,9 +260,11 @@ async fn policies_decide_requests_and_authz_check_agrees() {
         mesh.proc("proxy-a").log_tail(),
         mesh.proc("proxy-b").log_tail()
     );
+    // Earlier requests matched the AUDIT rule too (denied ones): this one was allowed.
     let audit = logs
         .lines()
-        .find(|l| l.contains("AUDIT policy matched") && l.contains("AUDIT t/audit-reads rule 0"));
+        .filter(|l| l.contains("AUDIT policy matched") && l.contains("AUDIT t/audit-reads rule 0"))
+        .find(|l| l.contains(r#"decision="allowed""#));
     let audit = audit.unwrap_or_else(|| panic!("no AUDIT line in:\n{logs}"));
     assert!(
         audit.contains(r#"decision="allowed""#) && audit.contains(r#"path="/read""#),
