@@ -53,6 +53,9 @@ pub struct LoadArgs {
 struct Record {
     due_ms: u64,
     latency_us: u64,
+    /// From the moment the request went out (not its due time) to its answer: the proxy's
+    /// and the service's time alone, without the load generator's timer slop.
+    service_us: u64,
     status: u16,
     pod: String,
     error: String,
@@ -112,12 +115,15 @@ async fn generate(args: LoadArgs) -> Result<()> {
         let (conns_tx, done_tx, path) = (conns_tx.clone(), done_tx.clone(), path.clone());
         let due_ms = t0_ms + due.duration_since(t0).as_millis() as u64;
         tokio::spawn(async move {
+            let went = Instant::now();
             let outcome = tokio::time::timeout(REQUEST_TIMEOUT, conn.get(&path)).await;
             let latency_us = due.elapsed().as_micros() as u64;
+            let service_us = went.elapsed().as_micros() as u64;
             let record = match outcome {
                 Ok(Ok((status, pod))) => Record {
                     due_ms,
                     latency_us,
+                    service_us,
                     status,
                     pod,
                     error: String::new(),
@@ -127,6 +133,7 @@ async fn generate(args: LoadArgs) -> Result<()> {
                     Record {
                         due_ms,
                         latency_us,
+                        service_us,
                         status: 0,
                         pod: String::new(),
                         error: e,
@@ -137,6 +144,7 @@ async fn generate(args: LoadArgs) -> Result<()> {
                     Record {
                         due_ms,
                         latency_us,
+                        service_us,
                         status: 0,
                         pod: String::new(),
                         error: "timeout".into(),
@@ -165,21 +173,23 @@ async fn generate(args: LoadArgs) -> Result<()> {
         records.push(Record {
             due_ms: t0_ms + i * 1000 / u64::from(args.rate.max(1)),
             latency_us: 0,
+            service_us: 0,
             status: 0,
             pod: String::new(),
             error: "not sent: no free connection before the run ended".into(),
         });
     }
     records.sort_by_key(|r| r.due_ms);
-    let mut csv = String::from("due_ms,latency_us,status,pod,error\n");
+    let mut csv = String::from("due_ms,latency_us,status,pod,error,service_us\n");
     for r in &records {
         csv.push_str(&format!(
-            "{},{},{},{},{}\n",
+            "{},{},{},{},{},{}\n",
             r.due_ms,
             r.latency_us,
             r.status,
             r.pod,
-            r.error.replace([',', '\n'], " ")
+            r.error.replace([',', '\n'], " "),
+            r.service_us
         ));
     }
     let tmp = args.out.with_extension("tmp");

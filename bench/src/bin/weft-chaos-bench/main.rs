@@ -304,9 +304,14 @@ fn run_scenario(
     let mut overload_line = String::new();
     if s.fault == Fault::Overload {
         let refused_rows = report::Window::of(rows.iter().filter(|r| r.status == 503), |_| true);
+        let refused_service = report::quantiles(
+            rows.iter()
+                .filter(|r| r.status == 503)
+                .map(|r| r.service_us),
+        );
         let served = rows.iter().filter(|r| r.status == 200).count();
         overload_line = format!(
-            "\n**{}**: offered {} req/s for {} s against a capacity of {} req/s ({} in flight x {}): {} answered, {} refused with 503 `overloaded` in p50 {:.2} ms / p99 {:.2} ms (target < 1 ms), {} failed otherwise; the client proxy's peak RSS {:.1} MB.\n",
+            "\n**{}**: offered {} req/s for {} s against a capacity of {} req/s ({} in flight x {}): {} answered, {} refused with 503 `overloaded` in p50 {:.2} ms / p99 {:.2} ms from the request's send to its answer (target < 1 ms; p50 {:.2} ms / p99 {:.2} ms from its scheduled time, which adds the load generator's millisecond timer slop), {} failed otherwise; the client proxy's peak RSS {:.1} MB.\n",
             s.title,
             scenario::OVERLOAD_RATE,
             total_s,
@@ -315,6 +320,8 @@ fn run_scenario(
             scenario::OVERLOAD_DELAY,
             served,
             refused_rows.requests,
+            refused_service.0,
+            refused_service.1,
             refused_rows.p50_ms,
             refused_rows.p99_ms,
             rows.len() - served - refused_rows.requests,

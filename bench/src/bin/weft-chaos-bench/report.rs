@@ -10,20 +10,37 @@ pub struct Row {
     pub due_ms: u64,
     pub latency_us: u64,
     pub status: u16,
+    /// From the request's actual send to its answer (see the load generator).
+    pub service_us: u64,
 }
 
 pub fn parse_records(csv: &str) -> Vec<Row> {
     csv.lines()
         .skip(1)
         .filter_map(|l| {
-            let mut f = l.split(',');
+            let f: Vec<&str> = l.split(',').collect();
             Some(Row {
-                due_ms: f.next()?.parse().ok()?,
-                latency_us: f.next()?.parse().ok()?,
-                status: f.next()?.parse().ok()?,
+                due_ms: f.first()?.parse().ok()?,
+                latency_us: f.get(1)?.parse().ok()?,
+                status: f.get(2)?.parse().ok()?,
+                service_us: f.get(5)?.parse().ok()?,
             })
         })
         .collect()
+}
+
+/// The p50 and p99 (in ms) of durations in microseconds.
+pub fn quantiles(us: impl Iterator<Item = u64>) -> (f64, f64) {
+    let mut v: Vec<u64> = us.collect();
+    v.sort_unstable();
+    let q = |p: f64| {
+        if v.is_empty() {
+            return 0.0;
+        }
+        let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
+        v[i] as f64 / 1000.0
+    };
+    (q(0.5), q(0.99))
 }
 
 /// Success share and latency quantiles (of the successful requests, in ms) of `rows`.
