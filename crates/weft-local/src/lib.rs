@@ -21,6 +21,7 @@ mod lease;
 pub mod network;
 pub mod privileges;
 pub mod records;
+pub mod restart;
 pub mod runner;
 pub mod spawn;
 mod spec;

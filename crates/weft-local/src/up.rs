@@ -1,7 +1,8 @@
 //! `weft up`: a whole mesh on this host from one directory: a control plane on the
 //! directory, and every `LocalWorkload` it declares run as `weft run` would run it, in file
-//! order (servers first), each replica started once the one before it runs. Ctrl-C (or the
-//! end of `--for`) stops the workloads, then the control plane, and removes everything.
+//! order (servers first), each replica started once the one before it runs. A control plane
+//! that dies is started again ([`crate::restart`]). Ctrl-C (or the end of `--for`) stops the
+//! workloads, then the control plane, and removes everything.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,9 +15,8 @@ use crate::capture::CaptureSpec;
 use crate::control_client::ControlClient;
 use crate::error::RunError;
 use crate::network::HostNet;
-use crate::spawn::{self, Output};
+use crate::restart::HostProcess;
 use crate::spec::{AppOutput, Outcome, RunSpec};
-use crate::supervise::{self, log_tail};
 
 pub struct UpSpec {
     pub config_dir: PathBuf,
@@ -85,7 +85,8 @@ async fn with_bridge(
         .map_err(|e| UpError::Control(format!("{}: {e}", logs.display())))?;
     let control_grpc = SocketAddr::new(spec.net.gateway.into(), 4180);
     let control_log = logs.join("control.log");
-    let log_file = std::fs::File::create(&control_log)
+    // A fresh log per run; restarts within the run append to it.
+    std::fs::File::create(&control_log)
         .map_err(|e| UpError::Control(format!("{}: {e}", control_log.display())))?;
     let args: Vec<String> = [
         "control",
@@ -107,18 +108,17 @@ async fn with_bridge(
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let mut control = spawn::host(&spec.weft_exe, &args, &Output::File(log_file))
-        .map_err(|e| UpError::Control(e.to_string()))?;
-    if let Err(e) =
-        supervise::wait_ready(spec.control_admin, &mut control, Duration::from_secs(20)).await
-    {
-        supervise::stop(&mut control, Duration::from_secs(2)).await;
-        return Err(UpError::Control(format!(
-            "{e}; its log ({}):\n{}",
-            control_log.display(),
-            log_tail(&control_log, 20)
-        )));
+    let control = HostProcess {
+        what: "control plane",
+        exe: spec.weft_exe.clone(),
+        args,
+        log: control_log.clone(),
+        ready: Some(spec.control_admin),
+        ready_timeout: Duration::from_secs(20),
     }
+    .start(Duration::from_secs(5))
+    .await
+    .map_err(UpError::Control)?;
     let result = with_control(
         spec,
         control_grpc,
@@ -128,7 +128,7 @@ async fn with_bridge(
         shutdown,
     )
     .await;
-    supervise::stop(&mut control, Duration::from_secs(5)).await;
+    control.stop().await;
     result
 }
 
