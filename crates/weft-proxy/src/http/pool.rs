@@ -32,6 +32,8 @@ const MAX_IDLE: usize = 64;
 pub struct Http1Pool {
     addr: SocketAddr,
     idle: ArrayQueue<Idle>,
+    /// `settings.idle_timeout` in the coarse clock's unit, read on every take.
+    idle_timeout_ms: u64,
     settings: PoolSettings,
 }
 
@@ -82,6 +84,7 @@ impl Http1Pool {
         let pool = Arc::new(Self {
             addr,
             idle: ArrayQueue::new(MAX_IDLE),
+            idle_timeout_ms: u64::try_from(settings.idle_timeout.as_millis()).unwrap_or(u64::MAX),
             settings,
         });
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -168,7 +171,7 @@ impl Http1Pool {
     fn fresh(&self, idle: &Idle, now_ms: u64) -> bool {
         // The coarse clock errs by a tick: a connection is let go a tick early, never late.
         let age = now_ms.saturating_sub(idle.since_ms) + clock::TICK.as_millis() as u64;
-        u128::from(age) < self.settings.idle_timeout.as_millis() && idle.conn.is_reusable()
+        age < self.idle_timeout_ms && idle.conn.is_reusable()
     }
 
     /// Closes the idle connections past their time or closed by the server; keeps the rest.

@@ -125,20 +125,23 @@ impl Tries<'_> {
         // Only a route's retries send a request that already left again, and need its head
         // copied and its body kept (a copy costs; the safe default retries only requests that
         // come back unsent, and needs neither).
-        let (mut head, mut replay, mut next) = match route {
-            Some(_) if attempts > 0 => {
-                let (head, body) = req.into_parts();
-                let (replay, body) = if body.is_end_stream() {
-                    (None, body)
+        // The request stays in `next` (a request is large: each move is a copy).
+        let mut next = Some(req);
+        let (mut head, mut replay) = (None, None);
+        if route.is_some() && attempts > 0 {
+            if let Some(req) = next.take() {
+                let (parts, body) = req.into_parts();
+                let body = if body.is_end_stream() {
+                    body
                 } else {
-                    let (replay, first) = Replay::start(body, self.settings.max_body_bytes);
-                    (Some(replay), first)
+                    let (kept, first) = Replay::start(body, self.settings.max_body_bytes);
+                    replay = Some(kept);
+                    first
                 };
-                let copy = clone_head(&head);
-                (Some(copy), replay, Some(Request::from_parts(head, body)))
+                head = Some(clone_head(&parts));
+                next = Some(Request::from_parts(parts, body));
             }
-            _ => (None, None, Some(req)),
-        };
+        }
         let mut refused_again = false;
         let mut avoid = None;
         let mut n = 0u32;
