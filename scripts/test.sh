@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs Weft's tests. Installs what the tests need first (as root, from Debian's packages):
 # iptables (transparent-capture tests in network namespaces), prometheus (promtool checks
-# the /metrics output), curl; and rotel, a real OTLP collector for the tracing tests, from
+# the /metrics output), curl, etcd-server and etcd-client (the replicated store's tests run a
+# real etcd on loopback); and rotel, a real OTLP collector for the tracing tests, from
 # PyPI into .venv-otel. Under CI=true, tests that need root fail instead of skipping.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,8 @@ command -v iptables >/dev/null || need+=(iptables)
 command -v promtool >/dev/null || need+=(prometheus)
 command -v curl >/dev/null || need+=(curl)
 command -v ip >/dev/null || need+=(iproute2)
+command -v etcd >/dev/null || need+=(etcd-server)
+command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c "import ensurepip" 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then

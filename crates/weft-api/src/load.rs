@@ -36,7 +36,7 @@ pub fn load_dir(dir: &Path) -> (Vec<Resource>, Diagnostics) {
 }
 
 /// The YAML files under `dir`, in name order, or why the directory cannot be read.
-pub(crate) fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostics> {
+pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, Diagnostics> {
     let mut files = Vec::new();
     if let Err(e) = collect_yaml_files(dir, &mut files) {
         let mut diags = Diagnostics::default();
@@ -100,6 +100,16 @@ pub fn load_str(file: &Path, text: &str) -> (Vec<Resource>, Diagnostics) {
         }
     }
     (resources, diags)
+}
+
+/// The documents of a multi-document text, each with the line offset at which it starts
+/// (empty documents, only comments or blank lines, left out).
+pub fn documents(text: &str) -> Vec<(u64, &str)> {
+    split_documents(text)
+        .into_iter()
+        .filter(|d| first_content_line(d.text).is_some())
+        .map(|d| (d.line_offset, d.text))
+        .collect()
 }
 
 struct Document<'a> {

@@ -15,7 +15,9 @@
 //! - `GET /authz/scope?service=NS/NAME[&port=P]`: a Service port's workloads and the
 //!   AuthorizationPolicies each has (what `weft authz check --control` decides with);
 //! - `/workloads/...` and `/hosts`: workloads registered by `weft run` (see
-//!   [`crate::workloads_api`]).
+//!   [`crate::workloads_api`]);
+//! - `/resources`: `weft apply` and `weft delete` with the etcd store (see
+//!   [`crate::resources_api`]).
 //!
 //! Routes that change the mesh or read what proxies hold need the admin token (the state
 //! directory's `admin-token`) as `Authorization: Bearer <token>`; a refusal is logged.
@@ -46,6 +48,8 @@ pub struct Admin {
     pub admin_token: String,
     pub connected: Arc<Connected>,
     pub stats: Arc<crate::stats::Stats>,
+    /// With the etcd store: where registrations and applied resources are written.
+    pub etcd: Option<crate::etcd::Etcd>,
 }
 
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
@@ -97,7 +101,17 @@ async fn handle_whole(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Fu
     let path = req.uri().path();
     if path == "/hosts" || path.starts_with("/workloads") {
         let (store, tokens, token) = (&admin.store, &admin.tokens, &admin.admin_token);
-        if let Some(resp) = crate::workloads_api::handle(store, tokens, token, req).await {
+        let etcd = admin.etcd.as_ref();
+        if let Some(resp) = crate::workloads_api::handle(store, tokens, etcd, token, req).await {
+            return resp;
+        }
+        return text(StatusCode::NOT_FOUND, "not found\n".into());
+    }
+    if path == "/resources" || path == "/resources/delete" {
+        let authorized = crate::workloads_api::authorized(&admin.admin_token, &req);
+        let etcd = admin.etcd.as_ref();
+        if let Some(resp) = crate::resources_api::handle(&admin.store, etcd, authorized, req).await
+        {
             return resp;
         }
         return text(StatusCode::NOT_FOUND, "not found\n".into());

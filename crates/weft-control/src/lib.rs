@@ -1,7 +1,9 @@
 //! Weft's control plane (`weft control`).
 //!
 //! - [`store`]: the configuration directory, watched and validated as a whole; the last valid
-//!   model stays published when a change is invalid.
+//!   model stays published when a change is invalid. Or, for replicas on several hosts,
+//!   [`etcd`]: resources written by `weft apply`, registrations as leases, followed by a watch
+//!   ([`resources_api`] takes the changes; [`opening`] reads either store at start).
 //! - [`published`] and [`xds`]: per-proxy resources, compiled on demand from the published
 //!   model and sent over delta xDS (`DeltaAggregatedResources`).
 //! - [`identity`] and [`tokens`]: the certificate authority's service; join tokens.
@@ -19,16 +21,19 @@
 
 pub mod admin;
 pub mod connected;
+pub mod etcd;
 mod http_response;
 pub mod identity;
 pub mod jwks;
 mod jwks_http;
 pub mod metrics;
+pub mod opening;
 pub mod prometheus_sd;
 pub mod proxies_api;
 mod proxy_admin;
 pub mod published;
 pub mod registry;
+pub mod resources_api;
 pub mod run;
 pub mod serve;
 pub mod state;
@@ -39,4 +44,6 @@ pub mod tokens;
 pub mod workloads_api;
 pub mod xds;
 
+pub use etcd::{EtcdConfig, EtcdTls};
+pub use opening::StoreConfig;
 pub use run::{run, CaFiles, ControlConfig, ControlError};

@@ -105,6 +105,40 @@ impl Registry {
         }
     }
 
+    /// Sets a registration as the replicated store holds it: etcd ends it (its lease), so it
+    /// never expires here.
+    pub fn set(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        registration: Registration,
+    ) -> Result<(), RegistryError> {
+        check(namespace, name, &registration)?;
+        let key = (namespace.to_string(), name.to_string());
+        if !self.leases.contains_key(&key) && self.leases.len() >= MAX_REGISTRATIONS {
+            return Err(RegistryError::Full);
+        }
+        let now = Instant::now();
+        let expires = now
+            .checked_add(Duration::from_secs(10 * 365 * 24 * 3600))
+            .unwrap_or(now + MAX_TTL);
+        self.leases.insert(
+            key,
+            Lease {
+                registration,
+                expires,
+            },
+        );
+        Ok(())
+    }
+
+    /// Forgets a registration (etcd ended it); true when there was one.
+    pub fn forget(&mut self, namespace: &str, name: &str) -> bool {
+        self.leases
+            .remove(&(namespace.to_string(), name.to_string()))
+            .is_some()
+    }
+
     /// Removes a registration; `owner` (when given) must be the one that holds it.
     pub fn remove(
         &mut self,

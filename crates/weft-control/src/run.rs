@@ -15,6 +15,7 @@ use weft_proto::xds::AggregatedDiscoveryServiceServer;
 use crate::admin::Admin;
 use crate::identity::{Ca, IdentityServer};
 use crate::metrics::Metrics;
+use crate::opening::{Opened, StoreConfig};
 use crate::serve::MAX_REQUEST_BYTES;
 use crate::store::Store;
 use crate::tokens::TokenStore;
@@ -24,7 +25,8 @@ const SERVING_CERT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 #[derive(Clone, Debug)]
 pub struct ControlConfig {
-    pub config_dir: PathBuf,
+    /// The directory of YAML, or etcd.
+    pub store: StoreConfig,
     pub state_dir: PathBuf,
     pub grpc_addr: SocketAddr,
     pub admin_addr: SocketAddr,
@@ -53,6 +55,8 @@ pub enum ControlError {
     InvalidConfig { dir: String, errors: String },
     #[error("state directory {dir}: {source}")]
     State { dir: String, source: std::io::Error },
+    #[error("etcd: {0}")]
+    Etcd(String),
     #[error("certificate authority: {0}")]
     Ca(String),
     #[error("join tokens: {0}")]
@@ -128,20 +132,13 @@ pub async fn run(
     config: ControlConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ControlError> {
-    let dir = config.config_dir.clone();
-    let loaded = {
-        let d = dir.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut cache = weft_api::load_cache::LoadCache::default();
-            crate::store::load(&d, &mut cache).map(|loaded| (loaded, cache))
-        })
-        .await
-        .map_err(|e| ControlError::Ca(e.to_string()))?
-    };
-    let ((model, warnings), cache) = loaded.map_err(|errors| ControlError::InvalidConfig {
-        dir: dir.display().to_string(),
-        errors: errors.join("\n"),
-    })?;
+    let Opened {
+        source,
+        registry,
+        model,
+        warnings,
+        etcd,
+    } = crate::opening::open(&config.store).await?;
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -155,8 +152,8 @@ pub async fn run(
     let tokens = Arc::new(TokenStore::open(&config.state_dir)?);
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(Store::new(
-        dir,
-        cache,
+        source,
+        registry,
         model,
         warnings,
         bundle,
@@ -203,9 +200,11 @@ pub async fn run(
         admin_token,
         connected,
         stats: stats.clone(),
+        etcd: etcd.as_ref().map(|(e, _)| e.clone()),
     });
     tracing::info!(
         grpc = %config.grpc_addr, admin = %config.admin_addr, state = %config.state_dir.display(),
+        store = %store.status().config_dir,
         %trust_domain, "control plane serving"
     );
     let refresh = {
@@ -225,12 +224,24 @@ pub async fn run(
     let mut tasks = vec![
         tokio::spawn(crate::serve::serve(grpc_listener, tls, grpc)),
         tokio::spawn(crate::admin::serve(admin_listener, admin)),
-        tokio::spawn(store.clone().watch()),
         tokio::spawn(crate::jwks::run(store.clone())),
         tokio::spawn(refresh),
-        tokio::spawn(expire_leases(store.clone())),
         tokio::spawn(stats.run(store.clone())),
     ];
+    match (&config.store, etcd) {
+        // etcd ends registrations itself (their leases); the watch brings every change.
+        (_, Some((etcd, revision))) => tasks.push(tokio::spawn(crate::etcd::sync::follow(
+            etcd.client,
+            etcd.keys,
+            store.clone(),
+            revision,
+        ))),
+        (StoreConfig::Dir(dir), None) => {
+            tasks.push(tokio::spawn(store.clone().watch(dir.clone())));
+            tasks.push(tokio::spawn(expire_leases(store.clone())));
+        }
+        (StoreConfig::Etcd(_), None) => {}
+    }
     if let Some(path) = config.file_sd.clone() {
         tasks.push(tokio::spawn(crate::prometheus_sd::keep_file(
             store.subscribe(),

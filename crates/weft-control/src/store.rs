@@ -5,7 +5,7 @@
 //! logged with every error and kept for the admin endpoint and `weft check`; the last valid
 //! model stays published.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -16,11 +16,16 @@ use serde::Serialize;
 use tokio::sync::watch;
 use weft_api::load_cache::LoadCache;
 use weft_api::model::Model;
+use weft_api::resources::Resource;
 use weft_api::watch::DirWatcher;
+use weft_api::Diagnostics;
 
 use crate::metrics::{Metrics, ResultLabels};
 use crate::published::Published;
 use crate::registry::{Registration, Registry, RegistryError, Upsert};
+pub(crate) use replicated::open_etcd;
+pub use replicated::StoredChange;
+pub use source::Source;
 
 /// What the admin endpoint and `weft check` show about the configuration.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -34,13 +39,15 @@ pub struct StoreStatus {
     /// Errors of the last change, when it was rejected (the model in effect is older).
     pub rejected: Vec<String>,
     pub warnings: Vec<String>,
+    /// With the etcd store: `following`, or since when etcd cannot be reached.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<String>,
     /// RequestAuthentication key sets by URI: `ok` or why the last fetch failed.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub key_sets: std::collections::BTreeMap<String, String>,
 }
 
 pub struct Store {
-    dir: PathBuf,
     tx: watch::Sender<Arc<Published>>,
     generation: AtomicU64,
     status: ArcSwap<StoreStatus>,
@@ -52,7 +59,8 @@ pub struct Store {
 }
 
 struct Inputs {
-    cache: LoadCache,
+    /// The directory or etcd, each file or key parsed once per change.
+    source: Source,
     registry: Registry,
     /// Key sets fetched for RequestAuthentications ([`crate::jwks`]), by URI.
     key_sets: KeySets,
@@ -74,18 +82,25 @@ pub enum RegisterError {
 
 /// Loads and validates a directory; `Err` carries every error, one per line.
 pub fn load(dir: &Path, cache: &mut LoadCache) -> Result<(Model, Vec<String>), Vec<String>> {
-    load_with(dir, cache, &Registry::default(), &KeySets::new())
+    build(cache.load_dir(dir), &Registry::default(), &KeySets::new())
 }
 
-/// Loads a directory and adds the registered workloads, then validates the whole; the model
-/// carries the key sets fetched so far.
+/// Loads what the source declares and adds the registered workloads, then validates the
+/// whole; the model carries the key sets fetched so far.
 fn load_with(
-    dir: &Path,
-    cache: &mut LoadCache,
+    source: &mut Source,
     registry: &Registry,
     key_sets: &KeySets,
 ) -> Result<(Model, Vec<String>), Vec<String>> {
-    let (mut resources, mut diags) = cache.load_dir(dir);
+    build(source.load(), registry, key_sets)
+}
+
+/// Adds the registered workloads to what was declared and validates the whole.
+fn build(
+    (mut resources, mut diags): (Vec<Resource>, Diagnostics),
+    registry: &Registry,
+    key_sets: &KeySets,
+) -> Result<(Model, Vec<String>), Vec<String>> {
     let (registered, more) = registry.resources(&resources);
     resources.extend(registered);
     diags.extend(more);
@@ -101,36 +116,37 @@ fn load_with(
 }
 
 impl Store {
-    /// A store publishing `model` as generation 1.
+    /// A store of `source` (and `registry`, as read with it) publishing `model` as
+    /// generation 1.
     pub fn new(
-        dir: PathBuf,
-        cache: LoadCache,
+        source: Source,
+        registry: Registry,
         model: Model,
         warnings: Vec<String>,
         trust_bundle: Vec<CertificateDer<'static>>,
         metrics: Arc<Metrics>,
     ) -> Self {
         let status = StoreStatus {
-            config_dir: dir.display().to_string(),
+            config_dir: source.describe(),
             generation: 1,
             loaded_unix: unix_now(),
             counts: counts(&model),
             rejected: Vec::new(),
             warnings,
             key_sets: Default::default(),
+            etcd: matches!(source, Source::Etcd { .. }).then(|| "following".to_string()),
         };
         let published = Published::new(1, Arc::new(model), Arc::new(trust_bundle));
         let (tx, _) = watch::channel(Arc::new(published));
         metrics.generation.set(1);
         Self {
-            dir,
             tx,
             generation: AtomicU64::new(1),
             status: ArcSwap::from_pointee(status),
             metrics,
             inputs: std::sync::Mutex::new(Inputs {
-                cache,
-                registry: Registry::default(),
+                source,
+                registry,
                 key_sets: KeySets::new(),
             }),
         }
@@ -153,12 +169,12 @@ impl Store {
         let started = Instant::now();
         let mut inputs = self.lock_inputs();
         let Inputs {
-            cache,
+            source,
             registry,
             key_sets,
         } = &mut *inputs;
-        let loaded = load_with(&self.dir, cache, registry, key_sets);
-        if !cache.changed() {
+        let loaded = load_with(source, registry, key_sets);
+        if !source.changed() {
             // A rescan that found the same files: nothing to publish or report.
             return;
         }
@@ -202,11 +218,11 @@ impl Store {
             return Ok(upsert);
         }
         let Inputs {
-            cache,
+            source,
             registry,
             key_sets,
         } = &mut *inputs;
-        match load_with(&self.dir, cache, &next, key_sets) {
+        match load_with(source, &next, key_sets) {
             Ok((model, warnings)) => {
                 *registry = next;
                 tracing::info!(workload = %format!("{namespace}/{name}"), "workload registered");
@@ -214,7 +230,7 @@ impl Store {
                 Ok(upsert)
             }
             // Is it this workload, or the files (an edit the watcher has not reported yet)?
-            Err(errors) => match load_with(&self.dir, cache, registry, key_sets) {
+            Err(errors) => match load_with(source, registry, key_sets) {
                 Ok(_) => Err(RegisterError::Invalid(errors)),
                 Err(file_errors) => {
                     self.reject(file_errors.clone());
@@ -299,11 +315,11 @@ impl Store {
     fn rebuild_locked(&self, mut inputs: std::sync::MutexGuard<'_, Inputs>) {
         let started = Instant::now();
         let Inputs {
-            cache,
+            source,
             registry,
             key_sets,
         } = &mut *inputs;
-        match load_with(&self.dir, cache, registry, key_sets) {
+        match load_with(source, registry, key_sets) {
             Ok((model, warnings)) => self.accept(model, warnings, started),
             // Removing a workload cannot make the mesh invalid, but the files may have become
             // invalid since (an edit the watcher has not reported yet): report it now.
@@ -360,9 +376,9 @@ impl Store {
         generation
     }
 
-    /// Watches the directory until the task is dropped.
-    pub async fn watch(self: Arc<Self>) {
-        let mut watcher = DirWatcher::new(&self.dir);
+    /// Watches the directory (of a directory store) until the task is dropped.
+    pub async fn watch(self: Arc<Self>, dir: std::path::PathBuf) {
+        let mut watcher = DirWatcher::new(&dir);
         loop {
             watcher.changed().await;
             let store = self.clone();
@@ -381,12 +397,14 @@ fn counts(model: &Model) -> std::collections::BTreeMap<String, usize> {
         .collect()
 }
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
+mod replicated;
+mod source;
 #[cfg(test)]
 mod tests;

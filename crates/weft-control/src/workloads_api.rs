@@ -23,6 +23,8 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::etcd::leases::{self, LeaseError};
+use crate::etcd::Etcd;
 use crate::http_response::{query, respond, text};
 use crate::registry::Registration;
 use crate::state::ADMIN_TOKEN_FILE;
@@ -39,6 +41,7 @@ const JOIN_TOKEN_TTL: Duration = Duration::from_secs(600);
 pub async fn handle(
     store: &Arc<Store>,
     tokens: &Arc<TokenStore>,
+    etcd: Option<&Etcd>,
     admin_token: &str,
     req: Request<Incoming>,
 ) -> Option<Response<Full<Bytes>>> {
@@ -78,7 +81,16 @@ pub async fn handle(
         ));
     }
     Some(match req.method().clone() {
-        Method::PUT => register(store, tokens, req, ns, name).await,
+        Method::PUT => register(store, tokens, etcd, req, ns, name).await,
+        Method::DELETE if etcd.is_some() => {
+            let owner = query(&req, "owner");
+            let etcd = etcd?;
+            match leases::deregister(&etcd.client, &etcd.keys, &ns, &name, owner.as_deref()).await {
+                Ok(()) => text(StatusCode::OK, "deregistered\n".into()),
+                Err(LeaseError::Refused(e)) => text(error_status(&e), format!("{e}\n")),
+                Err(LeaseError::Etcd(e)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+            }
+        }
         Method::DELETE => {
             let owner = query(&req, "owner");
             let store = store.clone();
@@ -98,6 +110,7 @@ pub async fn handle(
 async fn register(
     store: &Arc<Store>,
     tokens: &Arc<TokenStore>,
+    etcd: Option<&Etcd>,
     req: Request<Incoming>,
     ns: String,
     name: String,
@@ -121,9 +134,34 @@ async fn register(
             )
         }
     };
+    // With etcd: checked here, written there (the watch brings it to every replica).
+    if let Some(etcd) = etcd {
+        let (s, n, w, r) = (
+            store.clone(),
+            ns.clone(),
+            name.clone(),
+            registration.clone(),
+        );
+        let checked = tokio::task::spawn_blocking(move || s.check_registration(&n, &w, r)).await;
+        match checked {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return text(error_status(&e), format!("{e}\n")),
+            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        }
+        match leases::register(&etcd.client, &etcd.keys, &ns, &name, &registration).await {
+            Ok(_) => {}
+            Err(LeaseError::Refused(e)) => return text(error_status(&e), format!("{e}\n")),
+            Err(LeaseError::Etcd(e)) => {
+                return text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+            }
+        }
+    }
+    let replicated = etcd.is_some();
     let (s, t) = (store.clone(), tokens.clone());
     let result = tokio::task::spawn_blocking(move || {
-        s.register(&ns, &name, registration)?;
+        if !replicated {
+            s.register(&ns, &name, registration)?;
+        }
         if !want_token {
             return Ok(None);
         }
@@ -158,7 +196,7 @@ fn error_status(e: &RegisterError) -> StatusCode {
 }
 
 /// Compares the bearer token in constant time.
-fn authorized(admin_token: &str, req: &Request<Incoming>) -> bool {
+pub(crate) fn authorized(admin_token: &str, req: &Request<Incoming>) -> bool {
     let Some(given) = req
         .headers()
         .get(header::AUTHORIZATION)

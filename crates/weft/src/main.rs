@@ -63,6 +63,10 @@ enum Command {
     Up(cmd::up::Args),
     /// Run a command meshed: its own network namespace, traffic captured by its own proxy.
     Run(cmd::run::Args),
+    /// Write resources to a control plane's etcd store, checked with the whole mesh first.
+    Apply(cmd::apply::ApplyArgs),
+    /// Remove resources from a control plane's etcd store, if the mesh stays valid.
+    Delete(cmd::apply::DeleteArgs),
     /// Check a directory of mesh resources and summarise what it declares.
     Validate(cmd::validate::Args),
     /// Join tokens for proxies' first certificates.
@@ -102,6 +106,8 @@ fn main() -> std::process::ExitCode {
         Command::Completions(args) => cmd::completions::run(args, Cli::command()),
         Command::Authz(args) => cmd::authz::run(args),
         Command::Validate(args) => cmd::validate::run(args),
+        Command::Apply(args) => cmd::apply::apply(args),
+        Command::Delete(args) => cmd::apply::delete(args),
         Command::Echo(args) => cmd::echo::run(args),
         Command::Demo(args) => cmd::demo::run(args),
     };

@@ -23,8 +23,11 @@ fn store() -> (Store, std::path::PathBuf) {
     let mut cache = LoadCache::default();
     let (model, warnings) = load(&dir, &mut cache).expect("valid");
     let store = Store::new(
-        dir.clone(),
-        cache,
+        Source::Dir {
+            dir: dir.clone(),
+            cache,
+        },
+        Registry::default(),
         model,
         warnings,
         Vec::new(),

@@ -1,4 +1,4 @@
-//! How the read commands (`check`, `proxy-config`, `tap`, `stat`) reach the control plane:
+//! How the commands (`check`, `proxy-config`, `tap`, `stat`, `apply`, `delete`) reach the control plane:
 //! its admin address (`--control`, env `WEFT_CONTROL`, the local mesh's by default) and the
 //! admin token (read from the state directory's `admin-token`, as `weft up` keeps it).
 //!
@@ -79,6 +79,35 @@ impl ControlArgs {
             None
         };
         let mut stream = self.request(path, token.as_deref(), Duration::from_secs(15))?;
+        let mut response = String::new();
+        (&mut stream)
+            .take(32 * 1024 * 1024)
+            .read_to_string(&mut response)
+            .with_context(|| format!("reading the control plane's answer to {path}"))?;
+        let (head, body) = response
+            .split_once("\r\n\r\n")
+            .context("the control plane's answer is not HTTP")?;
+        Ok(Answer {
+            status: status_of(head)?,
+            head: head.to_string(),
+            body: body.to_string(),
+        })
+    }
+
+    /// `POST path` with a JSON `body` and the admin token; the answer whatever its status.
+    pub fn post(&self, path: &str, body: &str) -> anyhow::Result<Answer> {
+        let token = self.token()?;
+        let addr = self.control;
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+            .with_context(|| format!("connecting to the control plane at {addr} (is it running? --control or WEFT_CONTROL say where)"))?;
+        // A large change is checked as a whole before anything is written: allow it time.
+        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+        write!(
+            stream,
+            "POST {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: weft\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )?;
+        stream.write_all(body.as_bytes())?;
         let mut response = String::new();
         (&mut stream)
             .take(32 * 1024 * 1024)

@@ -1,17 +1,37 @@
-//! `weft control`: the control plane, on a watched directory of mesh resources.
+//! `weft control`: the control plane, on a watched directory of mesh resources, or on etcd
+//! (`--store etcd`) shared with other replicas.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use weft_control::{CaFiles, ControlConfig};
+use weft_control::{CaFiles, ControlConfig, EtcdConfig, EtcdTls, StoreConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Directory of mesh resources (YAML), watched; an invalid change is rejected whole.
+    /// Directory of mesh resources (YAML), watched; an invalid change is rejected whole
+    /// (the `dir` store).
     #[arg(long, env = "WEFT_CONFIG_DIR")]
-    config_dir: PathBuf,
+    config_dir: Option<PathBuf>,
+    /// Where the mesh is kept: `dir` (--config-dir, one host) or `etcd` (--etcd-endpoints;
+    /// replicas on several hosts share it, and `weft apply` writes to it).
+    #[arg(long, env = "WEFT_STORE", value_enum, default_value_t = Store::Dir)]
+    store: Store,
+    /// etcd's client URLs, comma-separated (`http://10.0.0.1:2379,...`; https with --etcd-ca).
+    #[arg(long, env = "WEFT_ETCD_ENDPOINTS", value_delimiter = ',')]
+    etcd_endpoints: Vec<String>,
+    /// Every key Weft keeps in etcd starts with this.
+    #[arg(long, env = "WEFT_ETCD_PREFIX", default_value = "/weft")]
+    etcd_prefix: String,
+    /// The CA that signed etcd's serving certificate (PEM): etcd over TLS.
+    #[arg(long, env = "WEFT_ETCD_CA")]
+    etcd_ca: Option<PathBuf>,
+    /// A client certificate for etcd's --client-cert-auth (PEM), with --etcd-key.
+    #[arg(long, env = "WEFT_ETCD_CERT", requires_all = ["etcd_key", "etcd_ca"])]
+    etcd_cert: Option<PathBuf>,
+    #[arg(long, env = "WEFT_ETCD_KEY", requires = "etcd_cert")]
+    etcd_key: Option<PathBuf>,
     /// Where the CA key and join tokens live (private to the user, survives restarts).
     #[arg(long, env = "WEFT_STATE_DIR", default_value = "/var/lib/weft")]
     state_dir: PathBuf,
@@ -47,9 +67,38 @@ pub struct Args {
     stat_interval: std::time::Duration,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Store {
+    Dir,
+    Etcd,
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let store = match args.store {
+        Store::Dir => StoreConfig::Dir(
+            args.config_dir
+                .context("--config-dir is needed with the dir store (or --store etcd)")?,
+        ),
+        Store::Etcd => {
+            if args.etcd_endpoints.is_empty() {
+                anyhow::bail!("--store etcd needs --etcd-endpoints URL[,URL...]");
+            }
+            if args.config_dir.is_some() {
+                anyhow::bail!("--config-dir is for the dir store; with etcd, `weft apply -f DIR` writes the resources");
+            }
+            StoreConfig::Etcd(EtcdConfig {
+                endpoints: args.etcd_endpoints,
+                prefix: args.etcd_prefix,
+                tls: args.etcd_ca.map(|ca| EtcdTls {
+                    ca,
+                    cert: args.etcd_cert,
+                    key: args.etcd_key,
+                }),
+            })
+        }
+    };
     let config = ControlConfig {
-        config_dir: args.config_dir,
+        store,
         state_dir: args.state_dir,
         grpc_addr: args.grpc_addr,
         admin_addr: args.admin_addr,

@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub mod apply;
 pub mod authz;
 pub mod check;
 pub mod client;

@@ -1,0 +1,287 @@
+//! The replicated store, against a real etcd (Debian's `etcd-server`) on loopback: two
+//! `weft control --store etcd` replicas share what `weft apply` writes through either, refuse
+//! an invalid change whole with file:line errors, keep serving when a resource written by hand
+//! into etcd fails validation, and keep registrations as etcd leases that outlive a replica.
+//!
+//! Needs etcd (installed with apt-get when running as root); without it the test prints a
+//! loud SKIPPED line, and fails under CI=true.
+
+mod etcd_support;
+mod netns;
+mod support;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use support::{admin_get, admin_get_as, send, wait_ready, Proc, WEFT};
+
+/// Loopback block of this test's processes (127.0.<BLOCK>.x).
+const BLOCK: u8 = 87;
+
+const MESH: &str = "apiVersion: v1
+kind: Service
+metadata: {name: echo, namespace: default}
+spec:
+  selector: {app: echo}
+  ports: [{name: http, port: 80, targetPort: 8080, appProtocol: http}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: echo-route, namespace: default}
+spec:
+  parentRefs: [{group: \"\", kind: Service, name: echo, port: 80}]
+  rules:
+    - backendRefs: [{name: echo, port: 80}]
+";
+
+/// A route to a Service nobody declared, on line 7 of its file.
+const BAD: &str = "apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: broken, namespace: default}
+spec:
+  parentRefs: [{group: \"\", kind: Service, name: echo, port: 80}]
+  rules:
+    - backendRefs: [{name: nowhere, port: 80}]
+";
+
+struct Replica {
+    proc: Proc,
+    admin: SocketAddr,
+    state: PathBuf,
+    args: Vec<String>,
+}
+
+impl Replica {
+    fn start(dir: &Path, host: u8, etcd: &str) -> Replica {
+        let state = dir.join(format!("state-{host}"));
+        let admin: SocketAddr = format!("127.0.{BLOCK}.{host}:4181").parse().expect("addr");
+        let args: Vec<String> = [
+            "control",
+            "--store",
+            "etcd",
+            "--etcd-endpoints",
+            etcd,
+            "--state-dir",
+            &state.display().to_string(),
+            "--grpc-addr",
+            &format!("127.0.{BLOCK}.{host}:4180"),
+            "--admin-addr",
+            &admin.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let proc = Proc::spawn(&format!("control-{host}"), &args, dir);
+        Replica {
+            proc,
+            admin,
+            state,
+            args,
+        }
+    }
+
+    fn token(&self) -> String {
+        std::fs::read_to_string(self.state.join("admin-token"))
+            .expect("admin token")
+            .trim()
+            .to_string()
+    }
+
+    /// `weft SUBCOMMAND ARGS --control <this replica>`: exit success, stdout, stderr.
+    fn weft(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(WEFT)
+            .args(args)
+            .args([
+                "--control",
+                &self.admin.to_string(),
+                "--admin-token-file",
+                &self.state.join("admin-token").display().to_string(),
+            ])
+            .output()
+            .expect("running weft");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn status(&self) -> serde_json::Value {
+        let (code, body) = admin_get(self.admin, "/status").await.unwrap_or_default();
+        assert_eq!(code, 200, "{body}");
+        serde_json::from_str(&body).unwrap_or_default()
+    }
+
+    async fn workloads(&self) -> String {
+        admin_get_as(self.admin, "/workloads", Some(&self.token()))
+            .await
+            .map(|(_, b)| b)
+            .unwrap_or_default()
+    }
+}
+
+/// Polls `check` every 100 ms for up to `within`; panics with `what` if it never holds.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not within {within:?}: {what}");
+}
+
+fn count(status: &serde_json::Value, kind: &str) -> u64 {
+    status["counts"][kind].as_u64().unwrap_or(0)
+}
+
+async fn register(replica: &Replica, name: &str, ttl: u64) -> u16 {
+    let body = serde_json::json!({
+        "service": "echo",
+        "address": format!("127.0.{BLOCK}.20"),
+        "ports": [8080],
+        "owner": "test-runner",
+        "ttlSeconds": ttl,
+    });
+    let req = Request::put(format!("/workloads/default/{name}"))
+        .header("host", "admin")
+        .header("authorization", format!("Bearer {}", replica.token()))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    send(replica.admin, req, false)
+        .await
+        .map(|a| a.status.as_u16())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_resources_and_registrations_through_etcd() {
+    if let Err(reason) = etcd_support::available() {
+        netns::skip_or_fail("the etcd store tests", &reason);
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("weft-etcd-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let etcd = etcd_support::Etcd::start(&format!("127.0.{BLOCK}.100"), &dir);
+    let mut a = Replica::start(&dir, 1, &etcd.client_url);
+    let b = Replica::start(&dir, 2, &etcd.client_url);
+    wait_ready(a.admin, &mut a.proc).await;
+    let mut b = b;
+    wait_ready(b.admin, &mut b.proc).await;
+
+    // Applied through A, served by B.
+    std::fs::write(dir.join("mesh.yaml"), MESH).expect("write");
+    let mesh = dir.join("mesh.yaml").display().to_string();
+    let (ok, out, err) = a.weft(&["apply", "-f", &mesh]);
+    assert!(ok, "apply failed: {out}{err}\n{}", a.proc.log_tail());
+    assert!(out.contains("Service default/echo created"), "{out}");
+    assert!(
+        out.contains("HTTPRoute default/echo-route created"),
+        "{out}"
+    );
+    eventually(
+        Duration::from_secs(10),
+        "B serves the applied Service",
+        || async {
+            count(&b.status().await, "Service") == 1 && count(&b.status().await, "HTTPRoute") == 1
+        },
+    )
+    .await;
+    let (ok, out, _) = b.weft(&["apply", "-f", &mesh]);
+    assert!(ok && out.contains("unchanged"), "{out}");
+
+    // An invalid change: refused whole, with its file and line; nothing written.
+    std::fs::write(dir.join("bad.yaml"), BAD).expect("write");
+    let bad = dir.join("bad.yaml").display().to_string();
+    let before = etcd.keys("/weft/resources/");
+    let (ok, _, err) = a.weft(&["apply", "-f", &bad]);
+    assert!(!ok, "an invalid change was accepted");
+    assert!(err.contains(&format!("{bad}:7")), "no file:line in: {err}");
+    assert!(err.contains("nothing was written"), "{err}");
+    assert_eq!(etcd.keys("/weft/resources/"), before);
+    let (ok, _, err) = a.weft(&["apply", "--dry-run", "-f", &mesh]);
+    assert!(ok, "{err}");
+
+    // A resource written into etcd by hand that fails validation: refused and reported; the
+    // mesh keeps serving the last valid model, and takes changes again once it is gone.
+    let generation = b.status().await["generation"].as_u64().unwrap_or(0);
+    etcd.ctl(&[
+        "put",
+        "/weft/resources/HTTPRoute/default/by-hand",
+        "kind: [unclosed",
+    ])
+    .expect("etcdctl put");
+    eventually(
+        Duration::from_secs(10),
+        "B reports the hand-written key",
+        || async {
+            let s = b.status().await;
+            s["rejected"]
+                .to_string()
+                .contains("etcd:/weft/resources/HTTPRoute/default/by-hand")
+        },
+    )
+    .await;
+    let s = b.status().await;
+    assert_eq!(s["generation"].as_u64(), Some(generation), "{s}");
+    assert_eq!(count(&s, "HTTPRoute"), 1, "{s}");
+    etcd.ctl(&["del", "/weft/resources/HTTPRoute/default/by-hand"])
+        .expect("etcdctl del");
+    eventually(Duration::from_secs(10), "B takes changes again", || async {
+        b.status().await["rejected"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    })
+    .await;
+
+    // Deleted through B: gone from A. A Service a route still uses cannot be deleted.
+    let (ok, _, err) = b.weft(&["delete", "service/echo"]);
+    assert!(!ok && err.contains("invalid"), "{err}");
+    let (ok, out, err) = b.weft(&["delete", "httproute/echo-route"]);
+    assert!(ok, "{out}{err}");
+    eventually(
+        Duration::from_secs(10),
+        "A no longer serves the route",
+        || async { count(&a.status().await, "HTTPRoute") == 0 },
+    )
+    .await;
+
+    // A registration made through A is a lease in etcd: B sees it, A's restart keeps it,
+    // and it ends when nobody renews it.
+    assert_eq!(register(&a, "lease-1", 4).await, 200);
+    eventually(
+        Duration::from_secs(10),
+        "B lists the registration",
+        || async { b.workloads().await.contains("lease-1") },
+    )
+    .await;
+    assert!(!etcd.keys("/weft/workloads/").is_empty());
+    let _ = a.proc.child.kill();
+    let _ = a.proc.child.wait();
+    let args = a.args.clone();
+    a.proc = Proc::spawn("control-1-again", &args, &dir);
+    wait_ready(a.admin, &mut a.proc).await;
+    assert!(a.workloads().await.contains("lease-1"), "lost at restart");
+    // Renewed through B (any replica keeps the lease alive).
+    assert_eq!(register(&b, "lease-1", 4).await, 200);
+    eventually(
+        Duration::from_secs(15),
+        "the unrenewed lease ends",
+        || async {
+            !b.workloads().await.contains("lease-1") && !a.workloads().await.contains("lease-1")
+        },
+    )
+    .await;
+}
