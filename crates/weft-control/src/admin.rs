@@ -17,7 +17,9 @@
 //! - `/workloads/...` and `/hosts`: workloads registered by `weft run` (see
 //!   [`crate::workloads_api`]);
 //! - `/resources`: `weft apply` and `weft delete` with the etcd store (see
-//!   [`crate::resources_api`]).
+//!   [`crate::resources_api`]);
+//! - `POST /tokens?namespace=NS&workload=NAME&ttl=SECONDS[&reusable=1]`: a join token
+//!   (admin token; what `weft token create --control` asks for).
 //!
 //! Routes that change the mesh or read what proxies hold need the admin token (the state
 //! directory's `admin-token`) as `Authorization: Bearer <token>`; a refusal is logged.
@@ -37,13 +39,13 @@ use crate::http_response::{boxed, query, respond, text, AdminResponse};
 use crate::identity::Ca;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::tokens::TokenStore;
+use crate::tokens::Tokens;
 
 pub struct Admin {
     pub store: Arc<Store>,
     pub ca: Arc<Ca>,
     pub metrics: Arc<Metrics>,
-    pub tokens: Arc<TokenStore>,
+    pub tokens: Tokens,
     /// The bearer token that protected routes need.
     pub admin_token: String,
     pub connected: Arc<Connected>,
@@ -108,7 +110,7 @@ async fn handle_whole(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Fu
         return text(StatusCode::NOT_FOUND, "not found\n".into());
     }
     if path == "/resources" || path == "/resources/delete" {
-        let authorized = crate::workloads_api::authorized(&admin.admin_token, &req);
+        let authorized = admin.authorized(&req);
         let etcd = admin.etcd.as_ref();
         if let Some(resp) = crate::resources_api::handle(&admin.store, etcd, authorized, req).await
         {
@@ -142,6 +144,7 @@ async fn handle_whole(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Fu
                 targets.to_string() + "\n",
             )
         }
+        (&Method::POST, "/tokens") => create_token(admin, &req).await,
         (&Method::POST, "/ca/rotate") => rotate(admin, true).await,
         (&Method::POST, "/ca/finish-rotation") => rotate(admin, false).await,
         (_, "/ca/rotate" | "/ca/finish-rotation") => {
@@ -177,6 +180,40 @@ pub(crate) fn unauthorized<B>(req: &Request<B>) -> Response<Full<Bytes>> {
         http::HeaderValue::from_static("Bearer realm=\"weft\""),
     );
     resp
+}
+
+/// `POST /tokens?namespace=NS&workload=NAME&ttl=SECONDS[&reusable=1]`: a join token, kept
+/// where this control plane keeps them (its state directory, or etcd for every replica).
+async fn create_token(admin: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if !admin.authorized(req) {
+        return unauthorized(req);
+    }
+    let (Some(ns), Some(workload)) = (query(req, "namespace"), query(req, "workload")) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "say for whom: ?namespace=NS&workload=NAME[&ttl=SECONDS][&reusable=1]\n".into(),
+        );
+    };
+    let ttl = match query(req, "ttl").map(|t| t.parse::<u64>()) {
+        None => 3600,
+        Some(Ok(t)) if (1..=30 * 24 * 3600).contains(&t) => t,
+        Some(_) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "ttl is whole seconds, 1 to 2592000 (30 days)\n".into(),
+            )
+        }
+    };
+    let reusable = query(req, "reusable").as_deref() == Some("1");
+    let ttl = std::time::Duration::from_secs(ttl);
+    match admin.tokens.create(&ns, &workload, ttl, reusable).await {
+        Ok(token) => respond(
+            StatusCode::OK,
+            "application/json",
+            serde_json::json!({ "token": token }).to_string() + "\n",
+        ),
+        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+    }
 }
 
 /// `GET /authz/scope?service=NS/NAME[&port=P]`: the workloads a Service port sends to and the

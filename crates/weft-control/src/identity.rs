@@ -20,7 +20,7 @@ use weft_proto::weft::{CertifyRequest, CertifyResponse};
 use crate::metrics::{Metrics, ResultLabels};
 use crate::published::Published;
 use crate::serve::Peer;
-use crate::tokens::TokenStore;
+use crate::tokens::Tokens;
 
 /// A CSR larger than this is not a CSR.
 const MAX_CSR_BYTES: usize = 16 * 1024;
@@ -39,7 +39,7 @@ impl Ca {
 
 pub struct IdentityServer {
     pub ca: Arc<Ca>,
-    pub tokens: Arc<TokenStore>,
+    pub tokens: Tokens,
     pub published: watch::Receiver<Arc<Published>>,
     pub cert_ttl: Duration,
     pub metrics: Arc<Metrics>,
@@ -98,23 +98,16 @@ impl Identity for IdentityServer {
                 ))));
             }
             None => {
-                let tokens = self.tokens.clone();
-                let (token, ns, name) = (
-                    req.join_token.clone(),
-                    req.namespace.clone(),
-                    req.workload.clone(),
-                );
+                let (token, ns, name) = (&req.join_token, &req.namespace, &req.workload);
                 if token.is_empty() {
                     return Err(refuse(Status::unauthenticated(
                         "a first certificate needs a join token (`weft token create`)",
                     )));
                 }
-                tokio::task::spawn_blocking(move || {
-                    tokens.redeem(&token, &ns, &name, SystemTime::now())
-                })
-                .await
-                .map_err(|e| refuse(Status::internal(e.to_string())))?
-                .map_err(|e| refuse(Status::unauthenticated(e.to_string())))?;
+                self.tokens
+                    .redeem(token, ns, name, SystemTime::now())
+                    .await
+                    .map_err(|e| refuse(Status::unauthenticated(e.to_string())))?;
                 "token"
             }
         };

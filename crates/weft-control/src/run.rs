@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::opening::{Opened, StoreConfig};
 use crate::serve::MAX_REQUEST_BYTES;
 use crate::store::Store;
-use crate::tokens::TokenStore;
+use crate::tokens::{TokenStore, Tokens};
 
 /// The control plane's own serving certificate lives this long and is re-issued at half-life.
 const SERVING_CERT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -149,7 +149,11 @@ pub async fn run(
         authority: Mutex::new(authority),
         state_dir: config.state_dir.clone(),
     });
-    let tokens = Arc::new(TokenStore::open(&config.state_dir)?);
+    // With etcd, every replica redeems what any minted.
+    let tokens = match &etcd {
+        Some((e, _)) => Tokens::Etcd(Box::new(e.clone())),
+        None => Tokens::Dir(Arc::new(TokenStore::open(&config.state_dir)?)),
+    };
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(Store::new(
         source,

@@ -5,6 +5,9 @@
 //! `<id>.<secret>`; only the secret's SHA-256 is stored. A token is bound to one workload,
 //! expires, and is single-use unless created reusable (then it works until it expires).
 //! Renewals never need a token: they are authenticated by the certificate being renewed.
+//!
+//! With the etcd store the same records live in etcd instead ([`crate::etcd::tokens`]), so
+//! any replica redeems a token any other minted; [`Tokens`] is either.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -47,19 +50,147 @@ pub enum TokenError {
     },
     #[error("no secure random numbers available")]
     Random,
+    #[error("join tokens: {0}")]
+    Store(String),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Record {
-    id: String,
+pub(crate) struct Record {
+    pub(crate) id: String,
     secret_sha256: String,
     namespace: String,
     workload: String,
     created_unix: u64,
     expires_unix: u64,
     reusable: bool,
-    uses: u32,
+    pub(crate) uses: u32,
+}
+
+/// A new token for `namespace/workload` valid for `ttl`: its record (the secret's digest
+/// only) and the token to hand out (`<id>.<secret>`).
+pub(crate) fn mint(
+    namespace: &str,
+    workload: &str,
+    ttl: Duration,
+    reusable: bool,
+) -> Result<(Record, String), TokenError> {
+    let rng = SystemRandom::new();
+    let mut id = [0u8; 6];
+    let mut secret = [0u8; 20];
+    rng.fill(&mut id).map_err(|_| TokenError::Random)?;
+    rng.fill(&mut secret).map_err(|_| TokenError::Random)?;
+    let (id, secret) = (hex(&id), hex(&secret));
+    let now = unix(SystemTime::now());
+    let record = Record {
+        id: id.clone(),
+        secret_sha256: sha256_hex(&secret),
+        namespace: namespace.to_string(),
+        workload: workload.to_string(),
+        created_unix: now,
+        expires_unix: now.saturating_add(ttl.as_secs()),
+        reusable,
+        uses: 0,
+    };
+    Ok((record, format!("{id}.{secret}")))
+}
+
+/// A token's id and secret, or `Malformed` (the id is a file name: only 12 hex digits).
+pub(crate) fn parse(token: &str) -> Result<(&str, &str), TokenError> {
+    let (id, secret) = token.trim().split_once('.').ok_or(TokenError::Malformed)?;
+    if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || secret.is_empty() {
+        return Err(TokenError::Malformed);
+    }
+    Ok((id, secret))
+}
+
+/// Whether `record` lets `secret` be used for `namespace/workload` at `now`.
+pub(crate) fn check(
+    record: &Record,
+    id: &str,
+    secret: &str,
+    namespace: &str,
+    workload: &str,
+    now: SystemTime,
+) -> Result<(), TokenError> {
+    // Compare digests, not secrets: the comparison's timing says nothing about the secret.
+    if sha256_hex(secret) != record.secret_sha256 {
+        return Err(TokenError::WrongSecret { id: id.to_string() });
+    }
+    if unix(now) >= record.expires_unix {
+        return Err(TokenError::Expired {
+            id: id.to_string(),
+            expired_unix: record.expires_unix,
+        });
+    }
+    if !record.reusable && record.uses > 0 {
+        return Err(TokenError::AlreadyUsed { id: id.to_string() });
+    }
+    if record.namespace != namespace || record.workload != workload {
+        return Err(TokenError::WrongWorkload {
+            id: id.to_string(),
+            bound: format!("{}/{}", record.namespace, record.workload),
+            asked: format!("{namespace}/{workload}"),
+        });
+    }
+    Ok(())
+}
+
+/// Where join tokens live: the state directory (one control plane) or etcd (replicas).
+#[derive(Clone)]
+pub enum Tokens {
+    Dir(std::sync::Arc<TokenStore>),
+    // Boxed: an etcd client is a few kilobytes.
+    Etcd(Box<crate::etcd::Etcd>),
+}
+
+impl Tokens {
+    /// Creates a token for `namespace/workload` valid for `ttl`.
+    pub async fn create(
+        &self,
+        namespace: &str,
+        workload: &str,
+        ttl: Duration,
+        reusable: bool,
+    ) -> Result<String, TokenError> {
+        match self {
+            Tokens::Dir(store) => {
+                let (s, ns, w) = (store.clone(), namespace.to_string(), workload.to_string());
+                tokio::task::spawn_blocking(move || s.create(&ns, &w, ttl, reusable))
+                    .await
+                    .map_err(|e| TokenError::Store(e.to_string()))?
+            }
+            Tokens::Etcd(etcd) => {
+                crate::etcd::tokens::create(etcd, namespace, workload, ttl, reusable).await
+            }
+        }
+    }
+
+    /// Checks `token` for `namespace/workload` and uses it up.
+    pub async fn redeem(
+        &self,
+        token: &str,
+        namespace: &str,
+        workload: &str,
+        now: SystemTime,
+    ) -> Result<(), TokenError> {
+        match self {
+            Tokens::Dir(store) => {
+                let (s, t, ns, w) = (
+                    store.clone(),
+                    token.to_string(),
+                    namespace.to_string(),
+                    workload.to_string(),
+                );
+                tokio::task::spawn_blocking(move || s.redeem(&t, &ns, &w, now))
+                    .await
+                    .map_err(|e| TokenError::Store(e.to_string()))?
+            }
+            Tokens::Etcd(etcd) => {
+                crate::etcd::tokens::redeem(etcd, token, namespace, workload, now).await
+            }
+        }
+    }
 }
 
 /// The tokens of one state directory.
@@ -91,25 +222,9 @@ impl TokenStore {
         ttl: Duration,
         reusable: bool,
     ) -> Result<String, TokenError> {
-        let rng = SystemRandom::new();
-        let mut id = [0u8; 6];
-        let mut secret = [0u8; 20];
-        rng.fill(&mut id).map_err(|_| TokenError::Random)?;
-        rng.fill(&mut secret).map_err(|_| TokenError::Random)?;
-        let (id, secret) = (hex(&id), hex(&secret));
-        let now = unix(SystemTime::now());
-        let record = Record {
-            id: id.clone(),
-            secret_sha256: sha256_hex(&secret),
-            namespace: namespace.to_string(),
-            workload: workload.to_string(),
-            created_unix: now,
-            expires_unix: now.saturating_add(ttl.as_secs()),
-            reusable,
-            uses: 0,
-        };
+        let (record, token) = mint(namespace, workload, ttl, reusable)?;
         self.write(&record)?;
-        Ok(format!("{id}.{secret}"))
+        Ok(token)
     }
 
     /// Checks `token` for `namespace/workload` and uses it up.
@@ -120,10 +235,7 @@ impl TokenStore {
         workload: &str,
         now: SystemTime,
     ) -> Result<(), TokenError> {
-        let (id, secret) = token.trim().split_once('.').ok_or(TokenError::Malformed)?;
-        if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || secret.is_empty() {
-            return Err(TokenError::Malformed);
-        }
+        let (id, secret) = parse(token)?;
         let _one_at_a_time = self.redeeming.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.path(id);
         let text = match std::fs::read(&path) {
@@ -138,26 +250,7 @@ impl TokenStore {
                 path: path.clone(),
                 source,
             })?;
-        // Compare digests, not secrets: the comparison's timing says nothing about the secret.
-        if sha256_hex(secret) != record.secret_sha256 {
-            return Err(TokenError::WrongSecret { id: id.to_string() });
-        }
-        if unix(now) >= record.expires_unix {
-            return Err(TokenError::Expired {
-                id: id.to_string(),
-                expired_unix: record.expires_unix,
-            });
-        }
-        if !record.reusable && record.uses > 0 {
-            return Err(TokenError::AlreadyUsed { id: id.to_string() });
-        }
-        if record.namespace != namespace || record.workload != workload {
-            return Err(TokenError::WrongWorkload {
-                id: id.to_string(),
-                bound: format!("{}/{}", record.namespace, record.workload),
-                asked: format!("{namespace}/{workload}"),
-            });
-        }
+        check(&record, id, secret, namespace, workload, now)?;
         record.uses = record.uses.saturating_add(1);
         self.write(&record)
     }

@@ -29,7 +29,7 @@ use crate::http_response::{query, respond, text};
 use crate::registry::Registration;
 use crate::state::ADMIN_TOKEN_FILE;
 use crate::store::{RegisterError, Store};
-use crate::tokens::TokenStore;
+use crate::tokens::Tokens;
 
 /// Largest registration body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -40,7 +40,7 @@ const JOIN_TOKEN_TTL: Duration = Duration::from_secs(600);
 /// into `store`, join tokens come from `tokens`, and changes need `admin_token`.
 pub async fn handle(
     store: &Arc<Store>,
-    tokens: &Arc<TokenStore>,
+    tokens: &Tokens,
     etcd: Option<&Etcd>,
     admin_token: &str,
     req: Request<Incoming>,
@@ -109,7 +109,7 @@ pub async fn handle(
 
 async fn register(
     store: &Arc<Store>,
-    tokens: &Arc<TokenStore>,
+    tokens: &Tokens,
     etcd: Option<&Etcd>,
     req: Request<Incoming>,
     ns: String,
@@ -156,31 +156,30 @@ async fn register(
             }
         }
     }
-    let replicated = etcd.is_some();
-    let (s, t) = (store.clone(), tokens.clone());
-    let result = tokio::task::spawn_blocking(move || {
-        if !replicated {
-            s.register(&ns, &name, registration)?;
+    if etcd.is_none() {
+        let (s, n, w) = (store.clone(), ns.clone(), name.clone());
+        match tokio::task::spawn_blocking(move || s.register(&n, &w, registration)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return text(error_status(&e), format!("{e}\n")),
+            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         }
-        if !want_token {
-            return Ok(None);
-        }
-        t.create(&ns, &name, JOIN_TOKEN_TTL, false)
-            .map(Some)
-            .map_err(|e| RegisterError::Invalid(vec![format!("cannot create a join token: {e}")]))
-    })
-    .await;
-    match result {
-        Ok(Ok(token)) => {
-            let body = serde_json::json!({
-                "generation": store.status().generation,
-                "joinToken": token,
-            });
-            respond(StatusCode::OK, "application/json", body.to_string() + "\n")
-        }
-        Ok(Err(e)) => text(error_status(&e), format!("{e}\n")),
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     }
+    let token = if want_token {
+        match tokens.create(&ns, &name, JOIN_TOKEN_TTL, false).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let e = RegisterError::Invalid(vec![format!("cannot create a join token: {e}")]);
+                return text(error_status(&e), format!("{e}\n"));
+            }
+        }
+    } else {
+        None
+    };
+    let body = serde_json::json!({
+        "generation": store.status().generation,
+        "joinToken": token,
+    });
+    respond(StatusCode::OK, "application/json", body.to_string() + "\n")
 }
 
 fn error_status(e: &RegisterError) -> StatusCode {
@@ -196,7 +195,7 @@ fn error_status(e: &RegisterError) -> StatusCode {
 }
 
 /// Compares the bearer token in constant time.
-pub(crate) fn authorized(admin_token: &str, req: &Request<Incoming>) -> bool {
+fn authorized(admin_token: &str, req: &Request<Incoming>) -> bool {
     let Some(given) = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -1,7 +1,8 @@
 //! The replicated store, against a real etcd (Debian's `etcd-server`) on loopback: two
 //! `weft control --store etcd` replicas share what `weft apply` writes through either, refuse
 //! an invalid change whole with file:line errors, keep serving when a resource written by hand
-//! into etcd fails validation, and keep registrations as etcd leases that outlive a replica.
+//! into etcd fails validation, keep registrations as etcd leases that outlive a replica, and
+//! redeem join tokens any replica minted.
 //!
 //! Needs etcd (installed with apt-get when running as root); without it the test prints a
 //! loud SKIPPED line, and fails under CI=true.
@@ -109,6 +110,10 @@ impl Replica {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    fn grpc(&self) -> String {
+        self.admin.to_string().replace(":4181", ":4180")
     }
 
     async fn status(&self) -> serde_json::Value {
@@ -284,4 +289,74 @@ async fn replicas_share_resources_and_registrations_through_etcd() {
         },
     )
     .await;
+
+    // A join token minted through A is redeemed by B, once.
+    std::fs::write(dir.join("workload.yaml"), WORKLOAD).expect("write");
+    let (ok, out, err) = a.weft(&[
+        "apply",
+        "-f",
+        &dir.join("workload.yaml").display().to_string(),
+    ]);
+    assert!(ok, "{out}{err}");
+    let (ok, token, err) = a.weft(&["token", "create", "--workload", "joiner"]);
+    assert!(ok, "{err}");
+    let token = token.trim().to_string();
+    assert_eq!(etcd.keys("/weft/tokens/").len(), 1);
+    eventually(Duration::from_secs(10), "B serves the workload", || async {
+        count(&b.status().await, "WorkloadEntry") == 1
+    })
+    .await;
+    let mut joined = proxy(&dir, &b, &token, 30);
+    wait_ready(
+        format!("127.0.{BLOCK}.30:4191").parse().expect("addr"),
+        &mut joined,
+    )
+    .await;
+    let mut again = proxy(&dir, &a, &token, 31);
+    let refused = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < refused && !again.log_tail().contains("already used") {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        again.log_tail().contains("already used"),
+        "a spent token was accepted: {}",
+        again.log_tail()
+    );
+    let _ = again.child.kill();
+    let _ = joined.child.kill();
+}
+
+/// The workload the join-token check gets a certificate for.
+const WORKLOAD: &str = "apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: joiner, namespace: default}
+spec: {address: 127.0.87.30, labels: {app: echo}, serviceAccount: echo}
+";
+
+/// A proxy for `joiner` at 127.0.BLOCK.host, joining through `replica` with `token`.
+fn proxy(dir: &Path, replica: &Replica, token: &str, host: u8) -> Proc {
+    let ip = format!("127.0.{BLOCK}.{host}");
+    let args: Vec<String> = [
+        "proxy",
+        "--control",
+        &replica.grpc(),
+        "--control-ca",
+        &replica.state.join("ca/bundle.pem").display().to_string(),
+        "--workload",
+        "joiner",
+        "--join-token",
+        token,
+        "--outbound-addr",
+        &format!("{ip}:4140"),
+        "--inbound-addr",
+        &format!("{ip}:4143"),
+        "--admin-addr",
+        &format!("{ip}:4191"),
+        "--app-ip",
+        &ip,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    Proc::spawn(&format!("proxy-{host}"), &args, dir)
 }

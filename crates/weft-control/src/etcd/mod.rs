@@ -15,6 +15,7 @@ pub mod keys;
 pub mod leases;
 pub mod stored;
 pub mod sync;
+pub mod tokens;
 
 use std::path::PathBuf;
 use std::time::Duration;
