@@ -52,10 +52,11 @@ impl Stored {
         self.changed = true;
     }
 
-    pub fn delete(&mut self, key: &str) {
-        if self.docs.remove(key).is_some() {
-            self.changed = true;
-        }
+    /// Removes `key`; whether it was held.
+    pub fn delete(&mut self, key: &str) -> bool {
+        let held = self.docs.remove(key).is_some();
+        self.changed |= held;
+        held
     }
 
     /// Drops every document (before a full read).

@@ -38,14 +38,16 @@ pub(crate) fn open_etcd(
     Ok((source, registry, model, warnings))
 }
 
-/// Applies etcd's changes to the stored resources and the registry.
+/// Applies etcd's changes to the stored resources and the registry; whether the model may
+/// have changed (a join token's key, say, changes nothing the model is built from).
 fn take_in(
     keys: &Keys,
     stored: &mut Stored,
     registry: &mut Registry,
     changes: Vec<StoredChange>,
     full: bool,
-) {
+) -> bool {
+    let mut relevant = full;
     if full {
         stored.clear();
         stored.version = 0;
@@ -60,6 +62,7 @@ fn take_in(
             } => match keys.parse(&key) {
                 KeyOf::ResourcesVersion => stored.version = mod_revision,
                 KeyOf::Workload { namespace, name } => {
+                    relevant = true;
                     let registration = serde_json::from_str::<Registration>(&value)
                         .map_err(|e| e.to_string())
                         .and_then(|r| {
@@ -73,20 +76,25 @@ fn take_in(
                 }
                 // Anything under `resources/`, even a key naming no kind: an error of the
                 // whole set, as a stray file in the directory is.
-                _ if key.starts_with(&keys.resources()) => stored.put(keys, &key, &value),
+                _ if key.starts_with(&keys.resources()) => {
+                    relevant = true;
+                    stored.put(keys, &key, &value);
+                }
                 _ => {}
             },
             StoredChange::Delete { key } => match keys.parse(&key) {
                 KeyOf::ResourcesVersion => stored.version = 0,
                 KeyOf::Workload { namespace, name } => {
+                    relevant = true;
                     if registry.forget(&namespace, &name) {
                         tracing::info!(workload = %format!("{namespace}/{name}"), "registration ended (deregistered, or its lease expired)");
                     }
                 }
-                _ => stored.delete(&key),
+                _ => relevant |= stored.delete(&key),
             },
         }
     }
+    relevant
 }
 
 impl Store {
@@ -104,7 +112,9 @@ impl Store {
         let Source::Etcd { keys, stored } = &mut *source else {
             return;
         };
-        take_in(keys, stored, registry, changes, full);
+        if !take_in(keys, stored, registry, changes, full) {
+            return;
+        }
         match load_with(source, registry, key_sets) {
             Ok((model, warnings)) => self.accept(model, warnings, started),
             Err(errors) => self.reject(errors),
@@ -313,5 +323,24 @@ mod tests {
             true,
         );
         assert!(store.registrations().is_empty());
+    }
+
+    #[test]
+    fn keys_the_model_is_not_built_from_do_not_rebuild_it() {
+        let store = store();
+        let generation = store.status().generation;
+        store.apply_stored(vec![put("/weft/tokens/0123456789ab", "{}")], false);
+        store.apply_stored(
+            vec![StoredChange::Delete {
+                key: "/weft/tokens/0123456789ab".into(),
+            }],
+            false,
+        );
+        assert_eq!(store.status().generation, generation);
+        store.apply_stored(
+            vec![put("/weft/resources/HTTPRoute/default/r", ROUTE)],
+            false,
+        );
+        assert_eq!(store.status().generation, generation + 1);
     }
 }
