@@ -124,9 +124,10 @@ async fn apply_files(
     let current = {
         let s = store.clone();
         let keys: Vec<String> = puts.iter().map(|p| p.key.clone()).collect();
-        tokio::task::spawn_blocking(move || s.stored_values(&keys))
-            .await
-            .unwrap_or_default()
+        match tokio::task::spawn_blocking(move || s.stored_values(&keys)).await {
+            Ok(values) => values,
+            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        }
     };
     // What each resource becomes; unchanged ones are not written again.
     let mut lines = Vec::new();

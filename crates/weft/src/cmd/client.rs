@@ -78,49 +78,16 @@ impl ControlArgs {
         } else {
             None
         };
-        let mut stream = self.request(path, token.as_deref(), Duration::from_secs(15))?;
-        let mut response = String::new();
-        (&mut stream)
-            .take(32 * 1024 * 1024)
-            .read_to_string(&mut response)
-            .with_context(|| format!("reading the control plane's answer to {path}"))?;
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .context("the control plane's answer is not HTTP")?;
-        Ok(Answer {
-            status: status_of(head)?,
-            head: head.to_string(),
-            body: body.to_string(),
-        })
+        let stream = self.request("GET", path, token.as_deref(), "", Duration::from_secs(15))?;
+        read_answer(stream, path)
     }
 
     /// `POST path` with a JSON `body` and the admin token; the answer whatever its status.
     pub fn post(&self, path: &str, body: &str) -> anyhow::Result<Answer> {
         let token = self.token()?;
-        let addr = self.control;
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-            .with_context(|| format!("connecting to the control plane at {addr} (is it running? --control or WEFT_CONTROL say where)"))?;
         // A large change is checked as a whole before anything is written: allow it time.
-        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
-        write!(
-            stream,
-            "POST {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: weft\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        )?;
-        stream.write_all(body.as_bytes())?;
-        let mut response = String::new();
-        (&mut stream)
-            .take(32 * 1024 * 1024)
-            .read_to_string(&mut response)
-            .with_context(|| format!("reading the control plane's answer to {path}"))?;
-        let (head, body) = response
-            .split_once("\r\n\r\n")
-            .context("the control plane's answer is not HTTP")?;
-        Ok(Answer {
-            status: status_of(head)?,
-            head: head.to_string(),
-            body: body.to_string(),
-        })
+        let stream = self.request("POST", path, Some(&token), body, Duration::from_secs(120))?;
+        read_answer(stream, path)
     }
 
     /// `GET path` that must answer 200 with JSON.
@@ -145,7 +112,7 @@ impl ControlArgs {
         mut line: impl FnMut(&str) -> bool,
     ) -> anyhow::Result<()> {
         let token = self.token()?;
-        let stream = self.request(path, Some(&token), idle)?;
+        let stream = self.request("GET", path, Some(&token), "", idle)?;
         let mut reader = BufReader::new(stream);
         let mut head = String::new();
         loop {
@@ -173,10 +140,14 @@ impl ControlArgs {
         }
     }
 
+    /// Sends `method path` (with the admin token when given, and a JSON `body` when not
+    /// empty); the stream to read the answer from.
     fn request(
         &self,
+        method: &str,
         path: &str,
         token: Option<&str>,
+        body: &str,
         read_timeout: Duration,
     ) -> anyhow::Result<TcpStream> {
         let addr = self.control;
@@ -186,12 +157,38 @@ impl ControlArgs {
         let auth = token
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
+        let content = if body.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "Content-Type: application/json\r\nContent-Length: {}\r\n",
+                body.len()
+            )
+        };
         write!(
             stream,
-            "GET {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: weft\r\n{auth}\r\n"
+            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nUser-Agent: weft\r\n{auth}{content}\r\n"
         )?;
+        stream.write_all(body.as_bytes())?;
         Ok(stream)
     }
+}
+
+/// The whole answer on `stream` (at most 32 MiB), split into its head and body.
+fn read_answer(mut stream: TcpStream, path: &str) -> anyhow::Result<Answer> {
+    let mut response = String::new();
+    (&mut stream)
+        .take(32 * 1024 * 1024)
+        .read_to_string(&mut response)
+        .with_context(|| format!("reading the control plane's answer to {path}"))?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("the control plane's answer is not HTTP")?;
+    Ok(Answer {
+        status: status_of(head)?,
+        head: head.to_string(),
+        body: body.to_string(),
+    })
 }
 
 fn status_of(head: &str) -> anyhow::Result<u16> {
