@@ -59,6 +59,11 @@ struct Replica {
 
 impl Replica {
     fn start(dir: &Path, host: u8, etcd: &str) -> Replica {
+        Replica::start_with(dir, host, etcd, &[])
+    }
+
+    /// Like [`Replica::start`] with more `weft control` arguments (etcd TLS files).
+    fn start_with(dir: &Path, host: u8, etcd: &str, extra: &[&str]) -> Replica {
         let state = dir.join(format!("state-{host}"));
         let admin: SocketAddr = format!("127.0.{BLOCK}.{host}:4181").parse().expect("addr");
         let args: Vec<String> = [
@@ -75,6 +80,7 @@ impl Replica {
             &admin.to_string(),
         ]
         .iter()
+        .chain(extra)
         .map(|s| s.to_string())
         .collect();
         let proc = Proc::spawn(&format!("control-{host}"), &args, dir);
@@ -181,7 +187,12 @@ async fn replicas_share_resources_and_registrations_through_etcd() {
     std::fs::create_dir_all(&dir).expect("dir");
     let etcd = etcd_support::Etcd::start(&format!("127.0.{BLOCK}.100"), &dir);
     let mut a = Replica::start(&dir, 1, &etcd.client_url);
-    let b = Replica::start(&dir, 2, &etcd.client_url);
+    // B is given a member that is down first: it dials the next one.
+    let b = Replica::start(
+        &dir,
+        2,
+        &format!("http://127.0.{BLOCK}.99:2379,{}", etcd.client_url),
+    );
     wait_ready(a.admin, &mut a.proc).await;
     let mut b = b;
     wait_ready(b.admin, &mut b.proc).await;
@@ -324,6 +335,66 @@ async fn replicas_share_resources_and_registrations_through_etcd() {
     );
     let _ = again.child.kill();
     let _ = joined.child.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_reach_etcd_over_tls_with_a_client_certificate() {
+    if let Err(reason) = etcd_support::available() {
+        netns::skip_or_fail("the etcd store tests", &reason);
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("weft-etcd-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ip = format!("127.0.{BLOCK}.101");
+    let tls = etcd_support::TlsFiles::make(&dir.join("tls"), &ip);
+    let etcd = etcd_support::Etcd::start_tls(&ip, &dir, &tls);
+    let show = |p: &PathBuf| p.display().to_string();
+    let (ca, cert, key) = (show(&tls.ca), show(&tls.client_cert), show(&tls.client_key));
+
+    // Without a client certificate etcd refuses the replica, which says so and keeps trying.
+    let mut refused = Replica::start_with(&dir, 6, &etcd.client_url, &["--etcd-ca", &ca]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !refused.proc.log_tail().contains("cannot read etcd yet") {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        refused.proc.log_tail().contains("cannot read etcd yet"),
+        "no complaint from a replica without a client certificate: {}",
+        refused.proc.log_tail()
+    );
+    let _ = refused.proc.child.kill();
+
+    // With one, through a first member that is down, it serves and writes.
+    let endpoints = format!("https://127.0.{BLOCK}.102:2379,{}", etcd.client_url);
+    let mut r = Replica::start_with(
+        &dir,
+        5,
+        &endpoints,
+        &["--etcd-ca", &ca, "--etcd-cert", &cert, "--etcd-key", &key],
+    );
+    wait_ready(r.admin, &mut r.proc).await;
+    std::fs::write(dir.join("mesh.yaml"), MESH).expect("write");
+    let (ok, out, err) = r.weft(&["apply", "-f", &dir.join("mesh.yaml").display().to_string()]);
+    assert!(
+        ok,
+        "apply over TLS failed: {out}{err}\n{}",
+        r.proc.log_tail()
+    );
+    assert!(out.contains("Service default/echo created"), "{out}");
+    assert!(
+        etcd.keys("/weft/resources/")
+            .iter()
+            .any(|k| k.ends_with("Service/default/echo")),
+        "{:?}",
+        etcd.keys("/weft/")
+    );
+    eventually(
+        Duration::from_secs(10),
+        "the replica serves what it wrote",
+        || async { count(&r.status().await, "Service") == 1 },
+    )
+    .await;
 }
 
 /// The workload the join-token check gets a certificate for.

@@ -16,18 +16,22 @@ pub mod leases;
 pub mod stored;
 pub mod sync;
 pub mod tokens;
+mod transport;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use etcd_client::{Channel, Client};
 
 pub use keys::Keys;
 
 /// How long one etcd request may take before it fails (etcd answers in milliseconds; a
 /// partitioned member never answers).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// HTTP/2 pings on the etcd connection: a member that stops answering (partitioned,
+/// frozen) is noticed within interval + timeout, and the next request goes elsewhere.
+const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where etcd is and how to reach it.
 #[derive(Clone, Debug)]
@@ -68,27 +72,20 @@ pub struct Etcd {
 }
 
 impl EtcdConfig {
-    /// Connects (the client reconnects by itself afterwards, to any of the endpoints).
+    /// Builds the client. Nothing is dialled yet: the first request connects, and after a
+    /// broken connection the next request reconnects, to the next member that answers
+    /// ([`transport`]).
     pub async fn connect(&self) -> Result<Etcd, EtcdError> {
-        let mut options = ConnectOptions::new()
-            .with_timeout(REQUEST_TIMEOUT)
-            .with_connect_timeout(CONNECT_TIMEOUT)
-            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(3))
-            .with_keep_alive_while_idle(true);
-        if let Some(tls) = &self.tls {
-            let read = |path: &PathBuf| {
-                std::fs::read(path).map_err(|source| EtcdError::TlsFile {
-                    path: path.clone(),
-                    source,
-                })
-            };
-            let mut t = TlsOptions::new().ca_certificate(Certificate::from_pem(read(&tls.ca)?));
-            if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
-                t = t.identity(Identity::from_pem(read(cert)?, read(key)?));
-            }
-            options = options.with_tls(t);
-        }
-        let client = Client::connect(&self.endpoints, Some(options)).await?;
+        let dialer = transport::Dialer::new(&self.endpoints, self.tls.as_ref())?;
+        // tonic wants a URI for the requests' `:authority`; etcd does not look at it, and
+        // the connector decides where to dial.
+        let channel = tonic::transport::Endpoint::from_static("http://etcd")
+            .timeout(REQUEST_TIMEOUT)
+            .http2_keep_alive_interval(KEEP_ALIVE_INTERVAL)
+            .keep_alive_timeout(KEEP_ALIVE_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .connect_with_connector_lazy(dialer);
+        let client = Client::from_channel(Channel::Tonic(channel), None).await?;
         Ok(Etcd {
             client,
             keys: Keys::new(&self.prefix),

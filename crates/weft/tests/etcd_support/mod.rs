@@ -12,7 +12,115 @@ use std::time::{Duration, Instant};
 pub struct Etcd {
     pub client_url: String,
     pub dir: PathBuf,
+    /// etcdctl's TLS flags when the member serves TLS.
+    ctl_tls: Vec<String>,
     child: Child,
+}
+
+/// PEM files for an etcd that serves TLS and requires client certificates, made with the
+/// `openssl` command: a CA, the member's certificate (IP SAN), and a client certificate.
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Makes the files in `dir` for a member listening on `ip`.
+    pub fn make(dir: &Path, ip: &str) -> TlsFiles {
+        std::fs::create_dir_all(dir).expect("tls dir");
+        let path = |name: &str| dir.join(name);
+        let openssl = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("running openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &key[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.pem",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=etcd test CA",
+                ][..],
+            ]
+            .concat(),
+        );
+        let leaf = |name: &str, cn: &str, ext: &str| {
+            std::fs::write(path(&format!("{name}.ext")), ext).expect("ext file");
+            openssl(
+                &[
+                    &["req"][..],
+                    &key[..],
+                    &[
+                        "-keyout",
+                        &format!("{name}.key"),
+                        "-out",
+                        &format!("{name}.csr"),
+                        "-subj",
+                        &format!("/CN={cn}"),
+                    ][..],
+                ]
+                .concat(),
+            );
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                &format!("{name}.pem"),
+                "-extfile",
+                &format!("{name}.ext"),
+            ]);
+        };
+        leaf(
+            "server",
+            "etcd",
+            &format!("basicConstraints=CA:FALSE\nsubjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth,clientAuth\n"),
+        );
+        leaf(
+            "client",
+            "weft-control",
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        );
+        TlsFiles {
+            ca: path("ca.pem"),
+            server_cert: path("server.pem"),
+            server_key: path("server.key"),
+            client_cert: path("client.pem"),
+            client_key: path("client.key"),
+        }
+    }
 }
 
 impl Drop for Etcd {
@@ -55,12 +163,41 @@ pub fn available() -> Result<(), String> {
 impl Etcd {
     /// Starts one member on `ip` (client port 2379, peer port 2380) with its data in `dir`.
     pub fn start(ip: &str, dir: &Path) -> Etcd {
+        Etcd::start_with(ip, dir, None)
+    }
+
+    /// Like [`Etcd::start`], serving clients over TLS and requiring client certificates
+    /// (etcd's `--client-cert-auth`) signed by `tls.ca`.
+    pub fn start_tls(ip: &str, dir: &Path, tls: &TlsFiles) -> Etcd {
+        Etcd::start_with(ip, dir, Some(tls))
+    }
+
+    fn start_with(ip: &str, dir: &Path, tls: Option<&TlsFiles>) -> Etcd {
         let data = dir.join("etcd");
         let _ = std::fs::remove_dir_all(&data);
-        let client_url = format!("http://{ip}:2379");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let client_url = format!("{scheme}://{ip}:2379");
         let peer_url = format!("http://{ip}:2380");
         let log = std::fs::File::create(dir.join("etcd.log")).expect("etcd log");
+        let show = |p: &PathBuf| p.display().to_string();
+        let (serve_tls, ctl_tls) = match tls {
+            None => (vec![], vec![]),
+            Some(t) => (
+                vec![
+                    format!("--cert-file={}", show(&t.server_cert)),
+                    format!("--key-file={}", show(&t.server_key)),
+                    format!("--trusted-ca-file={}", show(&t.ca)),
+                    "--client-cert-auth".to_string(),
+                ],
+                vec![
+                    format!("--cacert={}", show(&t.ca)),
+                    format!("--cert={}", show(&t.client_cert)),
+                    format!("--key={}", show(&t.client_key)),
+                ],
+            ),
+        };
         let child = Command::new("etcd")
+            .args(&serve_tls)
             .args([
                 "--name",
                 "n1",
@@ -84,6 +221,7 @@ impl Etcd {
         let etcd = Etcd {
             client_url,
             dir: dir.to_path_buf(),
+            ctl_tls,
             child,
         };
         let addr: SocketAddr = format!("{ip}:2379").parse().expect("addr");
@@ -107,6 +245,7 @@ impl Etcd {
         let out = Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.client_url))
+            .args(&self.ctl_tls)
             .args(args)
             .output()
             .map_err(|e| format!("etcdctl: {e}"))?;
