@@ -35,6 +35,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::connected::Connected;
+use crate::etcd::ca::Step;
 use crate::http_response::{boxed, query, respond, text, AdminResponse};
 use crate::identity::Ca;
 use crate::metrics::Metrics;
@@ -52,6 +53,8 @@ pub struct Admin {
     pub stats: Arc<crate::stats::Stats>,
     /// With the etcd store: where registrations and applied resources are written.
     pub etcd: Option<crate::etcd::Etcd>,
+    /// With the etcd store: whether this replica is the one elected for singleton work.
+    pub leadership: Option<crate::etcd::singleton::Leadership>,
 }
 
 pub async fn serve(listener: TcpListener, admin: Arc<Admin>) {
@@ -121,10 +124,7 @@ async fn handle_whole(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Fu
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/live") => text(StatusCode::OK, "live\n".into()),
         (&Method::GET, "/ready") => text(StatusCode::OK, "ready\n".into()),
-        (&Method::GET, "/status") => {
-            let body = serde_json::to_string_pretty(&*admin.store.status()).unwrap_or_default();
-            respond(StatusCode::OK, "application/json", body + "\n")
-        }
+        (&Method::GET, "/status") => status(admin),
         (&Method::GET, "/metrics") => respond(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -275,23 +275,65 @@ async fn stat(admin: &Admin, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     )
 }
 
-/// Runs a rotation step and publishes the new bundle to every proxy.
-async fn rotate(admin: &Arc<Admin>, start: bool) -> Response<Full<Bytes>> {
-    let a = admin.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let mut ca = a.ca.lock();
-        let step = if start {
-            ca.rotate(&a.ca.state_dir)
-        } else {
-            ca.finish_rotation(&a.ca.state_dir)
+/// The store's status, and with etcd, the replica's part in the election and the CA.
+fn status(admin: &Arc<Admin>) -> Response<Full<Bytes>> {
+    let mut body = serde_json::to_value(&*admin.store.status()).unwrap_or_default();
+    if let (Some(leadership), Some(fields)) = (&admin.leadership, body.as_object_mut()) {
+        fields.insert("singleton".into(), leadership.is_leader().into());
+    }
+    if let Some(fields) = body.as_object_mut() {
+        let ca = match &admin.ca.shared {
+            Some(_) => "shared through etcd (key sealed)",
+            None if admin.ca.lock().is_managed() => "state directory",
+            None => "operator's files",
         };
-        step.map(|()| ca.trust_bundle())
-    })
-    .await;
-    match result {
-        Ok(Ok(bundle)) => {
+        fields.insert("ca".into(), ca.into());
+    }
+    let text = serde_json::to_string_pretty(&body).unwrap_or_default();
+    respond(StatusCode::OK, "application/json", text + "\n")
+}
+
+/// Runs a rotation step and publishes the new bundle to every proxy. With a shared CA the
+/// step is written to etcd first (compare-and-swap), and every replica swaps it in.
+async fn rotate(admin: &Arc<Admin>, start: bool) -> Response<Full<Bytes>> {
+    let bundle = match admin.ca.shared.clone() {
+        Some(shared) => {
+            let step = if start { Step::Start } else { Step::Finish };
+            shared
+                .rotate(step)
+                .await
+                .map(|loaded| {
+                    let bundle = loaded.authority.trust_bundle();
+                    crate::etcd::ca::install(&admin.ca, &admin.store, loaded.authority);
+                    bundle
+                })
+                .map_err(|e| (StatusCode::CONFLICT, e.to_string()))
+        }
+        None => {
+            let a = admin.clone();
+            let result = tokio::task::spawn_blocking(move || {
+                let mut ca = a.ca.lock();
+                let step = if start {
+                    ca.rotate(&a.ca.state_dir)
+                } else {
+                    ca.finish_rotation(&a.ca.state_dir)
+                };
+                step.map(|()| ca.trust_bundle())
+            })
+            .await;
+            match result {
+                Ok(Ok(bundle)) => {
+                    admin.store.publish_bundle(bundle.clone());
+                    Ok(bundle)
+                }
+                Ok(Err(e)) => Err((StatusCode::CONFLICT, e.to_string())),
+                Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+            }
+        }
+    };
+    match bundle {
+        Ok(bundle) => {
             let roots = bundle.len();
-            admin.store.publish_bundle(bundle);
             let what = if start {
                 "rotation started: new certificates come from the new root; both roots are trusted"
             } else {
@@ -303,7 +345,6 @@ async fn rotate(admin: &Arc<Admin>, start: bool) -> Response<Full<Bytes>> {
                 format!("{what} ({roots} root(s) in the bundle)\n"),
             )
         }
-        Ok(Err(e)) => text(StatusCode::CONFLICT, format!("{e}\n")),
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+        Err((code, e)) => text(code, format!("{e}\n")),
     }
 }

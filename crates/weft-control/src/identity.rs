@@ -17,6 +17,7 @@ use weft_identity::{Authority, SpiffeId};
 use weft_proto::weft::identity_server::Identity;
 use weft_proto::weft::{CertifyRequest, CertifyResponse};
 
+use crate::etcd::ca::SharedCa;
 use crate::metrics::{Metrics, ResultLabels};
 use crate::published::Published;
 use crate::serve::Peer;
@@ -29,11 +30,28 @@ const MAX_CSR_BYTES: usize = 16 * 1024;
 pub struct Ca {
     pub authority: Mutex<Authority>,
     pub state_dir: PathBuf,
+    /// With etcd: the CA every replica shares (rotations go through etcd).
+    pub shared: Option<SharedCa>,
 }
 
 impl Ca {
     pub fn lock(&self) -> std::sync::MutexGuard<'_, Authority> {
         self.authority.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// With a shared CA, writes its bundle to `<state-dir>/ca/bundle.pem` (what a proxy on
+    /// this host is given as `--control-ca`), as the directory store's CA keeps it there.
+    pub fn write_bundle_file(&self) {
+        let pem = self.lock().trust_bundle_pem();
+        let dir = self.state_dir.join("ca");
+        let written = std::fs::create_dir_all(&dir).and_then(|()| {
+            let tmp = dir.join("bundle.pem.tmp");
+            std::fs::write(&tmp, pem)?;
+            std::fs::rename(&tmp, dir.join("bundle.pem"))
+        });
+        if let Err(e) = written {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot write the trust bundle file");
+        }
     }
 }
 

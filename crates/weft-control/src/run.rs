@@ -13,6 +13,9 @@ use weft_proto::weft::identity_server::IdentityServer as IdentityGrpc;
 use weft_proto::xds::AggregatedDiscoveryServiceServer;
 
 use crate::admin::Admin;
+use crate::etcd::ca::SharedCa;
+use crate::etcd::seal::SealKey;
+use crate::etcd::singleton::Leadership;
 use crate::identity::{Ca, IdentityServer};
 use crate::metrics::Metrics;
 use crate::opening::{Opened, StoreConfig};
@@ -34,6 +37,9 @@ pub struct ControlConfig {
     pub cert_ttl: Duration,
     /// A CA supplied by the user (cert-manager style PEM files) instead of a generated root.
     pub ca: Option<CaFiles>,
+    /// With the etcd store and no `ca`: the key that seals the shared CA's key in etcd (the
+    /// same file on every replica).
+    pub ca_seal_key: Option<PathBuf>,
     /// Where to keep the proxies' scrape targets for Prometheus's `file_sd_configs`.
     pub file_sd: Option<PathBuf>,
     /// How often every proxy's golden metrics are scraped for `weft stat`.
@@ -79,30 +85,54 @@ pub fn control_id(trust_domain: &str) -> Result<SpiffeId, ControlError> {
     .map_err(|e| ControlError::Ca(e.to_string()))
 }
 
-/// Opens the CA: the user's files, or the state directory's root (created on first start).
-pub fn open_ca(config: &ControlConfig, trust_domain: &str) -> Result<Authority, ControlError> {
+/// Opens the CA: the user's files; with etcd, the CA every replica shares (created by the
+/// first); otherwise the state directory's root (created on first start).
+async fn open_ca(
+    config: &ControlConfig,
+    trust_domain: &str,
+    etcd: Option<&crate::etcd::Etcd>,
+) -> Result<(Authority, Option<SharedCa>), ControlError> {
     crate::state::private_dir(&config.state_dir).map_err(|source| ControlError::State {
         dir: config.state_dir.display().to_string(),
         source,
     })?;
-    match &config.ca {
-        None => Authority::load_or_create(&config.state_dir, trust_domain)
-            .map_err(|e| ControlError::Ca(e.to_string())),
-        Some(files) => {
-            let read = |p: &PathBuf| {
-                std::fs::read_to_string(p)
-                    .map_err(|e| ControlError::Ca(format!("{}: {e}", p.display())))
-            };
-            let bundle = files.bundle.as_ref().map(read).transpose()?;
-            Authority::from_pem(
-                &read(&files.cert)?,
-                &read(&files.key)?,
-                bundle.as_deref(),
-                trust_domain,
-            )
-            .map_err(|e| ControlError::Ca(e.to_string()))
+    match (&config.ca, etcd) {
+        (None, Some(etcd)) => {
+            let path = config.ca_seal_key.as_ref().ok_or_else(|| {
+                ControlError::Ca(
+                    "replicas on etcd share one CA: give every replica the same --ca-seal-key FILE \
+                     (`weft ca seal-key > FILE` makes one), or the same --ca-cert/--ca-key files"
+                        .into(),
+                )
+            })?;
+            let seal = SealKey::load(path).map_err(|e| ControlError::Ca(e.to_string()))?;
+            let shared = SharedCa::new(etcd.clone(), seal, trust_domain);
+            let loaded = shared
+                .open_or_create()
+                .await
+                .map_err(|e| ControlError::Ca(e.to_string()))?;
+            Ok((loaded.authority, Some(shared)))
         }
+        (None, None) => Authority::load_or_create(&config.state_dir, trust_domain)
+            .map(|a| (a, None))
+            .map_err(|e| ControlError::Ca(e.to_string())),
+        (Some(files), _) => open_ca_files(files, trust_domain).map(|a| (a, None)),
     }
+}
+
+/// The operator's CA, from PEM files.
+fn open_ca_files(files: &CaFiles, trust_domain: &str) -> Result<Authority, ControlError> {
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p).map_err(|e| ControlError::Ca(format!("{}: {e}", p.display())))
+    };
+    let bundle = files.bundle.as_ref().map(read).transpose()?;
+    Authority::from_pem(
+        &read(&files.cert)?,
+        &read(&files.key)?,
+        bundle.as_deref(),
+        trust_domain,
+    )
+    .map_err(|e| ControlError::Ca(e.to_string()))
 }
 
 fn serving_tls(ca: &Ca, trust_domain: &str) -> Result<Arc<rustls::ServerConfig>, ControlError> {
@@ -113,6 +143,12 @@ fn serving_tls(ca: &Ca, trust_domain: &str) -> Result<Arc<rustls::ServerConfig>,
         .map_err(|e| ControlError::Ca(e.to_string()))?;
     weft_identity::server_config_client_optional(&creds, trust_domain, &[b"h2"])
         .map_err(|e| ControlError::Ca(e.to_string()))
+}
+
+/// How this replica names itself in the singleton election: its host and gRPC address.
+fn replica_name(grpc_addr: SocketAddr) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}/{grpc_addr}", host.trim())
 }
 
 /// Removes registrations whose runner stopped renewing them.
@@ -143,12 +179,20 @@ pub async fn run(
         tracing::warn!("{w}");
     }
     let trust_domain = model.mesh.trust_domain.clone();
-    let authority = open_ca(&config, &trust_domain)?;
+    if etcd.is_none() && config.ca_seal_key.is_some() {
+        tracing::warn!("--ca-seal-key is for replicas on etcd; the directory store keeps its CA in --state-dir");
+    }
+    let (authority, shared_ca) =
+        open_ca(&config, &trust_domain, etcd.as_ref().map(|(e, _)| e)).await?;
     let bundle = authority.trust_bundle();
     let ca = Arc::new(Ca {
         authority: Mutex::new(authority),
         state_dir: config.state_dir.clone(),
+        shared: shared_ca.clone(),
     });
+    if shared_ca.is_some() {
+        ca.write_bundle_file();
+    }
     // With etcd, every replica redeems what any minted.
     let tokens = match &etcd {
         Some((e, _)) => Tokens::Etcd(Box::new(e.clone())),
@@ -179,6 +223,7 @@ pub async fn run(
             source,
         })?;
     let connected = Arc::new(crate::connected::Connected::default());
+    let leadership = etcd.as_ref().map(|_| Leadership::default());
     let stats = Arc::new(crate::stats::Stats::new(config.stat_interval));
     let ads = AggregatedDiscoveryServiceServer::new(crate::xds::Ads {
         published: store.subscribe(),
@@ -205,6 +250,7 @@ pub async fn run(
         connected,
         stats: stats.clone(),
         etcd: etcd.as_ref().map(|(e, _)| e.clone()),
+        leadership: leadership.clone(),
     });
     tracing::info!(
         grpc = %config.grpc_addr, admin = %config.admin_addr, state = %config.state_dir.display(),
@@ -234,12 +280,29 @@ pub async fn run(
     ];
     match (&config.store, etcd) {
         // etcd ends registrations itself (their leases); the watch brings every change.
-        (_, Some((etcd, revision))) => tasks.push(tokio::spawn(crate::etcd::sync::follow(
-            etcd.client,
-            etcd.keys,
-            store.clone(),
-            revision,
-        ))),
+        (_, Some((etcd, revision))) => {
+            if let Some(shared) = shared_ca.clone() {
+                tasks.push(tokio::spawn(crate::etcd::ca::follow(
+                    shared,
+                    ca.clone(),
+                    store.clone(),
+                    revision,
+                )));
+            }
+            tasks.push(tokio::spawn(crate::etcd::singleton::run(
+                etcd.clone(),
+                replica_name(config.grpc_addr),
+                leadership.clone().unwrap_or_default(),
+                shared_ca.clone(),
+                config.cert_ttl,
+            )));
+            tasks.push(tokio::spawn(crate::etcd::sync::follow(
+                etcd.client,
+                etcd.keys,
+                store.clone(),
+                revision,
+            )));
+        }
         (StoreConfig::Dir(dir), None) => {
             tasks.push(tokio::spawn(store.clone().watch(dir.clone())));
             tasks.push(tokio::spawn(expire_leases(store.clone())));

@@ -46,6 +46,17 @@ pub struct Authority {
     managed: bool,
 }
 
+/// A CA as PEM text: what a store keeps to load it again with
+/// [`Authority::from_managed_pem`]. `key` is the signing key in the clear: seal it or keep
+/// it in a private file.
+pub struct CaPem {
+    /// The signing certificate, then its issuers.
+    pub cert: String,
+    pub key: String,
+    /// The roots workloads trust.
+    pub bundle: String,
+}
+
 /// A certificate issued by the CA.
 #[derive(Clone, Debug)]
 pub struct Issued {
@@ -88,6 +99,22 @@ impl Authority {
             trust_bundle_pem,
             trust_domain,
             false,
+        )
+    }
+
+    /// A CA Weft generated and stored elsewhere (etcd), loaded again: it may be rotated.
+    pub fn from_managed_pem(
+        cert_chain_pem: &str,
+        key_pem: &str,
+        trust_bundle_pem: &str,
+        trust_domain: &str,
+    ) -> Result<Authority, CaError> {
+        Self::load(
+            cert_chain_pem,
+            key_pem,
+            Some(trust_bundle_pem),
+            trust_domain,
+            true,
         )
     }
 
@@ -175,6 +202,11 @@ impl Authority {
         self.signer.cert()
     }
 
+    /// Whether Weft generated this CA (and so may rotate it).
+    pub fn is_managed(&self) -> bool {
+        self.managed
+    }
+
     /// When the signing certificate expires; no leaf outlives it.
     pub fn not_after(&self) -> SystemTime {
         self.signer.not_after
@@ -253,12 +285,18 @@ impl Authority {
         Ok(Issued { chain, not_after })
     }
 
-    fn contents(&self) -> Contents {
-        Contents {
+    /// The CA as PEM, key included, for a store to keep.
+    pub fn export_pem(&self) -> CaPem {
+        CaPem {
             cert: pem_encode_certs(&self.signer.chain),
             key: self.signer.key_pem(),
             bundle: self.trust_bundle_pem(),
         }
+    }
+
+    fn contents(&self) -> Contents {
+        let CaPem { cert, key, bundle } = self.export_pem();
+        Contents { cert, key, bundle }
     }
 }
 

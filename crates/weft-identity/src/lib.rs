@@ -39,7 +39,7 @@ mod tls;
 mod test_util;
 
 pub use crate::admin::{bearer, AdminDigest};
-pub use crate::ca::{Authority, CaError, Issued};
+pub use crate::ca::{Authority, CaError, CaPem, Issued};
 pub use crate::cert::{cert_not_after, cert_not_before, peer_id, CertError};
 pub use crate::creds::{Credentials, CredentialsError};
 pub use crate::csr::{generate_key_and_csr, CsrError, KeyAndCsr};

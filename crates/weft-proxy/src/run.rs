@@ -76,9 +76,10 @@ pub async fn run(
     });
     match &config.control {
         // With a control plane the proxy starts empty and not ready, and says why on /ready.
-        Some(control) => installer
-            .status
-            .set_waiting(format!("waiting for the control plane at {}", control.addr)),
+        Some(control) => installer.status.set_waiting(format!(
+            "waiting for the control plane at {}",
+            control.replicas.describe()
+        )),
         None => {
             let (dir, who) = (config.config_dir.clone(), identity.clone());
             let view = tokio::task::spawn_blocking(move || load_view(&dir, &who))

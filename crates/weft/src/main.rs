@@ -71,6 +71,8 @@ enum Command {
     Validate(cmd::validate::Args),
     /// Join tokens for proxies' first certificates.
     Token(cmd::token::Args),
+    /// The CA's keys: `weft ca seal-key` for replicas on etcd.
+    Ca(cmd::ca::Args),
     /// Pre-flight and health check: privileges, control plane, certificates, proxies, clock.
     Check(cmd::check::Args),
     /// What a proxy holds now (routes, endpoints, policies, certificate), or where it differs
@@ -99,6 +101,7 @@ fn main() -> std::process::ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::Up(args) => cmd::up::run(args),
         Command::Token(args) => cmd::token::run(args),
+        Command::Ca(args) => cmd::ca::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::ProxyConfig(args) => cmd::proxy_config::run(args),
         Command::Tap(args) => cmd::tap::run(args),

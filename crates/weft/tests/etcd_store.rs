@@ -62,8 +62,15 @@ impl Replica {
         Replica::start_with(dir, host, etcd, &[])
     }
 
-    /// Like [`Replica::start`] with more `weft control` arguments (etcd TLS files).
+    /// Like [`Replica::start`] with more `weft control` arguments (etcd TLS files). Every
+    /// replica of a test shares `dir/seal.key` unless `extra` names another.
     fn start_with(dir: &Path, host: u8, etcd: &str, extra: &[&str]) -> Replica {
+        let seal = seal_key(dir, "seal.key");
+        let seal_args: &[&str] = if extra.contains(&"--ca-seal-key") {
+            &[]
+        } else {
+            &["--ca-seal-key", &seal]
+        };
         let state = dir.join(format!("state-{host}"));
         let admin: SocketAddr = format!("127.0.{BLOCK}.{host}:4181").parse().expect("addr");
         let args: Vec<String> = [
@@ -80,6 +87,7 @@ impl Replica {
             &admin.to_string(),
         ]
         .iter()
+        .chain(seal_args)
         .chain(extra)
         .map(|s| s.to_string())
         .collect();
@@ -134,6 +142,53 @@ impl Replica {
             .map(|(_, b)| b)
             .unwrap_or_default()
     }
+}
+
+/// `dir/name`, a CA seal key made by `weft ca seal-key --out` if it is not there yet.
+fn seal_key(dir: &Path, name: &str) -> String {
+    let path = dir.join(name);
+    if !path.exists() {
+        let out = Command::new(WEFT)
+            .args(["ca", "seal-key", "--out", &path.display().to_string()])
+            .output()
+            .expect("running weft ca seal-key");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    path.display().to_string()
+}
+
+/// The trust bundle a replica serves (PEM).
+async fn bundle(replica: &Replica) -> String {
+    admin_get(replica.admin, "/ca/bundle.pem")
+        .await
+        .map(|(_, b)| b)
+        .unwrap_or_default()
+}
+
+fn roots(pem: &str) -> usize {
+    pem.matches("BEGIN CERTIFICATE").count()
+}
+
+/// `POST path` on a replica's admin endpoint: the status and body.
+async fn post(replica: &Replica, path: &str) -> (u16, String) {
+    let req = Request::post(path)
+        .header("host", "admin")
+        .header("authorization", format!("Bearer {}", replica.token()))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    send(replica.admin, req, false)
+        .await
+        .map(|a| {
+            (
+                a.status.as_u16(),
+                String::from_utf8_lossy(&a.body).into_owned(),
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// Polls `check` every 100 ms for up to `within`; panics with `what` if it never holds.
@@ -196,6 +251,39 @@ async fn replicas_share_resources_and_registrations_through_etcd() {
     wait_ready(a.admin, &mut a.proc).await;
     let mut b = b;
     wait_ready(b.admin, &mut b.proc).await;
+
+    // One CA, shared through etcd with its key sealed: both serve the same root, which is
+    // nowhere in etcd in the clear.
+    let root = bundle(&a).await;
+    assert_eq!(roots(&root), 1, "{root}");
+    assert_eq!(bundle(&b).await, root);
+    assert_eq!(a.status().await["ca"], "shared through etcd (key sealed)");
+    let stored = etcd
+        .ctl(&["get", "/weft/ca/authority", "--print-value-only"])
+        .expect("etcdctl get");
+    assert!(
+        stored.contains("sealedKey") && !stored.contains("PRIVATE KEY"),
+        "{stored}"
+    );
+    // A replica given another seal key refuses to start, and says which keys differ.
+    let other = seal_key(&dir, "other-seal.key");
+    let mut wrong = Replica::start_with(&dir, 7, &etcd.client_url, &["--ca-seal-key", &other]);
+    let exited = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(Some(status)) = wrong.proc.child.try_wait() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("a replica with the wrong seal key kept running");
+    assert!(!exited.success());
+    assert!(
+        wrong.proc.log_tail().contains("sealed with key"),
+        "{}",
+        wrong.proc.log_tail()
+    );
 
     // Applied through A, served by B.
     std::fs::write(dir.join("mesh.yaml"), MESH).expect("write");
@@ -317,13 +405,15 @@ async fn replicas_share_resources_and_registrations_through_etcd() {
         count(&b.status().await, "WorkloadEntry") == 1
     })
     .await;
-    let mut joined = proxy(&dir, &b, &token, 30);
+    // Given both replicas, B first.
+    let both = format!("{},{}", b.grpc(), a.grpc());
+    let mut joined = proxy(&dir, &both, &b, &token, 30);
     wait_ready(
         format!("127.0.{BLOCK}.30:4191").parse().expect("addr"),
         &mut joined,
     )
     .await;
-    let mut again = proxy(&dir, &a, &token, 31);
+    let mut again = proxy(&dir, &a.grpc(), &a, &token, 31);
     let refused = Instant::now() + Duration::from_secs(10);
     while Instant::now() < refused && !again.log_tail().contains("already used") {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -334,8 +424,54 @@ async fn replicas_share_resources_and_registrations_through_etcd() {
         again.log_tail()
     );
     let _ = again.child.kill();
+
+    // B dies: the proxy moves to A, and holds A's next change.
+    let _ = b.proc.child.kill();
+    let _ = b.proc.child.wait();
+    std::fs::write(dir.join("later.yaml"), LATER).expect("write");
+    let (ok, out, err) = a.weft(&["apply", "-f", &dir.join("later.yaml").display().to_string()]);
+    assert!(ok, "{out}{err}");
+    eventually(
+        Duration::from_secs(20),
+        "the proxy is connected to A and holds its latest configuration",
+        || async {
+            let (_, body) = admin_get_as(a.admin, "/proxies", Some(&a.token()))
+                .await
+                .unwrap_or_default();
+            let list: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            list["proxies"].as_array().is_some_and(|ps| {
+                ps.iter().any(|p| {
+                    p["node"] == "default/joiner" && p["connected"] == true && p["current"] == true
+                })
+            })
+        },
+    )
+    .await;
+    assert!(
+        joined
+            .log_tail()
+            .lines()
+            .any(|l| l.contains("connected to the control plane") && l.contains(&a.grpc())),
+        "{}",
+        joined.log_tail()
+    );
+    assert!(admin_get(
+        format!("127.0.{BLOCK}.30:4191").parse().expect("addr"),
+        "/ready"
+    )
+    .await
+    .is_ok_and(|(code, _)| code == 200));
     let _ = joined.child.kill();
 }
+
+/// A Service applied after B is gone.
+const LATER: &str = "apiVersion: v1
+kind: Service
+metadata: {name: later, namespace: default}
+spec:
+  selector: {app: later}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_reach_etcd_over_tls_with_a_client_certificate() {
@@ -397,6 +533,66 @@ async fn replicas_reach_etcd_over_tls_with_a_client_certificate() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_elected_replica_finishes_a_rotation_and_another_takes_over() {
+    if let Err(reason) = etcd_support::available() {
+        netns::skip_or_fail("the etcd store tests", &reason);
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("weft-etcd-elect-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let etcd = etcd_support::Etcd::start(&format!("127.0.{BLOCK}.103"), &dir);
+    // Certificates of 3 s: a rotation may be finished 6 s after it started.
+    let short = ["--cert-ttl", "3s"];
+    let mut x = Replica::start_with(&dir, 8, &etcd.client_url, &short);
+    let mut y = Replica::start_with(&dir, 9, &etcd.client_url, &short);
+    wait_ready(x.admin, &mut x.proc).await;
+    wait_ready(y.admin, &mut y.proc).await;
+
+    let singleton = |s: serde_json::Value| s["singleton"].as_bool() == Some(true);
+    eventually(
+        Duration::from_secs(20),
+        "one replica is elected",
+        || async { singleton(x.status().await) != singleton(y.status().await) },
+    )
+    .await;
+    let (leader, other) = if singleton(x.status().await) {
+        (&mut x, &mut y)
+    } else {
+        (&mut y, &mut x)
+    };
+
+    // A rotation started through the replica that is not elected reaches both...
+    let before = bundle(other).await;
+    let (code, body) = post(other, "/ca/rotate").await;
+    assert_eq!(code, 200, "{body}");
+    eventually(Duration::from_secs(10), "both trust both roots", || async {
+        roots(&bundle(leader).await) == 2 && roots(&bundle(other).await) == 2
+    })
+    .await;
+    // ...and the elected one finishes it once the old certificates have expired.
+    eventually(
+        Duration::from_secs(30),
+        "the rotation is finished",
+        || async {
+            let (l, o) = (bundle(leader).await, bundle(other).await);
+            roots(&l) == 1 && l == o && l != before
+        },
+    )
+    .await;
+
+    // The elected replica dies: the other is elected within the campaign lease's TTL.
+    let _ = leader.proc.child.kill();
+    let _ = leader.proc.child.wait();
+    eventually(
+        Duration::from_secs(25),
+        "the other replica is elected",
+        || async { singleton(other.status().await) },
+    )
+    .await;
+}
+
 /// The workload the join-token check gets a certificate for.
 const WORKLOAD: &str = "apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
@@ -404,13 +600,14 @@ metadata: {name: joiner, namespace: default}
 spec: {address: 127.0.87.30, labels: {app: echo}, serviceAccount: echo}
 ";
 
-/// A proxy for `joiner` at 127.0.BLOCK.host, joining through `replica` with `token`.
-fn proxy(dir: &Path, replica: &Replica, token: &str, host: u8) -> Proc {
+/// A proxy for `joiner` at 127.0.BLOCK.host, given the control plane(s) `control`, trusting
+/// `replica`'s bundle, joining with `token`.
+fn proxy(dir: &Path, control: &str, replica: &Replica, token: &str, host: u8) -> Proc {
     let ip = format!("127.0.{BLOCK}.{host}");
     let args: Vec<String> = [
         "proxy",
         "--control",
-        &replica.grpc(),
+        control,
         "--control-ca",
         &replica.state.join("ca/bundle.pem").display().to_string(),
         "--workload",

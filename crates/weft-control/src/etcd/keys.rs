@@ -5,6 +5,9 @@
 //! | `<p>/resources/<Kind>/<namespace>/<name>` | one resource's YAML document (written by `weft apply`) |
 //! | `<p>/meta/resources` | bumped by every `weft apply` and `weft delete`: the version a change was validated against |
 //! | `<p>/workloads/<namespace>/<name>` | a registration (JSON), attached to an etcd lease |
+//! | `<p>/tokens/<id>` | a join token's SHA-256, attached to a lease that ends after it |
+//! | `<p>/ca/authority` | the shared CA (JSON; its key sealed, [`super::seal`]) |
+//! | `<p>/election/singleton/<lease>` | the candidates for the singleton work (etcd's election API) |
 //!
 //! Cluster-scoped kinds use `_` as their namespace.
 
@@ -74,6 +77,15 @@ impl Keys {
             kind.name(),
             r.meta().name()
         )
+    }
+
+    pub fn ca(&self) -> String {
+        format!("{}/ca/authority", self.prefix)
+    }
+
+    /// The election's name (etcd's election API keeps each candidate under it).
+    pub fn election(&self) -> String {
+        format!("{}/election/singleton", self.prefix)
     }
 
     pub fn workload(&self, namespace: &str, name: &str) -> String {

@@ -11,8 +11,11 @@
 //! `--etcd-cert`, `--etcd-key`), as etcd's own `--client-cert-auth` expects.
 
 pub mod apply;
+pub mod ca;
 pub mod keys;
 pub mod leases;
+pub mod seal;
+pub mod singleton;
 pub mod stored;
 pub mod sync;
 pub mod tokens;

@@ -125,5 +125,11 @@ fn backoff(failures: u32) -> Duration {
     let full = FIRST_WAIT
         .saturating_mul(1 << (failures - 1).min(6))
         .min(MAX_WAIT);
+    jittered(full)
+}
+
+/// Between half of `full` and all of it, at random: replicas that failed together do not
+/// all try again in step.
+pub fn jittered(full: Duration) -> Duration {
     full / 2 + (full / 2).mul_f64(fastrand::f64())
 }

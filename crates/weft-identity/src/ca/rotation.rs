@@ -9,31 +9,47 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use super::store::{Contents, Files};
+use super::store::Files;
 use super::{signer, Authority, CaError};
 use crate::pem::pem_encode_certs;
 
 // === impl Authority ===
 
 impl Authority {
-    /// Starts a root rotation: a new root signs from now on, and the bundle trusts both it
-    /// and the old root(s), so certificates issued before keep working. Persisted to `dir`.
-    pub fn rotate(&mut self, dir: &Path) -> Result<(), CaError> {
+    /// The CA a rotation starts with: a new root signs, and the bundle trusts it and the
+    /// old root(s). `self` is unchanged; the caller persists the result, then uses it.
+    pub fn rotated(&self) -> Result<Authority, CaError> {
         if !self.managed {
             return Err(CaError::NotManaged);
         }
         let signer = signer::generate_root(&self.trust_domain, SystemTime::now())?;
         let mut bundle = vec![signer.cert().clone()];
         bundle.extend(self.bundle.iter().filter(|c| *c != signer.cert()).cloned());
-        let contents = Contents {
-            cert: pem_encode_certs(&signer.chain),
-            key: signer.key_pem(),
-            bundle: pem_encode_certs(&bundle),
-        };
+        Ok(Authority {
+            trust_domain: self.trust_domain.clone(),
+            signer,
+            bundle,
+            managed: true,
+        })
+    }
+
+    /// The CA a rotation ends with: the same signer, only its root in the bundle.
+    pub fn rotation_finished(&self) -> Result<Authority, CaError> {
+        if !self.managed {
+            return Err(CaError::NotManaged);
+        }
+        let pem = self.export_pem();
+        let root = pem_encode_certs(std::slice::from_ref(self.signer.cert()));
+        Authority::from_managed_pem(&pem.cert, &pem.key, &root, &self.trust_domain)
+    }
+
+    /// Starts a root rotation: a new root signs from now on, and the bundle trusts both it
+    /// and the old root(s), so certificates issued before keep working. Persisted to `dir`.
+    pub fn rotate(&mut self, dir: &Path) -> Result<(), CaError> {
+        let next = self.rotated()?;
         // Persist first, so memory never runs ahead of what a restart would load.
-        Files::new(dir).save(&contents)?;
-        self.signer = signer;
-        self.bundle = bundle;
+        Files::new(dir).save(&next.contents())?;
+        *self = next;
         tracing::info!(roots = self.bundle.len(), "started a CA root rotation");
         Ok(())
     }

@@ -14,7 +14,6 @@ use weft_proto::weft::identity_client::IdentityClient;
 use weft_proto::weft::CertifyRequest;
 
 use super::backoff::Backoff;
-use super::channel;
 use super::ControlSettings;
 use crate::mesh::MeshTls;
 
@@ -68,9 +67,7 @@ impl Certs {
         let s = &self.settings;
         let current = self.tls.current();
         let config = control_tls(s, &self.tls)?;
-        let channel = channel::connect(s.addr, config, s.connect_timeout)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (channel, _) = s.replicas.connect(config, s.connect_timeout).await?;
         // The CA takes only the public key from the CSR; the id in it is a courtesy.
         let csr_id = match &current {
             Some(c) => c.creds.id.clone(),

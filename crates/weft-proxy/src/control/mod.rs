@@ -3,16 +3,17 @@
 //! - [`certs`]: the first certificate (join token) and renewals;
 //! - [`xds`]: the delta xDS stream, [`resources`] what it holds, [`discovery`] on-demand
 //!   subscriptions from the request path;
-//! - [`channel`]: the gRPC connection (TLS 1.3, HTTP/2); [`backoff`]: reconnect timing.
+//! - [`channel`]: the gRPC connection (TLS 1.3, HTTP/2); [`replicas`]: which control-plane
+//!   replica, failing over between them; [`backoff`]: reconnect timing.
 
 pub mod backoff;
 pub mod certs;
 pub mod channel;
 pub mod discovery;
+pub mod replicas;
 pub mod resources;
 pub mod xds;
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use rustls_pki_types::CertificateDer;
@@ -45,7 +46,9 @@ pub(crate) fn unix_now() -> u64 {
 /// How to reach the control plane and prove who this proxy is.
 #[derive(Clone, Debug)]
 pub struct ControlSettings {
-    pub addr: SocketAddr,
+    /// The control-plane replicas (shared by the xDS and certificate tasks, so both move
+    /// to the replica that answers).
+    pub replicas: std::sync::Arc<replicas::Replicas>,
     /// Roots to trust for the control plane before the proxy has its own certificate
     /// (the control plane's `ca/bundle.pem`).
     pub trust_bundle: Vec<CertificateDer<'static>>,

@@ -71,7 +71,7 @@ impl XdsClient {
                     } else {
                         let msg = format!(
                             "waiting for the control plane at {}: {reason}",
-                            self.settings.addr
+                            self.settings.replicas.describe()
                         );
                         if !connected_once {
                             tracing::warn!(retry_in = ?wait, "{msg}");
@@ -93,12 +93,29 @@ impl XdsClient {
             Ok(c) => c,
             Err(e) => return Ended::Lost(e),
         };
-        let channel =
-            match channel::connect(self.settings.addr, config, self.settings.connect_timeout).await
-            {
-                Ok(c) => c,
-                Err(e) => return Ended::Lost(e.to_string()),
-            };
+        let replicas = self.settings.replicas.clone();
+        let (channel, addr) = match replicas
+            .connect(config, self.settings.connect_timeout)
+            .await
+        {
+            Ok(connected) => connected,
+            Err(e) => return Ended::Lost(e),
+        };
+        let ended = self.stream(channel, addr, held, node_name).await;
+        if matches!(ended, Ended::Lost(_)) {
+            replicas.failed(addr);
+        }
+        ended
+    }
+
+    /// One delta xDS stream on `channel` to the replica at `addr`, until it ends.
+    async fn stream(
+        &mut self,
+        channel: channel::Channel,
+        addr: std::net::SocketAddr,
+        held: &mut Held,
+        node_name: &str,
+    ) -> Ended {
         let (tx, rx) = mpsc::channel::<DeltaDiscoveryRequest>(64);
         // First request of each type: everything subscribed, and the versions held.
         for (i, type_url) in types::ALL.into_iter().enumerate() {
@@ -136,7 +153,7 @@ impl XdsClient {
                 ))
             }
         };
-        tracing::info!(control = %self.settings.addr, "connected to the control plane");
+        tracing::info!(control = %addr, "connected to the control plane");
         loop {
             tokio::select! {
                 msg = responses.message() => match msg {

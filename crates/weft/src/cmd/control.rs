@@ -57,6 +57,10 @@ pub struct Args {
     /// Roots to trust (PEM), when --ca-cert is an intermediate (cert-manager's ca.crt).
     #[arg(long, env = "WEFT_CA_BUNDLE", requires = "ca_cert")]
     ca_bundle: Option<PathBuf>,
+    /// With --store etcd: the key (64 hex characters; `weft ca seal-key` makes one) that seals
+    /// the CA every replica shares in etcd. The same file on every replica.
+    #[arg(long, env = "WEFT_CA_SEAL_KEY", conflicts_with = "ca_cert")]
+    ca_seal_key: Option<PathBuf>,
     /// Keep every proxy's scrape target in this file, for Prometheus's `file_sd_configs`
     /// (the same list `GET /prometheus/targets` serves for `http_sd_configs`).
     #[arg(long, env = "WEFT_PROMETHEUS_FILE_SD")]
@@ -108,6 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             key: args.ca_key.unwrap_or_default(),
             bundle: args.ca_bundle,
         }),
+        ca_seal_key: args.ca_seal_key,
         file_sd: args.prometheus_file_sd,
         stat_interval: args
             .stat_interval

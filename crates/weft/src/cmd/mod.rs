@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod authz;
+pub mod ca;
 pub mod check;
 pub mod client;
 pub mod completions;

@@ -19,9 +19,12 @@ pub struct Args {
     )]
     config_dir: Option<PathBuf>,
     /// The control plane's gRPC address (`weft control`): it configures this proxy over delta
-    /// xDS and issues its certificate; traffic between proxies is then mutual TLS.
-    #[arg(long, env = "WEFT_CONTROL_GRPC", requires_all = ["control_ca", "workload"])]
-    control: Option<SocketAddr>,
+    /// xDS and issues its certificate; traffic between proxies is then mutual TLS. Several
+    /// replicas, comma-separated (`10.0.0.1:4180,10.0.0.2:4180`), or a DNS name that
+    /// resolves to several (`control.weft:4180`): the proxy moves to another when its
+    /// stream breaks.
+    #[arg(long, env = "WEFT_CONTROL_GRPC", value_delimiter = ',', value_name = "HOST:PORT[,...]", requires_all = ["control_ca", "workload"])]
+    control: Vec<String>,
     /// PEM roots to trust for the control plane (its state directory's `ca/bundle.pem`).
     #[arg(long, env = "WEFT_CONTROL_CA")]
     control_ca: Option<PathBuf>,
@@ -84,8 +87,8 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = ProxyConfig::new(args.config_dir.clone().unwrap_or_default());
-    if let Some(addr) = args.control {
-        config.control = Some(control_settings(&args, addr)?);
+    if !args.control.is_empty() {
+        config.control = Some(control_settings(&args)?);
     }
     config.workload = args.workload;
     config.namespace = args.namespace;
@@ -126,10 +129,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn control_settings(
-    args: &Args,
-    addr: SocketAddr,
-) -> anyhow::Result<weft_proxy::control::ControlSettings> {
+fn control_settings(args: &Args) -> anyhow::Result<weft_proxy::control::ControlSettings> {
+    let replicas =
+        weft_proxy::control::replicas::Replicas::new(&args.control).map_err(anyhow::Error::msg)?;
     let ca = args
         .control_ca
         .as_ref()
@@ -148,7 +150,7 @@ fn control_settings(
         (None, None) => None,
     };
     Ok(weft_proxy::control::ControlSettings {
-        addr,
+        replicas,
         trust_bundle,
         join_token,
         namespace: args.namespace.clone(),

@@ -106,3 +106,36 @@ fn rotation_keeps_old_certificates_trusted_until_finished() {
     assert_eq!(reloaded.trust_bundle(), ca.trust_bundle());
     assert_eq!(mode(&tmp.0.join("ca/key.pem")), 0o600);
 }
+
+#[test]
+fn an_exported_ca_loads_again_and_rotates_without_files() {
+    let ca = Authority::generate("td").unwrap();
+    let pem = ca.export_pem();
+    let loaded = Authority::from_managed_pem(&pem.cert, &pem.key, &pem.bundle, "td").unwrap();
+    assert!(loaded.is_managed());
+    assert_eq!(loaded.signing_cert(), ca.signing_cert());
+    let before = issue(&loaded, "web");
+
+    // Started: a new root signs, both are trusted, the original is untouched.
+    let rotated = loaded.rotated().unwrap();
+    assert_ne!(rotated.signing_cert(), loaded.signing_cert());
+    assert_eq!(rotated.trust_bundle().len(), 2);
+    assert_eq!(loaded.trust_bundle().len(), 1);
+    assert!(verify(&rotated.trust_bundle(), &before).is_ok());
+    let after = issue(&rotated, "web");
+    assert!(verify(&rotated.trust_bundle(), &after).is_ok());
+
+    // Finished: only the new root; certificates of the old one no longer verify.
+    let finished = rotated.rotation_finished().unwrap();
+    assert_eq!(
+        finished.trust_bundle(),
+        vec![rotated.signing_cert().clone()]
+    );
+    assert!(verify(&finished.trust_bundle(), &after).is_ok());
+    assert!(verify(&finished.trust_bundle(), &before).is_err());
+
+    // An operator's CA is not Weft's to rotate.
+    let supplied = Authority::from_pem(&pem.cert, &pem.key, Some(&pem.bundle), "td").unwrap();
+    assert!(!supplied.is_managed());
+    assert!(matches!(supplied.rotated(), Err(CaError::NotManaged)));
+}
