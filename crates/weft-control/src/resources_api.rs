@@ -213,6 +213,13 @@ async fn commit(
             Ok(true) => return text(StatusCode::OK, out),
             // Another change went first (or this replica has not seen the last one yet).
             Ok(false) => tokio::time::sleep(Duration::from_millis(100 << attempt)).await,
+            // A member died and etcd is electing a leader, or this replica's connection broke:
+            // check again and write again in a moment (a batch that went in moved the
+            // version, so the check sees it).
+            Err(e) if e.is_transient() && attempt + 1 < TRIES => {
+                tracing::warn!(error = %e, "etcd briefly unavailable; trying the change again");
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
             Err(e) => {
                 return text(
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use support::{admin_get, admin_get_as, send, wait_ready, Proc, WEFT};
+use support::{admin_get, admin_get_as, proxy_args, send, wait_ready, Proc, WEFT};
 
 /// Loopback block of this test's processes (127.0.<BLOCK>.x).
 const BLOCK: u8 = 87;
@@ -604,27 +604,7 @@ spec: {address: 127.0.87.30, labels: {app: echo}, serviceAccount: echo}
 /// `replica`'s bundle, joining with `token`.
 fn proxy(dir: &Path, control: &str, replica: &Replica, token: &str, host: u8) -> Proc {
     let ip = format!("127.0.{BLOCK}.{host}");
-    let args: Vec<String> = [
-        "proxy",
-        "--control",
-        control,
-        "--control-ca",
-        &replica.state.join("ca/bundle.pem").display().to_string(),
-        "--workload",
-        "joiner",
-        "--join-token",
-        token,
-        "--outbound-addr",
-        &format!("{ip}:4140"),
-        "--inbound-addr",
-        &format!("{ip}:4143"),
-        "--admin-addr",
-        &format!("{ip}:4191"),
-        "--app-ip",
-        &ip,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let ca = replica.state.join("ca/bundle.pem");
+    let args = proxy_args(&ip, control, &ca, "joiner", token);
     Proc::spawn(&format!("proxy-{host}"), &args, dir)
 }

@@ -67,6 +67,28 @@ pub enum EtcdError {
     Value(String),
 }
 
+impl EtcdError {
+    /// Whether the same request may succeed in a moment: etcd is electing a leader (a member
+    /// died; a request proposed meanwhile can hang until our timeout), or the connection to a
+    /// member broke (the next request dials another member).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            EtcdError::Client(etcd_client::Error::TransportError(_)) => true,
+            EtcdError::Client(etcd_client::Error::GRpcStatus(status)) => match status.code() {
+                tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => true,
+                // tonic's own request timeout.
+                tonic::Code::Cancelled => status.message().contains("Timeout expired"),
+                tonic::Code::Unknown => {
+                    let message = status.message();
+                    message.contains("transport error") || message.contains("h2 protocol error")
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// A connected client and the key layout: what the rest of the control plane uses.
 #[derive(Clone)]
 pub struct Etcd {
@@ -93,5 +115,21 @@ impl EtcdConfig {
             client,
             keys: Keys::new(&self.prefix),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leader_elections_and_broken_connections_are_transient() {
+        let status = |s: tonic::Status| EtcdError::Client(etcd_client::Error::GRpcStatus(s));
+        assert!(status(tonic::Status::unavailable("etcdserver: leader changed")).is_transient());
+        assert!(status(tonic::Status::unknown("transport error")).is_transient());
+        assert!(status(tonic::Status::cancelled("Timeout expired")).is_transient());
+        assert!(!status(tonic::Status::unknown("something else")).is_transient());
+        assert!(!status(tonic::Status::invalid_argument("bad key")).is_transient());
+        assert!(!EtcdError::Value("no CA".into()).is_transient());
     }
 }

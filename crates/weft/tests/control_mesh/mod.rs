@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::{wait_listening, wait_ready, Proc, WEFT};
+use crate::support::{proxy_args, wait_listening, wait_ready, Proc, WEFT};
 
 pub struct ControlMesh {
     pub dir: PathBuf,
@@ -166,30 +166,10 @@ spec: {{mtls: {{mode: {mode}}}}}
 
     /// Starts a proxy for `workload` at host `.host` with `token`; does not wait.
     pub fn spawn_proxy(&mut self, workload: &str, host: u8, token: &str) -> usize {
-        let ip = self.ip(host);
-        let args: Vec<String> = [
-            "proxy",
-            "--control",
-            &self.grpc().to_string(),
-            "--control-ca",
-            &self.state().join("ca/bundle.pem").display().to_string(),
-            "--workload",
-            workload,
-            "--join-token",
-            token,
-            "--outbound-addr",
-            &format!("{ip}:4140"),
-            "--inbound-addr",
-            &format!("{ip}:4143"),
-            "--admin-addr",
-            &format!("{ip}:4191"),
-            "--app-ip",
-            &ip,
-            "--access-log",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let ca = self.state().join("ca/bundle.pem");
+        let control = self.grpc().to_string();
+        let mut args = proxy_args(&self.ip(host), &control, &ca, workload, token);
+        args.push("--access-log".into());
         self.procs
             .push(Proc::spawn(&format!("proxy-{workload}"), &args, &self.dir));
         self.procs.len() - 1

@@ -14,6 +14,7 @@ pub struct Etcd {
     pub dir: PathBuf,
     /// etcdctl's TLS flags when the member serves TLS.
     ctl_tls: Vec<String>,
+    log: PathBuf,
     child: Child,
 }
 
@@ -173,12 +174,53 @@ impl Etcd {
     }
 
     fn start_with(ip: &str, dir: &Path, tls: Option<&TlsFiles>) -> Etcd {
-        let data = dir.join("etcd");
+        let etcd = Etcd::spawn("n1", ip, dir, &format!("n1=http://{ip}:2380"), tls);
+        etcd.wait_healthy();
+        etcd
+    }
+
+    /// Starts a cluster of one member per address (`n1`, `n2`, ...), and waits until every
+    /// member is healthy.
+    pub fn start_cluster(ips: &[&str], dir: &Path) -> Vec<Etcd> {
+        let cluster: Vec<String> = ips
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| format!("n{}=http://{ip}:2380", i + 1))
+            .collect();
+        let cluster = cluster.join(",");
+        let members: Vec<Etcd> = ips
+            .iter()
+            .enumerate()
+            .map(|(i, ip)| Etcd::spawn(&format!("n{}", i + 1), ip, dir, &cluster, None))
+            .collect();
+        for member in &members {
+            member.wait_healthy();
+        }
+        members
+    }
+
+    /// Stops this member abruptly (SIGKILL).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts member `name` on `ip` with its data in `dir/etcd-<name>` (removed first) and
+    /// its log in `dir/etcd-<name>.log`; does not wait.
+    fn spawn(
+        name: &str,
+        ip: &str,
+        dir: &Path,
+        initial_cluster: &str,
+        tls: Option<&TlsFiles>,
+    ) -> Etcd {
+        let data = dir.join(format!("etcd-{name}"));
         let _ = std::fs::remove_dir_all(&data);
         let scheme = if tls.is_some() { "https" } else { "http" };
         let client_url = format!("{scheme}://{ip}:2379");
         let peer_url = format!("http://{ip}:2380");
-        let log = std::fs::File::create(dir.join("etcd.log")).expect("etcd log");
+        let log_path = dir.join(format!("etcd-{name}.log"));
+        let log = std::fs::File::create(&log_path).expect("etcd log");
         let show = |p: &PathBuf| p.display().to_string();
         let (serve_tls, ctl_tls) = match tls {
             None => (vec![], vec![]),
@@ -200,7 +242,7 @@ impl Etcd {
             .args(&serve_tls)
             .args([
                 "--name",
-                "n1",
+                name,
                 "--data-dir",
                 &data.display().to_string(),
                 "--listen-client-urls",
@@ -212,31 +254,43 @@ impl Etcd {
                 "--initial-advertise-peer-urls",
                 &peer_url,
                 "--initial-cluster",
-                &format!("n1={peer_url}"),
+                initial_cluster,
+                "--initial-cluster-state",
+                "new",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
             .expect("starting etcd");
-        let etcd = Etcd {
+        Etcd {
             client_url,
             dir: dir.to_path_buf(),
             ctl_tls,
+            log: log_path,
             child,
-        };
-        let addr: SocketAddr = format!("{ip}:2379").parse().expect("addr");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        }
+    }
+
+    fn wait_healthy(&self) {
+        let addr: SocketAddr = self
+            .client_url
+            .rsplit_once("//")
+            .map(|(_, a)| a)
+            .unwrap_or_default()
+            .parse()
+            .expect("addr");
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-                && etcd.ctl(&["endpoint", "health"]).is_ok()
+                && self.ctl(&["endpoint", "health"]).is_ok()
             {
-                return etcd;
+                return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!(
             "etcd did not start: {}",
-            std::fs::read_to_string(dir.join("etcd.log")).unwrap_or_default()
+            std::fs::read_to_string(&self.log).unwrap_or_default()
         );
     }
 

@@ -75,6 +75,34 @@ impl Drop for Proc {
 }
 
 /// Waits until `GET http://admin/ready` answers 200.
+/// `weft proxy` arguments for `workload` at `ip` (outbound :4140, inbound :4143, admin
+/// :4191), configured by the control plane replica(s) `control` (comma-separated), trusting
+/// the bundle `ca`, joining with `token`.
+pub fn proxy_args(ip: &str, control: &str, ca: &Path, workload: &str, token: &str) -> Vec<String> {
+    [
+        "proxy",
+        "--control",
+        control,
+        "--control-ca",
+        &ca.display().to_string(),
+        "--workload",
+        workload,
+        "--join-token",
+        token,
+        "--outbound-addr",
+        &format!("{ip}:4140"),
+        "--inbound-addr",
+        &format!("{ip}:4143"),
+        "--admin-addr",
+        &format!("{ip}:4191"),
+        "--app-ip",
+        ip,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 pub async fn wait_ready(admin: SocketAddr, proc: &mut Proc) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
