@@ -42,10 +42,28 @@ pub fn write(dir: &Path, services: usize, endpoints_per_service: usize) -> Resul
 
 /// The hot Service (`svc-0`) with `replicas` endpoints: rewriting it is one change.
 pub fn write_hot(dir: &Path, replicas: usize) -> Result<()> {
+    write_hot_at(dir, replicas, None)
+}
+
+/// The hot Service with two endpoints, the second moved to an address of its own for change
+/// `change`: for `weft apply`, which adds and updates but removes nothing.
+pub fn write_hot_moved(dir: &Path, change: usize) -> Result<()> {
+    write_hot_at(
+        dir,
+        2,
+        Some(format!("10.250.{}.{}", change / 256, change % 256)),
+    )
+}
+
+fn write_hot_at(dir: &Path, replicas: usize, last_at: Option<String>) -> Result<()> {
     let mut hot = format!("apiVersion: v1\nkind: Service\nmetadata: {{name: svc-0, namespace: {NS}}}\nspec:\n  selector: {{app: svc-0}}\n  ports: [{{name: http, port: 80, targetPort: 8080, appProtocol: http}}]\n");
     for r in 0..replicas {
         let w = workload_name(0, r);
-        writeln!(hot, "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: {w}, namespace: {NS}}}\nspec: {{address: {}, labels: {{app: svc-0}}, serviceAccount: svc-0}}", address(0, r))?;
+        let at = match &last_at {
+            Some(at) if r + 1 == replicas => at.clone(),
+            _ => address(0, r),
+        };
+        writeln!(hot, "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: {w}, namespace: {NS}}}\nspec: {{address: {at}, labels: {{app: svc-0}}, serviceAccount: svc-0}}")?;
     }
     // Write then rename: the control plane never reads half a file.
     let tmp = dir.join(".hot.yaml.tmp");

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{Client, EventType, GetOptions, WatchOptions};
+use futures_util::FutureExt;
 
 use super::keys::Keys;
 use super::EtcdError;
@@ -17,6 +18,8 @@ use crate::store::{Store, StoredChange};
 /// The first wait after a failure; doubled up to [`MAX_WAIT`].
 const FIRST_WAIT: Duration = Duration::from_millis(200);
 const MAX_WAIT: Duration = Duration::from_secs(5);
+/// Watch answers that arrived together and go into one rebuild, at most.
+const MAX_COALESCED: usize = 256;
 
 /// Everything under the prefix now, and the revision it was read at.
 pub async fn read_all(client: &Client, keys: &Keys) -> Result<(Vec<StoredChange>, i64), EtcdError> {
@@ -79,34 +82,52 @@ async fn watch_from(
         .watch_client()
         .watch(keys.root(), Some(options))
         .await?;
-    while let Some(answer) = stream.message().await? {
-        if answer.canceled() {
-            return Err(EtcdError::Value(format!(
-                "the watch was cancelled (compacted at revision {}): {}",
-                answer.compact_revision(),
-                answer.cancel_reason()
-            )));
+    while let Some(first) = stream.message().await? {
+        // What else has already arrived goes into the same rebuild: a large `weft apply`
+        // writes several transactions, and rebuilding the mesh once per transaction would
+        // leave this replica further behind with each one.
+        let mut answers = vec![first];
+        while answers.len() < MAX_COALESCED {
+            match stream.message().now_or_never() {
+                Some(Ok(Some(more))) => answers.push(more),
+                Some(Ok(None)) | None => break,
+                Some(Err(e)) => return Err(e.into()),
+            }
         }
-        let mut changes = Vec::with_capacity(answer.events().len());
-        for event in answer.events() {
-            let Some(kv) = event.kv() else { continue };
-            let Ok(key) = kv.key_str() else { continue };
-            changes.push(match event.event_type() {
-                EventType::Put => StoredChange::Put {
-                    key: key.to_string(),
-                    value: String::from_utf8_lossy(kv.value()).into_owned(),
-                    mod_revision: kv.mod_revision(),
-                },
-                EventType::Delete => StoredChange::Delete {
-                    key: key.to_string(),
-                },
-            });
+        let mut changes = Vec::new();
+        for answer in &answers {
+            if answer.canceled() {
+                return Err(EtcdError::Value(format!(
+                    "the watch was cancelled (compacted at revision {}): {}",
+                    answer.compact_revision(),
+                    answer.cancel_reason()
+                )));
+            }
+            collect(answer, &mut changes);
         }
         if !changes.is_empty() {
             apply(store, changes, false).await;
         }
     }
     Err(EtcdError::Value("the watch stream ended".into()))
+}
+
+/// The puts and deletes of one watch answer, in order.
+fn collect(answer: &etcd_client::WatchResponse, changes: &mut Vec<StoredChange>) {
+    for event in answer.events() {
+        let Some(kv) = event.kv() else { continue };
+        let Ok(key) = kv.key_str() else { continue };
+        changes.push(match event.event_type() {
+            EventType::Put => StoredChange::Put {
+                key: key.to_string(),
+                value: String::from_utf8_lossy(kv.value()).into_owned(),
+                mod_revision: kv.mod_revision(),
+            },
+            EventType::Delete => StoredChange::Delete {
+                key: key.to_string(),
+            },
+        });
+    }
 }
 
 /// Hands a batch to the store (off the async threads: a rebuild is CPU work).
