@@ -33,6 +33,8 @@ use crate::tokens::Tokens;
 
 /// Largest registration body accepted.
 const MAX_BODY: usize = 64 * 1024;
+/// Tries of a registration that meets a transient etcd error.
+const REGISTER_TRIES: u32 = 3;
 /// How long a join token minted at registration stays usable.
 const JOIN_TOKEN_TTL: Duration = Duration::from_secs(600);
 
@@ -148,11 +150,22 @@ async fn register(
             Ok(Err(e)) => return text(error_status(&e), format!("{e}\n")),
             Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         }
-        match leases::register(&etcd.client, &etcd.keys, &ns, &name, &registration).await {
-            Ok(_) => {}
-            Err(LeaseError::Refused(e)) => return text(error_status(&e), format!("{e}\n")),
-            Err(LeaseError::Etcd(e)) => {
-                return text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+        // A member that died (a leader election, a broken connection) fails one try; the
+        // next, a moment later, usually goes through. Trying again is safe: a registration
+        // that went in the first time is found and renewed.
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            match leases::register(&etcd.client, &etcd.keys, &ns, &name, &registration).await {
+                Ok(_) => break,
+                Err(LeaseError::Refused(e)) => return text(error_status(&e), format!("{e}\n")),
+                Err(LeaseError::Etcd(e)) if e.is_transient() && tries < REGISTER_TRIES => {
+                    tracing::warn!(error = %e, workload = %format!("{ns}/{name}"), "etcd briefly unavailable; registering again");
+                    tokio::time::sleep(Duration::from_millis(200 << tries)).await;
+                }
+                Err(LeaseError::Etcd(e)) => {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n"))
+                }
             }
         }
     }

@@ -329,6 +329,30 @@ async fn replica_and_etcd_member_kills_and_a_rolling_restart_fail_no_request() {
         &["apply", "-f", &dir.join("later.yaml").display().to_string()],
     );
     assert!(ok, "apply with an etcd member down: {out}{err}");
+    // A registration (what `weft run` makes) with the member down goes through too.
+    let registration = serde_json::json!({
+        "service": "later",
+        "address": ip(30),
+        "ports": [8080],
+        "owner": "replicas-test",
+        "ttlSeconds": 60,
+    });
+    let req = Request::put("/workloads/default/later-1")
+        .header("host", "admin")
+        .header(
+            "authorization",
+            format!("Bearer {}", mesh.token_of(through)),
+        )
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(registration.to_string())))
+        .expect("request");
+    let registered = send(addr(through, 4181), req, false).await.expect("admin");
+    assert_eq!(
+        registered.status,
+        200,
+        "registration with an etcd member down: {}",
+        String::from_utf8_lossy(&registered.body)
+    );
     let took = mesh.whole_again(t0, 2, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     report.push((
