@@ -112,6 +112,15 @@ async fn handle_whole(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Fu
         }
         return text(StatusCode::NOT_FOUND, "not found\n".into());
     }
+    if path == "/host-records" || path.starts_with("/host-records/") {
+        if !admin.authorized(&req) {
+            return unauthorized(&req);
+        }
+        if let Some(resp) = crate::hosts_api::handle(admin.etcd.as_ref(), req).await {
+            return resp;
+        }
+        return text(StatusCode::NOT_FOUND, "not found\n".into());
+    }
     if path == "/resources" || path == "/resources/delete" {
         let authorized = admin.authorized(&req);
         let etcd = admin.etcd.as_ref();

@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod connected;
 pub mod etcd;
+pub mod hosts_api;
 mod http_response;
 pub mod identity;
 pub mod jwks;

@@ -73,6 +73,8 @@ enum Command {
     Token(cmd::token::Args),
     /// The CA's keys: `weft ca seal-key` for replicas on etcd.
     Ca(cmd::ca::Args),
+    /// Hosts of a multi-host mesh: `weft host join NAME` gets this host a workload block.
+    Host(cmd::host::Args),
     /// Pre-flight and health check: privileges, control plane, certificates, proxies, clock.
     Check(cmd::check::Args),
     /// What a proxy holds now (routes, endpoints, policies, certificate), or where it differs
@@ -102,6 +104,7 @@ fn main() -> std::process::ExitCode {
         Command::Up(args) => cmd::up::run(args),
         Command::Token(args) => cmd::token::run(args),
         Command::Ca(args) => cmd::ca::run(args),
+        Command::Host(args) => cmd::host::run(args),
         Command::Check(args) => cmd::check::run(args),
         Command::ProxyConfig(args) => cmd::proxy_config::run(args),
         Command::Tap(args) => cmd::tap::run(args),

@@ -593,6 +593,84 @@ async fn the_elected_replica_finishes_a_rotation_and_another_takes_over() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_join_through_any_replica_and_get_blocks_of_their_own() {
+    if let Err(reason) = etcd_support::available() {
+        netns::skip_or_fail("the etcd store tests", &reason);
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("weft-etcd-hosts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let etcd = etcd_support::Etcd::start(&format!("127.0.{BLOCK}.104"), &dir);
+    let mut a = Replica::start(&dir, 10, &etcd.client_url);
+    let mut b = Replica::start(&dir, 11, &etcd.client_url);
+    wait_ready(a.admin, &mut a.proc).await;
+    wait_ready(b.admin, &mut b.proc).await;
+
+    let join = |r: &Replica, args: &[&str]| {
+        let mut all = vec!["host", "join"];
+        all.extend_from_slice(args);
+        r.weft(&all)
+    };
+    let (ok, out, err) = join(&a, &["h1", "--address", "192.0.2.1"]);
+    assert!(
+        ok && out.contains("host h1 holds block 10.213.1.0/24"),
+        "{out}{err}"
+    );
+    let (ok, out, err) = join(&b, &["h2"]);
+    assert!(ok && out.contains("block 10.213.2.0/24"), "{out}{err}");
+    // Joining again, through the other replica: the same block.
+    let (ok, out, err) = join(&b, &["h1"]);
+    assert!(ok && out.contains("block 10.213.1.0/24"), "{out}{err}");
+
+    // Refused: another host's block, a second block, the default bridge's, outside the range,
+    // a name that is not one.
+    let (ok, _, err) = join(&a, &["h3", "--block", "10.213.1.0/24"]);
+    assert!(!ok && err.contains("belongs to host h1"), "{err}");
+    let (ok, _, err) = join(&a, &["h1", "--block", "10.213.9.0/24"]);
+    assert!(
+        !ok && err.contains("already holds block 10.213.1.0/24"),
+        "{err}"
+    );
+    let (ok, _, err) = join(&a, &["h4", "--block", "10.213.0.0/24"]);
+    assert!(!ok && err.contains("default bridge"), "{err}");
+    let (ok, _, err) = join(&a, &["h4", "--block", "10.9.0.0/24"]);
+    assert!(!ok && err.contains("outside"), "{err}");
+    let (ok, _, err) = join(&a, &["Not_A_Host"]);
+    assert!(!ok && err.contains("host name"), "{err}");
+
+    // Two hosts joining at the same moment through two replicas get two blocks.
+    let (ra, rb) = (&a, &b);
+    let (x, y) = std::thread::scope(|s| {
+        let x = s.spawn(|| join(ra, &["h5"]));
+        let y = s.spawn(|| join(rb, &["h6"]));
+        (x.join().expect("h5"), y.join().expect("h6"))
+    });
+    assert!(x.0 && y.0, "{x:?} {y:?}");
+    let block = |out: &str| {
+        out.rsplit(' ')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    assert_ne!(block(&x.1), block(&y.1), "{x:?} {y:?}");
+
+    let (ok, out, err) = a.weft(&["host", "list"]);
+    assert!(ok, "{err}");
+    for host in ["h1", "h2", "h5", "h6"] {
+        assert!(out.contains(host), "{out}");
+    }
+    assert!(out.contains("192.0.2.1"), "{out}");
+    assert_eq!(
+        etcd.keys("/weft/blocks/").len(),
+        4,
+        "{:?}",
+        etcd.keys("/weft/")
+    );
+}
+
 /// The workload the join-token check gets a certificate for.
 const WORKLOAD: &str = "apiVersion: networking.istio.io/v1
 kind: WorkloadEntry

@@ -8,6 +8,7 @@
 //! | `<p>/tokens/<id>` | a join token's SHA-256, attached to a lease that ends after it |
 //! | `<p>/ca/authority` | the shared CA (JSON; its key sealed, [`super::seal`]) |
 //! | `<p>/election/singleton/<lease>` | the candidates for the singleton work (etcd's election API) |
+//! | `<p>/hosts/<name>`, `<p>/blocks/<block>` | a joined host's record and its block's claim ([`super::hosts`]) |
 //!
 //! Cluster-scoped kinds use `_` as their namespace.
 

@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod ca;
+pub mod hosts;
 pub mod keys;
 pub mod leases;
 pub mod seal;

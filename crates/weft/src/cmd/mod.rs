@@ -9,6 +9,7 @@ pub mod completions;
 pub mod control;
 pub mod demo;
 pub mod echo;
+pub mod host;
 pub mod output;
 pub mod proxy;
 pub mod proxy_config;
