@@ -36,6 +36,10 @@ pub struct Registration {
     pub owner: String,
     /// Lease length; the runner renews well before it ends.
     pub ttl_seconds: u64,
+    /// The joined host the workload runs on (`weft host join`): its address must lie in
+    /// that host's block. None on a single host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// Why a registration is refused before it reaches the loader.
@@ -115,6 +119,9 @@ pub fn check(namespace: &str, name: &str, r: &Registration) -> Result<(), Invali
     }
     if r.owner.is_empty() || r.owner.len() > 128 || !r.owner.bytes().all(label_byte) {
         return invalid("owner: 1 to 128 letters, digits, '-', '_' or '.'".into());
+    }
+    if let Some(host) = r.host.as_deref().filter(|h| !is_dns_label(h)) {
+        return invalid(format!("host `{host}` is not a host name (a DNS label)"));
     }
     Ok(())
 }

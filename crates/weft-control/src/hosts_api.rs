@@ -91,9 +91,10 @@ async fn join(etcd: &Etcd, name: &str, req: Request<Incoming>) -> Response<Full<
         Err(e) => {
             let status = match &e {
                 HostError::Invalid(_) => StatusCode::BAD_REQUEST,
-                HostError::Taken { .. } | HostError::AlreadyHolds { .. } | HostError::Full(_) => {
-                    StatusCode::CONFLICT
-                }
+                HostError::Taken { .. }
+                | HostError::AlreadyHolds { .. }
+                | HostError::Full(_)
+                | HostError::Outside { .. } => StatusCode::CONFLICT,
                 HostError::Etcd(_) => StatusCode::SERVICE_UNAVAILABLE,
             };
             tracing::warn!(host = %name, error = %e, "host join refused");

@@ -23,6 +23,7 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
+use crate::etcd::hosts::{self, HostError};
 use crate::etcd::leases::{self, LeaseError};
 use crate::etcd::Etcd;
 use crate::http_response::{query, respond, text};
@@ -150,6 +151,17 @@ async fn register(
             Ok(Err(e)) => return text(error_status(&e), format!("{e}\n")),
             Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         }
+        // A workload of a joined host must have an address of that host's block.
+        if let Some(host) = &registration.host {
+            if let Err(e) = hosts::check_address(etcd, host, registration.address).await {
+                tracing::warn!(workload = %format!("{ns}/{name}"), error = %e, "registration refused");
+                let status = match e {
+                    HostError::Etcd(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    _ => StatusCode::CONFLICT,
+                };
+                return text(status, format!("{e}\n"));
+            }
+        }
         // A member that died (a leader election, a broken connection) fails one try; the
         // next, a moment later, usually goes through. Trying again is safe: a registration
         // that went in the first time is found and renewed.
@@ -170,6 +182,12 @@ async fn register(
         }
     }
     if etcd.is_none() {
+        if let Some(host) = &registration.host {
+            return text(
+                StatusCode::CONFLICT,
+                format!("host {host}: hosts join a mesh whose control plane keeps it in etcd (`weft control --store etcd`)\n"),
+            );
+        }
         let (s, n, w) = (store.clone(), ns.clone(), name.clone());
         match tokio::task::spawn_blocking(move || s.register(&n, &w, registration)).await {
             Ok(Ok(_)) => {}

@@ -52,6 +52,7 @@ pub(crate) async fn run_claimed(
         app_protocol: spec.app_protocol.clone(),
         owner: owner.clone(),
         ttl_seconds: LEASE_TTL.as_secs(),
+        host: None,
     };
     let token = spec
         .control

@@ -669,6 +669,50 @@ async fn hosts_join_through_any_replica_and_get_blocks_of_their_own() {
         "{:?}",
         etcd.keys("/weft/")
     );
+
+    // A workload of a joined host registers with an address of that host's block only.
+    let put = |name: &str, host: &str, address: &str| {
+        let body = serde_json::json!({
+            "service": "web",
+            "address": address,
+            "ports": [8080],
+            "owner": "hosts-test",
+            "ttlSeconds": 30,
+            "host": host,
+        });
+        Request::put(format!("/workloads/default/{name}"))
+            .header("host", "admin")
+            .header("authorization", format!("Bearer {}", b.token()))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("request")
+    };
+    let a1 = send(b.admin, put("web-1", "h1", "10.213.1.5"), false)
+        .await
+        .expect("admin");
+    assert_eq!(a1.status, 200, "{}", String::from_utf8_lossy(&a1.body));
+    let a2 = send(b.admin, put("web-2", "h1", "10.213.2.5"), false)
+        .await
+        .expect("admin");
+    let body = String::from_utf8_lossy(&a2.body).into_owned();
+    assert_eq!(a2.status, 409, "{body}");
+    assert!(
+        body.contains("outside host h1's block 10.213.1.0/24"),
+        "{body}"
+    );
+    let a3 = send(b.admin, put("web-3", "nobody", "10.213.3.5"), false)
+        .await
+        .expect("admin");
+    let body = String::from_utf8_lossy(&a3.body).into_owned();
+    assert!(
+        a3.status == 409 && body.contains("has not joined"),
+        "{body}"
+    );
+    let listed = b.workloads().await;
+    assert!(
+        listed.contains("web-1") && !listed.contains("web-2"),
+        "{listed}"
+    );
 }
 
 /// The workload the join-token check gets a certificate for.

@@ -52,6 +52,12 @@ pub enum HostError {
         held: String,
         asked: String,
     },
+    #[error("address {address} is outside host {host}'s block {block}")]
+    Outside {
+        address: IpAddr,
+        host: String,
+        block: String,
+    },
     #[error("every block of {0} is taken")]
     Full(String),
     #[error(transparent)]
@@ -226,6 +232,37 @@ pub async fn join(
     Err(HostError::Invalid(format!(
         "host {name}: other joins kept taking the block first; join again"
     )))
+}
+
+/// Host `name`'s record, if it joined.
+pub async fn record(etcd: &Etcd, name: &str) -> Result<Option<HostRecord>, EtcdError> {
+    let key = format!("{}hosts/{name}", etcd.keys.root());
+    let answer = etcd.client.kv_client().get(key.as_str(), None).await?;
+    answer
+        .kvs()
+        .first()
+        .map(|kv| {
+            serde_json::from_slice(kv.value()).map_err(|e| EtcdError::Value(format!("{key}: {e}")))
+        })
+        .transpose()
+}
+
+/// Refuses a workload of host `name` whose address is not in that host's block.
+pub async fn check_address(etcd: &Etcd, name: &str, address: IpAddr) -> Result<(), HostError> {
+    let record = record(etcd, name).await?.ok_or_else(|| {
+        HostError::Invalid(format!(
+            "host {name} has not joined the mesh (`weft host join {name}`)"
+        ))
+    })?;
+    let block = Block::parse(&record.block)?;
+    match address {
+        IpAddr::V4(ip) if block.contains(ip) => Ok(()),
+        _ => Err(HostError::Outside {
+            address,
+            host: name.into(),
+            block: record.block,
+        }),
+    }
 }
 
 /// Every host's record.

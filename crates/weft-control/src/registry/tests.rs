@@ -13,6 +13,7 @@ fn reg(service: &str, ip: &str, owner: &str) -> Registration {
         app_protocol: None,
         owner: owner.into(),
         ttl_seconds: 10,
+        host: None,
     }
 }
 
@@ -138,6 +139,15 @@ fn hostile_values_are_refused_before_they_reach_yaml() {
         check("shop", "w", &bad),
         Err(InvalidRegistration(_))
     ));
+    let mut bad = reg("reviews", "10.213.0.2", "a");
+    bad.host = Some("../h1".into());
+    assert!(matches!(
+        check("shop", "w", &bad),
+        Err(InvalidRegistration(_))
+    ));
+    let mut good = reg("reviews", "10.213.1.2", "a");
+    good.host = Some("h1".into());
+    assert_eq!(check("shop", "w", &good), Ok(()));
 }
 
 #[test]
