@@ -233,13 +233,9 @@ async fn register(replica: &Replica, name: &str, ttl: u64) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_share_resources_and_registrations_through_etcd() {
-    if let Err(reason) = etcd_support::available() {
-        netns::skip_or_fail("the etcd store tests", &reason);
+    let Some(dir) = etcd_support::test_dir("the etcd store tests", "weft-etcd-store") else {
         return;
-    }
-    let dir = std::env::temp_dir().join(format!("weft-etcd-store-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    };
     let etcd = etcd_support::Etcd::start(&format!("127.0.{BLOCK}.100"), &dir);
     let mut a = Replica::start(&dir, 1, &etcd.client_url);
     // B is given a member that is down first: it dials the next one.
@@ -475,13 +471,9 @@ spec:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_reach_etcd_over_tls_with_a_client_certificate() {
-    if let Err(reason) = etcd_support::available() {
-        netns::skip_or_fail("the etcd store tests", &reason);
+    let Some(dir) = etcd_support::test_dir("the etcd store tests", "weft-etcd-tls") else {
         return;
-    }
-    let dir = std::env::temp_dir().join(format!("weft-etcd-tls-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    };
     let ip = format!("127.0.{BLOCK}.101");
     let tls = etcd_support::TlsFiles::make(&dir.join("tls"), &ip);
     let etcd = etcd_support::Etcd::start_tls(&ip, &dir, &tls);
@@ -535,13 +527,9 @@ async fn replicas_reach_etcd_over_tls_with_a_client_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_elected_replica_finishes_a_rotation_and_another_takes_over() {
-    if let Err(reason) = etcd_support::available() {
-        netns::skip_or_fail("the etcd store tests", &reason);
+    let Some(dir) = etcd_support::test_dir("the etcd store tests", "weft-etcd-elect") else {
         return;
-    }
-    let dir = std::env::temp_dir().join(format!("weft-etcd-elect-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    };
     let etcd = etcd_support::Etcd::start(&format!("127.0.{BLOCK}.103"), &dir);
     // Certificates of 3 s: a rotation may be finished 6 s after it started.
     let short = ["--cert-ttl", "3s"];
@@ -595,13 +583,9 @@ async fn the_elected_replica_finishes_a_rotation_and_another_takes_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_join_through_any_replica_and_get_blocks_of_their_own() {
-    if let Err(reason) = etcd_support::available() {
-        netns::skip_or_fail("the etcd store tests", &reason);
+    let Some(dir) = etcd_support::test_dir("the etcd store tests", "weft-etcd-hosts") else {
         return;
-    }
-    let dir = std::env::temp_dir().join(format!("weft-etcd-hosts-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    };
     let etcd = etcd_support::Etcd::start(&format!("127.0.{BLOCK}.104"), &dir);
     let mut a = Replica::start(&dir, 10, &etcd.client_url);
     let mut b = Replica::start(&dir, 11, &etcd.client_url);

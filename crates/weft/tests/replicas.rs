@@ -8,6 +8,7 @@
 //! Needs etcd (installed with apt-get when running as root); without it the test prints a
 //! loud SKIPPED line, and fails under CI=true.
 
+mod control_mesh;
 mod etcd_support;
 mod netns;
 mod support;
@@ -38,35 +39,6 @@ fn ip(host: u8) -> String {
 
 fn addr(host: u8, port: u16) -> SocketAddr {
     format!("{}:{port}", ip(host)).parse().expect("addr")
-}
-
-fn mesh_yaml() -> String {
-    format!(
-        "apiVersion: v1
-kind: Service
-metadata: {{name: echo, namespace: default}}
-spec:
-  selector: {{app: echo}}
-  ports: [{{name: http, port: 80, targetPort: 8080, appProtocol: http}}]
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {{name: echo-1, namespace: default}}
-spec: {{address: {echo}, labels: {{app: echo}}, serviceAccount: echo}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {{name: client, namespace: default}}
-spec: {{address: {client}, labels: {{app: client}}, serviceAccount: client}}
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {{name: default, namespace: istio-system}}
-spec: {{mtls: {{mode: STRICT}}}}
-",
-        echo = ip(ECHO),
-        client = ip(CLIENT),
-    )
 }
 
 /// A Service applied while an etcd member is down.
@@ -242,13 +214,9 @@ fn push(load: &Load, failure: String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replica_and_etcd_member_kills_and_a_rolling_restart_fail_no_request() {
-    if let Err(reason) = etcd_support::available() {
-        netns::skip_or_fail("the replica failover tests", &reason);
+    let Some(dir) = etcd_support::test_dir("the replica failover tests", "weft-replicas") else {
         return;
-    }
-    let dir = std::env::temp_dir().join(format!("weft-replicas-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    };
     let ips = [ip(101), ip(102), ip(103)];
     let mut etcd = etcd_support::Etcd::start_cluster(&[&ips[0], &ips[1], &ips[2]], &dir);
     let endpoints: Vec<String> = etcd.iter().map(|e| e.client_url.clone()).collect();
@@ -267,7 +235,11 @@ async fn replica_and_etcd_member_kills_and_a_rolling_restart_fail_no_request() {
     for n in REPLICAS {
         mesh.start_replica(n).await;
     }
-    std::fs::write(dir.join("mesh.yaml"), mesh_yaml()).expect("write");
+    std::fs::write(
+        dir.join("mesh.yaml"),
+        control_mesh::mesh_yaml(&ip(ECHO), &ip(CLIENT), "STRICT"),
+    )
+    .expect("write");
     let (ok, out, err) = mesh.weft(
         1,
         &["apply", "-f", &dir.join("mesh.yaml").display().to_string()],

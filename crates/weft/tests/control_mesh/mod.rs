@@ -64,33 +64,7 @@ impl ControlMesh {
     }
 
     pub fn config(&self, mode: &str) -> String {
-        format!(
-            r#"
-apiVersion: v1
-kind: Service
-metadata: {{name: echo, namespace: default}}
-spec:
-  selector: {{app: echo}}
-  ports: [{{name: http, port: 80, targetPort: 8080, appProtocol: http}}]
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {{name: echo-1, namespace: default}}
-spec: {{address: {echo}, labels: {{app: echo}}, serviceAccount: echo}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {{name: client, namespace: default}}
-spec: {{address: {client}, labels: {{app: client}}, serviceAccount: client}}
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {{name: default, namespace: istio-system}}
-spec: {{mtls: {{mode: {mode}}}}}
-"#,
-            echo = self.ip(2),
-            client = self.ip(1),
-        )
+        mesh_yaml(&self.ip(2), &self.ip(1), mode)
     }
 
     /// Writes the config and starts the control plane (not the proxies).
@@ -207,6 +181,36 @@ spec: {{mtls: {{mode: {mode}}}}}
         }
         false
     }
+}
+
+/// An echo Service with its workload `echo-1` at `echo`, a `client` workload at `client`,
+/// and mesh-wide PeerAuthentication `mode`.
+pub fn mesh_yaml(echo: &str, client: &str, mode: &str) -> String {
+    format!(
+        r#"
+apiVersion: v1
+kind: Service
+metadata: {{name: echo, namespace: default}}
+spec:
+  selector: {{app: echo}}
+  ports: [{{name: http, port: 80, targetPort: 8080, appProtocol: http}}]
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: echo-1, namespace: default}}
+spec: {{address: {echo}, labels: {{app: echo}}, serviceAccount: echo}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {{name: client, namespace: default}}
+spec: {{address: {client}, labels: {{app: client}}, serviceAccount: client}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {{name: default, namespace: istio-system}}
+spec: {{mtls: {{mode: {mode}}}}}
+"#,
+    )
 }
 
 impl Drop for ControlMesh {

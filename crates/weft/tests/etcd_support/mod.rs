@@ -161,6 +161,19 @@ pub fn available() -> Result<(), String> {
     Ok(())
 }
 
+/// A fresh `$TMPDIR/<name>-<pid>` for a test that needs etcd; `None` after a loud skip (a
+/// failure under CI=true) when etcd cannot run here.
+pub fn test_dir(what: &str, name: &str) -> Option<PathBuf> {
+    if let Err(reason) = available() {
+        crate::netns::skip_or_fail(what, &reason);
+        return None;
+    }
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    Some(dir)
+}
+
 impl Etcd {
     /// Starts one member on `ip` (client port 2379, peer port 2380) with its data in `dir`.
     pub fn start(ip: &str, dir: &Path) -> Etcd {
