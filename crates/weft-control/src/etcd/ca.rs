@@ -15,7 +15,7 @@
 //! about the CA goes into etcd.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, EventType, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
@@ -24,7 +24,7 @@ use weft_identity::{Authority, CaPem};
 use super::seal::SealKey;
 use super::{Etcd, EtcdError};
 use crate::identity::Ca;
-use crate::store::Store;
+use crate::store::{unix_now, Store};
 
 /// What the CA key holds (JSON). Everything but the sealed key is public.
 #[derive(Serialize, Deserialize)]
@@ -97,13 +97,9 @@ impl SharedCa {
         let value = self.encode(&authority, None)?;
         let key = self.key();
         let created = self
-            .etcd
-            .client
-            .kv_client()
-            .txn(
-                Txn::new()
-                    .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
-                    .and_then([TxnOp::put(key.as_str(), value, None)]),
+            .put_if(
+                Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
+                value,
             )
             .await?;
         if created.succeeded() {
@@ -144,17 +140,9 @@ impl SharedCa {
         let value = self.encode(&authority, started)?;
         let key = self.key();
         let written = self
-            .etcd
-            .client
-            .kv_client()
-            .txn(
-                Txn::new()
-                    .when([Compare::mod_revision(
-                        key.as_str(),
-                        CompareOp::Equal,
-                        current.mod_revision,
-                    )])
-                    .and_then([TxnOp::put(key.as_str(), value, None)]),
+            .put_if(
+                Compare::mod_revision(key.as_str(), CompareOp::Equal, current.mod_revision),
+                value,
             )
             .await?;
         if !written.succeeded() {
@@ -169,6 +157,18 @@ impl SharedCa {
             rotation_started_at: started,
             mod_revision,
         })
+    }
+
+    /// Writes `value` to the CA key if `condition` holds, in one transaction.
+    async fn put_if(
+        &self,
+        condition: Compare,
+        value: String,
+    ) -> Result<etcd_client::TxnResponse, EtcdError> {
+        let txn = Txn::new()
+            .when([condition])
+            .and_then([TxnOp::put(self.key(), value, None)]);
+        Ok(self.etcd.client.kv_client().txn(txn).await?)
     }
 
     fn encode(
@@ -290,11 +290,4 @@ pub fn install(ca: &Ca, store: &Store, authority: Authority) {
 
 fn ca_error(e: weft_identity::CaError) -> EtcdError {
     EtcdError::Value(format!("certificate authority: {e}"))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }

@@ -155,8 +155,8 @@ pub async fn join(
     address: Option<IpAddr>,
 ) -> Result<HostRecord, HostError> {
     check_name(name)?;
-    let host_key = format!("{}hosts/{name}", etcd.keys.root());
-    let blocks = format!("{}blocks/", etcd.keys.root());
+    let host_key = etcd.keys.host(name);
+    let blocks = etcd.keys.blocks();
     let mut kv = etcd.client.kv_client();
     for _ in 0..TRIES {
         let held = kv
@@ -236,7 +236,7 @@ pub async fn join(
 
 /// Host `name`'s record, if it joined.
 pub async fn record(etcd: &Etcd, name: &str) -> Result<Option<HostRecord>, EtcdError> {
-    let key = format!("{}hosts/{name}", etcd.keys.root());
+    let key = etcd.keys.host(name);
     let answer = etcd.client.kv_client().get(key.as_str(), None).await?;
     answer
         .kvs()
@@ -267,7 +267,7 @@ pub async fn check_address(etcd: &Etcd, name: &str, address: IpAddr) -> Result<(
 
 /// Every host's record.
 pub async fn list(etcd: &Etcd) -> Result<Vec<HostRecord>, EtcdError> {
-    let prefix = format!("{}hosts/", etcd.keys.root());
+    let prefix = etcd.keys.hosts();
     let answer = etcd
         .client
         .kv_client()

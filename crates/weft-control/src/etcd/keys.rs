@@ -80,6 +80,20 @@ impl Keys {
         )
     }
 
+    /// A joined host's record.
+    pub fn host(&self, name: &str) -> String {
+        format!("{}/hosts/{name}", self.prefix)
+    }
+
+    pub fn hosts(&self) -> String {
+        format!("{}/hosts/", self.prefix)
+    }
+
+    /// The claims on workload blocks (each key names a block, its value the holder).
+    pub fn blocks(&self) -> String {
+        format!("{}/blocks/", self.prefix)
+    }
+
     pub fn ca(&self) -> String {
         format!("{}/ca/authority", self.prefix)
     }

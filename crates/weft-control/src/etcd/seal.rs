@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 
+use crate::tokens::hex;
+
 /// Length of the seal key in bytes.
 const KEY_LEN: usize = 32;
 
@@ -47,8 +49,8 @@ impl SealKey {
     }
 
     /// A key from its hex form.
-    pub fn from_hex(hex: &str) -> Result<SealKey, String> {
-        let bytes = decode_hex(hex)
+    pub fn from_hex(text: &str) -> Result<SealKey, String> {
+        let bytes = decode_hex(text)
             .filter(|b| b.len() == KEY_LEN)
             .ok_or_else(|| {
                 format!(
@@ -61,7 +63,7 @@ impl SealKey {
         let digest = ring::digest::digest(&ring::digest::SHA256, &bytes);
         Ok(SealKey {
             key: LessSafeKey::new(key),
-            id: encode_hex(&digest.as_ref()[..8]),
+            id: hex(&digest.as_ref()[..8]),
         })
     }
 
@@ -71,7 +73,7 @@ impl SealKey {
         SystemRandom::new()
             .fill(&mut bytes)
             .map_err(|_| SealError::Random)?;
-        Ok(encode_hex(&bytes))
+        Ok(hex(&bytes))
     }
 
     /// Names the key without revealing it (the first 8 bytes of its SHA-256, in hex).
@@ -95,7 +97,7 @@ impl SealKey {
             .map_err(|_| SealError::Corrupt("sealing failed"))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
-        Ok(encode_hex(&out))
+        Ok(hex(&out))
     }
 
     /// Opens what [`SealKey::seal`] made for the same `context`, sealed under `key_id`.
@@ -129,10 +131,6 @@ impl SealKey {
             })?;
         Ok(plain.to_vec())
     }
-}
-
-fn encode_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {

@@ -221,23 +221,13 @@ fn tls_connector(tls: &EtcdTls) -> Result<TlsConnector, EtcdError> {
 }
 
 fn read_certs(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, EtcdError> {
-    let pem = std::fs::read(path).map_err(|source| EtcdError::TlsFile {
+    let bad = |source: io::Error| EtcdError::TlsFile {
         path: path.clone(),
         source,
-    })?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| EtcdError::TlsFile {
-            path: path.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, format!("bad PEM: {e}")),
-        })?;
-    if certs.is_empty() {
-        return Err(EtcdError::TlsFile {
-            path: path.clone(),
-            source: io::Error::new(io::ErrorKind::InvalidData, "no PEM certificate in the file"),
-        });
-    }
-    Ok(certs)
+    };
+    let pem = std::fs::read_to_string(path).map_err(bad)?;
+    weft_identity::parse_pem_certs(&pem)
+        .map_err(|e| bad(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))
 }
 
 #[cfg(test)]
