@@ -27,3 +27,6 @@ pub use diagnostic::{Diagnostic, Diagnostics, InvalidConfig, Severity};
 
 /// The namespace of an object that names none, as kubectl applies it.
 pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// The port of a host's HBONE tunnel, where proxies on other hosts reach its workloads.
+pub const TUNNEL_PORT: u16 = 4108;

@@ -40,6 +40,10 @@ pub struct Registration {
     /// that host's block. None on a single host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The host's tunnel, where proxies on other hosts reach the workload. The control plane
+    /// sets it from the host's record; whatever a runner sends is replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<std::net::SocketAddr>,
 }
 
 /// Why a registration is refused before it reaches the loader.
@@ -158,8 +162,25 @@ fn workload_entry_yaml(ns: &str, name: &str, r: &Registration) -> String {
         labels.push_str(&format!(", {}: {}", q(k), q(v)));
     }
     let sa = r.service_account.as_deref().unwrap_or("default");
+    // A joined host is a network of its own: its tunnel is how other hosts reach it.
+    let network = r
+        .host
+        .as_deref()
+        .map(|h| format!(", network: {}", q(h)))
+        .unwrap_or_default();
+    let annotations = r
+        .tunnel
+        .filter(|_| r.host.is_some())
+        .map(|t| {
+            format!(
+                ", annotations: {{{}: {}}}",
+                q(crate::validate::TUNNEL_ANNOTATION),
+                q(&t.to_string())
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: {}, namespace: {}}}\nspec: {{address: {}, serviceAccount: {}, labels: {{{labels}}}}}\n",
+        "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: {}, namespace: {}{annotations}}}\nspec: {{address: {}, serviceAccount: {}, labels: {{{labels}}}{network}}}\n",
         q(name),
         q(ns),
         q(&r.address.to_string()),

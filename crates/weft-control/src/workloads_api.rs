@@ -128,7 +128,7 @@ async fn register(
             )
         }
     };
-    let registration: Registration = match serde_json::from_slice(&body) {
+    let mut registration: Registration = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             return text(
@@ -139,6 +139,26 @@ async fn register(
     };
     // With etcd: checked here, written there (the watch brings it to every replica).
     if let Some(etcd) = etcd {
+        // A workload of a joined host must have an address of that host's block, and its
+        // tunnel is the host's, as the host's record says, whatever the runner sent.
+        registration.tunnel = None;
+        if let Some(host) = &registration.host {
+            match hosts::check_address(etcd, host, registration.address).await {
+                Ok(record) => {
+                    registration.tunnel = record
+                        .address
+                        .map(|a| std::net::SocketAddr::new(a, weft_api::TUNNEL_PORT));
+                }
+                Err(e) => {
+                    tracing::warn!(workload = %format!("{ns}/{name}"), error = %e, "registration refused");
+                    let status = match e {
+                        HostError::Etcd(_) => StatusCode::SERVICE_UNAVAILABLE,
+                        _ => StatusCode::CONFLICT,
+                    };
+                    return text(status, format!("{e}\n"));
+                }
+            }
+        }
         let (s, n, w, r) = (
             store.clone(),
             ns.clone(),
@@ -150,17 +170,6 @@ async fn register(
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return text(error_status(&e), format!("{e}\n")),
             Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
-        }
-        // A workload of a joined host must have an address of that host's block.
-        if let Some(host) = &registration.host {
-            if let Err(e) = hosts::check_address(etcd, host, registration.address).await {
-                tracing::warn!(workload = %format!("{ns}/{name}"), error = %e, "registration refused");
-                let status = match e {
-                    HostError::Etcd(_) => StatusCode::SERVICE_UNAVAILABLE,
-                    _ => StatusCode::CONFLICT,
-                };
-                return text(status, format!("{e}\n"));
-            }
         }
         // A member that died (a leader election, a broken connection) fails one try; the
         // next, a moment later, usually goes through. Trying again is safe: a registration
@@ -182,6 +191,7 @@ async fn register(
         }
     }
     if etcd.is_none() {
+        registration.tunnel = None;
         if let Some(host) = &registration.host {
             return text(
                 StatusCode::CONFLICT,

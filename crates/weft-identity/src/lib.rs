@@ -21,6 +21,9 @@
 //!   Refusals carry a [`PeerCertError`] that says why in one loggable sentence
 //!   ([`rejection_reason`]); [`peer_id`] names an accepted peer for logs and metrics.
 //!
+//! - [`hbone`]: how a connection through a host's tunnel names its workload, and how the
+//!   tunnel reads that name without terminating the TLS.
+//!
 //! What this crate does not do: authorization (which ids may talk to which is policy's job),
 //! revocation (certificates are short-lived instead), or transport of CSRs and certificates.
 
@@ -29,6 +32,7 @@ mod ca;
 mod cert;
 pub mod creds;
 mod csr;
+pub mod hbone;
 mod keys;
 mod pem;
 mod spiffe;

@@ -17,6 +17,7 @@ pub mod command;
 pub mod control_client;
 mod error;
 pub mod hosts;
+pub mod joined;
 mod lease;
 pub mod network;
 pub mod privileges;
@@ -27,6 +28,7 @@ pub mod spawn;
 mod spec;
 mod start;
 mod supervise;
+pub mod tunnel;
 pub mod up;
 
 pub use error::RunError;

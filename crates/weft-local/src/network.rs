@@ -6,10 +6,16 @@
 //! ```
 //!
 //! The namespace's default route goes to the bridge, so its proxy reaches the control plane
-//! (on the bridge address) and peer workloads (on the same bridge). Nothing is routed off the
-//! host: Weft turns on no forwarding and no masquerading. On hosts whose FORWARD chain drops
-//! (Docker sets that, and bridged packets traverse it when br_netfilter is loaded), one rule
-//! lets the bridge's own traffic pass; it is removed with the bridge.
+//! (on the bridge address) and peer workloads (on the same bridge). On a single host nothing
+//! is routed off the host: Weft turns on no forwarding and no masquerading. On hosts whose
+//! FORWARD chain drops (Docker sets that, and bridged packets traverse it when br_netfilter
+//! is loaded), one rule lets the bridge's own traffic pass; it is removed with the bridge.
+//!
+//! A host joined to a mesh of hosts has an uplink ([`HostNet::uplink`]): its workloads'
+//! proxies reach the control plane's replicas and other hosts' tunnels through it, so
+//! forwarding is on and what leaves the bridge for elsewhere is masqueraded as the host
+//! (Docker's and the CNI bridge plugin's way). Nothing comes in that way: other hosts reach
+//! this host's workloads through its tunnel only.
 
 use std::net::Ipv4Addr;
 
@@ -22,6 +28,8 @@ pub struct HostNet {
     /// The bridge's address: the namespaces' gateway, where the control plane listens.
     pub gateway: Ipv4Addr,
     pub prefix_len: u8,
+    /// A joined host's bridge: its workloads reach other hosts (forwarded, masqueraded).
+    pub uplink: bool,
 }
 
 impl Default for HostNet {
@@ -30,6 +38,7 @@ impl Default for HostNet {
             bridge: "weft0".into(),
             gateway: Ipv4Addr::new(10, 213, 0, 1),
             prefix_len: 16,
+            uplink: false,
         }
     }
 }
@@ -59,11 +68,17 @@ impl HostNet {
             bridge: bridge.into(),
             gateway,
             prefix_len,
+            uplink: false,
         })
     }
 
     fn mask(&self) -> u32 {
         u32::MAX << (32 - u32::from(self.prefix_len))
+    }
+
+    /// Whether `ip` is in the bridge's subnet.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.gateway) & self.mask()
     }
 
     /// The `index`th workload address of the subnet (index 0 is the first after the
@@ -106,32 +121,63 @@ fn is_weft_bridge(name: &str) -> bool {
         .is_ok_and(|a| a.trim() == BRIDGE_ALIAS)
 }
 
-fn forward_rule(net: &HostNet) -> Vec<String> {
-    [
-        "-i",
-        &net.bridge,
-        "-o",
-        &net.bridge,
-        "-m",
-        "comment",
-        "--comment",
-        "weft",
-        "-j",
-        "ACCEPT",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+/// The iptables rules the bridge needs, as (table, chain, rule): the bridge's own traffic
+/// passes a dropping FORWARD chain; with an uplink, what leaves for other hosts passes too
+/// (and its answers), masqueraded as the host.
+fn rules(net: &HostNet) -> Vec<(&'static str, &'static str, Vec<String>)> {
+    let own = |args: &[&str]| -> Vec<String> {
+        let mut rule: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        rule.extend(["-m", "comment", "--comment", "weft"].map(String::from));
+        rule
+    };
+    let b = net.bridge.as_str();
+    let mut all = vec![(
+        "filter",
+        "FORWARD",
+        own(&["-i", b, "-o", b, "-j", "ACCEPT"]),
+    )];
+    if net.uplink {
+        let subnet = format!(
+            "{}/{}",
+            Ipv4Addr::from(u32::from(net.gateway) & net.mask()),
+            net.prefix_len
+        );
+        all.push((
+            "filter",
+            "FORWARD",
+            own(&["-i", b, "!", "-o", b, "-j", "ACCEPT"]),
+        ));
+        all.push((
+            "filter",
+            "FORWARD",
+            own(&[
+                "-o",
+                b,
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "RELATED,ESTABLISHED",
+                "-j",
+                "ACCEPT",
+            ]),
+        ));
+        all.push((
+            "nat",
+            "POSTROUTING",
+            own(&["-s", &subnet, "!", "-o", b, "-j", "MASQUERADE"]),
+        ));
+    }
+    all
 }
 
-fn iptables(op: &str, chain: &str, rule: &[String]) -> Result<String, ToolError> {
+fn iptables(table: &str, op: &str, chain: &str, rule: &[String]) -> Result<String, ToolError> {
     // -w: wait for the xtables lock instead of failing when Docker or another run holds it.
-    let mut args = vec!["-w", op, chain];
+    let mut args = vec!["-w", "-t", table, op, chain];
     args.extend(rule.iter().map(String::as_str));
     run("iptables", &args, None)
 }
 
-/// Creates the bridge (and its FORWARD rule) unless it exists.
+/// Creates the bridge (and its rules) unless it exists.
 pub fn ensure_bridge(net: &HostNet) -> Result<(), ToolError> {
     let cidr = format!("{}/{}", net.gateway, net.prefix_len);
     if !link_exists(&net.bridge) {
@@ -158,24 +204,39 @@ pub fn ensure_bridge(net: &HostNet) -> Result<(), ToolError> {
     // `replace` is idempotent: a bridge left half set up by a crash gets its address back.
     run("ip", &["addr", "replace", &cidr, "dev", &net.bridge], None)?;
     run("ip", &["link", "set", &net.bridge, "up"], None)?;
-    let rule = forward_rule(net);
-    if iptables("-C", "FORWARD", &rule).is_err() {
-        iptables("-I", "FORWARD", &rule)?;
+    if net.uplink {
+        // Per network namespace; left on when the bridge goes (other things may need it).
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").map_err(|e| ToolError::Failed {
+            command: "write /proc/sys/net/ipv4/ip_forward".into(),
+            status: "failed".into(),
+            stderr: e.to_string(),
+        })?;
+    }
+    for (table, chain, rule) in rules(net) {
+        if iptables(table, "-C", chain, &rule).is_err() {
+            iptables(table, "-I", chain, &rule)?;
+        }
     }
     Ok(())
 }
 
-/// Removes the bridge and its FORWARD rule (when they exist).
+/// Removes the bridge and its rules (when they exist).
 pub fn remove_bridge(net: &HostNet) {
     if link_exists(&net.bridge) && is_weft_bridge(&net.bridge) {
         if let Err(e) = run("ip", &["link", "del", &net.bridge], None) {
             tracing::warn!(error = %e, "cannot remove the bridge");
         }
     }
-    let rule = forward_rule(net);
-    while iptables("-C", "FORWARD", &rule).is_ok() {
-        if iptables("-D", "FORWARD", &rule).is_err() {
-            break;
+    // With or without an uplink now: a joined host's rules go even if it left.
+    let uplinked = HostNet {
+        uplink: true,
+        ..net.clone()
+    };
+    for (table, chain, rule) in rules(&uplinked) {
+        while iptables(table, "-C", chain, &rule).is_ok() {
+            if iptables(table, "-D", chain, &rule).is_err() {
+                break;
+            }
         }
     }
 }

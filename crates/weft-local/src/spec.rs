@@ -30,6 +30,8 @@ pub struct RunSpec {
     /// The control plane's gRPC address, as the proxy inside the namespace dials it.
     pub control_grpc: SocketAddr,
     pub control: ControlClient,
+    /// The joined host this runs on (`weft host join`), named in its registration.
+    pub host: Option<String>,
     /// The `weft` binary the proxy runs from.
     pub weft_exe: PathBuf,
     /// Where the application's output goes (the proxy's goes to `<run_dir>/logs/`).

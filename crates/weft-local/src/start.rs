@@ -52,7 +52,8 @@ pub(crate) async fn run_claimed(
         app_protocol: spec.app_protocol.clone(),
         owner: owner.clone(),
         ttl_seconds: LEASE_TTL.as_secs(),
-        host: None,
+        host: spec.host.clone(),
+        tunnel: None,
     };
     let token = spec
         .control

@@ -290,6 +290,7 @@ fn replica_spec(
         run_dir: spec.run_dir.clone(),
         control_grpc,
         control,
+        host: None,
         weft_exe: spec.weft_exe.clone(),
         app_output: AppOutput::Prefixed(name.to_string()),
         access_log: spec.access_log,

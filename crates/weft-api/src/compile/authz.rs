@@ -207,6 +207,8 @@ pub fn scope(
                     .clone()
                     .unwrap_or_else(|| "default".into()),
                 meshed: true,
+                network: None,
+                tunnel: None,
             };
             if !selects(&v) {
                 continue;

@@ -61,8 +61,10 @@ pub fn proxy_config(model: &Model, who: &ProxyIdentity) -> Result<ProxyConfigVie
         .as_ref()
         .map(|w| authz::rate_limits_for(model, w))
         .unwrap_or_default();
+    let mut mesh = model.mesh.clone();
+    mesh.network = workload.as_ref().and_then(|w| w.network.clone());
     Ok(ProxyConfigView {
-        mesh: model.mesh.clone(),
+        mesh,
         workload,
         inbound,
     })

@@ -222,6 +222,8 @@ pub(super) fn backend(model: &Model, svc: &ServiceModel, port: u16) -> BackendVi
             meshed: v.meshed,
             weight: w.weight,
             mtls: v.meshed && super::mtls::mode_for(model, v, target) != MtlsMode::Disable,
+            network: v.network.clone(),
+            tunnel: v.tunnel,
         });
     }
     let policies = model

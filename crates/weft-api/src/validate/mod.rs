@@ -22,7 +22,7 @@ mod timing;
 mod tracing;
 mod traffic_policy;
 
-pub use services::protocol_from_app_protocol;
+pub use services::{protocol_from_app_protocol, TUNNEL_ANNOTATION};
 
 use std::collections::BTreeMap;
 
@@ -228,6 +228,8 @@ pub(crate) fn is_dns_label(s: &str) -> bool {
 mod authn_tests;
 #[cfg(test)]
 mod authz_tests;
+#[cfg(test)]
+mod network_tests;
 #[cfg(test)]
 mod resilience_tests;
 #[cfg(test)]

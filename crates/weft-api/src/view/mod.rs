@@ -129,6 +129,10 @@ pub struct MeshView {
     /// MeshConfig `retries`: the budget, the safe default, the body kept for replay.
     #[serde(default)]
     pub retries: RetriesView,
+    /// The network of the proxy's own workload (set per proxy): endpoints on another network
+    /// are reached through their tunnel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// MeshConfig `retries`, checked, with Weft's defaults.
@@ -213,6 +217,7 @@ impl Default for MeshView {
             tracing: None,
             admin: None,
             retries: RetriesView::default(),
+            network: None,
         }
     }
 }
@@ -228,6 +233,14 @@ pub struct WorkloadView {
     /// False for workloads declared without a proxy (`weft.dev/proxy: none`): traffic to them
     /// goes straight to their port, not through a peer proxy.
     pub meshed: bool,
+    /// The WorkloadEntry's `network`: on a mesh of hosts, the host it runs on. Proxies on
+    /// another network reach it through its network's tunnel, not by its address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    /// Its network's HBONE tunnel (`weft.dev/tunnel: IP:PORT`), where proxies on other
+    /// networks send traffic for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -498,6 +511,11 @@ pub struct EndpointView {
     /// this port.
     #[serde(default)]
     pub mtls: bool,
+    /// The workload's network and its tunnel (see [`WorkloadView`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<SocketAddr>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

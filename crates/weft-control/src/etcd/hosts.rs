@@ -247,8 +247,13 @@ pub async fn record(etcd: &Etcd, name: &str) -> Result<Option<HostRecord>, EtcdE
         .transpose()
 }
 
-/// Refuses a workload of host `name` whose address is not in that host's block.
-pub async fn check_address(etcd: &Etcd, name: &str, address: IpAddr) -> Result<(), HostError> {
+/// Refuses a workload of host `name` whose address is not in that host's block; else the
+/// host's record.
+pub async fn check_address(
+    etcd: &Etcd,
+    name: &str,
+    address: IpAddr,
+) -> Result<HostRecord, HostError> {
     let record = record(etcd, name).await?.ok_or_else(|| {
         HostError::Invalid(format!(
             "host {name} has not joined the mesh (`weft host join {name}`)"
@@ -256,7 +261,7 @@ pub async fn check_address(etcd: &Etcd, name: &str, address: IpAddr) -> Result<(
     })?;
     let block = Block::parse(&record.block)?;
     match address {
-        IpAddr::V4(ip) if block.contains(ip) => Ok(()),
+        IpAddr::V4(ip) if block.contains(ip) => Ok(record),
         _ => Err(HostError::Outside {
             address,
             host: name.into(),

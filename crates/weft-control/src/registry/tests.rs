@@ -14,6 +14,7 @@ fn reg(service: &str, ip: &str, owner: &str) -> Registration {
         owner: owner.into(),
         ttl_seconds: 10,
         host: None,
+        tunnel: None,
     }
 }
 
@@ -42,6 +43,22 @@ fn a_registration_becomes_a_workload_entry_and_an_implicit_service() {
     assert_eq!(w.service_account, "reviews");
     assert_eq!(w.labels.get("app").map(String::as_str), Some("reviews"));
     assert_eq!(w.labels.get("version").map(String::as_str), Some("v1"));
+}
+
+#[test]
+fn a_joined_hosts_workload_is_on_the_hosts_network_behind_its_tunnel() {
+    let mut r = Registry::default();
+    let mut on_host = reg("reviews", "10.213.4.2", "a");
+    on_host.host = Some("host-4".into());
+    on_host.tunnel = "192.0.2.4:4108".parse().ok();
+    r.upsert("shop", "reviews-0", on_host, Instant::now())
+        .expect("upsert");
+    let (resources, diags) = r.resources(&[]);
+    assert!(!diags.has_errors(), "{diags}");
+    let model = model_of(resources);
+    let w = &model.workloads[0].view;
+    assert_eq!(w.network.as_deref(), Some("host-4"));
+    assert_eq!(w.tunnel, "192.0.2.4:4108".parse().ok());
 }
 
 #[test]

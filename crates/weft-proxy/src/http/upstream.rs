@@ -35,6 +35,13 @@ pub enum UpstreamError {
     ConnectTimeout { addr: SocketAddr, timeout: Duration },
     #[error("mutual TLS with {addr}: {reason}")]
     Tls { addr: SocketAddr, reason: String },
+    /// The peer host's tunnel refused or failed the `CONNECT` (nothing was sent).
+    #[error("HBONE tunnel {tunnel} to {target}: {reason}")]
+    Tunnel {
+        tunnel: SocketAddr,
+        target: SocketAddr,
+        reason: String,
+    },
     #[error("HTTP/2 handshake with {addr}: {source}")]
     Handshake {
         addr: SocketAddr,
@@ -70,6 +77,7 @@ impl UpstreamError {
             UpstreamError::Connect { .. }
             | UpstreamError::ConnectTimeout { .. }
             | UpstreamError::Tls { .. }
+            | UpstreamError::Tunnel { .. }
             | UpstreamError::Handshake { .. } => true,
             UpstreamError::Request { source, .. } => source.is_canceled(),
             UpstreamError::Http1 { .. }
@@ -314,7 +322,7 @@ impl H2Connection {
                     carriage: Carriage::Http2,
                     port: p.port,
                 };
-                dial_peer(&p.target, Some(header), &p.tls, connect_timeout).await?
+                dial_peer(&p.target, header, &p.tls, connect_timeout).await?
             }
             None => MeshStream::Plain(connect(self.dial, connect_timeout).await?),
         };

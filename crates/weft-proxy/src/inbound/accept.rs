@@ -1,6 +1,7 @@
 //! Accepting an inbound connection. A peer proxy starts with the transport header (inside
 //! mutual TLS when it has an identity), which names the local port and says whether HTTP
-//! (multiplexed HTTP/2) or opaque bytes follow. A connection without the header comes from
+//! (multiplexed HTTP/2) or opaque bytes follow; one on another host speaks HBONE instead
+//! (ALPN `h2`, see [`super::hbone`]). A connection without the header comes from
 //! outside the mesh: a captured one is forwarded as TCP to the port it was addressed to; one
 //! made to the proxy directly has no port to go to and is refused.
 
@@ -77,6 +78,11 @@ where
         Ok(accepted) => accepted,
         Err(e) => return identity::refuse(cx, client, &e),
     };
+    if tls.get_ref().1.alpn_protocol() == Some(crate::mesh::hbone::ALPN) {
+        // A peer on another host, through this host's tunnel.
+        let sni = tls.get_ref().1.server_name().map(str::to_string);
+        return super::hbone::serve(tls, client, local, peer, sni, cx).await;
+    }
     let wait = Duration::from_millis(cx.state.load().mesh.detect_timeout_ms.max(1)) * 10;
     match transport::read_header(&mut tls, wait).await {
         Ok(Peeked::Mesh(header, rest)) => {
@@ -99,7 +105,7 @@ where
     }
 }
 
-async fn serve_mesh<I>(
+pub(super) async fn serve_mesh<I>(
     io: I,
     header: transport::Header,
     client: SocketAddr,

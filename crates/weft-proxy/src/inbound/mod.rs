@@ -8,6 +8,7 @@
 //!
 //! - [`accept`]: what a connection is — a peer proxy's (transport header, maybe inside mutual
 //!   TLS), a captured one from outside the mesh, or one that cannot be placed;
+//! - [`hbone`]: connections from peers on other hosts, one per HTTP/2 `CONNECT` stream;
 //! - [`identity`]: who the peer is, as its connection proved it, and whether plaintext is
 //!   acceptable on the port;
 //! - [`http`]: the HTTP request path: [`normalize`] (paths, per `pathNormalization`),
@@ -21,6 +22,7 @@ mod accept;
 mod app;
 mod authn;
 mod authz;
+mod hbone;
 mod http;
 pub mod identity;
 mod normalize;

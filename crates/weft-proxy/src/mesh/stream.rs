@@ -1,5 +1,7 @@
 //! A connection to a peer proxy's inbound port: TCP, then mutual TLS when the endpoint is
-//! meshed with mTLS, then the transport header (inside TLS, so it is authenticated too).
+//! meshed with mTLS, then the transport header (inside TLS, so it is authenticated too). A
+//! peer on another host is reached through its host's tunnel instead ([`super::hbone`]),
+//! and the header travels in the tunnel's stream.
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,6 +10,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
@@ -26,21 +30,42 @@ pub struct PeerTarget {
     pub dial: SocketAddr,
     /// `Some`: open mutual TLS and accept exactly this identity.
     pub identity: Option<SpiffeId>,
+    /// `Some`: the peer is on another host, reached through this tunnel (HBONE).
+    pub tunnel: Option<SocketAddr>,
 }
 
 pub enum MeshStream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// A `CONNECT` stream through a peer host's tunnel.
+    Tunnel(Box<TokioIo<Upgraded>>),
 }
 
 /// Dials a peer and writes the transport header.
 pub async fn dial_peer(
     target: &PeerTarget,
-    header: Option<Header>,
+    header: Header,
     tls: &Arc<MeshTls>,
     timeout: Duration,
 ) -> Result<MeshStream, UpstreamError> {
     let addr = target.dial;
+    if let Some(tunnel) = target.tunnel {
+        let app = SocketAddr::new(addr.ip(), header.port);
+        let Some(identity) = &target.identity else {
+            return Err(UpstreamError::Tunnel {
+                tunnel,
+                target: app,
+                reason: "crossing hosts needs mutual TLS, and the peer has no identity".into(),
+            });
+        };
+        let io = super::hbone::open(tunnel, app, identity, tls, timeout).await?;
+        let mut stream = MeshStream::Tunnel(Box::new(io));
+        stream
+            .write_all(&header.encode())
+            .await
+            .map_err(|source| UpstreamError::Connect { addr, source })?;
+        return Ok(stream);
+    }
     let client = match &target.identity {
         Some(id) => tls.client_for(id).map_err(|e| UpstreamError::Tls {
             addr,
@@ -70,18 +95,17 @@ pub async fn dial_peer(
             }
         }
     };
-    if let Some(h) = header {
-        stream
-            .write_all(&h.encode())
-            .await
-            .map_err(|source| UpstreamError::Connect { addr, source })?;
-    }
+    stream
+        .write_all(&header.encode())
+        .await
+        .map_err(|source| UpstreamError::Connect { addr, source })?;
     Ok(stream)
 }
 
 impl MeshStream {
+    /// Whether the stream is mutual TLS (a tunnel's always is).
     pub fn is_tls(&self) -> bool {
-        matches!(self, MeshStream::Tls(_))
+        matches!(self, MeshStream::Tls(_) | MeshStream::Tunnel(_))
     }
 }
 
@@ -94,6 +118,7 @@ impl AsyncRead for MeshStream {
         match self.get_mut() {
             MeshStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             MeshStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            MeshStream::Tunnel(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -107,6 +132,7 @@ impl AsyncWrite for MeshStream {
         match self.get_mut() {
             MeshStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             MeshStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            MeshStream::Tunnel(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -114,6 +140,7 @@ impl AsyncWrite for MeshStream {
         match self.get_mut() {
             MeshStream::Plain(s) => Pin::new(s).poll_flush(cx),
             MeshStream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            MeshStream::Tunnel(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -121,6 +148,7 @@ impl AsyncWrite for MeshStream {
         match self.get_mut() {
             MeshStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
             MeshStream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            MeshStream::Tunnel(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 
@@ -132,6 +160,7 @@ impl AsyncWrite for MeshStream {
         match self.get_mut() {
             MeshStream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             MeshStream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            MeshStream::Tunnel(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -139,6 +168,7 @@ impl AsyncWrite for MeshStream {
         match self {
             MeshStream::Plain(s) => s.is_write_vectored(),
             MeshStream::Tls(s) => s.is_write_vectored(),
+            MeshStream::Tunnel(s) => s.is_write_vectored(),
         }
     }
 }

@@ -44,7 +44,10 @@ impl MeshTls {
 
     /// Installs new credentials (first issue, renewal, or a trust bundle change).
     pub fn install(&self, creds: Credentials) -> Result<(), MeshTlsError> {
-        let server = weft_identity::server_config(&creds, creds.id.trust_domain(), &[ALPN])
+        // A peer proxy on this host speaks `weft/1`; one on another host comes through the
+        // host's tunnel and speaks HBONE (`h2`).
+        let alpn = [ALPN, super::hbone::ALPN];
+        let server = weft_identity::server_config(&creds, creds.id.trust_domain(), &alpn)
             .map_err(|e| MeshTlsError::Config(e.to_string()))?;
         self.current.store(Some(Arc::new(Current {
             creds: Arc::new(creds),
@@ -66,13 +69,21 @@ impl MeshTls {
     /// mode).
     pub fn client_for(&self, peer: &SpiffeId) -> Result<Option<Arc<ClientConfig>>, MeshTlsError> {
         match self.current.load_full() {
-            Some(c) => {
-                weft_identity::client_config(&c.creds, ExpectedPeer::Exactly(peer.clone()), &[ALPN])
-                    .map(Some)
-                    .map_err(|e| MeshTlsError::Config(e.to_string()))
-            }
+            Some(_) => self.client_for_alpn(peer, ALPN).map(Some),
             None if self.required => Err(MeshTlsError::NoIdentity),
             None => Ok(None),
         }
+    }
+
+    /// A client configuration that accepts exactly `peer` and offers `alpn`; mutual TLS or
+    /// nothing (HBONE has no plaintext form).
+    pub fn client_for_alpn(
+        &self,
+        peer: &SpiffeId,
+        alpn: &[u8],
+    ) -> Result<Arc<ClientConfig>, MeshTlsError> {
+        let current = self.current.load_full().ok_or(MeshTlsError::NoIdentity)?;
+        weft_identity::client_config(&current.creds, ExpectedPeer::Exactly(peer.clone()), &[alpn])
+            .map_err(|e| MeshTlsError::Config(e.to_string()))
     }
 }

@@ -32,6 +32,19 @@ pub struct PeerSettings<'a> {
     pub trust_domain: &'a str,
     /// How long an idle pooled HTTP/1 connection to a workload without a proxy is kept.
     pub idle_timeout: std::time::Duration,
+    /// The network (host) this proxy is on: peers on others are reached through a tunnel.
+    pub network: Option<&'a str>,
+}
+
+impl<'a> PeerSettings<'a> {
+    pub fn of(mesh: &'a weft_api::view::MeshView) -> Self {
+        Self {
+            inbound_port: mesh.inbound_port,
+            trust_domain: &mesh.trust_domain,
+            idle_timeout: mesh.upstream_idle_timeout(),
+            network: mesh.network.as_deref(),
+        }
+    }
 }
 
 impl DirectWorkload {
@@ -80,7 +93,7 @@ pub fn build(
     registry: &Registry,
     peer: PeerSettings<'_>,
 ) -> Vec<(IpAddr, Arc<DirectWorkload>)> {
-    let mut alive = registry.alive_direct(views, peer.inbound_port, peer.trust_domain);
+    let mut alive = registry.alive_direct(views, &peer);
     views
         .iter()
         .map(|w| {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use weft_api::view::{BackendView, EndpointView, MeshView, Protocol};
 use weft_identity::SpiffeId;
 
+use super::PeerSettings;
 use crate::balance::sticky::StickyCookie;
 use crate::balance::{Balanced, Load, Policy};
 use crate::http::pool::{Http1Pool, PoolSettings};
@@ -66,7 +67,7 @@ impl Endpoint {
                     carriage: Carriage::Opaque,
                     port: self.addr.port(),
                 };
-                dial_peer(peer, Some(header), &self.tls, timeout).await
+                dial_peer(peer, header, &self.tls, timeout).await
             }
             None => Ok(MeshStream::Plain(connect(self.addr, timeout).await?)),
         }
@@ -118,7 +119,18 @@ pub struct Backend {
     pub connect_timeout: Option<Duration>,
 }
 
-type EndpointKey = (SocketAddr, bool, Option<SpiffeId>);
+/// What tells two endpoints apart: address, meshed-ness, identity, and the tunnel that
+/// reaches it (a workload whose host's tunnel moved needs new connections).
+type EndpointKey = (SocketAddr, bool, Option<SpiffeId>, Option<SocketAddr>);
+
+fn key_of(e: &EndpointView, peer: Option<&PeerTarget>) -> EndpointKey {
+    (
+        e.addr,
+        e.meshed,
+        peer.and_then(|p| p.identity.clone()),
+        peer.and_then(|p| p.tunnel),
+    )
+}
 
 /// Endpoints by (address, meshed, identity), alive as long as some snapshot holds them.
 pub struct Registry {
@@ -142,18 +154,32 @@ impl Registry {
         }
     }
 
-    fn peer_of(e: &EndpointView, inbound_port: u16, trust_domain: &str) -> Option<PeerTarget> {
-        e.meshed.then(|| PeerTarget {
-            dial: SocketAddr::new(e.addr.ip(), inbound_port),
-            identity: e
-                .mtls
-                .then(|| SpiffeId::new(trust_domain, &e.namespace, &e.service_account).ok())
+    /// How this proxy reaches the peer proxy of `e`: its inbound port, the identity it must
+    /// prove, and, when it is on another network (host), that network's tunnel. A tunnel is
+    /// always mutual TLS, whatever PeerAuthentication says of the port (a `DISABLE` peer
+    /// still accepts it); a peer on another network without a tunnel is dialled directly.
+    fn peer_of(e: &EndpointView, settings: &PeerSettings<'_>) -> Option<PeerTarget> {
+        if !e.meshed {
+            return None;
+        }
+        let tunnel = match (e.network.as_deref(), settings.network) {
+            (Some(theirs), Some(ours)) if theirs == ours => None,
+            (Some(_), _) => e.tunnel,
+            (None, _) => None,
+        };
+        Some(PeerTarget {
+            dial: SocketAddr::new(e.addr.ip(), settings.inbound_port),
+            identity: (e.mtls || tunnel.is_some())
+                .then(|| {
+                    SpiffeId::new(settings.trust_domain, &e.namespace, &e.service_account).ok()
+                })
                 .flatten(),
+            tunnel,
         })
     }
 
     pub fn backend(&self, view: &BackendView, mesh: &MeshView, metrics: &Metrics) -> Backend {
-        let (inbound_port, trust_domain) = (mesh.inbound_port, mesh.trust_domain.as_str());
+        let settings = PeerSettings::of(mesh);
         let service = format!("{}/{}", view.namespace, view.service);
         let retries = self.shared.retries(&service, &mesh.retries, metrics);
         let limits = view.pool.as_ref();
@@ -181,12 +207,8 @@ impl Registry {
             .endpoints
             .iter()
             .map(|e| {
-                let peer = Self::peer_of(e, inbound_port, trust_domain);
-                let key = (
-                    e.addr,
-                    e.meshed,
-                    peer.as_ref().and_then(|p| p.identity.clone()),
-                );
+                let peer = Self::peer_of(e, &settings);
+                let key = key_of(e, peer.as_ref());
                 match map.get(&key).and_then(Weak::upgrade) {
                     Some(existing)
                         if existing.weight == e.weight.max(1) && existing.pool.same(&pool) =>
@@ -247,12 +269,8 @@ impl Registry {
         settings: &super::PeerSettings<'_>,
     ) -> Arc<Endpoint> {
         let view = direct_view(addr, workload);
-        let peer = Self::peer_of(&view, settings.inbound_port, settings.trust_domain);
-        let key = (
-            addr,
-            workload.meshed,
-            peer.as_ref().and_then(|p| p.identity.clone()),
-        );
+        let peer = Self::peer_of(&view, settings);
+        let key = key_of(&view, peer.as_ref());
         let mut map = match self.endpoints.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
@@ -272,31 +290,32 @@ impl Registry {
     pub fn alive_direct(
         &self,
         workloads: &[weft_api::view::WorkloadView],
-        inbound_port: u16,
-        trust_domain: &str,
+        settings: &PeerSettings<'_>,
     ) -> HashMap<IpAddr, Vec<(u16, Arc<Endpoint>)>> {
         let mut found: HashMap<IpAddr, Vec<(u16, Arc<Endpoint>)>> = HashMap::new();
         if workloads.is_empty() {
             return found;
         }
-        let wanted: HashMap<IpAddr, (bool, Option<SpiffeId>)> = workloads
+        // Everything of the key but the port.
+        type Wanted = (bool, Option<SpiffeId>, Option<SocketAddr>);
+        let wanted: HashMap<IpAddr, Wanted> = workloads
             .iter()
             .map(|w| {
                 let view = direct_view(SocketAddr::new(w.address, 0), w);
-                let identity =
-                    Self::peer_of(&view, inbound_port, trust_domain).and_then(|p| p.identity);
-                (w.address, (w.meshed, identity))
+                let (_, meshed, identity, tunnel) =
+                    key_of(&view, Self::peer_of(&view, settings).as_ref());
+                (w.address, (meshed, identity, tunnel))
             })
             .collect();
         let map = match self.endpoints.lock() {
             Ok(m) => m,
             Err(poisoned) => poisoned.into_inner(),
         };
-        for ((addr, meshed, identity), weak) in map.iter() {
-            let Some((want_meshed, want_identity)) = wanted.get(&addr.ip()) else {
+        for ((addr, meshed, identity, tunnel), weak) in map.iter() {
+            let Some(want) = wanted.get(&addr.ip()) else {
                 continue;
             };
-            if meshed != want_meshed || identity != want_identity {
+            if (meshed, identity, tunnel) != (&want.0, &want.1, &want.2) {
                 continue;
             }
             if let Some(e) = weak.upgrade() {
@@ -354,5 +373,7 @@ fn direct_view(addr: SocketAddr, workload: &weft_api::view::WorkloadView) -> End
         weight: 1,
         // A DISABLE peer still accepts mTLS from a proxy; only Services carry the mode.
         mtls: workload.meshed,
+        network: workload.network.clone(),
+        tunnel: workload.tunnel,
     }
 }

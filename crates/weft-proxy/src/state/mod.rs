@@ -238,12 +238,7 @@ impl Snapshot {
             }
             services.push(svc);
         }
-        let peer = PeerSettings {
-            inbound_port: view.mesh.inbound_port,
-            trust_domain: &view.mesh.trust_domain,
-            idle_timeout: view.mesh.upstream_idle_timeout(),
-        };
-        let workloads = direct::build(&view.workloads, registry, peer)
+        let workloads = direct::build(&view.workloads, registry, PeerSettings::of(&view.mesh))
             .into_iter()
             .collect();
         Snapshot {
@@ -324,11 +319,7 @@ impl Snapshot {
 
     /// Where peer proxies listen and the trust domain their identities are in.
     pub fn peer_settings(&self) -> PeerSettings<'_> {
-        PeerSettings {
-            inbound_port: self.mesh.inbound_port,
-            trust_domain: &self.mesh.trust_domain,
-            idle_timeout: self.mesh.upstream_idle_timeout(),
-        }
+        PeerSettings::of(&self.mesh)
     }
 }
 

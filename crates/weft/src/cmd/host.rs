@@ -1,8 +1,13 @@
 //! `weft host join NAME` and `weft host list`: hosts of a multi-host mesh and their workload
-//! blocks, through any replica of a control plane on etcd (`weft control --store etcd`).
+//! blocks, through any replica of a control plane on etcd (`weft control --store etcd`);
+//! `weft host tunnel`: the joined host's HBONE tunnel, where other hosts reach its workloads.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context as _;
+use weft_local::joined::JoinedHost;
 
 use serde_json::json;
 
@@ -21,6 +26,25 @@ enum HostCommand {
     Join(JoinArgs),
     /// Every host of the mesh and its block.
     List(ListArgs),
+    /// Serve this joined host's tunnel (port 4108): proxies on other hosts reach its
+    /// workloads through it (HBONE, spliced by server name to the workload's proxy).
+    Tunnel(TunnelArgs),
+}
+
+#[derive(clap::Args)]
+struct TunnelArgs {
+    /// Where to listen (default: the host's address from its join, port 4108).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// The workloads' proxies' inbound port.
+    #[arg(long, default_value_t = 4143)]
+    inbound_port: u16,
+    /// Where `weft host join` wrote this host's record (`host.json`).
+    #[arg(long, env = "WEFT_STATE_DIR", default_value = "/var/lib/weft")]
+    state_dir: PathBuf,
+    /// The bridge of this host's workloads.
+    #[arg(long, env = "WEFT_BRIDGE", default_value = "weft0")]
+    bridge: String,
 }
 
 #[derive(clap::Args)]
@@ -33,6 +57,9 @@ struct JoinArgs {
     /// The host's address on the network between hosts, where the others reach its tunnel.
     #[arg(long, value_name = "IP")]
     address: Option<IpAddr>,
+    /// Where this host's record is kept (`host.json`), for `weft run` and the tunnel.
+    #[arg(long, env = "WEFT_STATE_DIR", default_value = "/var/lib/weft")]
+    state_dir: PathBuf,
     #[command(flatten)]
     control: ControlArgs,
 }
@@ -54,14 +81,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!("error: {}", answer.body.trim());
                 return Ok(ExitCode::FAILURE);
             }
-            let record: serde_json::Value = serde_json::from_str(&answer.body)?;
-            println!(
-                "host {} holds block {}",
-                record["name"].as_str().unwrap_or_default(),
-                record["block"].as_str().unwrap_or_default()
-            );
+            let host: JoinedHost = serde_json::from_str(&answer.body)
+                .with_context(|| format!("the control plane's answer: {}", answer.body.trim()))?;
+            host.write(&a.state_dir)
+                .with_context(|| format!("writing {}", JoinedHost::path(&a.state_dir).display()))?;
+            println!("host {} holds block {}", host.name, host.block);
+            if host.address.is_none() {
+                eprintln!(
+                    "warning: host {} has no --address: other hosts cannot reach its tunnel",
+                    host.name
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
+        HostCommand::Tunnel(a) => tunnel(a),
         HostCommand::List(a) => {
             let list = a.control.get_json("/host-records", true)?;
             println!("{:<24} {:<18} ADDRESS", "HOST", "BLOCK");
@@ -76,4 +109,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn tunnel(a: TunnelArgs) -> anyhow::Result<ExitCode> {
+    let host = JoinedHost::read(&a.state_dir)
+        .map_err(anyhow::Error::msg)?
+        .with_context(|| {
+            format!(
+                "this host has not joined a mesh ({} is missing): `weft host join NAME --address IP` first",
+                JoinedHost::path(&a.state_dir).display()
+            )
+        })?;
+    let listen = match (a.listen, host.address) {
+        (Some(addr), _) => addr,
+        (None, Some(ip)) => SocketAddr::new(ip, weft_api::TUNNEL_PORT),
+        (None, None) => anyhow::bail!(
+            "host {} joined without --address: give the tunnel --listen ADDR:PORT",
+            host.name
+        ),
+    };
+    let tunnel = weft_local::tunnel::Tunnel {
+        net: host.net(&a.bridge).map_err(anyhow::Error::msg)?,
+        inbound_port: a.inbound_port,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        tracing::info!(host = %host.name, %listen, block = %host.block, "tunnel serving");
+        tunnel.serve(listener, super::stop_signals(true)).await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use weft_local::capture::CaptureSpec;
 use weft_local::control_client::ControlClient;
+use weft_local::joined::JoinedHost;
 use weft_local::{AppOutput, HostNet, RunError, RunSpec};
+
+/// A single host's bridge.
+const DEFAULT_BRIDGE_CIDR: &str = "10.213.0.1/16";
 
 /// Where a host's network for local workloads is, shared by `weft run` and `weft up`.
 #[derive(clap::Args, Clone)]
@@ -24,8 +28,10 @@ pub struct HostArgs {
     #[arg(long, env = "WEFT_BRIDGE", default_value = "weft0")]
     pub bridge: String,
     /// The bridge's address and prefix; workloads get the next addresses of the subnet.
-    #[arg(long, env = "WEFT_BRIDGE_CIDR", default_value = "10.213.0.1/16")]
-    pub bridge_cidr: String,
+    /// Default: 10.213.0.1/16, or on a joined host (`weft host join`) its block's first
+    /// address.
+    #[arg(long, env = "WEFT_BRIDGE_CIDR", value_name = "CIDR")]
+    pub bridge_cidr: Option<String>,
     /// Records of what runs created (for cleanup after a crash) and proxies' logs.
     #[arg(long, env = "WEFT_RUN_DIR", default_value = "/run/weft")]
     pub run_dir: PathBuf,
@@ -33,7 +39,22 @@ pub struct HostArgs {
 
 impl HostArgs {
     pub fn net(&self) -> anyhow::Result<HostNet> {
-        HostNet::parse_gateway(&self.bridge, &self.bridge_cidr).map_err(anyhow::Error::msg)
+        match (&self.bridge_cidr, self.joined()?) {
+            (Some(cidr), Some(host)) => anyhow::bail!(
+                "this host joined the mesh as {} with block {}: its workloads' addresses come from that block, not --bridge-cidr {cidr}",
+                host.name,
+                host.block
+            ),
+            (Some(cidr), None) => HostNet::parse_gateway(&self.bridge, cidr),
+            (None, Some(host)) => host.net(&self.bridge),
+            (None, None) => HostNet::parse_gateway(&self.bridge, DEFAULT_BRIDGE_CIDR),
+        }
+        .map_err(anyhow::Error::msg)
+    }
+
+    /// This host as it joined a mesh of hosts (`<state-dir>/host.json`), if it did.
+    pub fn joined(&self) -> anyhow::Result<Option<JoinedHost>> {
+        JoinedHost::read(&self.state_dir).map_err(anyhow::Error::msg)
     }
 
     pub fn control(&self) -> anyhow::Result<ControlClient> {
@@ -200,6 +221,7 @@ fn spec(args: Args) -> anyhow::Result<RunSpec> {
         run_dir: args.host.run_dir.clone(),
         control_grpc,
         control: args.host.control()?,
+        host: args.host.joined()?.map(|h| h.name),
         weft_exe: std::env::current_exe().context("locating the weft binary")?,
         app_output: AppOutput::Inherit,
         access_log: args.access_log,

@@ -67,6 +67,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    if let Some(host) = args.host.joined()? {
+        anyhow::bail!(
+            "this host joined a mesh of hosts as {}: its workloads register with the control plane's replicas on etcd, which `weft up`'s own control plane is not; start them with `weft run` (see the README's \"Hosts\" section)",
+            host.name
+        );
+    }
     let spec = UpSpec {
         config_dir: dir.clone(),
         state_dir: args.host.state_dir.clone(),

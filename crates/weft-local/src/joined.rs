@@ -1,0 +1,99 @@
+//! A host joined to a mesh of hosts (`weft host join`): its name, workload block and
+//! address, kept in `<state-dir>/host.json` so that `weft run`, `weft up` and the host's
+//! tunnel use them without being told again.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::network::HostNet;
+
+/// The file under the state directory.
+pub const FILE: &str = "host.json";
+
+/// This host, as the control plane recorded its join.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinedHost {
+    pub name: String,
+    /// Its workload block (`10.213.N.0/24`).
+    pub block: String,
+    /// Where other hosts reach its tunnel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<IpAddr>,
+}
+
+impl JoinedHost {
+    pub fn path(state_dir: &Path) -> PathBuf {
+        state_dir.join(FILE)
+    }
+
+    /// The joined host, `None` when this host has not joined; a file that is not one is an
+    /// error (naming it), never a silent single-host mesh.
+    pub fn read(state_dir: &Path) -> Result<Option<JoinedHost>, String> {
+        let path = Self::path(state_dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("reading {}: {e}", path.display())),
+        };
+        let host: JoinedHost = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: {e} (join again with `weft host join`)", path.display()))?;
+        host.net("weft0")
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Some(host))
+    }
+
+    /// Writes the file whole (a temporary file renamed over it).
+    pub fn write(&self, state_dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(state_dir)?;
+        let path = Self::path(state_dir);
+        let tmp = path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text + "\n")?;
+        std::fs::rename(&tmp, &path)
+    }
+
+    /// The bridge on this host's block: its first address is the gateway, and its workloads
+    /// reach other hosts' tunnels through this host (forwarded and masqueraded).
+    pub fn net(&self, bridge: &str) -> Result<HostNet, String> {
+        let (ip, len) = self
+            .block
+            .split_once('/')
+            .ok_or_else(|| format!("block `{}` is not a CIDR", self.block))?;
+        let base: Ipv4Addr = ip
+            .parse()
+            .map_err(|e| format!("block `{}`: {e}", self.block))?;
+        let gateway = Ipv4Addr::from(u32::from(base) | 1);
+        let mut net = HostNet::parse_gateway(bridge, &format!("{gateway}/{len}"))?;
+        net.uplink = true;
+        Ok(net)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_joined_host_round_trips_and_gets_its_blocks_bridge() {
+        let dir = std::env::temp_dir().join(format!("weft-joined-{}", std::process::id()));
+        assert_eq!(JoinedHost::read(&dir), Ok(None));
+        let host = JoinedHost {
+            name: "h1".into(),
+            block: "10.213.7.0/24".into(),
+            address: Some("192.0.2.1".parse().expect("ip")),
+        };
+        host.write(&dir).expect("write");
+        assert_eq!(JoinedHost::read(&dir), Ok(Some(host.clone())));
+        let net = host.net("weft0").expect("net");
+        assert_eq!(net.gateway, Ipv4Addr::new(10, 213, 7, 1));
+        assert_eq!(net.prefix_len, 24);
+        assert!(net.uplink);
+        assert_eq!(net.address(0), Some(Ipv4Addr::new(10, 213, 7, 2)));
+        std::fs::write(JoinedHost::path(&dir), "{\"name\": 1}").expect("write");
+        let err = JoinedHost::read(&dir).expect_err("malformed");
+        assert!(err.contains("host.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
