@@ -570,6 +570,16 @@ async fn the_elected_replica_finishes_a_rotation_and_another_takes_over() {
     )
     .await;
 
+    // The term outlived many etcd request timeouts (5 s) without a step down: the lease's
+    // renewals do not ride one long-lived stream that the timeout would cut.
+    for r in [&*leader, &*other] {
+        let log = std::fs::read_to_string(&r.proc.log).unwrap_or_default();
+        assert!(
+            !log.contains("stepping down") && !log.contains("singleton election: trying again"),
+            "{log}"
+        );
+    }
+
     // The elected replica dies: the other is elected within the campaign lease's TTL.
     let _ = leader.proc.child.kill();
     let _ = leader.proc.child.wait();

@@ -131,8 +131,9 @@ pub async fn deregister(
     Ok(())
 }
 
-/// One keep-alive of `lease`; false when etcd no longer has it.
-async fn keep_alive(client: &Client, lease: i64) -> Result<bool, EtcdError> {
+/// One keep-alive of `lease`, on a stream of its own (a stream kept open would be ended by
+/// the client's request timeout); false when etcd no longer has it.
+pub(super) async fn keep_alive(client: &Client, lease: i64) -> Result<bool, EtcdError> {
     let (mut keeper, mut answers) = client.lease_client().keep_alive(lease).await?;
     keeper.keep_alive().await?;
     match answers.message().await? {

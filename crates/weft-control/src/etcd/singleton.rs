@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::ca::{SharedCa, Step};
-use super::Etcd;
+use super::{Etcd, EtcdError};
 
 /// The campaign lease: a dead leader is replaced within this.
 const LEASE_TTL_SECS: i64 = 10;
@@ -68,17 +68,18 @@ async fn lead_once(
     leadership: &Leadership,
     ca: Option<&SharedCa>,
     cert_ttl: Duration,
-) -> Result<(), etcd_client::Error> {
+) -> Result<(), EtcdError> {
     let mut leases = etcd.client.lease_client();
     let lease = leases.grant(LEASE_TTL_SECS, None).await?.id();
-    let (mut keeper, mut acks) = leases.keep_alive(lease).await?;
+    // Each renewal on a stream of its own: one stream held open would be cut by the client's
+    // request timeout, and the lease (and the leadership) with it.
     let renew = async {
         loop {
             tokio::time::sleep(RENEW_EVERY).await;
-            keeper.keep_alive().await?;
-            match acks.message().await? {
-                Some(ack) if ack.ttl() > 0 => {}
-                _ => return Ok::<(), etcd_client::Error>(()),
+            match super::leases::keep_alive(&etcd.client, lease).await {
+                Ok(true) => {}
+                Ok(false) => return Ok::<(), EtcdError>(()),
+                Err(e) => return Err(e),
             }
         }
     };
@@ -93,7 +94,7 @@ async fn lead_once(
             match election.campaign(name.as_str(), replica, lease).await {
                 Ok(_) => break,
                 Err(e) if is_timeout(&e) => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(EtcdError::from(e)),
             }
         }
         leadership.0.store(true, Ordering::Relaxed);
