@@ -119,6 +119,7 @@ pub struct ServiceModel {
     pub vip: Option<IpAddr>,
     pub selector: BTreeMap<String, String>,
     pub ports: Vec<ServicePortModel>,
+    pub traffic_distribution: Option<crate::view::TrafficDistribution>,
 }
 
 impl ServiceModel {

@@ -4,7 +4,6 @@
 //! `supervise`) read it.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -27,8 +26,9 @@ pub struct RunSpec {
     pub capture: CaptureSpec,
     /// Where records and logs go (`/run/weft`).
     pub run_dir: PathBuf,
-    /// The control plane's gRPC address, as the proxy inside the namespace dials it.
-    pub control_grpc: SocketAddr,
+    /// The control plane's gRPC address, as the proxy inside the namespace dials it; its
+    /// replicas' (`A,B,C`, or a name with several addresses) to fail over between them.
+    pub control_grpc: String,
     pub control: ControlClient,
     /// The joined host this runs on (`weft host join`), named in its registration.
     pub host: Option<String>,

@@ -99,7 +99,7 @@ async fn start_and_supervise(
     let mut args: Vec<String> = vec![
         "proxy".into(),
         "--control".into(),
-        spec.control_grpc.to_string(),
+        spec.control_grpc.clone(),
         "--control-ca".into(),
         ca_path.display().to_string(),
         "--workload".into(),

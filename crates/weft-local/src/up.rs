@@ -288,7 +288,7 @@ fn replica_spec(
         net: spec.net.clone(),
         capture: CaptureSpec::default(),
         run_dir: spec.run_dir.clone(),
-        control_grpc,
+        control_grpc: control_grpc.to_string(),
         control,
         host: None,
         weft_exe: spec.weft_exe.clone(),

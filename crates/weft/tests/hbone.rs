@@ -44,10 +44,12 @@ fn get(path: &str) -> Request<Full<Bytes>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_cross_networks_through_the_tunnel_with_mutual_tls() {
-    let mut mesh = ControlMesh::start(BLOCK, "DISABLE", "1h").await;
-    let config = on_two_networks(&mesh, "DISABLE");
-    assert!(config.contains("network: h2") && config.contains("network: h1"));
-    std::fs::write(mesh.config_dir().join("mesh.yaml"), config).expect("config");
+    let mut mesh = ControlMesh::start_config(BLOCK, "1h", |mesh| {
+        let config = on_two_networks(mesh, "DISABLE");
+        assert!(config.contains("network: h2") && config.contains("network: h1"));
+        config
+    })
+    .await;
 
     // The echo's host: a record of its block, and its tunnel.
     let host_state = mesh.dir.join("host-h2");
@@ -82,7 +84,11 @@ async fn calls_cross_networks_through_the_tunnel_with_mutual_tls() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(last.contains("echo-1"), "{last}\n{}", mesh.log("tunnel"));
+    assert!(
+        last.contains("echo-1"),
+        "answer: {last:?}\n{}",
+        mesh.log("tunnel")
+    );
     // Through the tunnel (it splices to the echo's proxy), as mutual TLS though the mesh is
     // DISABLE: a tunnel is always mutual TLS.
     assert!(

@@ -209,6 +209,7 @@ pub fn scope(
                 meshed: true,
                 network: None,
                 tunnel: None,
+                zone: None,
             };
             if !selects(&v) {
                 continue;

@@ -63,6 +63,7 @@ pub fn proxy_config(model: &Model, who: &ProxyIdentity) -> Result<ProxyConfigVie
         .unwrap_or_default();
     let mut mesh = model.mesh.clone();
     mesh.network = workload.as_ref().and_then(|w| w.network.clone());
+    mesh.zone = workload.as_ref().and_then(|w| w.zone.clone());
     Ok(ProxyConfigView {
         mesh,
         workload,

@@ -224,6 +224,7 @@ pub(super) fn backend(model: &Model, svc: &ServiceModel, port: u16) -> BackendVi
             mtls: v.meshed && super::mtls::mode_for(model, v, target) != MtlsMode::Disable,
             network: v.network.clone(),
             tunnel: v.tunnel,
+            zone: v.zone.clone(),
         });
     }
     let policies = model
@@ -256,5 +257,6 @@ pub(super) fn backend(model: &Model, svc: &ServiceModel, port: u16) -> BackendVi
         endpoints,
         outlier,
         pool,
+        traffic_distribution: svc.traffic_distribution,
     }
 }

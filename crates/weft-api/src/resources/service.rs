@@ -33,6 +33,10 @@ pub struct ServiceSpec {
     pub ip_family_policy: Option<serde::de::IgnoredAny>,
     #[serde(default)]
     pub internal_traffic_policy: Option<Spanned<String>>,
+    /// `PreferClose` (`PreferSameZone`) or `PreferSameNode`: callers prefer endpoints in
+    /// their zone, or on their host, while any there is usable.
+    #[serde(default)]
+    pub traffic_distribution: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

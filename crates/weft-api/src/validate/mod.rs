@@ -10,6 +10,7 @@ mod authz;
 mod authz_rules;
 mod filters;
 mod local;
+mod locality;
 mod matches;
 mod mesh;
 mod peer_auth;
@@ -22,7 +23,8 @@ mod timing;
 mod tracing;
 mod traffic_policy;
 
-pub use services::{protocol_from_app_protocol, TUNNEL_ANNOTATION};
+pub use locality::{TUNNEL_ANNOTATION, ZONE_LABEL};
+pub use services::protocol_from_app_protocol;
 
 use std::collections::BTreeMap;
 

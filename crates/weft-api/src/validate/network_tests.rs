@@ -69,3 +69,52 @@ fn a_tunnel_needs_a_network_and_an_address_and_a_network_a_name() {
     let d = first_error(&entry("", ", network: Host_3"));
     assert_eq!(d.field.as_deref(), Some("spec.network"), "{d}");
 }
+
+#[test]
+fn zones_come_from_the_zone_label_or_the_locality_and_services_may_prefer_them() {
+    let yaml = r#"apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: labelled, namespace: ns}
+spec: {address: 10.213.5.5, labels: {app: near, topology.kubernetes.io/zone: z1}, locality: r/z9}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: located, namespace: ns}
+spec: {address: 10.213.5.6, labels: {app: near}, locality: eu/eu-1a/rack-4}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: near, namespace: ns}
+spec:
+  selector: {app: near}
+  trafficDistribution: PreferClose
+  ports: [{port: 80}]
+"#;
+    let (model, diags) = check(yaml);
+    let model = model.unwrap_or_else(|| panic!("{diags}"));
+    let zone = |name: &str| {
+        model
+            .workloads
+            .iter()
+            .find(|w| w.view.name == name)
+            .and_then(|w| w.view.zone.clone())
+    };
+    assert_eq!(zone("labelled").as_deref(), Some("z1"), "the label wins");
+    assert_eq!(zone("located").as_deref(), Some("eu-1a"));
+    let who = ProxyIdentity {
+        namespace: "ns".into(),
+        workload: Some("labelled".into()),
+    };
+    let view = compile(&model, &who).expect("view");
+    assert_eq!(view.mesh.zone.as_deref(), Some("z1"));
+    let backend = view.backends.get("ns/near:80").expect("near");
+    assert_eq!(
+        backend.traffic_distribution,
+        Some(crate::view::TrafficDistribution::PreferSameZone)
+    );
+
+    let d = first_error(&yaml.replace("PreferClose", "PreferFarAway"));
+    assert_eq!(d.field.as_deref(), Some("spec.trafficDistribution"), "{d}");
+    let d = first_error(&yaml.replace("eu/eu-1a/rack-4", "eu//rack-4"));
+    assert_eq!(d.field.as_deref(), Some("spec.locality"), "{d}");
+}

@@ -15,8 +15,6 @@ pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/16";
 
 /// The annotation that declares a workload without a proxy.
 pub const PROXY_ANNOTATION: &str = "weft.dev/proxy";
-/// The WorkloadEntry annotation naming its network's HBONE tunnel (`IP:PORT`).
-pub const TUNNEL_ANNOTATION: &str = "weft.dev/tunnel";
 
 pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagnostics) {
     let mut taken_vips: BTreeMap<IpAddr, String> = BTreeMap::new();
@@ -57,6 +55,7 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                 .with_hint("remove it or set `Cluster`");
             }
         }
+        let traffic_distribution = super::locality::traffic_distribution(spec, &mut rep);
         let mut vip = None;
         match &spec.cluster_ip {
             Some(ip) if ip.value == "None" => {}
@@ -177,6 +176,7 @@ pub(super) fn build(resources: &[Resource], model: &mut Model, diags: &mut Diagn
                 vip,
                 selector: spec.selector.clone(),
                 ports,
+                traffic_distribution,
             },
         );
     }
@@ -319,7 +319,8 @@ fn build_workloads(resources: &[Resource], model: &mut Model, diags: &mut Diagno
                 true
             }
         };
-        let (network, tunnel) = network_of(we, &mut rep);
+        let (network, tunnel) = super::locality::network_of(we, &mut rep);
+        let zone = super::locality::zone_of(we, &mut rep);
         model.workloads.push(WorkloadModel {
             view: WorkloadView {
                 name: we.name().to_string(),
@@ -333,53 +334,10 @@ fn build_workloads(resources: &[Resource], model: &mut Model, diags: &mut Diagno
                 meshed,
                 network,
                 tunnel,
+                zone,
             },
             ports,
             weight: spec.weight.unwrap_or(1).max(1),
         });
     }
-}
-
-/// A WorkloadEntry's `network` (a DNS label: on a mesh of hosts, the host's name) and its
-/// tunnel annotation, which needs a network: the tunnel is how other networks reach it.
-fn network_of(
-    we: &crate::resources::Object<crate::resources::istio::WorkloadEntrySpec>,
-    rep: &mut Reporter<'_>,
-) -> (Option<String>, Option<std::net::SocketAddr>) {
-    let network = we.spec.network.clone().filter(|n| {
-        let ok = is_dns_label(n);
-        if !ok {
-            rep.error(
-                "spec.network",
-                format!("network `{n}` is not a DNS label"),
-            )
-            .with_hint("name the network after the host it stands for (lower-case letters, digits, '-')");
-        }
-        ok
-    });
-    let tunnel = match we.meta.annotations.get(TUNNEL_ANNOTATION) {
-        None => None,
-        Some(text) => {
-            match text.parse::<std::net::SocketAddr>() {
-                Ok(addr) if addr.port() != 0 && network.is_some() => Some(addr),
-                Ok(_) if network.is_none() => {
-                    rep.error(
-                    "metadata.annotations",
-                    format!("`{TUNNEL_ANNOTATION}` needs `spec.network`"),
-                )
-                .with_hint("the tunnel is how proxies on other networks reach this one; name its network");
-                    None
-                }
-                _ => {
-                    rep.error(
-                        "metadata.annotations",
-                        format!("`{TUNNEL_ANNOTATION}: {text}` is not an IP:PORT"),
-                    )
-                    .with_hint("the peer host's tunnel address, e.g. 192.0.2.10:4108");
-                    None
-                }
-            }
-        }
-    };
-    (network, tunnel)
 }

@@ -133,6 +133,9 @@ pub struct MeshView {
     /// are reached through their tunnel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// The zone of the proxy's own workload (set per proxy), for `trafficDistribution`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 /// MeshConfig `retries`, checked, with Weft's defaults.
@@ -218,6 +221,7 @@ impl Default for MeshView {
             admin: None,
             retries: RetriesView::default(),
             network: None,
+            zone: None,
         }
     }
 }
@@ -241,6 +245,9 @@ pub struct WorkloadView {
     /// networks send traffic for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<SocketAddr>,
+    /// Its zone (`topology.kubernetes.io/zone`, or the zone of its `locality`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -489,6 +496,19 @@ pub struct BackendView {
     /// DestinationRule `connectionPool`, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<PoolView>,
+    /// The Service's `trafficDistribution`, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_distribution: Option<TrafficDistribution>,
+}
+
+/// Which endpoints a caller prefers while any of them is usable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TrafficDistribution {
+    /// Those in the caller's zone (`PreferClose` too); a caller without a zone prefers those
+    /// on its host.
+    PreferSameZone,
+    /// Those on the caller's host (network).
+    PreferSameNode,
 }
 
 impl BackendView {
@@ -511,11 +531,13 @@ pub struct EndpointView {
     /// this port.
     #[serde(default)]
     pub mtls: bool,
-    /// The workload's network and its tunnel (see [`WorkloadView`]).
+    /// The workload's network, tunnel and zone (see [`WorkloadView`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

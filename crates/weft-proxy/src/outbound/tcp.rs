@@ -68,16 +68,13 @@ pub fn service_endpoint(sp: &ServicePort, client: SocketAddr) -> Result<Arc<Endp
         query: None,
         source_ip: client.ip(),
     };
-    backend
-        .policy
-        .pick(&backend.endpoints, &pick)
-        .cloned()
-        .ok_or_else(|| {
-            ProxyError::new(
-                Reason::NoEndpoints,
-                format!("{} has no endpoints", backend.key),
-            )
-        })
+    let (endpoints, policy) = backend.candidates(|_| true);
+    policy.pick(endpoints, &pick).cloned().ok_or_else(|| {
+        ProxyError::new(
+            Reason::NoEndpoints,
+            format!("{} has no endpoints", backend.key),
+        )
+    })
 }
 
 /// Connects to `endpoint` (through its proxy's inbound port when meshed) and copies bytes

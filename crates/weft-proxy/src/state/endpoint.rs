@@ -14,6 +14,7 @@ use std::time::Duration;
 use weft_api::view::{BackendView, EndpointView, MeshView, Protocol};
 use weft_identity::SpiffeId;
 
+use super::locality::Close;
 use super::PeerSettings;
 use crate::balance::sticky::StickyCookie;
 use crate::balance::{Balanced, Load, Policy};
@@ -117,6 +118,24 @@ pub struct Backend {
     pub limits: Option<RequestLimits>,
     /// DestinationRule `connectionPool.tcp.connectTimeout`, replacing the mesh's.
     pub connect_timeout: Option<Duration>,
+    /// The Service's `trafficDistribution`: the endpoints close to this proxy, preferred.
+    pub close: Option<Box<Close>>,
+}
+
+impl Backend {
+    /// The endpoints to balance over, and their balancer: the close ones while one of them
+    /// is `usable`, else all of them.
+    pub fn candidates(
+        &self,
+        usable: impl Fn(&Arc<Endpoint>) -> bool,
+    ) -> (&[Arc<Endpoint>], &Policy) {
+        if let Some(close) = &self.close {
+            if close.endpoints.iter().any(usable) {
+                return (&close.endpoints, &close.policy);
+            }
+        }
+        (&self.endpoints, &self.policy)
+    }
 }
 
 /// What tells two endpoints apart: address, meshed-ness, identity, and the tunnel that
@@ -224,6 +243,7 @@ impl Registry {
             })
             .collect();
         let policy = Policy::new(&view.load_balancer, &endpoints);
+        let close = Close::select(view, &endpoints, mesh).map(Box::new);
         let sticky_cookie = match &view.load_balancer {
             weft_api::view::LoadBalancer::HashCookie {
                 name,
@@ -245,6 +265,7 @@ impl Registry {
             retries,
             limits: request_limits,
             connect_timeout,
+            close,
             outlier: view.outlier.as_ref().map(|settings| {
                 let counters = metrics.resilience.outlier(&service);
                 Outlier {
@@ -375,5 +396,6 @@ fn direct_view(addr: SocketAddr, workload: &weft_api::view::WorkloadView) -> End
         mtls: workload.meshed,
         network: workload.network.clone(),
         tunnel: workload.tunnel,
+        zone: workload.zone.clone(),
     }
 }

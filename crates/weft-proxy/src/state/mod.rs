@@ -6,6 +6,7 @@ pub mod authn;
 pub mod authz;
 pub mod direct;
 pub mod endpoint;
+pub mod locality;
 pub mod rate_limit;
 pub mod table;
 pub mod token_cache;

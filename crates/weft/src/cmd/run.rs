@@ -101,9 +101,10 @@ pub struct Args {
     #[arg(long = "label", value_parser = parse_label)]
     labels: Vec<(String, String)>,
     /// The control plane's gRPC address as the proxy dials it (default: the bridge address,
-    /// port 4180).
-    #[arg(long, env = "WEFT_CONTROL_GRPC")]
-    control: Option<SocketAddr>,
+    /// port 4180); replicas' addresses comma-separated, or a name with several addresses,
+    /// for the proxy to fail over between them.
+    #[arg(long, env = "WEFT_CONTROL_GRPC", value_name = "ADDR[,ADDR...]", value_parser = parse_control)]
+    control: Option<String>,
     #[command(flatten)]
     host: HostArgs,
     /// Inbound ports not to capture (repeatable).
@@ -130,6 +131,19 @@ pub struct Args {
     /// The command and its arguments (after `--`).
     #[arg(last = true, required_unless_present = "cleanup")]
     command: Vec<String>,
+}
+
+/// `A,B,C`: each a `host:port` (an address, or a name resolved by the proxy).
+fn parse_control(s: &str) -> Result<String, String> {
+    for item in s.split(',') {
+        let ok = item.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+        });
+        if !ok {
+            return Err(format!("`{item}` is not a host:port"));
+        }
+    }
+    Ok(s.to_string())
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -200,7 +214,7 @@ fn spec(args: Args) -> anyhow::Result<RunSpec> {
     let service = args.service.unwrap_or_default();
     let control_grpc = args
         .control
-        .unwrap_or_else(|| SocketAddr::new(net.gateway.into(), 4180));
+        .unwrap_or_else(|| SocketAddr::new(net.gateway.into(), 4180).to_string());
     Ok(RunSpec {
         name: args.name.unwrap_or_else(|| service.clone()),
         namespace: args.namespace,

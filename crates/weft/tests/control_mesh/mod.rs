@@ -90,9 +90,37 @@ impl ControlMesh {
             cert_ttl,
             control_args: control_args.iter().map(|s| s.to_string()).collect(),
         };
-        std::fs::write(mesh.config_dir().join("mesh.yaml"), mesh.config(mode)).expect("config");
-        mesh.start_control().await;
+        let config = mesh.config(mode);
+        mesh.write_and_start(&config).await;
         mesh
+    }
+
+    /// Like [`ControlMesh::start`], with the configuration `config(&mesh)` makes (from the
+    /// mesh's addresses) instead of [`mesh_yaml`]'s.
+    pub async fn start_config(
+        block: u8,
+        cert_ttl: &'static str,
+        config: impl FnOnce(&ControlMesh) -> String,
+    ) -> ControlMesh {
+        let dir = std::env::temp_dir().join(format!("weft-control-{block}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("config")).expect("config dir");
+        let mut mesh = ControlMesh {
+            dir,
+            block,
+            control: None,
+            procs: Vec::new(),
+            cert_ttl,
+            control_args: Vec::new(),
+        };
+        let config = config(&mesh);
+        mesh.write_and_start(&config).await;
+        mesh
+    }
+
+    async fn write_and_start(&mut self, config: &str) {
+        std::fs::write(self.config_dir().join("mesh.yaml"), config).expect("config");
+        self.start_control().await;
     }
 
     pub async fn start_control(&mut self) {

@@ -74,18 +74,20 @@ impl Tries<'_> {
             query: req.uri().query(),
             source_ip: self.client.ip(),
         };
-        let endpoints = &self.backend.endpoints;
+        let all = &self.backend.endpoints;
         let outlier = self.backend.outlier.as_ref();
         let now = outlier.map_or(0, |_| now_millis());
         let usable = |e: &Arc<Endpoint>| {
             !avoid.is_some_and(|a| Arc::ptr_eq(a, e))
-                && outlier.is_none_or(|o| o.admits(&**e, endpoints, now))
+                && outlier.is_none_or(|o| o.admits(&**e, all, now))
         };
-        let mut picked = self.backend.policy.pick(endpoints, &cx);
+        // `trafficDistribution`: the close endpoints while one of them is usable.
+        let (endpoints, policy) = self.backend.candidates(usable);
+        let mut picked = policy.pick(endpoints, &cx);
         if picked.is_some_and(|p| !usable(p)) && endpoints.len() > 1 {
             // Twice more at most (a hash policy may insist), then any usable one.
             for _ in 0..2 {
-                let again = self.backend.policy.pick(endpoints, &cx);
+                let again = policy.pick(endpoints, &cx);
                 if again.is_some_and(usable) {
                     picked = again;
                     break;
