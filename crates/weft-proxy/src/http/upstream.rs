@@ -35,13 +35,10 @@ pub enum UpstreamError {
     ConnectTimeout { addr: SocketAddr, timeout: Duration },
     #[error("mutual TLS with {addr}: {reason}")]
     Tls { addr: SocketAddr, reason: String },
-    /// The peer host's tunnel refused or failed the `CONNECT` (nothing was sent).
-    #[error("HBONE tunnel {tunnel} to {target}: {reason}")]
-    Tunnel {
-        tunnel: SocketAddr,
-        target: SocketAddr,
-        reason: String,
-    },
+    /// The peer host's tunnel refused or failed the `CONNECT` (nothing was sent). Boxed: a
+    /// rare error should not grow every future that holds an `UpstreamError`.
+    #[error("{0}")]
+    Tunnel(Box<TunnelError>),
     #[error("HTTP/2 handshake with {addr}: {source}")]
     Handshake {
         addr: SocketAddr,
@@ -69,7 +66,24 @@ pub enum UpstreamError {
     },
 }
 
+/// Why a `CONNECT` through a peer host's tunnel failed.
+#[derive(Debug, thiserror::Error)]
+#[error("HBONE tunnel {tunnel} to {target}: {reason}")]
+pub struct TunnelError {
+    pub tunnel: SocketAddr,
+    pub target: SocketAddr,
+    pub reason: String,
+}
+
 impl UpstreamError {
+    pub fn tunnel(tunnel: SocketAddr, target: SocketAddr, reason: impl Into<String>) -> Self {
+        UpstreamError::Tunnel(Box::new(TunnelError {
+            tunnel,
+            target,
+            reason: reason.into(),
+        }))
+    }
+
     /// True when the request certainly never reached the application (safe to retry even if
     /// not idempotent).
     pub fn never_sent(&self) -> bool {
@@ -77,7 +91,7 @@ impl UpstreamError {
             UpstreamError::Connect { .. }
             | UpstreamError::ConnectTimeout { .. }
             | UpstreamError::Tls { .. }
-            | UpstreamError::Tunnel { .. }
+            | UpstreamError::Tunnel(_)
             | UpstreamError::Handshake { .. } => true,
             UpstreamError::Request { source, .. } => source.is_canceled(),
             UpstreamError::Http1 { .. }

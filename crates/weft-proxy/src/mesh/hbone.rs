@@ -36,11 +36,7 @@ pub async fn open(
     tls: &Arc<MeshTls>,
     timeout: Duration,
 ) -> Result<TokioIo<Upgraded>, UpstreamError> {
-    let fail = |reason: String| UpstreamError::Tunnel {
-        tunnel,
-        target,
-        reason,
-    };
+    let fail = |reason: String| UpstreamError::tunnel(tunnel, target, reason);
     let IpAddr::V4(ip) = target.ip() else {
         return Err(fail("HBONE reaches IPv4 workloads only".into()));
     };

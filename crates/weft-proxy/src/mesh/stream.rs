@@ -52,13 +52,16 @@ pub async fn dial_peer(
     if let Some(tunnel) = target.tunnel {
         let app = SocketAddr::new(addr.ip(), header.port);
         let Some(identity) = &target.identity else {
-            return Err(UpstreamError::Tunnel {
+            return Err(UpstreamError::tunnel(
                 tunnel,
-                target: app,
-                reason: "crossing hosts needs mutual TLS, and the peer has no identity".into(),
-            });
+                app,
+                "crossing hosts needs mutual TLS, and the peer has no identity",
+            ));
         };
-        let io = super::hbone::open(tunnel, app, identity, tls, timeout).await?;
+        // Boxed: the tunnel's future (TLS, HTTP/2 handshake, CONNECT) is large, and every
+        // future that may dial a peer (a request's, on every path) would otherwise carry
+        // its space and copy it at each move.
+        let io = Box::pin(super::hbone::open(tunnel, app, identity, tls, timeout)).await?;
         let mut stream = MeshStream::Tunnel(Box::new(io));
         stream
             .write_all(&header.encode())
