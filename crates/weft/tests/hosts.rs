@@ -9,218 +9,15 @@
 //! without them the test prints a loud SKIPPED line, and fails under CI=true.
 
 mod etcd_support;
+mod hosts_support;
 mod netns;
 mod support;
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use netns::Netns;
-use support::{admin_get, wait_ready, Proc, WEFT};
-
-/// The network between hosts: 198.18.89.0/24 (RFC 2544's benchmarking range).
-const NET: &str = "198.18.89";
-/// The test namespace's end of it, where etcd and the replica listen.
-const HUB: &str = "198.18.89.254";
-const BRIDGE: &str = "wfth89";
-
-/// The bridge that is the network between hosts, deleted when dropped.
-struct HostsNetwork;
-
-impl HostsNetwork {
-    fn create() -> HostsNetwork {
-        let _ = netns::run("ip", &["link", "del", BRIDGE]);
-        netns::run("ip", &["link", "add", BRIDGE, "type", "bridge"]).expect("bridge");
-        netns::run("ip", &["addr", "add", &format!("{HUB}/24"), "dev", BRIDGE]).expect("addr");
-        netns::run("ip", &["link", "set", BRIDGE, "up"]).expect("up");
-        HostsNetwork
-    }
-
-    /// Plugs `host` in at `NET.n`, its interface `uplink`.
-    fn plug(&self, host: &Netns, n: u8) {
-        let outside = format!("{BRIDGE}h{n}");
-        let _ = netns::run("ip", &["link", "del", &outside]);
-        netns::run(
-            "ip",
-            &[
-                "link", "add", &outside, "type", "veth", "peer", "name", "uplink", "netns",
-                &host.name,
-            ],
-        )
-        .expect("veth");
-        netns::run("ip", &["link", "set", &outside, "master", BRIDGE, "up"]).expect("plug");
-        host.exec(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{NET}.{n}/24"),
-            "dev",
-            "uplink",
-        ])
-        .expect("host address");
-        host.exec(&["ip", "link", "set", "uplink", "up"])
-            .expect("uplink up");
-    }
-}
-
-impl Drop for HostsNetwork {
-    fn drop(&mut self) {
-        let _ = netns::run("ip", &["link", "del", BRIDGE]);
-    }
-}
-
-/// One host: its namespace, its state directory (admin token, `host.json`), its run directory.
-struct Host {
-    ns: Netns,
-    name: &'static str,
-    state: PathBuf,
-    run: PathBuf,
-}
-
-impl Host {
-    fn new(name: &'static str, dir: &Path, network: &HostsNetwork, n: u8) -> Host {
-        let ns = Netns::create(&format!("wfth-{name}"), dir.join(format!("logs-{name}")))
-            .expect("host namespace");
-        network.plug(&ns, n);
-        let state = dir.join(format!("host-{name}"));
-        std::fs::create_dir_all(&state).expect("state dir");
-        Host {
-            ns,
-            name,
-            state,
-            run: dir.join(format!("run-{name}")),
-        }
-    }
-
-    fn host_args(&self) -> Vec<String> {
-        [
-            "--control-admin",
-            &format!("{HUB}:4181"),
-            "--state-dir",
-            &self.state.display().to_string(),
-            "--run-dir",
-            &self.run.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    }
-
-    /// `weft run` on this host: workload `name` of `service` (its service account too) on
-    /// `port`, running `command`.
-    fn run(&mut self, name: &str, service: &str, port: u16, command: &[&str]) {
-        let mut args: Vec<String> = [
-            "run",
-            "--name",
-            name,
-            "--service",
-            service,
-            "--service-account",
-            service,
-            "--port",
-            &port.to_string(),
-            "--control",
-            &format!("{HUB}:4180"),
-            // Out within the test namespace's stop grace (3 s).
-            "--drain-timeout",
-            "500ms",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(self.host_args());
-        args.push("--".into());
-        args.extend(command.iter().map(|s| s.to_string()));
-        self.ns.spawn(name, WEFT, &args, &[]).expect("weft run");
-    }
-
-    /// Runs `cmd` in workload `workload`'s network namespace (its traffic captured by its
-    /// proxy), entered through its application's process: a namespace `weft run` made inside
-    /// a host namespace is named only in that run's mount namespace, not in the test's.
-    fn in_workload(&self, workload: &str, app: &str, cmd: &[&str]) -> std::process::Output {
-        let runner = self
-            .ns
-            .proc(workload)
-            .map(|p| p.child.id())
-            .expect("the workload's runner");
-        let pid = child_named(runner, app).unwrap_or_else(|| panic!("{workload}'s {app} process"));
-        Command::new("nsenter")
-            .arg(format!("--net=/proc/{pid}/ns/net"))
-            .args(cmd)
-            .output()
-            .expect("nsenter")
-    }
-}
-
-/// The VIP of `name` in workload `workload`'s hosts file (which `ip netns exec` would
-/// mount as its `/etc/hosts`).
-fn vip(workload: &str, name: &str) -> String {
-    let hosts = std::fs::read_to_string(format!("/etc/netns/weft-{workload}/hosts"))
-        .expect("the workload's hosts file");
-    hosts
-        .lines()
-        .find(|l| l.split_whitespace().skip(1).any(|n| n == name))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or_else(|| panic!("{name} in {hosts}"))
-        .to_string()
-}
-
-/// A child of `parent` whose command is `comm`.
-fn child_named(parent: u32, comm: &str) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // `pid (comm) state ppid ...`; comm may hold spaces, so split after its ')'.
-            let (head, rest) = stat.rsplit_once(") ")?;
-            let name = head.split_once(" (")?.1;
-            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
-            (ppid == parent && name == comm).then_some(pid)
-        })
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        // What killed runners left (workload namespaces are not inside the host's).
-        let mut args = vec!["run".to_string(), "--cleanup".to_string()];
-        args.extend(self.host_args());
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut cmd = vec![WEFT];
-        cmd.extend(args);
-        let _ = self.ns.exec_any(&cmd);
-    }
-}
-
-/// Waits until `ns/name` is registered with the replica; its address.
-async fn registered(admin: SocketAddr, token: &str, name: &str, host: &Host) -> Ipv4Addr {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while Instant::now() < deadline {
-        let (_, body) = support::admin_get_as(admin, "/workloads", Some(token))
-            .await
-            .unwrap_or_default();
-        let list: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let found = list.as_array().into_iter().flatten().find_map(|w| {
-            (w["name"] == name)
-                .then(|| w["address"].as_str().and_then(|a| a.parse().ok()))
-                .flatten()
-        });
-        if let Some(address) = found {
-            if host
-                .ns
-                .proc(name)
-                .is_some_and(|p| p.log_text().contains("application started"))
-            {
-                return address;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{name} did not start within 40 s:{}", host.ns.logs(30));
-}
+use hosts_support::{registered, vip, Host, HostsNetwork, Hub};
+use support::WEFT;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
@@ -231,75 +28,14 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
     let Some(dir) = etcd_support::test_dir("the hosts tests", "weft-hosts") else {
         return;
     };
-    // What a killed earlier run left: workload namespaces live outside the hosts'.
-    for workload in ["echo-b", "client-a"] {
-        let _ = netns::run("ip", &["netns", "del", &format!("weft-{workload}")]);
-        let _ = std::fs::remove_dir_all(format!("/etc/netns/weft-{workload}"));
-    }
-    let network = HostsNetwork::create();
-    let etcd = etcd_support::Etcd::start(HUB, &dir);
-    let seal = dir.join("seal.key");
-    let out = Command::new(WEFT)
-        .args(["ca", "seal-key", "--out", &seal.display().to_string()])
-        .output()
-        .expect("seal key");
-    assert!(out.status.success());
-    let replica_state = dir.join("replica");
-    let admin: SocketAddr = format!("{HUB}:4181").parse().expect("addr");
-    let args: Vec<String> = [
-        "control",
-        "--store",
-        "etcd",
-        "--etcd-endpoints",
-        &etcd.client_url,
-        "--ca-seal-key",
-        &seal.display().to_string(),
-        "--state-dir",
-        &replica_state.display().to_string(),
-        "--grpc-addr",
-        &format!("{HUB}:4180"),
-        "--admin-addr",
-        &admin.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut replica = Proc::spawn("control", &args, &dir);
-    wait_ready(admin, &mut replica).await;
-    let token_file = replica_state.join("admin-token");
-    let token = std::fs::read_to_string(&token_file)
-        .expect("token")
-        .trim()
-        .to_string();
-
+    hosts_support::remove_stale(&["echo-b", "client-a"]);
+    let network = HostsNetwork::create(89);
+    let hub = Hub::start(&network, &dir).await;
+    let (admin, token) = (hub.admin, hub.token.clone());
     let mut a = Host::new("a", &dir, &network, 1);
     let mut b = Host::new("b", &dir, &network, 2);
-    for (host, n) in [(&a, 1), (&b, 2)] {
-        let out = Command::new(WEFT)
-            .args(["host", "join", &format!("h-{}", host.name)])
-            .args(["--address", &format!("{NET}.{n}")])
-            .args(["--state-dir", &host.state.display().to_string()])
-            .args(["--control", &admin.to_string()])
-            .args(["--admin-token-file", &token_file.display().to_string()])
-            .output()
-            .expect("weft host join");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        // `weft run` on the host authorizes its registrations with the replica's token.
-        std::fs::copy(&token_file, host.state.join("admin-token")).expect("token copy");
-    }
-    for host in [&mut a, &mut b] {
-        let args: Vec<String> = vec![
-            "host".into(),
-            "tunnel".into(),
-            "--state-dir".into(),
-            host.state.display().to_string(),
-        ];
-        host.ns.spawn("tunnel", WEFT, &args, &[]).expect("tunnel");
-    }
+    a.join(&hub, &network, 1);
+    b.join(&hub, &network, 2);
 
     b.run(
         "echo-b",
@@ -374,7 +110,8 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
         "sh",
         "-c",
         &format!(
-            "echo | openssl s_client -connect {NET}.2:4108 -servername {} 2>&1",
+            "echo | openssl s_client -connect {}:4108 -servername {} 2>&1",
+            network.address(2),
             weft_identity_name(client_ip)
         ),
     ]);
@@ -404,11 +141,9 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
         )),
         "{tunnel_log}"
     );
-    let _ = admin_get(admin, "/ready").await;
     drop(a);
     drop(b);
-    drop(replica);
-    drop(etcd);
+    drop(hub);
     drop(network);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,7 @@
 //! `weft host join NAME` and `weft host list`: hosts of a multi-host mesh and their workload
 //! blocks, through any replica of a control plane on etcd (`weft control --store etcd`);
-//! `weft host tunnel`: the joined host's HBONE tunnel, where other hosts reach its workloads.
+//! `weft host tunnel`: the joined host's HBONE tunnel, where other hosts reach its workloads;
+//! `weft host agent`: the tunnel, and the host's control-plane replica kept running.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -29,6 +30,21 @@ enum HostCommand {
     /// Serve this joined host's tunnel (port 4108): proxies on other hosts reach its
     /// workloads through it (HBONE, spliced by server name to the workload's proxy).
     Tunnel(TunnelArgs),
+    /// The host agent: this host's tunnel, and its control-plane replica (the `weft control`
+    /// arguments after `--`) started again whenever it dies.
+    Agent(AgentArgs),
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    #[command(flatten)]
+    tunnel: TunnelArgs,
+    /// The replica's admin address: it counts as started once its `/ready` answers.
+    #[arg(long, value_name = "ADDR", requires = "replica")]
+    replica_admin: Option<SocketAddr>,
+    /// `weft control` arguments for this host's replica (after `--`); none: no replica.
+    #[arg(last = true, value_name = "CONTROL ARGS")]
+    replica: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -94,7 +110,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        HostCommand::Tunnel(a) => tunnel(a),
+        HostCommand::Tunnel(a) => tunnel(a, None),
+        HostCommand::Agent(a) => agent(a),
         HostCommand::List(a) => {
             let list = a.control.get_json("/host-records", true)?;
             println!("{:<24} {:<18} ADDRESS", "HOST", "BLOCK");
@@ -111,37 +128,91 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn tunnel(a: TunnelArgs) -> anyhow::Result<ExitCode> {
-    let host = JoinedHost::read(&a.state_dir)
-        .map_err(anyhow::Error::msg)?
-        .with_context(|| {
-            format!(
-                "this host has not joined a mesh ({} is missing): `weft host join NAME --address IP` first",
-                JoinedHost::path(&a.state_dir).display()
-            )
-        })?;
-    let listen = match (a.listen, host.address) {
-        (Some(addr), _) => addr,
-        (None, Some(ip)) => SocketAddr::new(ip, weft_api::TUNNEL_PORT),
-        (None, None) => anyhow::bail!(
-            "host {} joined without --address: give the tunnel --listen ADDR:PORT",
-            host.name
-        ),
+fn agent(a: AgentArgs) -> anyhow::Result<ExitCode> {
+    if a.replica.is_empty() {
+        return tunnel(a.tunnel, None);
+    }
+    let mut args = vec!["control".to_string()];
+    args.extend(a.replica);
+    let replica = weft_local::restart::HostProcess {
+        what: "control-plane replica",
+        exe: std::env::current_exe().context("locating the weft binary")?,
+        args,
+        log: a.tunnel.state_dir.join("replica.log"),
+        ready: a.replica_admin,
+        ready_timeout: std::time::Duration::from_secs(30),
     };
-    let tunnel = weft_local::tunnel::Tunnel {
-        net: host.net(&a.bridge).map_err(anyhow::Error::msg)?,
-        inbound_port: a.inbound_port,
-    };
+    tunnel(a.tunnel, Some(replica))
+}
+
+/// Serves the tunnel until a stop signal; with `replica`, keeps it running meanwhile (and,
+/// since a host joins through a replica, waits for the join if it has not happened yet).
+fn tunnel(
+    a: TunnelArgs,
+    replica: Option<weft_local::restart::HostProcess>,
+) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("listening on {listen}"))?;
-        tracing::info!(host = %host.name, %listen, block = %host.block, "tunnel serving");
-        tunnel.serve(listener, super::stop_signals(true)).await;
+        let stop = super::stop_signals(true);
+        tokio::pin!(stop);
+        let kept = match replica {
+            Some(r) => {
+                let log = r.log.display().to_string();
+                let kept = r
+                    .start(std::time::Duration::from_secs(10))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("the control-plane replica: {e}"))?;
+                tracing::info!(%log, "control-plane replica running (started again if it dies)");
+                Some(kept)
+            }
+            None => None,
+        };
+        let path = JoinedHost::path(&a.state_dir);
+        let mut told = false;
+        let host = loop {
+            match JoinedHost::read(&a.state_dir).map_err(anyhow::Error::msg)? {
+                Some(host) => break Some(host),
+                None if kept.is_some() => {
+                    if !told {
+                        tracing::info!(file = %path.display(), "waiting for `weft host join` before serving the tunnel");
+                        told = true;
+                    }
+                    tokio::select! {
+                        () = &mut stop => break None,
+                        () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    }
+                }
+                None => anyhow::bail!(
+                    "this host has not joined a mesh ({} is missing): `weft host join NAME --address IP` first",
+                    path.display()
+                ),
+            }
+        };
+        if let Some(host) = host {
+            let listen = match (a.listen, host.address) {
+                (Some(addr), _) => addr,
+                (None, Some(ip)) => SocketAddr::new(ip, weft_api::TUNNEL_PORT),
+                (None, None) => anyhow::bail!(
+                    "host {} joined without --address: give the tunnel --listen ADDR:PORT",
+                    host.name
+                ),
+            };
+            let tunnel = weft_local::tunnel::Tunnel {
+                net: host.net(&a.bridge).map_err(anyhow::Error::msg)?,
+                inbound_port: a.inbound_port,
+            };
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            tracing::info!(host = %host.name, %listen, block = %host.block, "tunnel serving");
+            tunnel.serve(listener, stop).await;
+        }
+        if let Some(kept) = kept {
+            kept.stop().await;
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
