@@ -602,9 +602,13 @@ async fn hosts_join_through_any_replica_and_get_blocks_of_their_own() {
     wait_ready(a.admin, &mut a.proc).await;
     wait_ready(b.admin, &mut b.proc).await;
 
+    // Each host's record goes to a directory of the test's, never to /var/lib/weft (where it
+    // would make this machine a joined host).
     let join = |r: &Replica, args: &[&str]| {
+        let state = dir.join(format!("host-{}", args[0])).display().to_string();
         let mut all = vec!["host", "join"];
         all.extend_from_slice(args);
+        all.extend_from_slice(&["--state-dir", &state]);
         r.weft(&all)
     };
     let (ok, out, err) = join(&a, &["h1", "--address", "192.0.2.1"]);
