@@ -112,11 +112,19 @@ async fn handle_whole(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Fu
         }
         return text(StatusCode::NOT_FOUND, "not found\n".into());
     }
-    if path == "/host-records" || path.starts_with("/host-records/") {
-        if !admin.authorized(&req) {
+    if path == "/host-records"
+        || path.starts_with("/host-records/")
+        || path.starts_with("/host-tokens/")
+    {
+        // A host joins with the admin token, or with a host join token (checked there).
+        let caller = if admin.authorized(&req) {
+            crate::hosts_api::Caller::Admin
+        } else if req.method() == Method::POST && path.starts_with("/host-records/") {
+            crate::hosts_api::Caller::JoinToken
+        } else {
             return unauthorized(&req);
-        }
-        if let Some(resp) = crate::hosts_api::handle(admin.etcd.as_ref(), req).await {
+        };
+        if let Some(resp) = crate::hosts_api::handle(admin.etcd.as_ref(), caller, req).await {
             return resp;
         }
         return text(StatusCode::NOT_FOUND, "not found\n".into());

@@ -4,9 +4,14 @@
 //!   optional): the host joins, and gets its workload block ([`crate::etcd::hosts`]); 409
 //!   when the block is another host's or the host holds another, 400 for a bad name, block
 //!   or address;
-//! - `GET /host-records`: every host and its block.
+//! - `GET /host-records`: every host and its block;
+//! - `POST /host-tokens/{name}?ttl=SECONDS`: a single-use join token for host `name` (default
+//!   one hour), for a host that has no admin token: it joins with
+//!   `Authorization: Bearer <join token>` instead. A used, expired, forged or other host's
+//!   token is refused (401, naming which) and logged.
 //!
-//! Both need the admin token. (`GET /hosts` is the hosts file of every Service's VIP.)
+//! The admin token is needed for everything else. (`GET /hosts` is the hosts file of every
+//! Service's VIP.)
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -29,9 +34,36 @@ struct JoinRequest {
     address: Option<std::net::IpAddr>,
 }
 
-/// Answers the host routes (the caller checked the admin token); `None` for other paths.
-pub async fn handle(etcd: Option<&Etcd>, req: Request<Incoming>) -> Option<Response<Full<Bytes>>> {
+/// The join tokens of hosts live among the workloads' join tokens, under a namespace no
+/// workload can have (not a DNS label).
+const HOST_TOKENS: &str = "weft.dev/hosts";
+const DEFAULT_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Who is asking: the admin (its token checked by the caller), or a host with only a join
+/// token (checked here, for its join only).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Admin,
+    JoinToken,
+}
+
+/// Answers the host routes; `None` for other paths.
+pub async fn handle(
+    etcd: Option<&Etcd>,
+    caller: Caller,
+    req: Request<Incoming>,
+) -> Option<Response<Full<Bytes>>> {
     let path = req.uri().path().to_string();
+    if let Some(name) = path.strip_prefix("/host-tokens/") {
+        let etcd = etcd?;
+        if caller != Caller::Admin || req.method() != Method::POST {
+            return Some(text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "use POST /host-tokens/{name} with the admin token\n".into(),
+            ));
+        }
+        return Some(create_token(etcd, name, &req).await);
+    }
     let name = match path.strip_prefix("/host-records") {
         Some("") => None,
         Some(rest) => Some(rest.strip_prefix('/')?.to_string()),
@@ -52,7 +84,14 @@ pub async fn handle(etcd: Option<&Etcd>, req: Request<Incoming>) -> Option<Respo
             ),
             Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
         },
-        (Method::POST, Some(name)) => join(etcd, &name, req).await,
+        (Method::POST, Some(name)) => {
+            if caller == Caller::JoinToken {
+                if let Err(refusal) = redeem(etcd, &name, &req).await {
+                    return Some(refusal);
+                }
+            }
+            join(etcd, &name, req).await
+        }
         _ => text(
             StatusCode::METHOD_NOT_ALLOWED,
             "use GET /host-records or POST /host-records/{name}\n".into(),
@@ -99,6 +138,64 @@ async fn join(etcd: &Etcd, name: &str, req: Request<Incoming>) -> Response<Full<
             };
             tracing::warn!(host = %name, error = %e, "host join refused");
             text(status, format!("{e}\n"))
+        }
+    }
+}
+
+/// `POST /host-tokens/{name}`: a single-use join token for host `name`.
+async fn create_token(etcd: &Etcd, name: &str, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if !weft_api::registration::is_dns_label(name) {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("`{name}` is not a host name (lowercase letters, digits, '-')\n"),
+        );
+    }
+    let ttl = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ttl=")))
+        .map(|v| v.parse::<u64>().map(std::time::Duration::from_secs));
+    let ttl = match ttl {
+        None => DEFAULT_TOKEN_TTL,
+        Some(Ok(t)) if !t.is_zero() && t.as_secs() <= 7 * 24 * 3600 => t,
+        Some(_) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "ttl: seconds, from 1 to 604800 (a week)\n".into(),
+            )
+        }
+    };
+    match crate::etcd::tokens::create(etcd, HOST_TOKENS, name, ttl, false).await {
+        Ok(token) => {
+            tracing::info!(host = %name, ttl_s = ttl.as_secs(), "host join token created");
+            text(StatusCode::OK, format!("{token}\n"))
+        }
+        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+    }
+}
+
+/// Uses up the join token a host without the admin token joins with; the refusal otherwise.
+async fn redeem(
+    etcd: &Etcd,
+    name: &str,
+    req: &Request<Incoming>,
+) -> Result<(), Response<Full<Bytes>>> {
+    let header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(token) = weft_identity::bearer(header) else {
+        return Err(crate::admin::unauthorized(req));
+    };
+    let now = std::time::SystemTime::now();
+    match crate::etcd::tokens::redeem(etcd, token, HOST_TOKENS, name, now).await {
+        Ok(()) => Ok(()),
+        Err(crate::tokens::TokenError::Store(e)) => {
+            Err(text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")))
+        }
+        Err(e) => {
+            tracing::warn!(host = %name, error = %e, "host join refused: its join token");
+            Err(text(StatusCode::UNAUTHORIZED, format!("{e}\n")))
         }
     }
 }

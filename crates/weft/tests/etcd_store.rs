@@ -668,6 +668,52 @@ async fn hosts_join_through_any_replica_and_get_blocks_of_their_own() {
         etcd.keys("/weft/")
     );
 
+    // A host without the admin token joins with a single-use join token for its name.
+    let (ok, token, err) = a.weft(&["host", "token", "h7"]);
+    assert!(ok, "{err}");
+    let token = token.trim().to_string();
+    let with_token = |name: &str, token: &str| {
+        let out = Command::new(WEFT)
+            .args(["host", "join", name, "--token", token])
+            .args([
+                "--state-dir",
+                &dir.join(format!("host-{name}")).display().to_string(),
+            ])
+            .args(["--control", &b.admin.to_string()])
+            .args(["--admin-token-file", "/nonexistent/admin-token"])
+            .output()
+            .expect("weft host join");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = with_token("h7", &token);
+    assert!(ok && out.contains("host h7 holds block"), "{out}");
+    assert!(dir.join("host-h7/host.json").exists());
+    // Used, forged, another host's: refused, and why.
+    let (ok, out) = with_token("h7", &token);
+    assert!(!ok && out.contains("already used"), "{out}");
+    let (ok, out) = with_token("h8", "0123456789ab.not-a-secret");
+    assert!(!ok && out.contains("unknown"), "{out}");
+    let (_, other, _) = a.weft(&["host", "token", "h8"]);
+    let (ok, out) = with_token("h9", other.trim());
+    assert!(!ok && out.contains("h8"), "{out}");
+    let (ok, out) = with_token("h8", &format!("{}x", other.trim()));
+    assert!(!ok && out.contains("forged"), "{out}");
+    // A join token admits a join only: not a listing, nor another token.
+    let anonymous = Request::get("/host-records")
+        .header("host", "admin")
+        .header("authorization", format!("Bearer {}", other.trim()))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let listed = send(a.admin, anonymous, false).await.expect("admin");
+    assert_eq!(listed.status, 401);
+
     // A workload of a joined host registers with an address of that host's block only.
     let put = |name: &str, host: &str, address: &str| {
         let body = serde_json::json!({

@@ -85,8 +85,14 @@ impl ControlArgs {
     /// `POST path` with a JSON `body` and the admin token; the answer whatever its status.
     pub fn post(&self, path: &str, body: &str) -> anyhow::Result<Answer> {
         let token = self.token()?;
+        self.post_as(path, body, &token)
+    }
+
+    /// `POST path` with `token` as the bearer (a host join token instead of the admin
+    /// token).
+    pub fn post_as(&self, path: &str, body: &str, token: &str) -> anyhow::Result<Answer> {
         // A large change is checked as a whole before anything is written: allow it time.
-        let stream = self.request("POST", path, Some(&token), body, Duration::from_secs(120))?;
+        let stream = self.request("POST", path, Some(token), body, Duration::from_secs(120))?;
         read_answer(stream, path)
     }
 

@@ -27,6 +27,9 @@ enum HostCommand {
     Join(JoinArgs),
     /// Every host of the mesh and its block.
     List(ListArgs),
+    /// A single-use join token for host NAME (admin token needed), for a host that has no
+    /// admin token: there, `weft host join NAME --token TOKEN`.
+    Token(TokenArgs),
     /// Serve this joined host's tunnel (port 4108): proxies on other hosts reach its
     /// workloads through it (HBONE, spliced by server name to the workload's proxy).
     Tunnel(TunnelArgs),
@@ -73,9 +76,24 @@ struct JoinArgs {
     /// The host's address on the network between hosts, where the others reach its tunnel.
     #[arg(long, value_name = "IP")]
     address: Option<IpAddr>,
+    /// Join with this single-use join token (`weft host token NAME` made it) instead of
+    /// the admin token.
+    #[arg(long, env = "WEFT_HOST_TOKEN")]
+    token: Option<String>,
     /// Where this host's record is kept (`host.json`), for `weft run` and the tunnel.
     #[arg(long, env = "WEFT_STATE_DIR", default_value = "/var/lib/weft")]
     state_dir: PathBuf,
+    #[command(flatten)]
+    control: ControlArgs,
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// The host the token lets join.
+    name: String,
+    /// How long the token is valid (e.g. `30m`, `1h`; at most a week).
+    #[arg(long, default_value = "1h", value_parser = super::proxy::parse_duration)]
+    ttl: std::time::Duration,
     #[command(flatten)]
     control: ControlArgs,
 }
@@ -90,9 +108,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         HostCommand::Join(a) => {
             let body = json!({"block": a.block, "address": a.address});
-            let answer = a
-                .control
-                .post(&format!("/host-records/{}", a.name), &body.to_string())?;
+            let path = format!("/host-records/{}", a.name);
+            let answer = match &a.token {
+                Some(token) => a.control.post_as(&path, &body.to_string(), token.trim())?,
+                None => a.control.post(&path, &body.to_string())?,
+            };
             if answer.status != 200 {
                 eprintln!("error: {}", answer.body.trim());
                 return Ok(ExitCode::FAILURE);
@@ -108,6 +128,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     host.name
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        HostCommand::Token(a) => {
+            let path = format!("/host-tokens/{}?ttl={}", a.name, a.ttl.as_secs().max(1));
+            let answer = a.control.post(&path, "")?;
+            if answer.status != 200 {
+                eprintln!("error: {}", answer.body.trim());
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("{}", answer.body.trim());
             Ok(ExitCode::SUCCESS)
         }
         HostCommand::Tunnel(a) => tunnel(a, None),
