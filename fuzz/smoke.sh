@@ -31,6 +31,7 @@ options() {
         jwt_token) echo "-max_len=16384" ;;
         trace_context) echo "-dict=fuzz/trace_context.dict -max_len=1024" ;;
         prometheus_text) echo "-dict=fuzz/prometheus_text.dict -max_len=4096" ;;
+        tunnel_hello) echo "-max_len=20000" ;;
         *) echo "" ;;
     esac
 }

@@ -61,6 +61,57 @@ pub enum HelloError {
     NotHbone(String),
 }
 
+/// A ClientHello read as it arrives: fed bytes until it names a workload or fails. The
+/// part of [`read_client_hello`] that sees the bytes (and what the fuzz target drives).
+#[derive(Default)]
+pub struct HelloReader {
+    acceptor: rustls::server::Acceptor,
+    seen: Vec<u8>,
+    done: bool,
+}
+
+impl HelloReader {
+    /// Takes the next bytes that arrived: the workload once the hello is complete and names
+    /// one, `None` while more bytes are needed. After an answer or an error it takes no more.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<Ipv4Addr>, HelloError> {
+        if self.done {
+            return Err(HelloError::NotTls(
+                "bytes after the ClientHello was read".into(),
+            ));
+        }
+        if self.seen.len() + bytes.len() > MAX_HELLO {
+            self.done = true;
+            return Err(HelloError::TooLarge);
+        }
+        self.seen.extend_from_slice(bytes);
+        let mut fresh = bytes;
+        while !fresh.is_empty() {
+            if let Err(e) = self.acceptor.read_tls(&mut fresh) {
+                self.done = true;
+                return Err(e.into());
+            }
+        }
+        let answer = match self.acceptor.accept() {
+            Ok(None) => return Ok(None),
+            Ok(Some(accepted)) => {
+                let hello = accepted.client_hello();
+                let name = hello.server_name().ok_or(HelloError::NoServerName)?;
+                parse_server_name(name)
+                    .map(Some)
+                    .ok_or_else(|| HelloError::NotHbone(name.into()))
+            }
+            Err((e, _alert)) => Err(HelloError::NotTls(e.to_string())),
+        };
+        self.done = true;
+        answer
+    }
+
+    /// Every byte fed so far.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.seen
+    }
+}
+
 /// Reads a ClientHello from `io` within `wait`: the workload it asks for, and every byte
 /// read (to be replayed to that workload's proxy).
 pub async fn read_client_hello<I: AsyncRead + Unpin>(
@@ -68,8 +119,7 @@ pub async fn read_client_hello<I: AsyncRead + Unpin>(
     wait: Duration,
 ) -> Result<(Ipv4Addr, Vec<u8>), HelloError> {
     let deadline = tokio::time::Instant::now() + wait;
-    let mut seen = Vec::with_capacity(1024);
-    let mut acceptor = rustls::server::Acceptor::default();
+    let mut reader = HelloReader::default();
     let mut buf = [0u8; 4096];
     loop {
         let n = match tokio::time::timeout_at(deadline, io.read(&mut buf)).await {
@@ -78,24 +128,8 @@ pub async fn read_client_hello<I: AsyncRead + Unpin>(
             Ok(Ok(n)) => n,
             Ok(Err(e)) => return Err(e.into()),
         };
-        if seen.len() + n > MAX_HELLO {
-            return Err(HelloError::TooLarge);
-        }
-        seen.extend_from_slice(&buf[..n]);
-        let mut fresh = &buf[..n];
-        while !fresh.is_empty() {
-            acceptor.read_tls(&mut fresh)?;
-        }
-        match acceptor.accept() {
-            Ok(None) => continue,
-            Ok(Some(accepted)) => {
-                let hello = accepted.client_hello();
-                let name = hello.server_name().ok_or(HelloError::NoServerName)?;
-                let ip =
-                    parse_server_name(name).ok_or_else(|| HelloError::NotHbone(name.into()))?;
-                return Ok((ip, seen));
-            }
-            Err((e, _alert)) => return Err(HelloError::NotTls(e.to_string())),
+        if let Some(ip) = reader.feed(&buf[..n])? {
+            return Ok((ip, reader.into_bytes()));
         }
     }
 }
@@ -121,6 +155,44 @@ mod tests {
         ] {
             assert_eq!(parse_server_name(bad), None, "{bad}");
         }
+    }
+
+    /// A real ClientHello (rustls's, as a proxy sends it) for the workload at `ip`.
+    fn client_hello(ip: Ipv4Addr) -> Vec<u8> {
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let name = rustls_pki_types::ServerName::try_from(server_name(ip)).expect("name");
+        let mut conn =
+            rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
+        let mut hello = Vec::new();
+        conn.write_tls(&mut hello).expect("hello");
+        hello
+    }
+
+    #[test]
+    fn a_client_hello_in_pieces_names_its_workload_once_complete() {
+        let ip = Ipv4Addr::new(10, 213, 1, 5);
+        let hello = client_hello(ip);
+        let mut reader = HelloReader::default();
+        let (last, head) = hello.split_last().expect("bytes");
+        for byte in head {
+            assert_eq!(reader.feed(&[*byte]).expect("so far so good"), None);
+        }
+        assert_eq!(reader.feed(&[*last]).expect("complete"), Some(ip));
+        assert!(reader.feed(b"more").is_err(), "nothing after the answer");
+        let mut whole = HelloReader::default();
+        assert_eq!(whole.feed(&hello).expect("whole"), Some(ip));
+        assert_eq!(whole.into_bytes(), hello, "every byte kept for the replay");
+        let mut big = HelloReader::default();
+        assert!(matches!(
+            big.feed(&vec![0x16; MAX_HELLO + 1]),
+            Err(HelloError::TooLarge)
+        ));
     }
 
     #[tokio::test]
