@@ -13,22 +13,7 @@ const BLOCK: u8 = 70;
 
 /// The pid of a child of `parent` whose command line contains `needle`.
 fn child_with(parent: u32, needle: &str) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let ppid: u32 = stat
-                .rsplit_once(") ")?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).ok()?;
-            (ppid == parent && cmdline.contains(needle)).then_some(pid)
-        })
+    support::child_of(parent, |_, cmdline| cmdline.contains(needle))
 }
 
 async fn ready(admin: SocketAddr, within: Duration) -> bool {

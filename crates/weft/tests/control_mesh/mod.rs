@@ -79,17 +79,7 @@ impl ControlMesh {
         cert_ttl: &'static str,
         control_args: &[&str],
     ) -> ControlMesh {
-        let dir = std::env::temp_dir().join(format!("weft-control-{block}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("config")).expect("config dir");
-        let mut mesh = ControlMesh {
-            dir,
-            block,
-            control: None,
-            procs: Vec::new(),
-            cert_ttl,
-            control_args: control_args.iter().map(|s| s.to_string()).collect(),
-        };
+        let mut mesh = Self::fresh(block, cert_ttl, control_args);
         let config = mesh.config(mode);
         mesh.write_and_start(&config).await;
         mesh
@@ -102,20 +92,25 @@ impl ControlMesh {
         cert_ttl: &'static str,
         config: impl FnOnce(&ControlMesh) -> String,
     ) -> ControlMesh {
+        let mut mesh = Self::fresh(block, cert_ttl, &[]);
+        let config = config(&mesh);
+        mesh.write_and_start(&config).await;
+        mesh
+    }
+
+    /// A mesh in an empty directory of its own, nothing started.
+    fn fresh(block: u8, cert_ttl: &'static str, control_args: &[&str]) -> ControlMesh {
         let dir = std::env::temp_dir().join(format!("weft-control-{block}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("config")).expect("config dir");
-        let mut mesh = ControlMesh {
+        ControlMesh {
             dir,
             block,
             control: None,
             procs: Vec::new(),
             cert_ttl,
-            control_args: Vec::new(),
-        };
-        let config = config(&mesh);
-        mesh.write_and_start(&config).await;
-        mesh
+            control_args: control_args.iter().map(|s| s.to_string()).collect(),
+        }
     }
 
     async fn write_and_start(&mut self, config: &str) {

@@ -263,18 +263,7 @@ pub fn vip(workload: &str, name: &str) -> String {
 
 /// A child of `parent` whose command is `comm`.
 pub fn child_named(parent: u32, comm: &str) -> Option<u32> {
-    std::fs::read_dir("/proc")
-        .ok()?
-        .flatten()
-        .find_map(|entry| {
-            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // `pid (comm) state ppid ...`; comm may hold spaces, so split after its ')'.
-            let (head, rest) = stat.rsplit_once(") ")?;
-            let name = head.split_once(" (")?.1;
-            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
-            (ppid == parent && name == comm).then_some(pid)
-        })
+    crate::support::child_of(parent, |name, _| name == comm)
 }
 
 impl Drop for Host {

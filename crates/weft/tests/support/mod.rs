@@ -329,3 +329,25 @@ pub async fn grpc_echo_via(
         .map_err(|e| e.to_string())?;
     Ok((Some(msg), status))
 }
+
+/// A child of `parent` whose command (`comm`) and command line (NUL-separated) satisfy
+/// `wanted`, by scanning /proc.
+pub fn child_of(parent: u32, wanted: impl Fn(&str, &str) -> bool) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid ...`; comm may hold spaces, so split after its ')'.
+            let (head, rest) = stat.rsplit_once(") ")?;
+            let comm = head.split_once(" (")?.1;
+            let ppid: u32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+            if ppid != parent {
+                return None;
+            }
+            let cmdline =
+                std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            wanted(comm, &cmdline).then_some(pid)
+        })
+}
