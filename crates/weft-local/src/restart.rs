@@ -223,12 +223,20 @@ mod tests {
         // Each start appends a line, then dies at once.
         let p = shell("echo started; exit 3".into(), &dir);
         let kept = p.start(Duration::from_secs(1)).await.expect("first start");
+        // Wait on the log, not on the restart count: a start is counted when it is spawned,
+        // which can be before its shell has written its line.
+        let starts = || {
+            std::fs::read_to_string(&log)
+                .map(|t| t.lines().filter(|l| *l == "started").count())
+                .unwrap_or(0)
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while kept.restarts() < 3 && Instant::now() < deadline {
+        while starts() < 4 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(kept.restarts() >= 3, "restarts: {}", kept.restarts());
+        let restarts = kept.restarts();
         kept.stop().await;
+        assert!(restarts >= 3, "restarts: {restarts}");
         let text = std::fs::read_to_string(&log).expect("log");
         assert!(
             text.lines().filter(|l| *l == "started").count() >= 4,
