@@ -7,8 +7,9 @@
 #   host-2  198.18.90.2   etcd h2, replica 2, tunnel   reviews-v2
 #   host-3  198.18.90.3   etcd h3, replica 3, tunnel   frontend (calls reviews and ratings)
 #
-# Every host joins the mesh (`weft host join`) and gets a block of its own; workloads start
-# with `weft run`; calls between hosts travel HBONE through the peer host's tunnel. The
+# Every host joins the mesh (`weft host join`) and gets a block of its own and a credential;
+# workloads start with `weft run` (hosts 1 and 2) and `weft up` (host 3), registered with the
+# host's credential; calls between hosts travel HBONE through the peer host's tunnel. The
 # frontend's report shows the 90/10 canary and gRPC calls across hosts. Ctrl-C (or --for)
 # stops everything and removes what it made.
 #
@@ -53,6 +54,7 @@ dir=$(mktemp -d /tmp/weft-hosts.XXXXXX)
 # The proxies run as their own uid and read their CA bundle under here.
 chmod 755 "$dir"
 pids=()
+etcds=()
 runners=()
 cleanup() {
   set +e
@@ -62,7 +64,12 @@ cleanup() {
   for p in "${runners[@]}"; do
     for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
   done
+  # Replicas and tunnels, then etcd: a replica that lost etcd first would log it as a fault.
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  done
+  for p in "${etcds[@]}"; do kill -TERM "$p" 2>/dev/null; done
   wait 2>/dev/null
   for n in 1 2 3; do ip netns del "weft-host-$n" 2>/dev/null; done
   ip link del "$bridge" 2>/dev/null
@@ -102,7 +109,7 @@ for n in 1 2 3; do
     --listen-client-urls "http://$net.$n:2379" --advertise-client-urls "http://$net.$n:2379" \
     --listen-peer-urls "http://$net.$n:2380" --initial-advertise-peer-urls "http://$net.$n:2380" \
     --initial-cluster "$cluster" --initial-cluster-state new 2>"$dir/etcd-$n.log" &
-  pids+=($!)
+  etcds+=($!)
 done
 endpoints="http://$net.1:2379,http://$net.2:2379,http://$net.3:2379"
 wait_for "etcd" etcdctl --endpoints "$endpoints" endpoint health
@@ -111,24 +118,27 @@ echo "==> a control-plane replica on each host (one CA, its key sealed in etcd)"
 "$weft" ca seal-key --out "$dir/seal.key" >/dev/null
 for n in 1 2 3; do
   ip netns exec "weft-host-$n" "$weft" control --store etcd --etcd-endpoints "$endpoints" \
-    --ca-seal-key "$dir/seal.key" --state-dir "$dir/host-$n" \
+    --ca-seal-key "$dir/seal.key" --state-dir "$dir/replica-$n" \
     --grpc-addr "$net.$n:4180" --admin-addr "$net.$n:4181" 2>"$dir/control-$n.log" &
   pids+=($!)
 done
 for n in 1 2 3; do wait_for "replica $n" curl -sf "http://$net.$n:4181/ready"; done
-admin() { echo --control "$net.$1:4181" --admin-token-file "$dir/host-$1/admin-token"; }
+admin() { echo --control "$net.$1:4181" --admin-token-file "$dir/replica-$1/admin-token"; }
 # shellcheck disable=SC2046
 "$weft" apply -f "$root/examples/shop/mesh.yaml" $(admin 1)
 
-echo "==> each host joins, and serves its tunnel"
+controls="$net.1:4180,$net.2:4180,$net.3:4180"
+echo "==> each host joins (through its replica; its proxies will know all three), and serves its tunnel"
 for n in 1 2 3; do
+  # The host keeps its record and credential in host-N, apart from the replica's admin token:
+  # its workloads register with the credential.
   # shellcheck disable=SC2046
-  "$weft" host join "host-$n" --address "$net.$n" --state-dir "$dir/host-$n" $(admin "$n")
+  "$weft" host join "host-$n" --address "$net.$n" --control-grpc "$controls" \
+    --state-dir "$dir/host-$n" $(admin "$n")
   ip netns exec "weft-host-$n" "$weft" host tunnel --state-dir "$dir/host-$n" 2>"$dir/tunnel-$n.log" &
   pids+=($!)
 done
 
-controls="$net.1:4180,$net.2:4180,$net.3:4180"
 run() { # host name service account port [labels...] -- command...
   local n=$1 name=$2 service=$3 port=$4; shift 4
   local extra=()
@@ -136,8 +146,7 @@ run() { # host name service account port [labels...] -- command...
   shift
   ip netns exec "weft-host-$n" "$weft" run --name "$name" --namespace shop --service "$service" \
     --service-account "$service" --port "$port" "${extra[@]}" \
-    --control "$controls" --control-admin "$net.$n:4181" --state-dir "$dir/host-$n" \
-    --run-dir "$dir/run-$n" -- "$@" >"$dir/$name.log" 2>&1 &
+    --state-dir "$dir/host-$n" --run-dir "$dir/run-$n" -- "$@" >"$dir/$name.log" 2>&1 &
   runners+=($!)
 }
 echo "==> the shop, spread over the hosts"
@@ -147,8 +156,22 @@ run 1 ratings ratings 9090 -- "$weft" echo --http 0.0.0.0:9090 --pod ratings
 for name in reviews-v1 reviews-v2 ratings; do
   wait_for "$name" grep -q "application started" "$dir/$name.log"
 done
-run 3 frontend frontend 8080 -- "$weft" demo --listen 0.0.0.0:8080 --report-every 5s
-wait_for frontend grep -q "application started" "$dir/frontend.log"
+# Host 3 runs its part with `weft up` of a directory: no control plane of its own on a
+# joined host; the frontend registers with the mesh's replicas as host-3's workload.
+mkdir -p "$dir/up-3"
+cat >"$dir/up-3/frontend.yaml" <<'YAML'
+apiVersion: weft.dev/v1alpha1
+kind: LocalWorkload
+metadata: {name: frontend, namespace: shop}
+spec:
+  serviceAccount: frontend
+  port: 8080
+  command: [weft, demo, --listen, "0.0.0.0:8080", --report-every, 5s]
+YAML
+ip netns exec weft-host-3 "$weft" up "$dir/up-3" --state-dir "$dir/host-3" \
+  --run-dir "$dir/run-3" >"$dir/frontend.log" 2>&1 &
+runners+=($!)
+wait_for frontend grep -q "Weft is up" "$dir/frontend.log"
 
 # shellcheck disable=SC2046
 "$weft" host list $(admin 1)

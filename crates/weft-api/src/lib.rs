@@ -30,3 +30,6 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 
 /// The port of a host's HBONE tunnel, where proxies on other hosts reach its workloads.
 pub const TUNNEL_PORT: u16 = 4108;
+
+/// The control plane's xDS and certificate port (its gRPC listener).
+pub const CONTROL_GRPC_PORT: u16 = 4180;

@@ -105,9 +105,13 @@ async fn handle(admin: &Arc<Admin>, req: Request<Incoming>) -> AdminResponse {
 async fn handle_whole(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     if path == "/hosts" || path.starts_with("/workloads") {
-        let (store, tokens, token) = (&admin.store, &admin.tokens, &admin.admin_token);
+        let (store, tokens) = (&admin.store, &admin.tokens);
         let etcd = admin.etcd.as_ref();
-        if let Some(resp) = crate::workloads_api::handle(store, tokens, etcd, token, req).await {
+        let caller = match workloads_caller(admin, &req).await {
+            Ok(caller) => caller,
+            Err(unavailable) => return unavailable,
+        };
+        if let Some(resp) = crate::workloads_api::handle(store, tokens, etcd, caller, req).await {
             return resp;
         }
         return text(StatusCode::NOT_FOUND, "not found\n".into());
@@ -171,6 +175,47 @@ async fn handle_whole(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Fu
             StatusCode::NOT_FOUND,
             "not found: try /status, /metrics, /ready, /proxies, /workloads, /hosts\n".into(),
         ),
+    }
+}
+
+/// Who may change workloads with `req`: the admin, a joined host (its credential checked in
+/// etcd), or nobody (`None`); the answer itself for a refused credential (401, saying why)
+/// or when etcd cannot say (503). Reads ask nothing of etcd.
+async fn workloads_caller<B>(
+    admin: &Admin,
+    req: &Request<B>,
+) -> Result<Option<crate::workloads_api::Caller>, Response<Full<Bytes>>> {
+    use crate::etcd::host_credentials::{self, CredentialError, PREFIX};
+    use crate::workloads_api::Caller;
+    if admin.authorized(req) {
+        return Ok(Some(Caller::Admin));
+    }
+    let header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let (Some(credential), Some(etcd)) = (
+        weft_identity::bearer(header).filter(|t| t.starts_with(PREFIX)),
+        admin.etcd.as_ref(),
+    ) else {
+        return Ok(None);
+    };
+    if req.method() == Method::GET {
+        return Ok(None);
+    }
+    match host_credentials::verify(etcd, credential).await {
+        Ok(host) => Ok(Some(Caller::Host(host))),
+        Err(CredentialError::Etcd(e)) => {
+            tracing::warn!(error = %e, "cannot check a host credential: etcd");
+            Err(text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("cannot check the host credential: {e}\n"),
+            ))
+        }
+        Err(e) => {
+            tracing::warn!(path = %req.uri().path(), error = %e, "refused a host credential");
+            Err(text(StatusCode::UNAUTHORIZED, format!("{e}\n")))
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! The admin endpoint's host routes, for a mesh of several hosts (the etcd store):
 //!
 //! - `POST /host-records/{name}` with `{"block": "10.213.N.0/24", "address": "IP"}` (both
-//!   optional): the host joins, and gets its workload block ([`crate::etcd::hosts`]); 409
+//!   optional): the host joins, and gets its workload block ([`crate::etcd::hosts`]) and a
+//!   credential for registering its workloads ([`crate::etcd::host_credentials`]); 409
 //!   when the block is another host's or the host holds another, 400 for a bad name, block
 //!   or address;
 //! - `GET /host-records`: every host and its block;
@@ -19,6 +20,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
+use crate::etcd::host_credentials;
 use crate::etcd::hosts::{self, Block, HostError};
 use crate::etcd::Etcd;
 use crate::http_response::{respond, text};
@@ -122,11 +124,7 @@ async fn join(etcd: &Etcd, name: &str, req: Request<Incoming>) -> Response<Full<
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
     match hosts::join(etcd, name, block, asked.address).await {
-        Ok(record) => respond(
-            StatusCode::OK,
-            "application/json",
-            serde_json::to_string_pretty(&record).unwrap_or_default() + "\n",
-        ),
+        Ok(record) => answer_join(etcd, record).await,
         Err(e) => {
             let status = match &e {
                 HostError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -140,6 +138,31 @@ async fn join(etcd: &Etcd, name: &str, req: Request<Incoming>) -> Response<Full<
             text(status, format!("{e}\n"))
         }
     }
+}
+
+/// The host's record and a new credential for registering its workloads. The join itself is
+/// done (and idempotent): when the credential cannot be stored, joining again gets one.
+async fn answer_join(etcd: &Etcd, record: hosts::HostRecord) -> Response<Full<Bytes>> {
+    let credential = match host_credentials::issue(etcd, &record.name).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(host = %record.name, error = %e, "host joined, but its credential could not be stored");
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "host {} joined, but its credential could not be stored: {e}; join again\n",
+                    record.name
+                ),
+            );
+        }
+    };
+    let mut answer = serde_json::to_value(&record).unwrap_or_default();
+    answer["credential"] = serde_json::Value::from(credential);
+    respond(
+        StatusCode::OK,
+        "application/json",
+        serde_json::to_string_pretty(&answer).unwrap_or_default() + "\n",
+    )
 }
 
 /// `POST /host-tokens/{name}`: a single-use join token for host `name`.

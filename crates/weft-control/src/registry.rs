@@ -188,6 +188,7 @@ impl Registry {
                     "ports": l.registration.ports,
                     "labels": l.registration.labels,
                     "owner": l.registration.owner,
+                    "host": l.registration.host,
                 })
             })
             .collect()

@@ -12,14 +12,17 @@
 //!
 //! Changing routes need the admin token (the state directory's `admin-token`, readable only by
 //! its owner) as `Authorization: Bearer <token>`: the admin listener is on loopback, but any
-//! local user can reach loopback, and a registration mints join tokens.
+//! local user can reach loopback, and a registration mints join tokens. A joined host may
+//! send its host credential instead ([`crate::etcd::host_credentials`]); it changes only that
+//! host's workloads: registrations name the host (and must have addresses of its block), and
+//! a workload another host registered is refused (403).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{header, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
@@ -28,7 +31,6 @@ use crate::etcd::leases::{self, LeaseError};
 use crate::etcd::Etcd;
 use crate::http_response::{query, respond, text};
 use crate::registry::Registration;
-use crate::state::ADMIN_TOKEN_FILE;
 use crate::store::{RegisterError, Store};
 use crate::tokens::Tokens;
 
@@ -39,13 +41,33 @@ const REGISTER_TRIES: u32 = 3;
 /// How long a join token minted at registration stays usable.
 const JOIN_TOKEN_TTL: Duration = Duration::from_secs(600);
 
+/// Who asks for a change, as the admin endpoint authenticated them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The admin token: any workload.
+    Admin,
+    /// A joined host's credential: that host's workloads only.
+    Host(String),
+}
+
+impl Caller {
+    /// The host whose workloads alone this caller may change; `None` for the admin.
+    fn host(&self) -> Option<&str> {
+        match self {
+            Caller::Admin => None,
+            Caller::Host(h) => Some(h),
+        }
+    }
+}
+
 /// Answers the workload routes; `None` when the path is not one of them. Registrations go
-/// into `store`, join tokens come from `tokens`, and changes need `admin_token`.
+/// into `store`, join tokens come from `tokens`, and changes need a `caller` (`None`: the
+/// request had no valid credential).
 pub async fn handle(
     store: &Arc<Store>,
     tokens: &Tokens,
     etcd: Option<&Etcd>,
-    admin_token: &str,
+    caller: Option<Caller>,
     req: Request<Incoming>,
 ) -> Option<Response<Full<Bytes>>> {
     let path = req.uri().path().to_string();
@@ -77,19 +99,20 @@ pub async fn handle(
         ));
     };
     let (ns, name) = (ns.to_string(), name.to_string());
-    if !authorized(admin_token, &req) {
-        return Some(text(
-            StatusCode::UNAUTHORIZED,
-            format!("send the control plane's admin token (its state directory's {ADMIN_TOKEN_FILE}) as `Authorization: Bearer <token>`\n"),
-        ));
-    }
+    let Some(caller) = caller else {
+        return Some(crate::admin::unauthorized(&req));
+    };
     Some(match req.method().clone() {
-        Method::PUT => register(store, tokens, etcd, req, ns, name).await,
+        Method::PUT => register(store, tokens, etcd, &caller, req, ns, name).await,
         Method::DELETE if etcd.is_some() => {
             let owner = query(&req, "owner");
             let etcd = etcd?;
-            match leases::deregister(&etcd.client, &etcd.keys, &ns, &name, owner.as_deref()).await {
+            let only = caller.host();
+            match leases::deregister(&etcd.client, &etcd.keys, &ns, &name, owner.as_deref(), only)
+                .await
+            {
                 Ok(()) => text(StatusCode::OK, "deregistered\n".into()),
+                Err(LeaseError::OtherHost(e)) => refuse_other_host(&ns, &name, &e),
                 Err(LeaseError::Refused(e)) => text(error_status(&e), format!("{e}\n")),
                 Err(LeaseError::Etcd(e)) => text(StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
             }
@@ -110,10 +133,17 @@ pub async fn handle(
     })
 }
 
+/// 403 for a host changing a workload that is not its own, logged.
+fn refuse_other_host(ns: &str, name: &str, why: &str) -> Response<Full<Bytes>> {
+    tracing::warn!(workload = %format!("{ns}/{name}"), reason = %why, "refused a host's change to a workload");
+    text(StatusCode::FORBIDDEN, format!("{why}\n"))
+}
+
 async fn register(
     store: &Arc<Store>,
     tokens: &Tokens,
     etcd: Option<&Etcd>,
+    caller: &Caller,
     req: Request<Incoming>,
     ns: String,
     name: String,
@@ -137,6 +167,17 @@ async fn register(
             )
         }
     };
+    // A host registers its own workloads: the registration names it, whatever was sent.
+    if let Some(host) = caller.host() {
+        match &registration.host {
+            Some(named) if named != host => {
+                let why =
+                    format!("host {host} may register only its own workloads, not host {named}'s");
+                return refuse_other_host(&ns, &name, &why);
+            }
+            _ => registration.host = Some(host.to_string()),
+        }
+    }
     // With etcd: checked here, written there (the watch brings it to every replica).
     if let Some(etcd) = etcd {
         // A workload of a joined host must have an address of that host's block, and its
@@ -177,8 +218,11 @@ async fn register(
         let mut tries = 0u32;
         loop {
             tries += 1;
-            match leases::register(&etcd.client, &etcd.keys, &ns, &name, &registration).await {
+            let only = caller.host();
+            match leases::register(&etcd.client, &etcd.keys, &ns, &name, &registration, only).await
+            {
                 Ok(_) => break,
+                Err(LeaseError::OtherHost(e)) => return refuse_other_host(&ns, &name, &e),
                 Err(LeaseError::Refused(e)) => return text(error_status(&e), format!("{e}\n")),
                 Err(LeaseError::Etcd(e)) if e.is_transient() && tries < REGISTER_TRIES => {
                     tracing::warn!(error = %e, workload = %format!("{ns}/{name}"), "etcd briefly unavailable; registering again");
@@ -233,27 +277,6 @@ fn error_status(e: &RegisterError) -> StatusCode {
         | RegisterError::Invalid(_)
         | RegisterError::Config(_) => StatusCode::CONFLICT,
     }
-}
-
-/// Compares the bearer token in constant time.
-fn authorized(admin_token: &str, req: &Request<Incoming>) -> bool {
-    let Some(given) = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    let want = admin_token.as_bytes();
-    let given = given.trim().as_bytes();
-    // Every byte is compared, so the time taken does not say how much of a guess was right.
-    given.len() == want.len()
-        && given
-            .iter()
-            .zip(want)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }
 
 /// `/etc/hosts` lines for every Service with a VIP, as seen from namespace `ns`.

@@ -1,8 +1,12 @@
-//! A host joined to a mesh of hosts (`weft host join`): its name, workload block and
-//! address, kept in `<state-dir>/host.json` so that `weft run`, `weft up` and the host's
-//! tunnel use them without being told again.
+//! A host joined to a mesh of hosts (`weft host join`): its name, workload block, address and
+//! the control plane it joined, kept in `<state-dir>/host.json` so that `weft run`, `weft up`
+//! and the host's tunnel use them without being told again; and its host credential, kept in
+//! `<state-dir>/host-credential` (readable by its owner only), which registers the host's
+//! workloads and nothing else.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -11,9 +15,12 @@ use crate::network::HostNet;
 
 /// The file under the state directory.
 pub const FILE: &str = "host.json";
+/// The host credential's file under the state directory.
+pub const CREDENTIAL_FILE: &str = "host-credential";
 
 /// This host, as the control plane recorded its join.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct JoinedHost {
     pub name: String,
     /// Its workload block (`10.213.N.0/24`).
@@ -21,6 +28,12 @@ pub struct JoinedHost {
     /// Where other hosts reach its tunnel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<IpAddr>,
+    /// The control-plane replica it joined through: its workloads register there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_admin: Option<SocketAddr>,
+    /// The replicas' gRPC addresses its proxies dial (`A,B,C`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_grpc: Option<String>,
 }
 
 impl JoinedHost {
@@ -54,6 +67,34 @@ impl JoinedHost {
         std::fs::rename(&tmp, &path)
     }
 
+    /// Keeps the host credential, readable by its owner only (written whole, then renamed).
+    pub fn write_credential(state_dir: &Path, credential: &str) -> std::io::Result<()> {
+        std::fs::create_dir_all(state_dir)?;
+        let path = state_dir.join(CREDENTIAL_FILE);
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(format!("{}\n", credential.trim()).as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)
+    }
+
+    /// The host credential, `None` when the host joined before credentials existed (or the
+    /// file was removed).
+    pub fn credential(state_dir: &Path) -> Result<Option<String>, String> {
+        let path = state_dir.join(CREDENTIAL_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(t) if !t.trim().is_empty() => Ok(Some(t.trim().to_string())),
+            Ok(_) => Err(format!("{} is empty: join again", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("reading {}: {e}", path.display())),
+        }
+    }
+
     /// The bridge on this host's block: its first address is the gateway, and its workloads
     /// reach other hosts' tunnels through this host (forwarded and masqueraded).
     pub fn net(&self, bridge: &str) -> Result<HostNet, String> {
@@ -83,6 +124,8 @@ mod tests {
             name: "h1".into(),
             block: "10.213.7.0/24".into(),
             address: Some("192.0.2.1".parse().expect("ip")),
+            control_admin: Some("192.0.2.1:4181".parse().expect("addr")),
+            control_grpc: Some("192.0.2.1:4180,192.0.2.2:4180".into()),
         };
         host.write(&dir).expect("write");
         assert_eq!(JoinedHost::read(&dir), Ok(Some(host.clone())));
@@ -94,6 +137,23 @@ mod tests {
         std::fs::write(JoinedHost::path(&dir), "{\"name\": 1}").expect("write");
         let err = JoinedHost::read(&dir).expect_err("malformed");
         assert!(err.contains("host.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_credential_is_kept_for_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("weft-joined-cred-{}", std::process::id()));
+        assert_eq!(JoinedHost::credential(&dir), Ok(None));
+        JoinedHost::write_credential(&dir, "host.h1.abc\n").expect("write");
+        assert_eq!(JoinedHost::credential(&dir), Ok(Some("host.h1.abc".into())));
+        let mode = std::fs::metadata(dir.join(CREDENTIAL_FILE))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(dir.join(CREDENTIAL_FILE), "\n").expect("write");
+        assert!(JoinedHost::credential(&dir).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

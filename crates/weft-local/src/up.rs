@@ -3,6 +3,10 @@
 //! order (servers first), each replica started once the one before it runs. A control plane
 //! that dies is started again ([`crate::restart`]). Ctrl-C (or the end of `--for`) stops the
 //! workloads, then the control plane, and removes everything.
+//!
+//! On a host joined to a mesh of hosts the mesh's control plane is its replicas on etcd:
+//! `weft up` starts none, and the workloads register with the replicas as this host's
+//! ([`Joined`]), on the host's block, reachable from every other host.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +32,16 @@ pub struct UpSpec {
     pub access_log: bool,
     pub ready_timeout: Duration,
     pub drain_timeout: Duration,
+    /// On a joined host, the mesh's control plane; `None` starts one on `config_dir`.
+    pub joined: Option<Joined>,
+}
+
+/// A joined host's control plane: its workloads register through `client` (the host's
+/// credential) and their proxies dial `grpc`.
+pub struct Joined {
+    pub host: String,
+    pub client: ControlClient,
+    pub grpc: String,
 }
 
 /// One replica as it ended.
@@ -38,8 +52,12 @@ pub struct Ended {
 
 /// What is running, for the caller to print.
 pub struct Running {
-    pub control_grpc: SocketAddr,
-    pub control_log: PathBuf,
+    /// The gRPC address(es) proxies dial.
+    pub control_grpc: String,
+    /// The log of the control plane `weft up` started; `None` on a joined host.
+    pub control_log: Option<PathBuf>,
+    /// Where the proxies' logs are (`<name>.proxy.log`).
+    pub logs: PathBuf,
     /// Replica name, `namespace/service`, address.
     pub workloads: Vec<(String, String, std::net::Ipv4Addr)>,
 }
@@ -83,7 +101,17 @@ async fn with_bridge(
     let logs = spec.run_dir.join("logs");
     std::fs::create_dir_all(&logs)
         .map_err(|e| UpError::Control(format!("{}: {e}", logs.display())))?;
-    let control_grpc = SocketAddr::new(spec.net.gateway.into(), 4180);
+    if let Some(joined) = &spec.joined {
+        let on = Mesh {
+            grpc: joined.grpc.clone(),
+            client: joined.client.clone(),
+            host: Some(joined.host.clone()),
+            log: None,
+            logs,
+        };
+        return with_control(spec, on, workloads, on_running, shutdown).await;
+    }
+    let control_grpc = SocketAddr::new(spec.net.gateway.into(), weft_api::CONTROL_GRPC_PORT);
     let control_log = logs.join("control.log");
     // A fresh log per run; restarts within the run append to it.
     std::fs::File::create(&control_log)
@@ -119,34 +147,45 @@ async fn with_bridge(
     .start(Duration::from_secs(5))
     .await
     .map_err(UpError::Control)?;
-    let result = with_control(
-        spec,
-        control_grpc,
-        &control_log,
-        workloads,
-        on_running,
-        shutdown,
-    )
-    .await;
+    let token_path = spec.state_dir.join("admin-token");
+    let result = match std::fs::read_to_string(&token_path) {
+        Ok(token) => {
+            let on = Mesh {
+                grpc: control_grpc.to_string(),
+                client: ControlClient {
+                    admin: spec.control_admin,
+                    token: token.trim().to_string(),
+                },
+                host: None,
+                log: Some(control_log),
+                logs,
+            };
+            with_control(spec, on, workloads, on_running, shutdown).await
+        }
+        Err(e) => Err(UpError::Control(format!("{}: {e}", token_path.display()))),
+    };
     control.stop().await;
     result
 }
 
+/// The control plane the workloads join.
+struct Mesh {
+    grpc: String,
+    client: ControlClient,
+    /// The joined host they run on.
+    host: Option<String>,
+    /// The log of the control plane `weft up` started.
+    log: Option<PathBuf>,
+    logs: PathBuf,
+}
+
 async fn with_control(
     spec: &UpSpec,
-    control_grpc: SocketAddr,
-    control_log: &std::path::Path,
+    mesh: Mesh,
     workloads: Vec<LocalWorkloadModel>,
     on_running: impl FnOnce(&Running),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<Vec<Ended>, UpError> {
-    let token_path = spec.state_dir.join("admin-token");
-    let token = std::fs::read_to_string(&token_path)
-        .map_err(|e| UpError::Control(format!("{}: {e}", token_path.display())))?;
-    let control = ControlClient {
-        admin: spec.control_admin,
-        token: token.trim().to_string(),
-    };
     // Each replica has its own stop signal: they stop in the reverse of their start order
     // (clients before the servers they call), each finished before the next is told.
     let mut stops: Vec<(String, watch::Sender<bool>)> = Vec::new();
@@ -158,7 +197,7 @@ async fn with_control(
     'start: for w in &workloads {
         for i in 0..w.replicas {
             let name = format!("{}-{i}", w.name);
-            let run_spec = replica_spec(spec, w, &name, control_grpc, control.clone());
+            let run_spec = replica_spec(spec, w, &name, &mesh);
             let (started_tx, started_rx) = oneshot::channel();
             let (stop_tx, mut stop_rx) = watch::channel(false);
             stops.push((name.clone(), stop_tx));
@@ -186,8 +225,9 @@ async fn with_control(
     let mut ended: Vec<Ended> = Vec::new();
     if failed.is_none() {
         on_running(&Running {
-            control_grpc,
-            control_log: control_log.to_path_buf(),
+            control_grpc: mesh.grpc.clone(),
+            control_log: mesh.log.clone(),
+            logs: mesh.logs.clone(),
             workloads: running,
         });
         tokio::pin!(shutdown);
@@ -257,13 +297,7 @@ fn report_end(e: &Ended) {
     }
 }
 
-fn replica_spec(
-    spec: &UpSpec,
-    w: &LocalWorkloadModel,
-    name: &str,
-    control_grpc: SocketAddr,
-    control: ControlClient,
-) -> RunSpec {
+fn replica_spec(spec: &UpSpec, w: &LocalWorkloadModel, name: &str, mesh: &Mesh) -> RunSpec {
     let mut command = w.command.clone();
     if command.first().is_some_and(|c| c == "weft") {
         command[0] = spec.weft_exe.display().to_string();
@@ -288,9 +322,9 @@ fn replica_spec(
         net: spec.net.clone(),
         capture: CaptureSpec::default(),
         run_dir: spec.run_dir.clone(),
-        control_grpc: control_grpc.to_string(),
-        control,
-        host: None,
+        control_grpc: mesh.grpc.clone(),
+        control: mesh.client.clone(),
+        host: mesh.host.clone(),
         weft_exe: spec.weft_exe.clone(),
         app_output: AppOutput::Prefixed(name.to_string()),
         access_log: spec.access_log,

@@ -11,12 +11,12 @@ mod etcd_support;
 mod netns;
 mod support;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use etcd_support::replica::{eventually, post, seal_key, Replica};
 use http::Request;
 use http_body_util::Full;
 use support::{admin_get, admin_get_as, proxy_args, send, wait_ready, Proc, WEFT};
@@ -50,117 +50,6 @@ spec:
     - backendRefs: [{name: nowhere, port: 80}]
 ";
 
-struct Replica {
-    proc: Proc,
-    admin: SocketAddr,
-    state: PathBuf,
-    args: Vec<String>,
-}
-
-impl Replica {
-    fn start(dir: &Path, host: u8, etcd: &str) -> Replica {
-        Replica::start_with(dir, host, etcd, &[])
-    }
-
-    /// Like [`Replica::start`] with more `weft control` arguments (etcd TLS files). Every
-    /// replica of a test shares `dir/seal.key` unless `extra` names another.
-    fn start_with(dir: &Path, host: u8, etcd: &str, extra: &[&str]) -> Replica {
-        let seal = seal_key(dir, "seal.key");
-        let seal_args: &[&str] = if extra.contains(&"--ca-seal-key") {
-            &[]
-        } else {
-            &["--ca-seal-key", &seal]
-        };
-        let state = dir.join(format!("state-{host}"));
-        let admin: SocketAddr = format!("127.0.{BLOCK}.{host}:4181").parse().expect("addr");
-        let args: Vec<String> = [
-            "control",
-            "--store",
-            "etcd",
-            "--etcd-endpoints",
-            etcd,
-            "--state-dir",
-            &state.display().to_string(),
-            "--grpc-addr",
-            &format!("127.0.{BLOCK}.{host}:4180"),
-            "--admin-addr",
-            &admin.to_string(),
-        ]
-        .iter()
-        .chain(seal_args)
-        .chain(extra)
-        .map(|s| s.to_string())
-        .collect();
-        let proc = Proc::spawn(&format!("control-{host}"), &args, dir);
-        Replica {
-            proc,
-            admin,
-            state,
-            args,
-        }
-    }
-
-    fn token(&self) -> String {
-        std::fs::read_to_string(self.state.join("admin-token"))
-            .expect("admin token")
-            .trim()
-            .to_string()
-    }
-
-    /// `weft SUBCOMMAND ARGS --control <this replica>`: exit success, stdout, stderr.
-    fn weft(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(WEFT)
-            .args(args)
-            .args([
-                "--control",
-                &self.admin.to_string(),
-                "--admin-token-file",
-                &self.state.join("admin-token").display().to_string(),
-            ])
-            .output()
-            .expect("running weft");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn grpc(&self) -> String {
-        self.admin.to_string().replace(":4181", ":4180")
-    }
-
-    async fn status(&self) -> serde_json::Value {
-        let (code, body) = admin_get(self.admin, "/status").await.unwrap_or_default();
-        assert_eq!(code, 200, "{body}");
-        serde_json::from_str(&body).unwrap_or_default()
-    }
-
-    async fn workloads(&self) -> String {
-        admin_get_as(self.admin, "/workloads", Some(&self.token()))
-            .await
-            .map(|(_, b)| b)
-            .unwrap_or_default()
-    }
-}
-
-/// `dir/name`, a CA seal key made by `weft ca seal-key --out` if it is not there yet.
-fn seal_key(dir: &Path, name: &str) -> String {
-    let path = dir.join(name);
-    if !path.exists() {
-        let out = Command::new(WEFT)
-            .args(["ca", "seal-key", "--out", &path.display().to_string()])
-            .output()
-            .expect("running weft ca seal-key");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    path.display().to_string()
-}
-
 /// The trust bundle a replica serves (PEM).
 async fn bundle(replica: &Replica) -> String {
     admin_get(replica.admin, "/ca/bundle.pem")
@@ -171,40 +60,6 @@ async fn bundle(replica: &Replica) -> String {
 
 fn roots(pem: &str) -> usize {
     pem.matches("BEGIN CERTIFICATE").count()
-}
-
-/// `POST path` on a replica's admin endpoint: the status and body.
-async fn post(replica: &Replica, path: &str) -> (u16, String) {
-    let req = Request::post(path)
-        .header("host", "admin")
-        .header("authorization", format!("Bearer {}", replica.token()))
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    send(replica.admin, req, false)
-        .await
-        .map(|a| {
-            (
-                a.status.as_u16(),
-                String::from_utf8_lossy(&a.body).into_owned(),
-            )
-        })
-        .unwrap_or_default()
-}
-
-/// Polls `check` every 100 ms for up to `within`; panics with `what` if it never holds.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("not within {within:?}: {what}");
 }
 
 fn count(status: &serde_json::Value, kind: &str) -> u64 {
@@ -237,10 +92,11 @@ async fn replicas_share_resources_and_registrations_through_etcd() {
         return;
     };
     let etcd = etcd_support::Etcd::start(&format!("127.0.{BLOCK}.100"), &dir);
-    let mut a = Replica::start(&dir, 1, &etcd.client_url);
+    let mut a = Replica::start(&dir, BLOCK, 1, &etcd.client_url);
     // B is given a member that is down first: it dials the next one.
     let b = Replica::start(
         &dir,
+        BLOCK,
         2,
         &format!("http://127.0.{BLOCK}.99:2379,{}", etcd.client_url),
     );
@@ -263,7 +119,8 @@ async fn replicas_share_resources_and_registrations_through_etcd() {
     );
     // A replica given another seal key refuses to start, and says which keys differ.
     let other = seal_key(&dir, "other-seal.key");
-    let mut wrong = Replica::start_with(&dir, 7, &etcd.client_url, &["--ca-seal-key", &other]);
+    let mut wrong =
+        Replica::start_with(&dir, BLOCK, 7, &etcd.client_url, &["--ca-seal-key", &other]);
     let exited = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             if let Ok(Some(status)) = wrong.proc.child.try_wait() {
@@ -481,7 +338,7 @@ async fn replicas_reach_etcd_over_tls_with_a_client_certificate() {
     let (ca, cert, key) = (show(&tls.ca), show(&tls.client_cert), show(&tls.client_key));
 
     // Without a client certificate etcd refuses the replica, which says so and keeps trying.
-    let mut refused = Replica::start_with(&dir, 6, &etcd.client_url, &["--etcd-ca", &ca]);
+    let mut refused = Replica::start_with(&dir, BLOCK, 6, &etcd.client_url, &["--etcd-ca", &ca]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline && !refused.proc.log_tail().contains("cannot read etcd yet") {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -497,6 +354,7 @@ async fn replicas_reach_etcd_over_tls_with_a_client_certificate() {
     let endpoints = format!("https://127.0.{BLOCK}.102:2379,{}", etcd.client_url);
     let mut r = Replica::start_with(
         &dir,
+        BLOCK,
         5,
         &endpoints,
         &["--etcd-ca", &ca, "--etcd-cert", &cert, "--etcd-key", &key],
@@ -533,8 +391,8 @@ async fn the_elected_replica_finishes_a_rotation_and_another_takes_over() {
     let etcd = etcd_support::Etcd::start(&format!("127.0.{BLOCK}.103"), &dir);
     // Certificates of 3 s: a rotation may be finished 6 s after it started.
     let short = ["--cert-ttl", "3s"];
-    let mut x = Replica::start_with(&dir, 8, &etcd.client_url, &short);
-    let mut y = Replica::start_with(&dir, 9, &etcd.client_url, &short);
+    let mut x = Replica::start_with(&dir, BLOCK, 8, &etcd.client_url, &short);
+    let mut y = Replica::start_with(&dir, BLOCK, 9, &etcd.client_url, &short);
     wait_ready(x.admin, &mut x.proc).await;
     wait_ready(y.admin, &mut y.proc).await;
 
@@ -597,8 +455,8 @@ async fn hosts_join_through_any_replica_and_get_blocks_of_their_own() {
         return;
     };
     let etcd = etcd_support::Etcd::start(&format!("127.0.{BLOCK}.104"), &dir);
-    let mut a = Replica::start(&dir, 10, &etcd.client_url);
-    let mut b = Replica::start(&dir, 11, &etcd.client_url);
+    let mut a = Replica::start(&dir, BLOCK, 10, &etcd.client_url);
+    let mut b = Replica::start(&dir, BLOCK, 11, &etcd.client_url);
     wait_ready(a.admin, &mut a.proc).await;
     wait_ready(b.admin, &mut b.proc).await;
 

@@ -1,8 +1,9 @@
 //! A mesh of two hosts, each a network namespace of its own on a network between hosts (a
 //! bridge in the test's namespace, 198.18.89.0/24): a real etcd and a control-plane replica on
 //! that network, `weft host join` on each host, each host's tunnel (`weft host tunnel`),
-//! and workloads started by `weft run` on the hosts. A client on host A calls a Service whose
-//! endpoint is on host B: the call crosses over HBONE, with mutual TLS end to end between
+//! and workloads started by `weft run` (and `weft up`) on the hosts, registered with each
+//! host's credential (no host holds the admin token). A client on host A calls Services whose
+//! endpoints are on host B: the calls cross over HBONE, with mutual TLS end to end between
 //! the two workloads' proxies, though neither host routes the other's workload block.
 //!
 //! Needs root, iproute2, iptables, curl, openssl and etcd (installed with apt-get as root);
@@ -13,7 +14,7 @@ mod hosts_support;
 mod netns;
 mod support;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use hosts_support::{registered, vip, Host, HostsNetwork, Hub};
@@ -28,7 +29,7 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
     let Some(dir) = etcd_support::test_dir("the hosts tests", "weft-hosts") else {
         return;
     };
-    hosts_support::remove_stale(&["echo-b", "client-a"]);
+    hosts_support::remove_stale(&["echo-b", "client-a", "hello-0"]);
     let network = HostsNetwork::create(89);
     let hub = Hub::start(&network, &dir).await;
     let (admin, token) = (hub.admin, hub.token.clone());
@@ -43,6 +44,14 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
         8080,
         &[WEFT, "echo", "--http", "0.0.0.0:8080", "--pod", "echo-b"],
     );
+    // `weft up` on a joined host starts no control plane: its LocalWorkloads register with
+    // the mesh's replica (from the join) as host B's.
+    let up_dir = dir.join("up-b");
+    std::fs::create_dir_all(&up_dir).expect("up dir");
+    std::fs::write(up_dir.join("workloads.yaml"), HELLO).expect("workloads");
+    b.up(&up_dir);
+    let hello_ip = registered_by_up(admin, &token, "hello-0", &b).await;
+    assert_eq!(hello_ip.octets()[..3], [10, 213, 2], "host b's block");
     a.run("client-a", "client", 9000, &["sleep", "600"]);
     let echo_ip = registered(admin, &token, "echo-b", &b).await;
     let client_ip = registered(admin, &token, "client-a", &a).await;
@@ -86,6 +95,25 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
         }
     }
     assert!(ok, "{last}{}{}", a.ns.logs(20), b.ns.logs(20));
+    let out = a.in_workload(
+        "client-a",
+        "sleep",
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "5",
+            "--resolve",
+            &format!("hello.default:8080:{}", vip("client-a", "hello.default")),
+            "http://hello.default:8080/hello",
+        ],
+    );
+    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && answer.contains("hello-0"),
+        "{answer}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // End-to-end mutual TLS: echo-b's proxy saw the client's SPIFFE id.
     let metrics = b.ns.within(|| {
@@ -146,6 +174,43 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
     drop(hub);
     drop(network);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What `weft up` runs on host B.
+const HELLO: &str = "apiVersion: weft.dev/v1alpha1
+kind: LocalWorkload
+metadata: {name: hello, namespace: default}
+spec:
+  port: 8080
+  command: [weft, echo, --http, \"0.0.0.0:8080\"]
+";
+
+/// Waits until `weft up` on `host` runs workload `name`, registered as that host's; its
+/// address.
+async fn registered_by_up(admin: SocketAddr, token: &str, name: &str, host: &Host) -> Ipv4Addr {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let joined = format!("h-{}", host.name);
+    while Instant::now() < deadline {
+        let (_, body) = support::admin_get_as(admin, "/workloads", Some(token))
+            .await
+            .unwrap_or_default();
+        let list: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let found = list.as_array().into_iter().flatten().find_map(|w| {
+            (w["name"] == name && w["host"] == joined.as_str())
+                .then(|| w["address"].as_str().and_then(|a| a.parse().ok()))
+                .flatten()
+        });
+        let up = host.ns.proc("up").map(|p| p.log_text()).unwrap_or_default();
+        if let Some(address) = found.filter(|_| up.contains("Weft is up")) {
+            assert!(
+                up.contains(&format!("on host {joined} of the mesh")),
+                "{up}"
+            );
+            return address;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("{name} did not start within 40 s:{}", host.ns.logs(30));
 }
 
 /// The tunnel server name for `ip` (as `weft_identity::hbone::server_name` makes it).

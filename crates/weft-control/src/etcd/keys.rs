@@ -9,6 +9,7 @@
 //! | `<p>/ca/authority` | the shared CA (JSON; its key sealed, [`super::seal`]) |
 //! | `<p>/election/singleton/<lease>` | the candidates for the singleton work (etcd's election API) |
 //! | `<p>/hosts/<name>`, `<p>/blocks/<block>` | a joined host's record and its block's claim ([`super::hosts`]) |
+//! | `<p>/host-credentials/<name>` | the SHA-256 of a joined host's credential, and of the one before it ([`super::host_credentials`]) |
 //!
 //! Cluster-scoped kinds use `_` as their namespace.
 

@@ -24,17 +24,43 @@ const MAX_TTL: Duration = Duration::from_secs(600);
 pub enum LeaseError {
     #[error(transparent)]
     Refused(#[from] RegisterError),
+    /// A host's credential asked to change a workload of another host (or of none).
+    #[error("{0}")]
+    OtherHost(String),
     #[error(transparent)]
     Etcd(#[from] EtcdError),
 }
 
-/// Writes (or renews) a registration already checked against the mesh.
+/// Refuses a change by host `only` to a held registration that is not that host's.
+fn check_host(
+    only: Option<&str>,
+    held: Option<&Registration>,
+    namespace: &str,
+    name: &str,
+) -> Result<(), LeaseError> {
+    let (Some(only), Some(held)) = (only, held) else {
+        return Ok(());
+    };
+    match held.host.as_deref() {
+        Some(h) if h == only => Ok(()),
+        Some(h) => Err(LeaseError::OtherHost(format!(
+            "workload {namespace}/{name} is host {h}'s; host {only} may change only its own"
+        ))),
+        None => Err(LeaseError::OtherHost(format!(
+            "workload {namespace}/{name} is on no joined host; host {only} may change only its own"
+        ))),
+    }
+}
+
+/// Writes (or renews) a registration already checked against the mesh; with `only`, a
+/// registration held now must be that host's.
 pub async fn register(
     client: &Client,
     keys: &Keys,
     namespace: &str,
     name: &str,
     registration: &Registration,
+    only: Option<&str>,
 ) -> Result<Upsert, LeaseError> {
     let key = keys.workload(namespace, name);
     let mut kv = client.kv_client();
@@ -43,6 +69,7 @@ pub async fn register(
     let ttl = Duration::from_secs(registration.ttl_seconds).clamp(MIN_TTL, MAX_TTL);
     if let Some(held) = held {
         let theirs: Option<Registration> = serde_json::from_slice(held.value()).ok();
+        check_host(only, theirs.as_ref(), namespace, name)?;
         if let Some(theirs) = &theirs {
             if theirs.owner != registration.owner {
                 return Err(RegisterError::Registry(RegistryError::Taken(
@@ -91,13 +118,15 @@ pub async fn register(
     Ok(Upsert::Changed)
 }
 
-/// Removes a registration; `owner` (when given) must hold it.
+/// Removes a registration; `owner` (when given) must hold it, and host `only` (when given)
+/// must be where it runs.
 pub async fn deregister(
     client: &Client,
     keys: &Keys,
     namespace: &str,
     name: &str,
     owner: Option<&str>,
+    only: Option<&str>,
 ) -> Result<(), LeaseError> {
     let key = keys.workload(namespace, name);
     let mut kv = client.kv_client();
@@ -107,8 +136,9 @@ pub async fn deregister(
             RegisterError::Registry(RegistryError::Unknown(format!("{namespace}/{name}"))).into(),
         );
     };
+    let theirs: Option<Registration> = serde_json::from_slice(held.value()).ok();
+    check_host(only, theirs.as_ref(), namespace, name)?;
     if let Some(owner) = owner {
-        let theirs: Option<Registration> = serde_json::from_slice(held.value()).ok();
         if let Some(theirs) = theirs.filter(|t| t.owner != owner) {
             return Err(RegisterError::Registry(RegistryError::Taken(
                 format!("{namespace}/{name}"),

@@ -12,6 +12,7 @@
 
 pub mod apply;
 pub mod ca;
+pub mod host_credentials;
 pub mod hosts;
 pub mod keys;
 pub mod leases;

@@ -80,7 +80,12 @@ struct JoinArgs {
     /// the admin token.
     #[arg(long, env = "WEFT_HOST_TOKEN")]
     token: Option<String>,
-    /// Where this host's record is kept (`host.json`), for `weft run` and the tunnel.
+    /// The control plane's gRPC addresses this host's proxies dial (replicas
+    /// comma-separated). Default: the --control address's IP, port 4180.
+    #[arg(long, value_name = "ADDR[,ADDR...]", value_parser = super::host_args::parse_control)]
+    control_grpc: Option<String>,
+    /// Where this host's record (`host.json`) and credential (`host-credential`) are kept,
+    /// for `weft run`, `weft up` and the tunnel.
     #[arg(long, env = "WEFT_STATE_DIR", default_value = "/var/lib/weft")]
     state_dir: PathBuf,
     #[command(flatten)]
@@ -117,8 +122,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!("error: {}", answer.body.trim());
                 return Ok(ExitCode::FAILURE);
             }
-            let host: JoinedHost = serde_json::from_str(&answer.body)
+            let mut host: JoinedHost = serde_json::from_str(&answer.body)
                 .with_context(|| format!("the control plane's answer: {}", answer.body.trim()))?;
+            let reply: serde_json::Value = serde_json::from_str(&answer.body).unwrap_or_default();
+            let credential = reply["credential"].as_str().ok_or_else(|| {
+                anyhow::anyhow!("the control plane's answer has no host credential (is it older than this weft?)")
+            })?;
+            host.control_admin = Some(a.control.control);
+            host.control_grpc = Some(a.control_grpc.clone().unwrap_or_else(|| {
+                SocketAddr::new(a.control.control.ip(), weft_api::CONTROL_GRPC_PORT).to_string()
+            }));
+            JoinedHost::write_credential(&a.state_dir, credential).with_context(|| {
+                format!(
+                    "writing the host credential under {}",
+                    a.state_dir.display()
+                )
+            })?;
             host.write(&a.state_dir)
                 .with_context(|| format!("writing {}", JoinedHost::path(&a.state_dir).display()))?;
             println!("host {} holds block {}", host.name, host.block);

@@ -10,6 +10,7 @@ pub mod control;
 pub mod demo;
 pub mod echo;
 pub mod host;
+pub mod host_args;
 pub mod output;
 pub mod proxy;
 pub mod proxy_config;

@@ -2,76 +2,11 @@
 //! captured by its own proxy; `weft run --cleanup` removes what crashed runs left.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use weft_local::capture::CaptureSpec;
-use weft_local::control_client::ControlClient;
-use weft_local::joined::JoinedHost;
-use weft_local::{AppOutput, HostNet, RunError, RunSpec};
-
-/// A single host's bridge.
-const DEFAULT_BRIDGE_CIDR: &str = "10.213.0.1/16";
-
-/// Where a host's network for local workloads is, shared by `weft run` and `weft up`.
-#[derive(clap::Args, Clone)]
-pub struct HostArgs {
-    /// The control plane's admin address (registrations, hosts files, its CA bundle).
-    #[arg(long, env = "WEFT_CONTROL_ADMIN", default_value = "127.0.0.1:4181")]
-    pub control_admin: SocketAddr,
-    /// The control plane's state directory: its `admin-token` authorizes registrations.
-    #[arg(long, env = "WEFT_STATE_DIR", default_value = "/var/lib/weft")]
-    pub state_dir: PathBuf,
-    /// The bridge Weft manages for workload namespaces.
-    #[arg(long, env = "WEFT_BRIDGE", default_value = "weft0")]
-    pub bridge: String,
-    /// The bridge's address and prefix; workloads get the next addresses of the subnet.
-    /// Default: 10.213.0.1/16, or on a joined host (`weft host join`) its block's first
-    /// address.
-    #[arg(long, env = "WEFT_BRIDGE_CIDR", value_name = "CIDR")]
-    pub bridge_cidr: Option<String>,
-    /// Records of what runs created (for cleanup after a crash) and proxies' logs.
-    #[arg(long, env = "WEFT_RUN_DIR", default_value = "/run/weft")]
-    pub run_dir: PathBuf,
-}
-
-impl HostArgs {
-    pub fn net(&self) -> anyhow::Result<HostNet> {
-        match (&self.bridge_cidr, self.joined()?) {
-            (Some(cidr), Some(host)) => anyhow::bail!(
-                "this host joined the mesh as {} with block {}: its workloads' addresses come from that block, not --bridge-cidr {cidr}",
-                host.name,
-                host.block
-            ),
-            (Some(cidr), None) => HostNet::parse_gateway(&self.bridge, cidr),
-            (None, Some(host)) => host.net(&self.bridge),
-            (None, None) => HostNet::parse_gateway(&self.bridge, DEFAULT_BRIDGE_CIDR),
-        }
-        .map_err(anyhow::Error::msg)
-    }
-
-    /// This host as it joined a mesh of hosts (`<state-dir>/host.json`), if it did.
-    pub fn joined(&self) -> anyhow::Result<Option<JoinedHost>> {
-        JoinedHost::read(&self.state_dir).map_err(anyhow::Error::msg)
-    }
-
-    pub fn control(&self) -> anyhow::Result<ControlClient> {
-        let path = self.state_dir.join(weft_control::state::ADMIN_TOKEN_FILE);
-        let token = std::fs::read_to_string(&path).with_context(|| {
-            format!(
-                "reading the control plane's admin token {} (is `weft control --state-dir {}` running on this host? `weft up` starts one)",
-                path.display(),
-                self.state_dir.display()
-            )
-        })?;
-        Ok(ControlClient {
-            admin: self.control_admin,
-            token: token.trim().to_string(),
-        })
-    }
-}
+use weft_local::{AppOutput, RunError, RunSpec};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -100,13 +35,8 @@ pub struct Args {
     /// Labels (`key=value`, repeatable), e.g. `--label version=v2`.
     #[arg(long = "label", value_parser = parse_label)]
     labels: Vec<(String, String)>,
-    /// The control plane's gRPC address as the proxy dials it (default: the bridge address,
-    /// port 4180); replicas' addresses comma-separated, or a name with several addresses,
-    /// for the proxy to fail over between them.
-    #[arg(long, env = "WEFT_CONTROL_GRPC", value_name = "ADDR[,ADDR...]", value_parser = parse_control)]
-    control: Option<String>,
     #[command(flatten)]
-    host: HostArgs,
+    host: super::host_args::HostArgs,
     /// Inbound ports not to capture (repeatable).
     #[arg(long = "exclude-inbound-port")]
     exclude_inbound_ports: Vec<u16>,
@@ -131,19 +61,6 @@ pub struct Args {
     /// The command and its arguments (after `--`).
     #[arg(last = true, required_unless_present = "cleanup")]
     command: Vec<String>,
-}
-
-/// `A,B,C`: each a `host:port` (an address, or a name resolved by the proxy).
-fn parse_control(s: &str) -> Result<String, String> {
-    for item in s.split(',') {
-        let ok = item.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
-        });
-        if !ok {
-            return Err(format!("`{item}` is not a host:port"));
-        }
-    }
-    Ok(s.to_string())
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -212,9 +129,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn spec(args: Args) -> anyhow::Result<RunSpec> {
     let net = args.host.net()?;
     let service = args.service.unwrap_or_default();
-    let control_grpc = args
-        .control
-        .unwrap_or_else(|| SocketAddr::new(net.gateway.into(), 4180).to_string());
+    let control_grpc = args.host.control_grpc(&net)?;
     Ok(RunSpec {
         name: args.name.unwrap_or_else(|| service.clone()),
         namespace: args.namespace,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use weft_local::up::{Running, UpSpec};
+use weft_local::up::{Joined, Running, UpSpec};
 
 /// The shop example, embedded so that `weft up` works from anywhere.
 const SHOP: [(&str, &str); 4] = [
@@ -38,7 +38,7 @@ pub struct Args {
     #[arg(long)]
     no_access_log: bool,
     #[command(flatten)]
-    host: super::run::HostArgs,
+    host: super::host_args::HostArgs,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -67,23 +67,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    if let Some(host) = args.host.joined()? {
-        anyhow::bail!(
-            "this host joined a mesh of hosts as {}: its workloads register with the control plane's replicas on etcd, which `weft up`'s own control plane is not; start them with `weft run` (see the README's \"Hosts\" section)",
-            host.name
-        );
-    }
+    let net = args.host.net()?;
+    // On a joined host the mesh's control plane is its replicas: the workloads join it.
+    let joined = match args.host.joined()? {
+        Some(host) => Some(Joined {
+            host: host.name,
+            client: args.host.control()?,
+            grpc: args.host.control_grpc(&net)?,
+        }),
+        None if args.host.control.is_some() => anyhow::bail!(
+            "--control is for a host joined to a mesh of hosts (`weft host join`); here weft up starts its own control plane"
+        ),
+        None => None,
+    };
     let spec = UpSpec {
         config_dir: dir.clone(),
         state_dir: args.host.state_dir.clone(),
-        net: args.host.net()?,
+        net,
         run_dir: args.host.run_dir.clone(),
         weft_exe: std::env::current_exe().context("locating the weft binary")?,
-        control_admin: args.host.control_admin,
+        control_admin: args.host.control_admin()?,
         access_log: !args.no_access_log,
         ready_timeout: std::time::Duration::from_secs(30),
         drain_timeout: std::time::Duration::from_secs(2),
+        joined,
     };
+    let admin = format!("http://{}", spec.control_admin);
+    let joined_as = spec.joined.as_ref().map(|j| j.host.clone());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -102,7 +112,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             None => signals.await,
         }
     };
-    let on_running = |r: &Running| print_running(&dir, args.dir.is_none(), r, &spec_admin(&args));
+    let on_running =
+        |r: &Running| print_running(&dir, args.dir.is_none(), r, &admin, joined_as.as_deref());
     let ended = runtime.block_on(weft_local::up::up(
         spec,
         model.local_workloads,
@@ -128,10 +139,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn spec_admin(args: &Args) -> String {
-    format!("http://{}", args.host.control_admin)
-}
-
 /// Writes the embedded shop example under the run directory; returns its directory.
 fn write_example(run_dir: &Path) -> anyhow::Result<PathBuf> {
     let dir = run_dir.join("up").join("shop");
@@ -143,14 +150,28 @@ fn write_example(run_dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn print_running(dir: &Path, example: bool, r: &Running, admin: &str) {
+fn print_running(dir: &Path, example: bool, r: &Running, admin: &str, joined: Option<&str>) {
     let what = if example { " (the shop example)" } else { "" };
-    println!("\nWeft is up: the mesh in {}{what}", dir.display());
-    println!(
-        "  control plane  grpc {}   status {admin}/status   metrics {admin}/metrics   log {}",
-        r.control_grpc,
-        r.control_log.display()
-    );
+    match (joined, &r.control_log) {
+        (Some(host), _) => {
+            println!(
+                "\nWeft is up: the workloads of {}{what} on host {host} of the mesh",
+                dir.display()
+            );
+            println!(
+                "  control plane  the mesh's replicas: grpc {}   admin {admin}   (its routes and policies change with `weft apply`)",
+                r.control_grpc
+            );
+        }
+        (None, log) => {
+            println!("\nWeft is up: the mesh in {}{what}", dir.display());
+            println!(
+                "  control plane  grpc {}   status {admin}/status   metrics {admin}/metrics   log {}",
+                r.control_grpc,
+                log.as_ref().map(|l| l.display().to_string()).unwrap_or_default()
+            );
+        }
+    }
     println!(
         "  {:<16} {:<20} {:<14} {:<36} proxy log (access log lines are JSON)",
         "workload", "service", "address", "proxy admin"
@@ -160,13 +181,17 @@ fn print_running(dir: &Path, example: bool, r: &Running, admin: &str) {
             "  {name:<16} {service:<20} {:<14} {:<36} {}",
             address.to_string(),
             format!("http://{address}:4191/metrics"),
-            r.control_log
-                .with_file_name(format!("{name}.proxy.log"))
-                .display()
+            r.logs.join(format!("{name}.proxy.log")).display()
         );
     }
+    let change = match joined {
+        Some(_) => format!(
+            "edit the weights in {}/mesh.yaml, `weft apply -f` it (admin token)",
+            dir.display()
+        ),
+        None => format!("edit the weights in {}/mesh.yaml", dir.display()),
+    };
     println!(
-        "\nTry: edit the weights in {}/mesh.yaml and watch the frontend's report follow;\n     curl -s http://<address>:4191/metrics | grep weft_requests_total\nCtrl-C stops everything.\n",
-        dir.display()
+        "\nTry: {change} and watch the frontend's report follow;\n     curl -s http://<address>:4191/metrics | grep weft_requests_total\nCtrl-C stops everything.\n"
     );
 }

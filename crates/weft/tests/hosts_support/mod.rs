@@ -159,7 +159,8 @@ pub fn remove_stale(workloads: &[&str]) {
     }
 }
 
-/// One host: its namespace, its state directory (admin token, `host.json`), its run directory.
+/// One host: its namespace, its state directory (`host.json`, `host-credential`), its run
+/// directory.
 pub struct Host {
     pub ns: Netns,
     pub name: &'static str,
@@ -228,6 +229,23 @@ impl Host {
         args.push("--".into());
         args.extend(command.iter().map(|s| s.to_string()));
         self.ns.spawn(name, WEFT, &args, &[]).expect("weft run");
+    }
+
+    /// `weft up DIR` on this host, given only its state and run directories: on a joined
+    /// host, the control plane and its addresses come from the join.
+    pub fn up(&mut self, dir: &Path) {
+        let args: Vec<String> = [
+            "up",
+            &dir.display().to_string(),
+            "--state-dir",
+            &self.state.display().to_string(),
+            "--run-dir",
+            &self.run.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        self.ns.spawn("up", WEFT, &args, &[]).expect("weft up");
     }
 
     /// Runs `cmd` in workload `workload`'s network namespace (its traffic captured by its
@@ -322,8 +340,12 @@ impl Host {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        // `weft run` on the host authorizes its registrations with the replica's token.
-        std::fs::copy(&hub.token_file, self.state.join("admin-token")).expect("token copy");
+        // No admin token on the host: `weft run` registers with the host credential the join
+        // kept, which is all a host should hold.
+        assert!(
+            self.state.join("host-credential").exists(),
+            "the join kept no credential"
+        );
         let args: Vec<String> = vec![
             "host".into(),
             "tunnel".into(),
