@@ -157,6 +157,7 @@ async fn handle_whole(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Fu
         }
         (&Method::GET, "/authz/scope") => authz_scope(admin, &req),
         (&Method::GET, "/stat") => stat(admin, &req).await,
+        (&Method::GET, "/audit") => crate::audit::api::handle(admin, &req).await,
         (&Method::GET, "/prometheus/targets") => {
             let targets = crate::prometheus_sd::targets(&admin.store.current().model);
             respond(

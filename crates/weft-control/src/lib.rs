@@ -20,6 +20,7 @@
 //!   fetched and refreshed here and pushed to proxies with their configuration.
 
 pub mod admin;
+pub mod audit;
 pub mod connected;
 pub mod etcd;
 pub mod hosts_api;

@@ -224,7 +224,8 @@ pub async fn run(
         })?;
     let connected = Arc::new(crate::connected::Connected::default());
     let leadership = etcd.as_ref().map(|_| Leadership::default());
-    let stats = Arc::new(crate::stats::Stats::new(config.stat_interval));
+    let ledger = crate::audit::ledger::Ledger::open(Some(config.state_dir.clone()));
+    let stats = Arc::new(crate::stats::Stats::new(config.stat_interval, ledger));
     let ads = AggregatedDiscoveryServiceServer::new(crate::xds::Ads {
         published: store.subscribe(),
         metrics: metrics.clone(),

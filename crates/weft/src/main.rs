@@ -84,6 +84,8 @@ enum Command {
     Tap(cmd::tap::Args),
     /// Success rate, requests per second and latency per Service, route, workload and edge.
     Stat(cmd::stat::Args),
+    /// Does this team need a mesh at all? A report from the traffic the mesh observed.
+    Audit(cmd::audit::Args),
     /// Print shell completions (bash, zsh or fish) to stdout.
     Completions(cmd::completions::Args),
     /// Authorization: would a request be allowed, and which policy and rule decide it.
@@ -109,6 +111,7 @@ fn main() -> std::process::ExitCode {
         Command::ProxyConfig(args) => cmd::proxy_config::run(args),
         Command::Tap(args) => cmd::tap::run(args),
         Command::Stat(args) => cmd::stat::run(args),
+        Command::Audit(args) => cmd::audit::run(args),
         Command::Completions(args) => cmd::completions::run(args, Cli::command()),
         Command::Authz(args) => cmd::authz::run(args),
         Command::Validate(args) => cmd::validate::run(args),

@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use crate::model::Model;
 use crate::view::{ProxyConfigView, ProxyView, ServiceBundle, WorkloadView, WorkloadsAt};
 
-pub use mtls::{inbound_policy, mode_for};
+pub use mtls::{inbound_policy, mode_for, workload_mode};
 
 /// Who a view is for.
 #[derive(Clone, Debug)]

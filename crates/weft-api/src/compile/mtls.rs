@@ -33,6 +33,12 @@ pub fn inbound_policy(model: &Model, workload: &WorkloadView) -> InboundPolicy {
     }
 }
 
+/// The mode of `workload` as a whole (its PeerAuthentications' `mtls.mode`, not their
+/// port-level settings).
+pub fn workload_mode(model: &Model, workload: &WorkloadView) -> MtlsMode {
+    Scopes::of(model, workload).mode(None)
+}
+
 /// The mode of one port of `workload`.
 pub fn mode_for(model: &Model, workload: &WorkloadView, port: u16) -> MtlsMode {
     Scopes::of(model, workload).mode(Some(port))

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 
+use crate::audit::ledger::Ledger;
 use crate::published::Published;
 use sample::Sample;
 
@@ -39,13 +40,16 @@ struct History {
 pub struct Stats {
     history: Mutex<HashMap<String, History>>,
     pub interval: Duration,
+    /// The audit's rolling summary, fed by the same scrapes.
+    pub ledger: Ledger,
 }
 
 impl Stats {
-    pub fn new(interval: Duration) -> Stats {
+    pub fn new(interval: Duration, ledger: Ledger) -> Stats {
         Stats {
             history: Mutex::new(HashMap::new()),
             interval,
+            ledger,
         }
     }
 
@@ -64,10 +68,20 @@ impl Stats {
         let targets: Vec<(String, SocketAddr)> = crate::proxies_api::proxies(published);
         let results: Vec<(String, Result<Sample, String>)> =
             futures_util::stream::iter(targets.clone())
-                .map(|(node, addr)| async move { (node, scrape(addr).await) })
+                .map(|(node, addr)| async move {
+                    let result = scrape(addr).await.map(|text| {
+                        let at = unix_now();
+                        // The audit's ledger counts what grew since the last scrape.
+                        self.ledger.observe(&node, &text, at as u64);
+                        Sample::from_metrics(&text, at)
+                    });
+                    (node, result)
+                })
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
+        let live: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
+        self.ledger.retain(&live);
         let mut history = self.lock();
         // Workloads that left the model leave the history.
         history.retain(|node, _| targets.iter().any(|(n, _)| n == node));
@@ -125,13 +139,14 @@ impl Stats {
     }
 }
 
-async fn scrape(addr: SocketAddr) -> Result<Sample, String> {
+/// A proxy's `/metrics` text.
+async fn scrape(addr: SocketAddr) -> Result<String, String> {
     // /metrics is open: the token goes only where it is needed.
     let (status, text) = crate::proxy_admin::get(addr, "/metrics", None, SCRAPE_TIMEOUT).await?;
     if status != http::StatusCode::OK {
         return Err(format!("{addr} answered /metrics with {status}"));
     }
-    Ok(Sample::from_metrics(&text, unix_now()))
+    Ok(text)
 }
 
 fn unix_now() -> f64 {

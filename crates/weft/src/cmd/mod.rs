@@ -1,6 +1,8 @@
 //! The subcommands.
 
 pub mod apply;
+pub mod audit;
+mod audit_doc;
 pub mod authz;
 pub mod ca;
 pub mod check;

@@ -1,0 +1,475 @@
+//! `GET /audit`'s answer: what the mesh observed over a window, section by section (inventory,
+//! the capabilities the traffic used, the alternatives, the verdict, the adoption path), from
+//! the ledger's facts and the mesh's resources. Every number comes with the Prometheus
+//! expression that counts the same thing from the proxies' own counters (`promql`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+use weft_api::model::{Model, WorkloadModel};
+use weft_api::view::{MtlsMode, Protocol};
+
+use super::facts::Fact;
+use super::ledger::Window;
+use super::verdict::{self, Observed};
+
+/// A number and the expression that checks it.
+pub(super) fn number(value: f64, promql: String) -> Value {
+    json!({"value": value, "promql": promql})
+}
+
+pub(super) fn sum(w: &BTreeMap<Fact, f64>, keep: impl Fn(&Fact) -> bool) -> f64 {
+    // A fold from +0: `Sum` for floats starts at -0, which prints as "-0".
+    w.iter()
+        .filter(|(f, _)| keep(f))
+        .fold(0.0, |total, (_, n)| total + n)
+}
+
+pub(super) fn node(w: &WorkloadModel) -> String {
+    format!("{}/{}", w.view.namespace, w.view.name)
+}
+
+/// The report over `w`, the ledger's window `window` (as written, e.g. `24h`).
+pub fn build(model: &Model, w: &Window, window: &str, window_seconds: u64) -> Value {
+    let t = &w.totals;
+    let q = |selector: &str| format!("sum(increase(weft_requests_total{{{selector}}}[{window}]))");
+
+    // Inventory.
+    let mut edges: BTreeMap<(String, String), (f64, f64, f64)> = BTreeMap::new();
+    let mut dest_services: BTreeSet<String> = BTreeSet::new();
+    let mut namespaces: BTreeSet<String> = BTreeSet::new();
+    for (f, n) in t {
+        match f {
+            Fact::Call {
+                source,
+                service,
+                mtls,
+                failed,
+                ..
+            } => {
+                let e = edges.entry((source.clone(), service.clone())).or_default();
+                e.0 += n;
+                if *failed {
+                    e.1 += n;
+                }
+                if *mtls {
+                    e.2 += n;
+                }
+                dest_services.insert(service.clone());
+                namespaces.extend(source.split('/').next().map(str::to_string));
+            }
+            Fact::Received {
+                workload,
+                source_principal,
+                mtls,
+                failed,
+            } if source_principal == "unknown" => {
+                let e = edges
+                    .entry(("(outside the mesh)".into(), workload.clone()))
+                    .or_default();
+                e.0 += n;
+                if *failed {
+                    e.1 += n;
+                }
+                if *mtls {
+                    e.2 += n;
+                }
+            }
+            _ => {}
+        }
+    }
+    let received = |node: &str| {
+        sum(
+            t,
+            |f| matches!(f, Fact::Received { workload, .. } if workload == node),
+        )
+    };
+    let mut services_with_traffic: BTreeSet<String> = dest_services.clone();
+    let mut protocols: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for ((ns, name), svc) in &model.services {
+        let id = format!("{ns}/{name}");
+        let took = model
+            .selected(&svc.namespace, &svc.selector)
+            .any(|w| received(&node(w)) > 0.0);
+        if took {
+            services_with_traffic.insert(id.clone());
+        }
+        if services_with_traffic.contains(&id) {
+            namespaces.insert(ns.clone());
+            for p in &svc.ports {
+                *protocols.entry(protocol_name(p.protocol)).or_default() += 1;
+            }
+        }
+    }
+    for (f, n) in t {
+        if let Fact::Detected { protocol } = f {
+            if *n > 0.0 && protocol != "unknown" {
+                protocols.entry(detected_name(protocol)).or_default();
+            }
+        }
+    }
+    let host_of = |n: &str| -> String {
+        model
+            .workloads
+            .iter()
+            .find(|w| node(w) == n)
+            .and_then(|w| w.view.network.clone())
+            .unwrap_or_else(|| "this host".into())
+    };
+    let hosts: BTreeSet<String> = model
+        .workloads
+        .iter()
+        .filter(|w| received(&node(w)) > 0.0 || edges.keys().any(|(s, _)| *s == node(w)))
+        .map(|w| w.view.network.clone().unwrap_or_else(|| "this host".into()))
+        .collect();
+    let cross_host: f64 = sum(t, |f| match f {
+        Fact::Call {
+            source,
+            destination,
+            ..
+        } => destination != "unknown" && host_of(source) != host_of(destination),
+        _ => false,
+    });
+    let calls = |m: &BTreeMap<Fact, f64>| sum(m, |f| matches!(f, Fact::Call { .. }));
+    let (first, second) = (calls(&w.first_half), calls(&w.second_half));
+    let mut worst_edge: Option<(String, f64)> = None;
+    let edge_rows: Vec<Value> = edges
+        .iter()
+        .map(|((source, dest), (n, failed, mtls))| {
+            let share = if *n > 0.0 { failed / n } else { 0.0 };
+            if *n >= 20.0 && worst_edge.as_ref().is_none_or(|(_, s)| share > *s) {
+                worst_edge = Some((format!("{source} → {dest}"), share));
+            }
+            let promql = if source.starts_with('(') {
+                let (ns, name) = dest.split_once('/').unwrap_or(("", dest));
+                q(&format!("namespace=\"{ns}\",workload=\"{name}\",direction=\"inbound\",source_principal=\"unknown\""))
+            } else {
+                let (ns, name) = source.split_once('/').unwrap_or(("", source));
+                q(&format!("namespace=\"{ns}\",workload=\"{name}\",direction=\"outbound\",destination_service=\"{dest}\""))
+            };
+            json!({
+                "source": source,
+                "destination": dest,
+                "requests": number(*n, promql),
+                "failed": failed,
+                "mtlsShare": if *n > 0.0 { mtls / n } else { 0.0 },
+            })
+        })
+        .collect();
+
+    // mTLS.
+    let requests_in = sum(t, |f| matches!(f, Fact::Received { .. }));
+    let requests_in_mtls = sum(t, |f| matches!(f, Fact::Received { mtls: true, .. }));
+    let plaintext_receivers: BTreeSet<String> = t
+        .iter()
+        .filter(|(f, n)| **n > 0.0 && matches!(f, Fact::Received { mtls: false, .. }))
+        .filter_map(|(f, _)| match f {
+            Fact::Received { workload, .. } => Some(workload.clone()),
+            _ => None,
+        })
+        .collect();
+    let meshed: Vec<&WorkloadModel> = model.workloads.iter().filter(|w| w.view.meshed).collect();
+    let mode = |w: &WorkloadModel| weft_api::compile::workload_mode(model, &w.view);
+    let strict: Vec<String> = meshed
+        .iter()
+        .filter(|w| mode(w) == MtlsMode::Strict)
+        .map(|w| node(w))
+        .collect();
+    let permissive: Vec<&WorkloadModel> = meshed
+        .iter()
+        .copied()
+        .filter(|w| mode(w) != MtlsMode::Strict)
+        .collect();
+
+    // Routing.
+    let (moved, unused, route_rows) = super::routing::routing(model, t, window);
+
+    // Authorization.
+    let authz = |result: &str| {
+        sum(
+            t,
+            |f| matches!(f, Fact::Authz { policy, result: r } if policy != "none" && r == result),
+        )
+    };
+    let (allowed, denied, audited) = (authz("allowed"), authz("denied"), authz("audited"));
+    let deciding: BTreeSet<String> = t
+        .iter()
+        .filter(|(_, n)| **n > 0.0)
+        .filter_map(|(f, _)| match f {
+            Fact::Authz { policy, .. } if policy != "none" => Some(policy.clone()),
+            _ => None,
+        })
+        .collect();
+    let idle: Vec<String> = model
+        .authz_policies
+        .iter()
+        .map(|p| format!("{}/{}", p.view.namespace, p.view.name))
+        .filter(|p| !deciding.contains(p))
+        .collect();
+
+    let counter = |metric: &str, keep: &dyn Fn(&Fact) -> bool, selector: &str| {
+        let series = if selector.is_empty() {
+            metric.to_string()
+        } else {
+            format!("{metric}{{{selector}}}")
+        };
+        number(sum(t, keep), format!("sum(increase({series}[{window}]))"))
+    };
+    let retries = sum(t, |f| matches!(f, Fact::Retries { .. }));
+    let capabilities = vec![
+        capability(
+            "mtls",
+            "mutual TLS",
+            requests_in_mtls > 0.0,
+            vec![
+                (
+                    "requests in",
+                    number(requests_in, q("direction=\"inbound\"")),
+                ),
+                (
+                    "over mutual TLS",
+                    number(
+                        requests_in_mtls,
+                        q("direction=\"inbound\",connection_security_policy=\"mutual_tls\""),
+                    ),
+                ),
+                (
+                    "plaintext",
+                    number(
+                        requests_in - requests_in_mtls,
+                        q("direction=\"inbound\",connection_security_policy=\"none\""),
+                    ),
+                ),
+            ],
+            json!({
+                "strict": strict,
+                "permissive": permissive.iter().map(|w| node(w)).collect::<Vec<_>>(),
+                "plaintextReceivers": plaintext_receivers,
+            }),
+        ),
+        capability(
+            "routing",
+            "traffic splits and header routes",
+            moved > 0,
+            vec![],
+            json!({"routes": route_rows}),
+        ),
+        capability(
+            "retries",
+            "retries",
+            retries > 0.0,
+            vec![
+                (
+                    "retries",
+                    counter(
+                        "weft_retries_total",
+                        &|f| matches!(f, Fact::Retries { .. }),
+                        "",
+                    ),
+                ),
+                (
+                    "refused by the budget or the body",
+                    counter(
+                        "weft_retries_refused_total",
+                        &|f| matches!(f, Fact::RetriesRefused { .. }),
+                        "",
+                    ),
+                ),
+            ],
+            json!({"saved": "not counted yet: the proxies count retries, not the requests that succeeded only on one"}),
+        ),
+        capability(
+            "ejections",
+            "outlier ejections",
+            sum(t, |f| matches!(f, Fact::Ejections { .. })) > 0.0,
+            vec![(
+                "ejections",
+                counter(
+                    "weft_outlier_ejections_total",
+                    &|f| matches!(f, Fact::Ejections { .. }),
+                    "",
+                ),
+            )],
+            Value::Null,
+        ),
+        capability(
+            "authorization",
+            "authorization policies",
+            allowed + denied + audited > 0.0,
+            vec![
+                (
+                    "allowed by a policy",
+                    counter(
+                        "weft_authz_decisions_total",
+                        &|f| matches!(f, Fact::Authz { policy, result } if policy != "none" && result == "allowed"),
+                        "policy!=\"none\",result=\"allowed\"",
+                    ),
+                ),
+                (
+                    "denied",
+                    counter(
+                        "weft_authz_decisions_total",
+                        &|f| matches!(f, Fact::Authz { result, .. } if result == "denied"),
+                        "result=\"denied\"",
+                    ),
+                ),
+                (
+                    "audited",
+                    counter(
+                        "weft_authz_decisions_total",
+                        &|f| matches!(f, Fact::Authz { result, .. } if result == "audited"),
+                        "result=\"audited\"",
+                    ),
+                ),
+            ],
+            json!({"deciding": deciding, "idle": idle}),
+        ),
+        capability(
+            "rate-limits",
+            "local rate limits",
+            sum(t, |f| matches!(f, Fact::RateLimited { .. })) > 0.0,
+            vec![(
+                "refused",
+                counter(
+                    "weft_rate_limited_total",
+                    &|f| matches!(f, Fact::RateLimited { .. }),
+                    "",
+                ),
+            )],
+            Value::Null,
+        ),
+        capability(
+            "timeouts",
+            "timeouts",
+            sum(
+                t,
+                |f| matches!(f, Fact::ProxyErrors { reason, .. } if reason == "timeout"),
+            ) > 0.0,
+            vec![(
+                "fired",
+                counter(
+                    "weft_proxy_errors_total",
+                    &|f| matches!(f, Fact::ProxyErrors { reason, .. } if reason == "timeout"),
+                    "reason=\"timeout\"",
+                ),
+            )],
+            Value::Null,
+        ),
+        capability(
+            "limits",
+            "connection-pool limits",
+            sum(t, |f| matches!(f, Fact::Overflows { .. })) > 0.0,
+            vec![(
+                "refused",
+                counter(
+                    "weft_overflows_total",
+                    &|f| matches!(f, Fact::Overflows { .. }),
+                    "",
+                ),
+            )],
+            Value::Null,
+        ),
+        capability(
+            "faults",
+            "fault injection",
+            sum(t, |f| matches!(f, Fact::Faults { .. })) > 0.0,
+            vec![(
+                "injected",
+                counter(
+                    "weft_faults_injected_total",
+                    &|f| matches!(f, Fact::Faults { .. }),
+                    "",
+                ),
+            )],
+            Value::Null,
+        ),
+    ];
+
+    let observed = Observed {
+        services_with_traffic: services_with_traffic.len(),
+        namespaces_with_traffic: namespaces.len(),
+        hosts_with_traffic: hosts.len(),
+        cross_host_calls: cross_host,
+        requests_in,
+        requests_in_mtls,
+        strict_workloads: strict.len(),
+        routes_that_moved_traffic: moved,
+        routing_configured_unused: unused,
+        authz_decisions: allowed + denied + audited,
+        authz_denied: denied,
+        authz_policies_idle: idle.len(),
+        worst_edge,
+        retries,
+    };
+    let verdict = verdict::decide(&observed);
+    let adoption =
+        super::adoption::adoption_path(model, t, &permissive, &plaintext_receivers, verdict.answer);
+    json!({
+        "window": window,
+        "windowSeconds": window_seconds,
+        "coveredSeconds": w.covered_seconds,
+        "inventory": {
+            "services": model.services.len(),
+            "servicesWithTraffic": services_with_traffic,
+            "workloads": model.workloads.len(),
+            "meshedWorkloads": meshed.len(),
+            "hosts": hosts,
+            "namespaces": namespaces,
+            "protocols": protocols,
+            "calls": number(first + second, q("direction=\"outbound\"")),
+            // Halves of five-minute buckets say something only past two of them.
+            "growth": if w.covered_seconds >= 2 * super::ledger::BUCKET.as_secs() {
+                json!({"firstHalf": first, "secondHalf": second})
+            } else {
+                Value::Null
+            },
+            "edges": edge_rows,
+        },
+        "capabilities": capabilities,
+        "verdict": verdict,
+        "adoptionPath": adoption,
+    })
+}
+
+fn capability(
+    id: &str,
+    name: &str,
+    used: bool,
+    numbers: Vec<(&str, Value)>,
+    details: Value,
+) -> Value {
+    let numbers: Vec<Value> = numbers
+        .into_iter()
+        .map(|(label, mut n)| {
+            n["label"] = Value::from(label);
+            n
+        })
+        .collect();
+    json!({
+        "id": id,
+        "name": name,
+        "used": used,
+        "numbers": numbers,
+        "details": details,
+        "alternative": if used { verdict::alternative(id) } else { None },
+    })
+}
+
+fn protocol_name(p: Protocol) -> &'static str {
+    match p {
+        Protocol::Http1 => "http",
+        Protocol::Http2 => "http2",
+        Protocol::Grpc => "grpc",
+        Protocol::Tcp => "tcp",
+        Protocol::Detect => "detected",
+    }
+}
+
+fn detected_name(p: &str) -> &'static str {
+    match p {
+        "http1" | "http" => "http",
+        "http2" | "h2c" => "http2",
+        "tls" => "tls",
+        _ => "tcp",
+    }
+}
