@@ -16,6 +16,8 @@ command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v python3 >/dev/null || need+=(python3)
 python3 -c "import ensurepip" 2>/dev/null || need+=(python3-venv)
+command -v npm >/dev/null || need+=(nodejs npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "==> installing ${need[*]}"
@@ -24,6 +26,13 @@ if [ ${#need[@]} -gt 0 ]; then
   else
     echo "warning: missing ${need[*]} and not root; tests that need them will say so" >&2
   fi
+fi
+
+# The dashboard's browser test drives Chromium with playwright-core (from npm, locked).
+if command -v npm >/dev/null && [ ! -d dashboard/node_modules/playwright-core ]; then
+  echo "==> npm ci (dashboard: playwright-core for the browser test)"
+  (cd dashboard && npm ci --no-audit --no-fund --loglevel=error) \
+    || echo "warning: npm ci failed in dashboard/; the browser test will say so" >&2
 fi
 
 have_rotel() { ls .venv-otel/lib/python3*/site-packages/rotel/rotel-agent >/dev/null 2>&1; }

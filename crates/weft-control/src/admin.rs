@@ -157,6 +157,11 @@ async fn handle_whole(admin: &Arc<Admin>, req: Request<Incoming>) -> Response<Fu
         }
         (&Method::GET, "/authz/scope") => authz_scope(admin, &req),
         (&Method::GET, "/stat") => stat(admin, &req).await,
+        (&Method::GET, "/stat/series") => crate::stats::series::handle(admin, &req).await,
+        (&Method::GET, p) if p == "/dashboard" || p.starts_with("/dashboard/") => {
+            crate::dashboard::handle(&admin.store.current().model, p)
+                .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "not found\n".into()))
+        }
         (&Method::GET, "/audit") => crate::audit::api::handle(admin, &req).await,
         (&Method::GET, "/prometheus/targets") => {
             let targets = crate::prometheus_sd::targets(&admin.store.current().model);

@@ -22,6 +22,7 @@
 pub mod admin;
 pub mod audit;
 pub mod connected;
+pub mod dashboard;
 pub mod etcd;
 pub mod hosts_api;
 mod http_response;

@@ -86,6 +86,8 @@ enum Command {
     Stat(cmd::stat::Args),
     /// Does this team need a mesh at all? A report from the traffic the mesh observed.
     Audit(cmd::audit::Args),
+    /// Open the control plane's dashboard from this machine (a local relay adding the token).
+    Dashboard(cmd::dashboard::Args),
     /// Print shell completions (bash, zsh or fish) to stdout.
     Completions(cmd::completions::Args),
     /// Authorization: would a request be allowed, and which policy and rule decide it.
@@ -112,6 +114,7 @@ fn main() -> std::process::ExitCode {
         Command::Tap(args) => cmd::tap::run(args),
         Command::Stat(args) => cmd::stat::run(args),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Dashboard(args) => cmd::dashboard::run(args),
         Command::Completions(args) => cmd::completions::run(args, Cli::command()),
         Command::Authz(args) => cmd::authz::run(args),
         Command::Validate(args) => cmd::validate::run(args),

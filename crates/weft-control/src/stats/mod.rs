@@ -11,6 +11,7 @@
 pub mod parse;
 pub mod report;
 pub mod sample;
+pub mod series;
 pub mod window;
 
 use std::collections::{HashMap, VecDeque};
@@ -134,6 +135,19 @@ impl Stats {
             .collect()
     }
 
+    /// The kept samples of each of `nodes` (oldest first).
+    pub fn samples(&self, nodes: &[String]) -> HashMap<String, Vec<Arc<Sample>>> {
+        let history = self.lock();
+        nodes
+            .iter()
+            .filter_map(|n| {
+                history
+                    .get(n)
+                    .map(|h| (n.clone(), h.samples.iter().cloned().collect()))
+            })
+            .collect()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, History>> {
         self.history.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -149,7 +163,7 @@ async fn scrape(addr: SocketAddr) -> Result<String, String> {
     Ok(text)
 }
 
-fn unix_now() -> f64 {
+pub(crate) fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())

@@ -9,6 +9,7 @@ pub mod check;
 pub mod client;
 pub mod completions;
 pub mod control;
+pub mod dashboard;
 pub mod demo;
 pub mod echo;
 pub mod host;
