@@ -111,6 +111,31 @@ pub fn proxies(published: &Published) -> Vec<(String, SocketAddr)> {
         .collect()
 }
 
+/// Where to read each meshed workload's `/metrics`: its proxy's admin address and
+/// `/metrics`, or, for a workload on a joined host (it has a tunnel), that host's tunnel and
+/// `/metrics/<address>`: workload blocks are not routed between hosts, and the tunnel relays
+/// this one request to its own block's proxies.
+pub fn metrics_targets(published: &Published) -> Vec<(String, SocketAddr, String)> {
+    let model = &published.model;
+    model
+        .workloads
+        .iter()
+        .filter(|w| w.view.meshed)
+        .map(|w| match w.view.tunnel {
+            Some(tunnel) => (
+                node_of(&w.view),
+                tunnel,
+                format!("/metrics/{}", w.view.address),
+            ),
+            None => (
+                node_of(&w.view),
+                admin_of(model, &w.view),
+                "/metrics".to_string(),
+            ),
+        })
+        .collect()
+}
+
 fn node_of(v: &weft_api::view::WorkloadView) -> String {
     format!("{}/{}", v.namespace, v.name)
 }

@@ -7,6 +7,9 @@
 //! to that workload's proxy, which terminates the mutual TLS and proves the workload's
 //! identity itself. Only addresses of this host's block are reachable: the tunnel is not a
 //! relay to anywhere else.
+//!
+//! Its one plaintext request is the control plane's scrape of a proxy's `/metrics`
+//! ([`crate::tunnel_metrics`]).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -31,6 +34,8 @@ pub struct Tunnel {
     pub net: HostNet,
     /// The workloads' proxies' inbound port.
     pub inbound_port: u16,
+    /// The workloads' proxies' admin port (their `/metrics`).
+    pub admin_port: u16,
 }
 
 impl Tunnel {
@@ -58,6 +63,18 @@ impl Tunnel {
             let this = this.clone();
             tokio::spawn(async move {
                 let began = std::time::Instant::now();
+                let mut stream = stream;
+                if crate::tunnel_metrics::is_metrics_request(&stream, HELLO_TIMEOUT).await {
+                    // A scrape every few seconds per proxy: logged only when it fails.
+                    let serves = |ip| this.serves(ip);
+                    if let Err(e) =
+                        crate::tunnel_metrics::relay(&mut stream, this.admin_port, serves).await
+                    {
+                        tracing::info!(%client, "tunnel: metrics request refused: {e}");
+                    }
+                    drop(slot);
+                    return;
+                }
                 match this.splice(stream).await {
                     // A line as each connection starts and ends (pooled by the proxies: few),
                     // as ztunnel logs them.

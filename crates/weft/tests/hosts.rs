@@ -115,6 +115,24 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // The replica (on the hosts' network, where no workload block is routed) reads every
+    // proxy's /metrics through its host's tunnel: `weft stat` sees both hosts' workloads.
+    let (code, body) = support::admin_get(admin, "/stat?window=60s")
+        .await
+        .unwrap_or_default();
+    let stat: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(stat["unreachable"], serde_json::json!([]), "{body}");
+    let read: Vec<&str> = stat["workloads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    for w in ["default/echo-b", "default/client-a", "default/hello-0"] {
+        assert!(read.contains(&w), "{w} not read: {body}");
+    }
+
     // End-to-end mutual TLS: echo-b's proxy saw the client's SPIFFE id.
     let metrics = b.ns.within(|| {
         std::process::Command::new("curl")

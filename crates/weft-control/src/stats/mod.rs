@@ -66,11 +66,12 @@ impl Stats {
 
     /// Scrapes every meshed workload's proxy of `published` now.
     pub async fn scrape_all(&self, published: &Published) {
-        let targets: Vec<(String, SocketAddr)> = crate::proxies_api::proxies(published);
+        let targets: Vec<(String, SocketAddr, String)> =
+            crate::proxies_api::metrics_targets(published);
         let results: Vec<(String, Result<Sample, String>)> =
             futures_util::stream::iter(targets.clone())
-                .map(|(node, addr)| async move {
-                    let result = scrape(addr).await.map(|text| {
+                .map(|(node, addr, path)| async move {
+                    let result = scrape(addr, &path).await.map(|text| {
                         let at = unix_now();
                         // The audit's ledger counts what grew since the last scrape.
                         self.ledger.observe(&node, &text, at as u64);
@@ -81,11 +82,11 @@ impl Stats {
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
-        let live: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
+        let live: Vec<String> = targets.iter().map(|(n, _, _)| n.clone()).collect();
         self.ledger.retain(&live);
         let mut history = self.lock();
         // Workloads that left the model leave the history.
-        history.retain(|node, _| targets.iter().any(|(n, _)| n == node));
+        history.retain(|node, _| targets.iter().any(|(n, _, _)| n == node));
         for (node, result) in results {
             let h = history.entry(node).or_default();
             match result {
@@ -154,9 +155,9 @@ impl Stats {
 }
 
 /// A proxy's `/metrics` text.
-async fn scrape(addr: SocketAddr) -> Result<String, String> {
+async fn scrape(addr: SocketAddr, path: &str) -> Result<String, String> {
     // /metrics is open: the token goes only where it is needed.
-    let (status, text) = crate::proxy_admin::get(addr, "/metrics", None, SCRAPE_TIMEOUT).await?;
+    let (status, text) = crate::proxy_admin::get(addr, path, None, SCRAPE_TIMEOUT).await?;
     if status != http::StatusCode::OK {
         return Err(format!("{addr} answered /metrics with {status}"));
     }

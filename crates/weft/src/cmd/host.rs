@@ -58,6 +58,10 @@ struct TunnelArgs {
     /// The workloads' proxies' inbound port.
     #[arg(long, default_value_t = 4143)]
     inbound_port: u16,
+    /// The workloads' proxies' admin port (the control plane scrapes `/metrics` through the
+    /// tunnel).
+    #[arg(long, default_value_t = 4191)]
+    admin_port: u16,
     /// Where `weft host join` wrote this host's record (`host.json`).
     #[arg(long, env = "WEFT_STATE_DIR", default_value = "/var/lib/weft")]
     state_dir: PathBuf,
@@ -252,6 +256,7 @@ fn tunnel(
             let tunnel = weft_local::tunnel::Tunnel {
                 net: host.net(&a.bridge).map_err(anyhow::Error::msg)?,
                 inbound_port: a.inbound_port,
+                admin_port: a.admin_port,
             };
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
