@@ -12,6 +12,7 @@ use std::process::Command;
 const FILES: [&str; 4] = ["index.html", "app.js", "app.css", "app.js.LEGAL.txt"];
 
 fn main() {
+    // ok: cargo sets OUT_DIR for every build script; a panic is how a build script fails.
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let dist = out.join("dist");
     println!("cargo:rerun-if-env-changed=WEFT_DASHBOARD_DIST");
@@ -19,6 +20,7 @@ fn main() {
         copy_dist(Path::new(&prebuilt), &dist);
         return;
     }
+    // ok: as OUT_DIR, cargo always sets it.
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let source = manifest.join("../../dashboard");
     for input in ["src", "package.json", "package-lock.json", "build.mjs"] {

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use http::{header, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
-use weft_api::model::{FilterModel, Model, PolicyScope, RouteModel, WorkloadModel};
+use weft_api::compile::authz::policies_for;
+use weft_api::model::{FilterModel, Model, RouteModel, WorkloadModel};
 use weft_api::view::authz::AuthzAction;
 use weft_api::view::{FilterView, MtlsMode, PathMatch, StringMatch};
 
@@ -99,7 +100,7 @@ pub fn service(model: &Model, ns: &str, name: &str) -> Option<Value> {
         "workloads": workloads.iter().map(|w| node(w)).collect::<Vec<_>>(),
         "routes": routes,
         "peerAuthentications": peer_authentications(model, &workloads),
-        "authorizationPolicies": authorization_policies(model, &workloads, Some(name)),
+        "authorizationPolicies": authorization_policies(model, &workloads),
     }))
 }
 
@@ -131,16 +132,6 @@ pub fn workload(model: &Model, ns: &str, name: &str) -> Option<Value> {
         })
         .map(route)
         .collect();
-    let policies: Vec<Value> = services
-        .iter()
-        .flat_map(|s| authorization_policies(model, &[w], Some(s)))
-        .chain(authorization_policies(model, &[w], None))
-        .collect();
-    let mut seen = std::collections::BTreeSet::new();
-    let policies: Vec<Value> = policies
-        .into_iter()
-        .filter(|p| seen.insert(p["name"].to_string()))
-        .collect();
     Some(json!({
         "name": node(w),
         "workloads": [node(w)],
@@ -148,7 +139,7 @@ pub fn workload(model: &Model, ns: &str, name: &str) -> Option<Value> {
         "meshed": w.view.meshed,
         "routes": routes,
         "peerAuthentications": peer_authentications(model, &[w]),
-        "authorizationPolicies": policies,
+        "authorizationPolicies": authorization_policies(model, &[w]),
     }))
 }
 
@@ -257,38 +248,21 @@ fn peer_authentications(model: &Model, workloads: &[&WorkloadModel]) -> Vec<Valu
         .collect()
 }
 
-/// The AuthorizationPolicies that apply to any of `workloads` (through Service `service`,
-/// for policies that target Services).
-fn authorization_policies(
-    model: &Model,
-    workloads: &[&WorkloadModel],
-    service: Option<&str>,
-) -> Vec<Value> {
-    model
-        .authz_policies
+/// The AuthorizationPolicies that apply to any of `workloads`, scoped as the proxies scope
+/// them ([`weft_api::compile::authz::policies_for`]), each once.
+fn authorization_policies(model: &Model, workloads: &[&WorkloadModel]) -> Vec<Value> {
+    let mut seen = std::collections::BTreeSet::new();
+    workloads
         .iter()
-        .filter(|p| {
-            workloads.iter().any(|w| {
-                let ns = &p.view.namespace;
-                let here = *ns == w.view.namespace;
-                match &p.scope {
-                    PolicyScope::Namespace => here || *ns == model.root_namespace,
-                    PolicyScope::Selector(sel) => {
-                        here && sel.iter().all(|(k, v)| w.view.labels.get(k) == Some(v))
-                    }
-                    PolicyScope::Services(names) => {
-                        here && service.is_some_and(|s| names.iter().any(|n| n == s))
-                    }
-                }
-            })
-        })
+        .flat_map(|w| policies_for(model, Some(&w.view), &w.view.namespace))
+        .filter(|p| seen.insert((p.namespace.clone(), p.name.clone())))
         .map(|p| {
-            let action = match p.view.action {
+            let action = match p.action {
                 AuthzAction::Allow => "ALLOW",
                 AuthzAction::Deny => "DENY",
                 AuthzAction::Audit => "AUDIT",
             };
-            json!({"name": format!("{}/{}", p.view.namespace, p.view.name), "action": action})
+            json!({"name": format!("{}/{}", p.namespace, p.name), "action": action})
         })
         .collect()
 }

@@ -70,8 +70,10 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut last = String::new();
     let mut ok = false;
-    while Instant::now() < deadline && !ok {
-        let out = a.in_workload(
+    // GET /hello of `service` (in default, port 8080) from the client, through its proxy.
+    let call = |service: &str| {
+        let name = format!("{service}.default");
+        a.in_workload(
             "client-a",
             "sleep",
             &[
@@ -80,10 +82,13 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
                 "-m",
                 "5",
                 "--resolve",
-                &format!("echo.default:8080:{}", vip("client-a", "echo.default")),
-                "http://echo.default:8080/hello",
+                &format!("{name}:8080:{}", vip("client-a", &name)),
+                &format!("http://{name}:8080/hello"),
             ],
-        );
+        )
+    };
+    while Instant::now() < deadline && !ok {
+        let out = call("echo");
         last = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -95,19 +100,7 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
         }
     }
     assert!(ok, "{last}{}{}", a.ns.logs(20), b.ns.logs(20));
-    let out = a.in_workload(
-        "client-a",
-        "sleep",
-        &[
-            "curl",
-            "-sS",
-            "-m",
-            "5",
-            "--resolve",
-            &format!("hello.default:8080:{}", vip("client-a", "hello.default")),
-            "http://hello.default:8080/hello",
-        ],
-    );
+    let out = call("hello");
     let answer = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success() && answer.contains("hello-0"),

@@ -2,7 +2,7 @@
 //! from the ledger, after a fresh scrape of every proxy so that the window ends now. Like
 //! `/stat`, it reads and changes nothing.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -28,10 +28,7 @@ pub async fn handle<B>(admin: &Admin, req: &Request<B>) -> Response<Full<Bytes>>
     };
     let published = admin.store.current();
     admin.stats.scrape_all(&published).await;
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let now = crate::stats::unix_now() as u64;
     let seen = admin.stats.ledger.window(window, now);
     let report = super::report::build(&published.model, &seen, &written, window.as_secs());
     respond(

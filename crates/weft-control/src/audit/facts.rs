@@ -74,7 +74,7 @@ impl Fact {
                 .cloned()
                 .unwrap_or_else(|| "unknown".into())
         };
-        let failed = || failed(line);
+        let failed = || crate::stats::sample::failed(line);
         Some(match line.name.as_str() {
             "weft_requests_total" => match line.labels.get("direction")?.as_str() {
                 "outbound" => Fact::Call {
@@ -274,17 +274,6 @@ fn requests(labels: &[(&str, String)], extra: &str, failed: bool, window: &str) 
     } else {
         with("response_code!~\"5..\",grpc_status=~\"|0\"")
     }
-}
-
-/// Whether a request series counts failures: 5xx, or a gRPC status other than OK.
-fn failed(line: &Line) -> bool {
-    let code: u16 = line
-        .labels
-        .get("response_code")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let grpc = line.labels.get("grpc_status").map_or("", String::as_str);
-    code >= 500 || (!grpc.is_empty() && grpc != "0")
 }
 
 fn workload(namespace: &str, name: &str) -> String {

@@ -3,7 +3,7 @@
 //! the ledger's facts and the mesh's resources. Every number comes with the Prometheus
 //! expression that counts the same thing from the proxies' own counters (`promql`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 use weft_api::model::{Model, WorkloadModel};
@@ -78,12 +78,23 @@ pub fn build(model: &Model, w: &Window, window: &str, window_seconds: u64) -> Va
             _ => {}
         }
     }
-    let received = |node: &str| {
-        sum(
-            t,
-            |f| matches!(f, Fact::Received { workload, .. } if workload == node),
-        )
-    };
+    // Requests each workload took in, and each workload's host: looked up per fact below.
+    let mut received_by: HashMap<&str, f64> = HashMap::new();
+    for (f, n) in t {
+        if let Fact::Received { workload, .. } = f {
+            *received_by.entry(workload.as_str()).or_default() += n;
+        }
+    }
+    let received = |node: &str| received_by.get(node).copied().unwrap_or(0.0);
+    let host_by: HashMap<String, String> = model
+        .workloads
+        .iter()
+        .map(|w| {
+            let host = w.view.network.clone();
+            (node(w), host.unwrap_or_else(|| "this host".into()))
+        })
+        .collect();
+    let host_of = |n: &str| host_by.get(n).map_or("this host", String::as_str);
     let mut services_with_traffic: BTreeSet<String> = dest_services.clone();
     let mut protocols: BTreeMap<&'static str, usize> = BTreeMap::new();
     for ((ns, name), svc) in &model.services {
@@ -108,19 +119,12 @@ pub fn build(model: &Model, w: &Window, window: &str, window_seconds: u64) -> Va
             }
         }
     }
-    let host_of = |n: &str| -> String {
-        model
-            .workloads
-            .iter()
-            .find(|w| node(w) == n)
-            .and_then(|w| w.view.network.clone())
-            .unwrap_or_else(|| "this host".into())
-    };
     let hosts: BTreeSet<String> = model
         .workloads
         .iter()
-        .filter(|w| received(&node(w)) > 0.0 || edges.keys().any(|(s, _)| *s == node(w)))
-        .map(|w| w.view.network.clone().unwrap_or_else(|| "this host".into()))
+        .map(node)
+        .filter(|n| received(n) > 0.0 || edges.keys().any(|(s, _)| s == n))
+        .map(|n| host_of(&n).to_string())
         .collect();
     let cross_host: f64 = sum(t, |f| match f {
         Fact::Call {

@@ -119,7 +119,8 @@ fn key_of(l: &Line) -> Option<Key> {
     })
 }
 
-fn failed(l: &Line) -> bool {
+/// Whether a request series counts failures: 5xx, or a gRPC status other than OK.
+pub(crate) fn failed(l: &Line) -> bool {
     let code: u16 = l
         .labels
         .get("response_code")
