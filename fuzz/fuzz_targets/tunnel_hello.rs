@@ -1,5 +1,6 @@
 //! Fuzzes what a host's tunnel reads from anyone who connects to port 4108: a TLS ClientHello
-//! (rustls's parser) whose server name must name a workload (`a-b-c-d.hbone.weft`). The first
+//! (rustls's parser) whose server name must name a workload (`a-b-c-d.hbone.weft`) or its
+//! proxy's admin port (`a-b-c-d.admin.weft`). The first
 //! byte of the input says in what pieces the rest arrives (1 to 64 bytes), as TCP may split
 //! it anywhere.
 //!
@@ -8,7 +9,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use weft_identity::hbone::{parse_server_name, server_name, HelloReader};
+use weft_identity::hbone::{
+    admin_server_name, parse_server_name, parse_target, server_name, HelloReader, Port,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&step, rest)) = data.split_first() else {
@@ -19,8 +22,12 @@ fuzz_target!(|data: &[u8]| {
     for piece in rest.chunks(step) {
         match reader.feed(piece) {
             Ok(None) => continue,
-            Ok(Some(ip)) => {
-                assert_eq!(parse_server_name(&server_name(ip)), Some(ip));
+            Ok(Some(target)) => {
+                let name = match target.port {
+                    Port::Inbound => server_name(target.ip),
+                    Port::Admin => admin_server_name(target.ip),
+                };
+                assert_eq!(parse_target(&name), Some(target));
                 assert!(reader.feed(b"x").is_err());
                 return;
             }
@@ -31,6 +38,13 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(rest) {
         if let Some(ip) = parse_server_name(text) {
             assert_eq!(server_name(ip), text);
+        }
+        if let Some(target) = parse_target(text) {
+            let name = match target.port {
+                Port::Inbound => server_name(target.ip),
+                Port::Admin => admin_server_name(target.ip),
+            };
+            assert_eq!(name, text);
         }
     }
 });

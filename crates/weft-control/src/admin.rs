@@ -51,6 +51,8 @@ pub struct Admin {
     pub admin_token: String,
     pub connected: Arc<Connected>,
     pub stats: Arc<crate::stats::Stats>,
+    /// How proxies behind a host's tunnel are reached (`weft proxy-config`, `weft tap`).
+    pub dialer: Arc<crate::proxy_route::ProxyDialer>,
     /// With the etcd store: where registrations and applied resources are written.
     pub etcd: Option<crate::etcd::Etcd>,
     /// With the etcd store: whether this replica is the one elected for singleton work.

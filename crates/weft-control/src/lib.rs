@@ -14,6 +14,8 @@
 //! - [`state`]: the state directory (CA key, tokens), written atomically and privately.
 //! - [`connected`]: the proxies connected now and how current each is (`weft check`,
 //!   `weft proxy-config`).
+//! - [`proxy_route`]: how a proxy's admin endpoint is reached, directly or (on a joined host)
+//!   over mutual TLS through its host's tunnel.
 //! - [`prometheus_sd`]: the proxies as Prometheus scrape targets (`http_sd_configs`).
 //! - [`stats`]: every proxy's golden metrics scraped on an interval, for `weft stat`.
 //! - [`jwks`]: the key sets RequestAuthentications name (`jwksUri`, OpenID discovery),
@@ -34,6 +36,7 @@ pub mod opening;
 pub mod prometheus_sd;
 pub mod proxies_api;
 mod proxy_admin;
+pub mod proxy_route;
 pub mod published;
 pub mod registry;
 pub mod resources_api;

@@ -9,7 +9,6 @@
 //! - `GET /proxies/{namespace}/{workload}/tap?...`: the proxy's live request stream, relayed
 //!   (see [`crate::tap_relay`]).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::{Request, StatusCode};
@@ -21,6 +20,7 @@ use weft_proto::types;
 
 use crate::admin::Admin;
 use crate::http_response::{boxed, respond, text, AdminResponse};
+use crate::proxy_route::{route_to, ProxyRoute};
 use crate::published::Published;
 
 /// How long a proxy has to answer a relayed request.
@@ -41,7 +41,7 @@ pub async fn handle(admin: &Admin, req: &Request<Incoming>) -> Option<AdminRespo
         )));
     };
     let published = admin.store.current();
-    let Some(admin_addr) = admin_address(&published, ns, name) else {
+    let Some(route) = proxy_route(&published, ns, name) else {
         return Some(boxed(text(
             StatusCode::NOT_FOUND,
             format!(
@@ -50,11 +50,11 @@ pub async fn handle(admin: &Admin, req: &Request<Incoming>) -> Option<AdminRespo
         )));
     };
     Some(match what {
-        Some("config") => boxed(relay_config(admin, admin_addr).await),
+        Some("config") => boxed(relay_config(admin, &route).await),
         Some("expected") => boxed(expected(admin, &published, ns, name)),
         Some("tap") => {
             let node = format!("{ns}/{name}");
-            crate::tap_relay::relay(admin, vec![(node, admin_addr)], req).await
+            crate::tap_relay::relay(admin, vec![(node, route)], req).await
         }
         _ => boxed(text(
             StatusCode::NOT_FOUND,
@@ -81,13 +81,13 @@ pub async fn handle_service(admin: &Admin, req: &Request<Incoming>) -> Option<Ad
     }
 }
 
-/// The proxies (`namespace/workload`, admin address) of the meshed workloads Service
-/// `ns/name` selects.
+/// The proxies (`namespace/workload`, how to reach its admin endpoint) of the meshed
+/// workloads Service `ns/name` selects.
 pub fn service_proxies(
     published: &Published,
     ns: &str,
     name: &str,
-) -> Result<Vec<(String, SocketAddr)>, String> {
+) -> Result<Vec<(String, ProxyRoute)>, String> {
     let model = &published.model;
     let svc = model
         .services
@@ -96,43 +96,19 @@ pub fn service_proxies(
     Ok(model
         .selected(&svc.namespace, &svc.selector)
         .filter(|w| w.view.meshed)
-        .map(|w| (node_of(&w.view), admin_of(model, &w.view)))
+        .map(|w| (node_of(&w.view), route_of(model, &w.view)))
         .collect())
 }
 
-/// Every meshed workload's proxy: `namespace/name` and its admin address.
-pub fn proxies(published: &Published) -> Vec<(String, SocketAddr)> {
+/// Every meshed workload's proxy: `namespace/name` and how to reach its admin endpoint
+/// (what `weft stat`, the audit and the dashboard scrape).
+pub fn proxies(published: &Published) -> Vec<(String, ProxyRoute)> {
     let model = &published.model;
     model
         .workloads
         .iter()
         .filter(|w| w.view.meshed)
-        .map(|w| (node_of(&w.view), admin_of(model, &w.view)))
-        .collect()
-}
-
-/// Where to read each meshed workload's `/metrics`: its proxy's admin address and
-/// `/metrics`, or, for a workload on a joined host (it has a tunnel), that host's tunnel and
-/// `/metrics/<address>`: workload blocks are not routed between hosts, and the tunnel relays
-/// this one request to its own block's proxies.
-pub fn metrics_targets(published: &Published) -> Vec<(String, SocketAddr, String)> {
-    let model = &published.model;
-    model
-        .workloads
-        .iter()
-        .filter(|w| w.view.meshed)
-        .map(|w| match w.view.tunnel {
-            Some(tunnel) => (
-                node_of(&w.view),
-                tunnel,
-                format!("/metrics/{}", w.view.address),
-            ),
-            None => (
-                node_of(&w.view),
-                admin_of(model, &w.view),
-                "/metrics".to_string(),
-            ),
-        })
+        .map(|w| (node_of(&w.view), route_of(model, &w.view)))
         .collect()
 }
 
@@ -140,18 +116,24 @@ fn node_of(v: &weft_api::view::WorkloadView) -> String {
     format!("{}/{}", v.namespace, v.name)
 }
 
-fn admin_of(model: &weft_api::model::Model, v: &weft_api::view::WorkloadView) -> SocketAddr {
-    SocketAddr::new(v.address, model.mesh.admin_port)
+/// A workload's proxy's admin endpoint: its address, or, on a joined host (the workload has
+/// a tunnel), through that host's tunnel: workload blocks are not routed between hosts.
+fn route_of(model: &weft_api::model::Model, v: &weft_api::view::WorkloadView) -> ProxyRoute {
+    let id = v.tunnel.and_then(|_| {
+        weft_identity::SpiffeId::new(&model.mesh.trust_domain, &v.namespace, &v.service_account)
+            .ok()
+    });
+    route_to(v.address, model.mesh.admin_port, v.tunnel, id)
 }
 
-/// Where the proxy of workload `ns/name` serves its admin endpoint.
-pub fn admin_address(published: &Published, ns: &str, name: &str) -> Option<SocketAddr> {
+/// How to reach the admin endpoint of workload `ns/name`'s proxy.
+pub fn proxy_route(published: &Published, ns: &str, name: &str) -> Option<ProxyRoute> {
     let model = &published.model;
     model
         .workloads
         .iter()
         .find(|w| w.view.meshed && w.view.namespace == ns && w.view.name == name)
-        .map(|w| admin_of(model, &w.view))
+        .map(|w| route_of(model, &w.view))
 }
 
 fn list(admin: &Admin) -> http::Response<http_body_util::Full<bytes::Bytes>> {
@@ -159,20 +141,22 @@ fn list(admin: &Admin) -> http::Response<http_body_util::Full<bytes::Bytes>> {
     let generation = published.generation;
     let proxies: Vec<Value> = proxies(&published)
         .into_iter()
-        .map(|(node, admin_address)| match admin.connected.get(&node) {
+        .map(|(node, route)| match admin.connected.get(&node) {
             Some(p) => {
                 let current = p.generation >= generation && p.acknowledged && p.rejected.is_none();
                 let mut v = serde_json::to_value(&p).unwrap_or_default();
                 v["connected"] = json!(true);
                 v["current"] = json!(current);
-                v["adminAddress"] = json!(admin_address.to_string());
+                v["adminAddress"] = json!(route.admin_addr().to_string());
+                v["tunnel"] = json!(route.tunnel().map(|t| t.to_string()));
                 v
             }
             None => json!({
                 "node": node,
                 "connected": false,
                 "current": false,
-                "adminAddress": admin_address.to_string(),
+                "adminAddress": route.admin_addr().to_string(),
+                "tunnel": route.tunnel().map(|t| t.to_string()),
             }),
         })
         .collect();
@@ -186,13 +170,16 @@ fn list(admin: &Admin) -> http::Response<http_body_util::Full<bytes::Bytes>> {
 
 async fn relay_config(
     admin: &Admin,
-    addr: SocketAddr,
+    route: &ProxyRoute,
 ) -> http::Response<http_body_util::Full<bytes::Bytes>> {
-    match crate::proxy_admin::get(addr, "/config", Some(&admin.admin_token), PROXY_TIMEOUT).await {
+    let token = Some(admin.admin_token.as_str());
+    let asked =
+        crate::proxy_admin::get(&admin.dialer, route, "/config", token, PROXY_TIMEOUT).await;
+    match asked {
         Ok((StatusCode::OK, body)) => respond(StatusCode::OK, "application/json", body),
         Ok((status, body)) => text(
             StatusCode::BAD_GATEWAY,
-            format!("the proxy at {addr} answered {status}: {}\n", body.trim()),
+            format!("the proxy at {route} answered {status}: {}\n", body.trim()),
         ),
         Err(e) => text(StatusCode::BAD_GATEWAY, format!("{e}\n")),
     }

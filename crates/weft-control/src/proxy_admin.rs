@@ -2,7 +2,8 @@
 //! `stat` reach proxies through the control plane, which knows where they are and holds the
 //! admin token their protected routes ask for.
 //!
-//! Every exchange has a deadline for its answer's head; whole bodies are capped.
+//! Every exchange has a deadline for its answer's head; whole bodies are capped. A proxy on
+//! a joined host is reached through its host's tunnel over mutual TLS ([`ProxyRoute`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,72 +13,116 @@ use http::{header, Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+
+use crate::proxy_route::{ProxyDialer, ProxyRoute};
 
 /// The largest document read whole from a proxy (`/config`, `/metrics`).
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
-/// Opens `GET path` on the admin endpoint at `addr` (with the admin token, when the route
-/// needs it); the answer's head
-/// within `timeout`, its body left to the caller (a tap streams).
+/// Opens `GET path` on the admin endpoint `route` reaches (with the admin token, when the
+/// route needs it); the answer's head within `timeout`, its body left to the caller (a tap
+/// streams).
 pub async fn open(
-    addr: SocketAddr,
+    dialer: &ProxyDialer,
+    route: &ProxyRoute,
     path: &str,
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<http::Response<Incoming>, String> {
     let exchange = async {
-        let tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connecting to {addr}: {e}"))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(tcp))
-                .await
-                .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut req = Request::get(path)
-            .header(header::HOST, addr.to_string())
-            .header(header::USER_AGENT, "weft-control");
-        if let Some(token) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        match route {
+            ProxyRoute::Direct(addr) => {
+                let tcp = TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| format!("connecting to {addr}: {e}"))?;
+                ask(tcp, route, path, token).await
+            }
+            ProxyRoute::Tunnel { tunnel, admin, id } => {
+                let config = dialer.client_config(id)?;
+                let tcp = TcpStream::connect(tunnel)
+                    .await
+                    .map_err(|e| format!("connecting to the tunnel at {tunnel}: {e}"))?;
+                let ip = match admin.ip() {
+                    std::net::IpAddr::V4(ip) => ip,
+                    std::net::IpAddr::V6(_) => {
+                        return Err(format!("{admin}: tunnels carry IPv4 workloads only"))
+                    }
+                };
+                let name = rustls_pki_types::ServerName::try_from(
+                    weft_identity::hbone::admin_server_name(ip),
+                )
+                .map_err(|e| e.to_string())?;
+                let tls = tokio_rustls::TlsConnector::from(config)
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| format!("TLS with {route}: {e}"))?;
+                ask(tls, route, path, token).await
+            }
         }
-        let req = req.body(Empty::new()).map_err(|e| e.to_string())?;
-        sender
-            .send_request(req)
-            .await
-            .map_err(|e| format!("asking {addr}: {e}"))
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(result) => result,
-        Err(_) => Err(format!("{addr} did not answer within {timeout:?}")),
+        Err(_) => Err(format!("{route} did not answer within {timeout:?}")),
     }
+}
+
+/// One HTTP/1.1 `GET path` on a connection made for it.
+async fn ask<I>(
+    io: I,
+    route: &ProxyRoute,
+    path: &str,
+    token: Option<&str>,
+) -> Result<http::Response<Incoming>, String>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(io))
+            .await
+            .map_err(|e| format!("HTTP handshake with {route}: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let addr: SocketAddr = route.admin_addr();
+    let mut req = Request::get(path)
+        .header(header::HOST, addr.to_string())
+        .header(header::USER_AGENT, "weft-control");
+    if let Some(token) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let req = req.body(Empty::new()).map_err(|e| e.to_string())?;
+    sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("asking {route}: {e}"))
 }
 
 /// `GET path` read whole (within `timeout` overall): the status and the body as text.
 pub async fn get(
-    addr: SocketAddr,
+    dialer: &ProxyDialer,
+    route: &ProxyRoute,
     path: &str,
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<(StatusCode, String), String> {
     let whole = async {
-        let resp = open(addr, path, token, timeout).await?;
+        let resp = open(dialer, route, path, token, timeout).await?;
         let status = resp.status();
         let body = Limited::new(resp.into_body(), MAX_BODY)
             .collect()
             .await
-            .map_err(|e| format!("reading {addr}'s answer: {e}"))?
+            .map_err(|e| format!("reading {route}'s answer: {e}"))?
             .to_bytes();
         let text = String::from_utf8(body.to_vec())
-            .map_err(|_| format!("{addr} answered with something other than UTF-8 text"))?;
+            .map_err(|_| format!("{route} answered with something other than UTF-8 text"))?;
         Ok((status, text))
     };
     match tokio::time::timeout(timeout, whole).await {
         Ok(result) => result,
         Err(_) => Err(format!(
-            "{addr} did not finish answering within {timeout:?}"
+            "{route} did not finish answering within {timeout:?}"
         )),
     }
 }

@@ -225,7 +225,12 @@ pub async fn run(
     let connected = Arc::new(crate::connected::Connected::default());
     let leadership = etcd.as_ref().map(|_| Leadership::default());
     let ledger = crate::audit::ledger::Ledger::open(Some(config.state_dir.clone()));
-    let stats = Arc::new(crate::stats::Stats::new(config.stat_interval, ledger));
+    let dialer = Arc::new(crate::proxy_route::ProxyDialer::new(ca.clone()));
+    let stats = Arc::new(crate::stats::Stats::new(
+        config.stat_interval,
+        ledger,
+        dialer.clone(),
+    ));
     let ads = AggregatedDiscoveryServiceServer::new(crate::xds::Ads {
         published: store.subscribe(),
         metrics: metrics.clone(),
@@ -250,6 +255,7 @@ pub async fn run(
         admin_token,
         connected,
         stats: stats.clone(),
+        dialer,
         etcd: etcd.as_ref().map(|(e, _)| e.clone()),
         leadership: leadership.clone(),
     });

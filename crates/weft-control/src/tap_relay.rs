@@ -5,8 +5,6 @@
 //! `{"end": ...}` line. A proxy that cannot be reached adds an `{"error": ...}` line instead
 //! of failing the rest.
 
-use std::net::SocketAddr;
-
 use bytes::Bytes;
 use http::{header, Request, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
@@ -17,14 +15,16 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::admin::Admin;
 use crate::http_response::{boxed, text, AdminResponse};
 use crate::proxies_api::PROXY_TIMEOUT;
+use crate::proxy_route::ProxyRoute;
 
 /// Lines buffered between the proxies and a slow reader; past it the proxies' streams wait.
 const QUEUE: usize = 256;
 
-/// Relays the taps of `proxies` (`namespace/workload` and admin address) as one stream.
+/// Relays the taps of `proxies` (`namespace/workload` and how to reach its admin endpoint)
+/// as one stream.
 pub async fn relay(
     admin: &Admin,
-    proxies: Vec<(String, SocketAddr)>,
+    proxies: Vec<(String, ProxyRoute)>,
     req: &Request<Incoming>,
 ) -> AdminResponse {
     let path = match req.uri().query() {
@@ -38,15 +38,15 @@ pub async fn relay(
         ));
     }
     let mut opened = Vec::new();
-    for (node, addr) in &proxies {
-        match open(admin, *addr, &path).await {
+    for (node, route) in &proxies {
+        match open(admin, route, &path).await {
             Ok(body) => opened.push((node.clone(), body)),
             // One proxy: its refusal is the answer. Several: the others still stream.
             Err((status, why)) if proxies.len() == 1 => {
-                return boxed(text(status, format!("{node} ({addr}): {why}\n")))
+                return boxed(text(status, format!("{node} ({route}): {why}\n")))
             }
             Err((_, why)) => {
-                tracing::warn!(%node, %addr, %why, "cannot tap a proxy");
+                tracing::warn!(%node, %route, %why, "cannot tap a proxy");
                 opened.push((node.clone(), error_body(node, &why)));
             }
         }
@@ -77,8 +77,13 @@ pub async fn relay(
 
 type Lines = crate::http_response::AdminBody;
 
-async fn open(admin: &Admin, addr: SocketAddr, path: &str) -> Result<Lines, (StatusCode, String)> {
-    let resp = crate::proxy_admin::open(addr, path, Some(&admin.admin_token), PROXY_TIMEOUT)
+async fn open(
+    admin: &Admin,
+    route: &ProxyRoute,
+    path: &str,
+) -> Result<Lines, (StatusCode, String)> {
+    let token = Some(admin.admin_token.as_str());
+    let resp = crate::proxy_admin::open(&admin.dialer, route, path, token, PROXY_TIMEOUT)
         .await
         .map_err(|e| (StatusCode::BAD_GATEWAY, e))?;
     let status = resp.status();

@@ -6,14 +6,37 @@
 //! the ClientHello with rustls's own parser ([`read_client_hello`]), splices the connection
 //! to that workload's proxy, and replays the bytes it read: the handshake is between the two
 //! proxies, and the tunnel never holds a workload's key.
+//!
+//! The control plane reaches a proxy's admin port the same way, naming it
+//! [`admin_server_name`] (`10-213-1-5.admin.weft`): the admin port speaks mutual TLS too, so
+//! its `/metrics`, `/config` and `/tap` cross hosts encrypted, between the control plane's
+//! certificate and the proxy's, through the one port each host opens.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// The domain of tunnel server names.
+/// The domain of tunnel server names for a workload's inbound (HBONE) port.
 const SUFFIX: &str = ".hbone.weft";
+/// The domain of tunnel server names for a workload proxy's admin port.
+const ADMIN_SUFFIX: &str = ".admin.weft";
+
+/// Which of a workload's proxy's ports a tunnel server name asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    /// The inbound port, where HBONE connections from other proxies arrive.
+    Inbound,
+    /// The admin port (mutual TLS): the control plane's reads of a proxy on another host.
+    Admin,
+}
+
+/// What a tunnel server name asks for: a workload's address, and which port of its proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub ip: Ipv4Addr,
+    pub port: Port,
+}
 
 /// A ClientHello is at most one record of 16 KiB plus its header; a client that sends more
 /// before its hello is complete is not a TLS client.
@@ -26,9 +49,34 @@ pub fn server_name(ip: Ipv4Addr) -> String {
     format!("{a}-{b}-{c}-{d}{SUFFIX}")
 }
 
+/// The server name that asks a host's tunnel for the admin port of the proxy at `ip`.
+pub fn admin_server_name(ip: Ipv4Addr) -> String {
+    let [a, b, c, d] = ip.octets();
+    format!("{a}-{b}-{c}-{d}{ADMIN_SUFFIX}")
+}
+
 /// The workload a tunnel server name asks for, or `None` when it is not one.
 pub fn parse_server_name(name: &str) -> Option<Ipv4Addr> {
-    let dashed = name.strip_suffix(SUFFIX)?;
+    dashed_address(name.strip_suffix(SUFFIX)?)
+}
+
+/// What a tunnel server name asks for, either kind; `None` when it is neither.
+pub fn parse_target(name: &str) -> Option<Target> {
+    if let Some(ip) = parse_server_name(name) {
+        return Some(Target {
+            ip,
+            port: Port::Inbound,
+        });
+    }
+    let ip = dashed_address(name.strip_suffix(ADMIN_SUFFIX)?)?;
+    Some(Target {
+        ip,
+        port: Port::Admin,
+    })
+}
+
+/// `10-213-1-5` as an address: canonical decimal only, so one name per address.
+fn dashed_address(dashed: &str) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
     let mut parts = dashed.split('-');
     for o in &mut octets {
@@ -57,7 +105,9 @@ pub enum HelloError {
     TooLarge,
     #[error("the ClientHello names no server")]
     NoServerName,
-    #[error("server name `{0}` does not name a workload (`a-b-c-d.hbone.weft`)")]
+    #[error(
+        "server name `{0}` does not name a workload (`a-b-c-d.hbone.weft` or `a-b-c-d.admin.weft`)"
+    )]
     NotHbone(String),
 }
 
@@ -71,9 +121,9 @@ pub struct HelloReader {
 }
 
 impl HelloReader {
-    /// Takes the next bytes that arrived: the workload once the hello is complete and names
+    /// Takes the next bytes that arrived: the target once the hello is complete and names
     /// one, `None` while more bytes are needed. After an answer or an error it takes no more.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<Ipv4Addr>, HelloError> {
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Option<Target>, HelloError> {
         if self.done {
             return Err(HelloError::NotTls(
                 "bytes after the ClientHello was read".into(),
@@ -96,7 +146,7 @@ impl HelloReader {
             Ok(Some(accepted)) => {
                 let hello = accepted.client_hello();
                 let name = hello.server_name().ok_or(HelloError::NoServerName)?;
-                parse_server_name(name)
+                parse_target(name)
                     .map(Some)
                     .ok_or_else(|| HelloError::NotHbone(name.into()))
             }
@@ -112,12 +162,12 @@ impl HelloReader {
     }
 }
 
-/// Reads a ClientHello from `io` within `wait`: the workload it asks for, and every byte
-/// read (to be replayed to that workload's proxy).
+/// Reads a ClientHello from `io` within `wait`: the workload and port it asks for, and every
+/// byte read (to be replayed to that workload's proxy).
 pub async fn read_client_hello<I: AsyncRead + Unpin>(
     io: &mut I,
     wait: Duration,
-) -> Result<(Ipv4Addr, Vec<u8>), HelloError> {
+) -> Result<(Target, Vec<u8>), HelloError> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut reader = HelloReader::default();
     let mut buf = [0u8; 4096];
@@ -128,8 +178,8 @@ pub async fn read_client_hello<I: AsyncRead + Unpin>(
             Ok(Ok(n)) => n,
             Ok(Err(e)) => return Err(e.into()),
         };
-        if let Some(ip) = reader.feed(&buf[..n])? {
-            return Ok((ip, reader.into_bytes()));
+        if let Some(target) = reader.feed(&buf[..n])? {
+            return Ok((target, reader.into_bytes()));
         }
     }
 }
@@ -143,7 +193,21 @@ mod tests {
         let ip = Ipv4Addr::new(10, 213, 1, 5);
         assert_eq!(server_name(ip), "10-213-1-5.hbone.weft");
         assert_eq!(parse_server_name(&server_name(ip)), Some(ip));
+        assert_eq!(admin_server_name(ip), "10-213-1-5.admin.weft");
+        let admin = Target {
+            ip,
+            port: Port::Admin,
+        };
+        assert_eq!(parse_target(&admin_server_name(ip)), Some(admin));
+        assert_eq!(
+            parse_server_name(&admin_server_name(ip)),
+            None,
+            "an admin name is not an HBONE name"
+        );
         for bad in [
+            "10-213-1-5.admin.weft.evil",
+            "10-213-01-5.admin.weft",
+            "10-213-1-5.hbone.admin.weft",
             "10-213-1-5.hbone.weft.evil",
             "10-213-1.hbone.weft",
             "10-213-1-5-6.hbone.weft",
@@ -153,12 +217,12 @@ mod tests {
             "weft.mesh",
             "",
         ] {
-            assert_eq!(parse_server_name(bad), None, "{bad}");
+            assert_eq!(parse_target(bad), None, "{bad}");
         }
     }
 
-    /// A real ClientHello (rustls's, as a proxy sends it) for the workload at `ip`.
-    fn client_hello(ip: Ipv4Addr) -> Vec<u8> {
+    /// A real ClientHello (rustls's, as a proxy sends it) for the server name `name`.
+    fn client_hello(name: String) -> Vec<u8> {
         let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -166,7 +230,7 @@ mod tests {
         .expect("versions")
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth();
-        let name = rustls_pki_types::ServerName::try_from(server_name(ip)).expect("name");
+        let name = rustls_pki_types::ServerName::try_from(name).expect("name");
         let mut conn =
             rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("client");
         let mut hello = Vec::new();
@@ -177,17 +241,30 @@ mod tests {
     #[test]
     fn a_client_hello_in_pieces_names_its_workload_once_complete() {
         let ip = Ipv4Addr::new(10, 213, 1, 5);
-        let hello = client_hello(ip);
+        let hello = client_hello(server_name(ip));
+        let inbound = Some(Target {
+            ip,
+            port: Port::Inbound,
+        });
         let mut reader = HelloReader::default();
         let (last, head) = hello.split_last().expect("bytes");
         for byte in head {
             assert_eq!(reader.feed(&[*byte]).expect("so far so good"), None);
         }
-        assert_eq!(reader.feed(&[*last]).expect("complete"), Some(ip));
+        assert_eq!(reader.feed(&[*last]).expect("complete"), inbound);
         assert!(reader.feed(b"more").is_err(), "nothing after the answer");
         let mut whole = HelloReader::default();
-        assert_eq!(whole.feed(&hello).expect("whole"), Some(ip));
+        assert_eq!(whole.feed(&hello).expect("whole"), inbound);
         assert_eq!(whole.into_bytes(), hello, "every byte kept for the replay");
+        let mut admin = HelloReader::default();
+        let asks = admin.feed(&client_hello(admin_server_name(ip)));
+        assert_eq!(
+            asks.expect("admin"),
+            Some(Target {
+                ip,
+                port: Port::Admin
+            })
+        );
         let mut big = HelloReader::default();
         assert!(matches!(
             big.feed(&vec![0x16; MAX_HELLO + 1]),

@@ -29,7 +29,6 @@ mod spec;
 mod start;
 mod supervise;
 pub mod tunnel;
-pub mod tunnel_metrics;
 pub mod up;
 
 pub use error::RunError;

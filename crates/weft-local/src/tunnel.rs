@@ -8,8 +8,10 @@
 //! identity itself. Only addresses of this host's block are reachable: the tunnel is not a
 //! relay to anywhere else.
 //!
-//! Its one plaintext request is the control plane's scrape of a proxy's `/metrics`
-//! ([`crate::tunnel_metrics`]).
+//! A server name of the admin form (`10-213-1-5.admin.weft`) is spliced to that proxy's
+//! admin port instead, which speaks mutual TLS too: that is how the control plane on another
+//! host scrapes a proxy's `/metrics` and reads its `/config` and `/tap`. The tunnel speaks no
+//! plaintext at all.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use weft_identity::hbone::Port;
 
 use crate::network::HostNet;
 
@@ -34,7 +37,7 @@ pub struct Tunnel {
     pub net: HostNet,
     /// The workloads' proxies' inbound port.
     pub inbound_port: u16,
-    /// The workloads' proxies' admin port (their `/metrics`).
+    /// The workloads' proxies' admin port (mutual TLS for callers through the tunnel).
     pub admin_port: u16,
 }
 
@@ -63,22 +66,16 @@ impl Tunnel {
             let this = this.clone();
             tokio::spawn(async move {
                 let began = std::time::Instant::now();
-                let mut stream = stream;
-                if crate::tunnel_metrics::is_metrics_request(&stream, HELLO_TIMEOUT).await {
-                    // A scrape every few seconds per proxy: logged only when it fails.
-                    let serves = |ip| this.serves(ip);
-                    if let Err(e) =
-                        crate::tunnel_metrics::relay(&mut stream, this.admin_port, serves).await
-                    {
-                        tracing::info!(%client, "tunnel: metrics request refused: {e}");
-                    }
-                    drop(slot);
-                    return;
-                }
                 match this.splice(stream).await {
+                    // The control plane's scrapes come every few seconds per proxy: their
+                    // lines are debug.
+                    Ok((Port::Admin, target, sent, received)) => tracing::debug!(
+                        %client, %target, sent, received, duration = ?began.elapsed(),
+                        "tunnel: admin connection closed"
+                    ),
                     // A line as each connection starts and ends (pooled by the proxies: few),
                     // as ztunnel logs them.
-                    Ok((target, sent, received)) => tracing::info!(
+                    Ok((Port::Inbound, target, sent, received)) => tracing::info!(
                         %client, %target, sent, received, duration = ?began.elapsed(),
                         "tunnel: closed"
                     ),
@@ -89,20 +86,25 @@ impl Tunnel {
         }
     }
 
-    /// One connection: its ClientHello, the workload it names, then bytes both ways. The
-    /// workload's proxy, and the bytes sent to it and received from it.
-    async fn splice(&self, mut stream: TcpStream) -> Result<(SocketAddr, u64, u64), String> {
+    /// One connection: its ClientHello, the workload and port it names, then bytes both
+    /// ways. Which port, the workload's proxy, and the bytes sent to it and received from it.
+    async fn splice(&self, mut stream: TcpStream) -> Result<(Port, SocketAddr, u64, u64), String> {
         let _ = stream.set_nodelay(true);
-        let (ip, hello) = weft_identity::hbone::read_client_hello(&mut stream, HELLO_TIMEOUT)
+        let (asked, hello) = weft_identity::hbone::read_client_hello(&mut stream, HELLO_TIMEOUT)
             .await
             .map_err(|e| e.to_string())?;
+        let ip = asked.ip;
         if !self.serves(ip) {
             return Err(format!(
                 "{ip} is not a workload address of this host ({}/{})",
                 self.net.gateway, self.net.prefix_len
             ));
         }
-        let target = SocketAddr::new(ip.into(), self.inbound_port);
+        let port = match asked.port {
+            Port::Inbound => self.inbound_port,
+            Port::Admin => self.admin_port,
+        };
+        let target = SocketAddr::new(ip.into(), port);
         let mut upstream =
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target)).await {
                 Ok(Ok(s)) => s,
@@ -110,7 +112,9 @@ impl Tunnel {
                 Err(_) => return Err(format!("connecting to {target}: timed out")),
             };
         let _ = upstream.set_nodelay(true);
-        tracing::info!(client = %self.peer_of(&stream), %target, "tunnel: splicing");
+        if asked.port == Port::Inbound {
+            tracing::info!(client = %self.peer_of(&stream), %target, "tunnel: splicing");
+        }
         upstream
             .write_all(&hello)
             .await
@@ -120,7 +124,7 @@ impl Tunnel {
         let (sent, received) = tokio::io::copy_bidirectional(&mut stream, &mut upstream)
             .await
             .unwrap_or_default();
-        Ok((target, sent + hello.len() as u64, received))
+        Ok((asked.port, target, sent + hello.len() as u64, received))
     }
 
     fn peer_of(&self, stream: &TcpStream) -> String {

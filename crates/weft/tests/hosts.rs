@@ -70,8 +70,8 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut last = String::new();
     let mut ok = false;
-    // GET /hello of `service` (in default, port 8080) from the client, through its proxy.
-    let call = |service: &str| {
+    // GET `path` of `service` (in default, port 8080) from the client, through its proxy.
+    let call_path = |service: &str, path: &str| {
         let name = format!("{service}.default");
         a.in_workload(
             "client-a",
@@ -83,10 +83,11 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
                 "5",
                 "--resolve",
                 &format!("{name}:8080:{}", vip("client-a", &name)),
-                &format!("http://{name}:8080/hello"),
+                &format!("http://{name}:8080{path}"),
             ],
         )
     };
+    let call = |service: &str| call_path(service, "/hello");
     while Instant::now() < deadline && !ok {
         let out = call("echo");
         last = format!(
@@ -125,6 +126,56 @@ async fn a_call_crosses_hosts_over_hbone_with_mutual_tls_end_to_end() {
     for w in ["default/echo-b", "default/client-a", "default/hello-0"] {
         assert!(read.contains(&w), "{w} not read: {body}");
     }
+
+    // What `weft proxy-config`, `weft tap` and the dashboard's certificates read crosses
+    // hosts too: over mutual TLS through the tunnel to the proxy's admin port, the admin
+    // token inside the TLS.
+    let (code, body) = support::admin_get_as(admin, "/proxies/default/echo-b/config", Some(&token))
+        .await
+        .unwrap_or_default();
+    let config: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(
+        config["certificate"]["spiffeId"], "spiffe://cluster.local/ns/default/sa/echo",
+        "{body}"
+    );
+    let (_, listed) = support::admin_get_as(admin, "/proxies", Some(&token))
+        .await
+        .unwrap_or_default();
+    assert!(
+        listed.contains(&format!("\"tunnel\": \"{}:4108\"", network.address(2))),
+        "{listed}"
+    );
+    let tap = {
+        let token = token.clone();
+        tokio::spawn(async move {
+            let path = "/services/default/echo/tap?max=1&seconds=20&path=/tapped";
+            support::admin_get_as(admin, path, Some(&token)).await
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !tap.is_finished() && Instant::now() < deadline {
+        let _ = call_path("echo", "/tapped");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (code, tapped) = tap.await.expect("tap task").unwrap_or_default();
+    assert_eq!(code, 200, "{tapped}");
+    assert!(
+        tapped.contains("/tapped") && tapped.contains("\"end\""),
+        "{tapped}"
+    );
+    // The tunnel answers nothing in plaintext: no request is relayed outside TLS.
+    let plain = a.ns.exec_any(&[
+        "curl",
+        "-sS",
+        "-m",
+        "3",
+        &format!("http://{}:4108/metrics/{echo_ip}", network.address(2)),
+    ]);
+    assert!(
+        !plain.map(|o| o.status.success()).unwrap_or(false),
+        "the tunnel answered plaintext"
+    );
 
     // End-to-end mutual TLS: echo-b's proxy saw the client's SPIFFE id.
     let metrics = b.ns.within(|| {

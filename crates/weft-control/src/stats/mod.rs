@@ -15,13 +15,13 @@ pub mod series;
 pub mod window;
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
 
 use crate::audit::ledger::Ledger;
+use crate::proxy_route::{ProxyDialer, ProxyRoute};
 use crate::published::Published;
 use sample::Sample;
 
@@ -43,14 +43,17 @@ pub struct Stats {
     pub interval: Duration,
     /// The audit's rolling summary, fed by the same scrapes.
     pub ledger: Ledger,
+    /// How proxies behind a host's tunnel are reached.
+    dialer: Arc<ProxyDialer>,
 }
 
 impl Stats {
-    pub fn new(interval: Duration, ledger: Ledger) -> Stats {
+    pub fn new(interval: Duration, ledger: Ledger, dialer: Arc<ProxyDialer>) -> Stats {
         Stats {
             history: Mutex::new(HashMap::new()),
             interval,
             ledger,
+            dialer,
         }
     }
 
@@ -66,12 +69,11 @@ impl Stats {
 
     /// Scrapes every meshed workload's proxy of `published` now.
     pub async fn scrape_all(&self, published: &Published) {
-        let targets: Vec<(String, SocketAddr, String)> =
-            crate::proxies_api::metrics_targets(published);
+        let targets: Vec<(String, ProxyRoute)> = crate::proxies_api::proxies(published);
         let results: Vec<(String, Result<Sample, String>)> =
             futures_util::stream::iter(targets.clone())
-                .map(|(node, addr, path)| async move {
-                    let result = scrape(addr, &path).await.map(|text| {
+                .map(|(node, route)| async move {
+                    let result = scrape(&self.dialer, &route).await.map(|text| {
                         let at = unix_now();
                         // The audit's ledger counts what grew since the last scrape.
                         self.ledger.observe(&node, &text, at as u64);
@@ -82,11 +84,11 @@ impl Stats {
                 .buffer_unordered(CONCURRENCY)
                 .collect()
                 .await;
-        let live: Vec<String> = targets.iter().map(|(n, _, _)| n.clone()).collect();
+        let live: Vec<String> = targets.iter().map(|(n, _)| n.clone()).collect();
         self.ledger.retain(&live);
         let mut history = self.lock();
         // Workloads that left the model leave the history.
-        history.retain(|node, _| targets.iter().any(|(n, _, _)| n == node));
+        history.retain(|node, _| targets.iter().any(|(n, _)| n == node));
         for (node, result) in results {
             let h = history.entry(node).or_default();
             match result {
@@ -155,11 +157,12 @@ impl Stats {
 }
 
 /// A proxy's `/metrics` text.
-async fn scrape(addr: SocketAddr, path: &str) -> Result<String, String> {
+async fn scrape(dialer: &ProxyDialer, route: &ProxyRoute) -> Result<String, String> {
     // /metrics is open: the token goes only where it is needed.
-    let (status, text) = crate::proxy_admin::get(addr, path, None, SCRAPE_TIMEOUT).await?;
+    let (status, text) =
+        crate::proxy_admin::get(dialer, route, "/metrics", None, SCRAPE_TIMEOUT).await?;
     if status != http::StatusCode::OK {
-        return Err(format!("{addr} answered /metrics with {status}"));
+        return Err(format!("{route} answered /metrics with {status}"));
     }
     Ok(text)
 }

@@ -58,8 +58,8 @@ struct TunnelArgs {
     /// The workloads' proxies' inbound port.
     #[arg(long, default_value_t = 4143)]
     inbound_port: u16,
-    /// The workloads' proxies' admin port (the control plane scrapes `/metrics` through the
-    /// tunnel).
+    /// The workloads' proxies' admin port (mutual TLS: the control plane reads `/metrics`,
+    /// `/config` and `/tap` through the tunnel).
     #[arg(long, default_value_t = 4191)]
     admin_port: u16,
     /// Where `weft host join` wrote this host's record (`host.json`).
