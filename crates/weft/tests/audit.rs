@@ -143,8 +143,8 @@ async fn a_two_service_app_with_no_policies_needs_no_mesh() {
     assert!(text.contains("Where each number comes from"), "{text}");
 }
 
-/// Three workloads: the client, and echo v1 and v2 behind one Service split 50/50; STRICT
-/// mutual TLS; the echoes allow only the client, and deny it `/admin`.
+/// Three workloads: the client, and echo v1 and v2 behind one Service split 50/50 (a 503
+/// retried once); STRICT mutual TLS; the echoes allow only the client, and deny it `/admin`.
 fn justified(m: &ControlMesh) -> String {
     let (c, v1, v2) = (m.ip(1), m.ip(2), m.ip(3));
     format!(
@@ -171,6 +171,7 @@ spec:
   parentRefs: [{{group: "", kind: Service, name: echo, port: 80}}]
   rules:
     - backendRefs: [{{name: echo-v1, port: 80, weight: 50}}, {{name: echo-v2, port: 80, weight: 50}}]
+      retry: {{codes: [503], attempts: 1, backoff: 1ms}}
 ---
 apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
@@ -214,6 +215,8 @@ spec:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strict_mtls_a_split_and_authorization_justify_the_mesh() {
     let mut mesh = ControlMesh::start_config(74, "1h", justified).await;
+    let chaos = mesh.dir.join("chaos");
+    std::fs::create_dir_all(&chaos).expect("chaos dir");
     for (host, pod) in [(2u8, "echo-1"), (3, "echo-2")] {
         let args: Vec<String> = [
             "echo",
@@ -221,6 +224,8 @@ async fn strict_mtls_a_split_and_authorization_justify_the_mesh() {
             &format!("{}:8080", mesh.ip(host)),
             "--pod",
             pod,
+            "--chaos-dir",
+            &chaos.display().to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
@@ -299,5 +304,47 @@ async fn strict_mtls_a_split_and_authorization_justify_the_mesh() {
         path["toStrict"].as_array().map(Vec::len),
         Some(0),
         "{path:#}"
+    );
+
+    // Retries and what they saved: echo-2 answers 503 to half its requests; the route retries
+    // a 503 once, on echo-2 again (its backend's one endpoint), so some retries save their
+    // request and some do not.
+    std::fs::write(chaos.join("echo-2.json"), r#"{"failPercent": 50}"#).expect("chaos file");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let ok = calls(&mesh, "echo.default", "/flaky", 100, 200).await;
+    let (_, metrics) = support::admin_get(mesh.addr(1, 4191), "/metrics")
+        .await
+        .unwrap_or_default();
+    let counted = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .fold(0.0, |a, b| a + b)
+    };
+    let (retries, saved) = (
+        counted("weft_retries_total"),
+        counted("weft_retry_successes_total"),
+    );
+    assert_eq!(counted("weft_retries_refused_total"), 0.0, "{metrics}");
+    assert!(
+        retries >= 5.0 && saved >= 1.0 && saved < retries,
+        "{metrics}"
+    );
+    assert_eq!(
+        (100 - ok) as f64,
+        retries - saved,
+        "each failed request was retried once, and the retry did not save it"
+    );
+    let report = audit_json(&mesh);
+    let retry = capability(&report, "retries");
+    assert_eq!(retry["used"], true, "{retry:#}");
+    assert_eq!(number(&retry["numbers"][0]), retries, "{retry:#}");
+    assert_eq!(number(&retry["numbers"][1]), saved, "{retry:#}");
+    let md = audit(&mesh, "markdown");
+    assert!(
+        md.contains("requests that succeeded only on a retry")
+            && md.contains("weft_retry_successes_total"),
+        "{md}"
     );
 }

@@ -41,6 +41,8 @@ pub enum Fact {
     },
     /// Tries sent again on a route.
     Retries { service: String, route: String },
+    /// Requests on a route whose first try failed and a retry succeeded.
+    RetrySuccesses { service: String, route: String },
     /// Retries not sent: the budget was spent, or the body could not be replayed.
     RetriesRefused { service: String, reason: String },
     /// Endpoints ejected by outlier detection.
@@ -97,6 +99,10 @@ impl Fact {
                 _ => return None,
             },
             "weft_retries_total" => Fact::Retries {
+                service: get("destination_service"),
+                route: get("route"),
+            },
+            "weft_retry_successes_total" => Fact::RetrySuccesses {
                 service: get("destination_service"),
                 route: get("route"),
             },
@@ -188,6 +194,13 @@ impl Fact {
             }
             Fact::Retries { service, route } => (
                 "weft_retries_total",
+                vec![
+                    ("destination_service", service.clone()),
+                    ("route", route.clone()),
+                ],
+            ),
+            Fact::RetrySuccesses { service, route } => (
+                "weft_retry_successes_total",
                 vec![
                     ("destination_service", service.clone()),
                     ("route", route.clone()),

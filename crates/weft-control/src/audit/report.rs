@@ -272,6 +272,14 @@ pub fn build(model: &Model, w: &Window, window: &str, window_seconds: u64) -> Va
                     ),
                 ),
                 (
+                    "requests that succeeded only on a retry",
+                    counter(
+                        "weft_retry_successes_total",
+                        &|f| matches!(f, Fact::RetrySuccesses { .. }),
+                        "",
+                    ),
+                ),
+                (
                     "refused by the budget or the body",
                     counter(
                         "weft_retries_refused_total",
@@ -280,7 +288,7 @@ pub fn build(model: &Model, w: &Window, window: &str, window_seconds: u64) -> Va
                     ),
                 ),
             ],
-            json!({"saved": "not counted yet: the proxies count retries, not the requests that succeeded only on one"}),
+            Value::Null,
         ),
         capability(
             "ejections",

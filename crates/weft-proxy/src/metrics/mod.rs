@@ -81,6 +81,7 @@ pub struct Metrics {
     registry: Registry,
     pub(crate) requests: Family<RequestLabels, Counter>,
     pub(crate) retries: Family<RouteLabels, Counter>,
+    pub(crate) retry_successes: Family<RouteLabels, Counter>,
     pub(crate) duration: HistogramFamily,
     pub tcp_opened: Family<TcpLabels, Counter>,
     pub tcp_closed: Family<TcpLabels, Counter>,
@@ -113,6 +114,12 @@ impl Metrics {
             "retries",
             "Tries sent again (retries), by route",
             retries.clone(),
+        );
+        let retry_successes = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "retry_successes",
+            "Requests whose first try failed and a retry succeeded (a success as outlier detection counts one), by route",
+            retry_successes.clone(),
         );
         let duration: HistogramFamily = Family::new_with_constructor(latency_histogram);
         registry.register_with_unit(
@@ -205,6 +212,7 @@ impl Metrics {
             registry,
             requests,
             retries,
+            retry_successes,
             duration,
             tcp_opened,
             tcp_closed,

@@ -75,6 +75,8 @@ pub struct RouteStats {
     destinations: ArcSwap<Vec<(Arc<Destination>, Arc<RouteStats>)>>,
     /// Made on the first retry.
     retries: std::sync::OnceLock<Counter>,
+    /// Made on the first request a retry saved.
+    retry_successes: std::sync::OnceLock<Counter>,
 }
 
 impl RouteStats {
@@ -86,6 +88,7 @@ impl RouteStats {
             codes: ArcSwap::from_pointee(Vec::new()),
             destinations: ArcSwap::from_pointee(Vec::new()),
             retries: std::sync::OnceLock::new(),
+            retry_successes: std::sync::OnceLock::new(),
         })
     }
 
@@ -93,6 +96,18 @@ impl RouteStats {
     pub fn retried(&self) {
         self.retries
             .get_or_init(|| self.metrics.retries.get_or_create_owned(&self.labels))
+            .inc();
+    }
+
+    /// A request of this route failed a try and then succeeded on a retry.
+    #[cold]
+    pub fn saved_by_retry(&self) {
+        self.retry_successes
+            .get_or_init(|| {
+                self.metrics
+                    .retry_successes
+                    .get_or_create_owned(&self.labels)
+            })
             .inc();
     }
 

@@ -158,6 +158,10 @@ impl Tries<'_> {
             self.seen.upstream(&ep, n);
             let (result, ended, unsent) = self.once(&ep, req, watch.as_ref(), &method).await;
             if n >= attempts || !policy::should_retry(route, ended) {
+                // What the retries bought: the audit's "requests that succeeded only on retry".
+                if n > 0 && matches!(verdict(ended), Verdict::Success) {
+                    self.rule.stats.saved_by_retry();
+                }
                 return result;
             }
             // The request again: back unsent, else from the copy (a route's retries).

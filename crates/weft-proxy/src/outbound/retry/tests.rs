@@ -221,7 +221,13 @@ async fn a_refused_connection_is_retried_elsewhere_with_the_whole_body() {
         assert_eq!(body, b"payload");
     }
     assert_eq!(good.load(Ordering::SeqCst), 10);
-    assert!(metric(&metrics, "weft_retries_total", "") >= 4);
+    let retries = metric(&metrics, "weft_retries_total", "");
+    assert!(retries >= 4);
+    assert_eq!(
+        metric(&metrics, "weft_retry_successes_total", ""),
+        retries,
+        "each retry went to the good endpoint and saved its request"
+    );
 }
 
 #[tokio::test]
@@ -245,6 +251,7 @@ async fn the_default_never_sends_a_request_twice_but_a_route_may() {
     );
     assert!(failed >= 2, "round robin sent requests to the bad endpoint");
     assert_eq!(metric(&metrics, "weft_retries_total", ""), 0);
+    assert_eq!(metric(&metrics, "weft_retry_successes_total", ""), 0);
     // A route that asks for retries: connection errors are retried, POSTs included.
     let (routed, _) = snapshot(
         port,
@@ -289,6 +296,31 @@ async fn a_route_retries_its_codes_only_within_the_budget() {
         "every 503 returned was one the budget refused"
     );
     assert!(unavailable >= 5);
+    // Each allowed retry went to the healthy endpoint: each saved its request; a request
+    // answered on its first try is no retry's success.
+    assert_eq!(metric(&metrics, "weft_retry_successes_total", ""), retries);
+}
+
+#[tokio::test]
+async fn a_retry_that_fails_too_saved_nothing() {
+    let port = port().await;
+    for ip in [[127, 0, 0, 2], [127, 0, 0, 3]] {
+        endpoint(SocketAddr::from((ip, port)), Behaviour::Unavailable).await;
+    }
+    let (snapshot, metrics) = snapshot(
+        port,
+        &["127.0.0.2", "127.0.0.3"],
+        Some("{codes: [503], attempts: 1, backoff: 1ms}"),
+        "{budget: {retryRatio: 1.0, minRetriesPerSecond: 100, ttl: 10s}}",
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            send(&snapshot, "GET", "").await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    assert_eq!(metric(&metrics, "weft_retries_total", ""), 5);
+    assert_eq!(metric(&metrics, "weft_retry_successes_total", ""), 0);
 }
 
 #[tokio::test]
