@@ -14,12 +14,22 @@
 # stops everything and removes what it made.
 #
 #   sudo examples/hosts/run.sh              # until Ctrl-C
-#   sudo examples/hosts/run.sh --for 30s    # then stop (used by CI)
+#   sudo examples/hosts/run.sh --for 30s    # then stop
+#   sudo examples/hosts/run.sh --for 30s --check
+#       # and check `weft audit` and the dashboard (headless Chromium) through a replica
+#       # (used by CI; needs chromium and `npm ci` in dashboard/, as scripts/test.sh does)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 duration=""
-if [ "${1:-}" = "--for" ]; then duration=${2:?--for needs a duration, e.g. 30s}; fi
+check=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --for) duration=${2:?--for needs a duration, e.g. 30s}; shift 2 ;;
+    --check) check=1; shift ;;
+    *) echo "usage: $0 [--for DURATION] [--check]" >&2; exit 2 ;;
+  esac
+done
 
 if [ "$(id -u)" != 0 ]; then
   echo "examples/hosts needs root (network namespaces, iptables): sudo $0 $*" >&2
@@ -178,6 +188,30 @@ wait_for frontend grep -q "Weft is up" "$dir/frontend.log"
 echo "==> the frontend on host-3 calls reviews (host-1, host-2) and ratings (host-1) over HBONE:"
 tail -n +1 -f --pid=$$ "$dir/frontend.log" | grep --line-buffered "demo:" &
 pids+=($!)
+if [ -n "$check" ]; then
+  # The dashboard and the audit through replica 2, once the frontend has called for a while:
+  # every proxy is on a joined host, so all they read of proxies crosses the hosts' tunnels.
+  # A first audit sets the replica's baseline of each proxy's counters (the ledger counts
+  # what grew after it).
+  # shellcheck disable=SC2046
+  "$weft" audit --window 1h $(admin 2) >/dev/null
+  sleep 8
+  echo "==> check: weft audit through replica 2"
+  # shellcheck disable=SC2046
+  audit=$("$weft" audit --window 1h $(admin 2))
+  echo "$audit" | grep -E "verdict|one traffic layer" | head -n 3
+  echo "$audit" | grep -q "one traffic layer across machines: 3 hosts" \
+    || { echo "$audit"; echo "check: the audit did not see the three hosts" >&2; exit 1; }
+  echo "==> check: the dashboard through replica 2, in headless Chromium"
+  # shellcheck disable=SC2046
+  "$weft" dashboard --listen 127.0.0.1:4691 --no-browser $(admin 2) 2>"$dir/dashboard.log" &
+  pids+=($!)
+  wait_for "weft dashboard" curl -sf http://127.0.0.1:4691/dashboard/
+  (cd "$root/dashboard" && node tests/hosts.mjs http://127.0.0.1:4691 \
+    "$root/target/dashboard-screenshots/hosts") \
+    || { echo "check: the dashboard across hosts failed (screenshots in target/dashboard-screenshots/hosts)" >&2; exit 1; }
+  echo "check: dashboard and audit across hosts: PASSED"
+fi
 if [ -n "$duration" ]; then
   sleep "${duration%s}"
 else

@@ -22,7 +22,9 @@ training_admin_token=training-admin-token-0123456789
 training_proxy() {
   local name=$1 ip=$2 mode=$3
   shift 3
-  printf '%s\n' "$training_admin_token" >"$work/admin-token"
+  # Written once: rewriting it while the proxy launched just before reads it could hand
+  # that proxy an empty file.
+  [ -s "$work/admin-token" ] || printf '%s\n' "$training_admin_token" >"$work/admin-token"
   WEFT_LOG=warn training_launch "$name" "$mode" \
     "$weft" proxy --workload "$name" --namespace prof --admin-token-file "$work/admin-token" "$@" \
     --outbound-addr "$ip:4140" --inbound-addr "$ip:4143" --admin-addr "$ip:4191" --app-ip "$ip" \

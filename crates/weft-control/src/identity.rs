@@ -108,6 +108,15 @@ impl Identity for IdentityServer {
             &entry.service_account,
         )
         .map_err(|e| refuse(Status::failed_precondition(e.to_string())))?;
+        // The control plane's own identity is never a workload's: proxies trust it as their
+        // control plane, and their admin ports trust it as the admin token.
+        if entry.namespace == weft_proto::types::CONTROL_NAMESPACE
+            && entry.service_account == weft_proto::types::CONTROL_SERVICE_ACCOUNT
+        {
+            return Err(refuse(Status::permission_denied(format!(
+                "{id} is the control plane's identity; no workload may have it (use another service account)"
+            ))));
+        }
         let via = match peer.as_ref().and_then(|p| p.id.clone()) {
             Some(current) if current == id => "renewal",
             Some(current) => {

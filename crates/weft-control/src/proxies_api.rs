@@ -119,10 +119,9 @@ fn node_of(v: &weft_api::view::WorkloadView) -> String {
 /// A workload's proxy's admin endpoint: its address, or, on a joined host (the workload has
 /// a tunnel), through that host's tunnel: workload blocks are not routed between hosts.
 fn route_of(model: &weft_api::model::Model, v: &weft_api::view::WorkloadView) -> ProxyRoute {
-    let id = v.tunnel.and_then(|_| {
+    let id =
         weft_identity::SpiffeId::new(&model.mesh.trust_domain, &v.namespace, &v.service_account)
-            .ok()
-    });
+            .ok();
     route_to(v.address, model.mesh.admin_port, v.tunnel, id)
 }
 

@@ -33,31 +33,24 @@ pub async fn open(
 ) -> Result<http::Response<Incoming>, String> {
     let exchange = async {
         match route {
-            ProxyRoute::Direct(addr) => {
-                let tcp = TcpStream::connect(addr)
+            ProxyRoute::Direct { admin, id } => {
+                // A protected route over mutual TLS, so that any replica is let in; the
+                // token in plaintext while the proxy has no certificate to answer with.
+                if let (Some(_), Some(id)) = (token, id) {
+                    match tls(dialer, *admin, *admin, id).await {
+                        Ok(tls) => return ask(tls, route, path, token).await,
+                        Err(e) => {
+                            tracing::debug!(%route, error = %e, "admin TLS failed; asking in plaintext")
+                        }
+                    }
+                }
+                let tcp = TcpStream::connect(admin)
                     .await
-                    .map_err(|e| format!("connecting to {addr}: {e}"))?;
+                    .map_err(|e| format!("connecting to {admin}: {e}"))?;
                 ask(tcp, route, path, token).await
             }
             ProxyRoute::Tunnel { tunnel, admin, id } => {
-                let config = dialer.client_config(id)?;
-                let tcp = TcpStream::connect(tunnel)
-                    .await
-                    .map_err(|e| format!("connecting to the tunnel at {tunnel}: {e}"))?;
-                let ip = match admin.ip() {
-                    std::net::IpAddr::V4(ip) => ip,
-                    std::net::IpAddr::V6(_) => {
-                        return Err(format!("{admin}: tunnels carry IPv4 workloads only"))
-                    }
-                };
-                let name = rustls_pki_types::ServerName::try_from(
-                    weft_identity::hbone::admin_server_name(ip),
-                )
-                .map_err(|e| e.to_string())?;
-                let tls = tokio_rustls::TlsConnector::from(config)
-                    .connect(name, tcp)
-                    .await
-                    .map_err(|e| format!("TLS with {route}: {e}"))?;
+                let tls = tls(dialer, *tunnel, *admin, id).await?;
                 ask(tls, route, path, token).await
             }
         }
@@ -66,6 +59,30 @@ pub async fn open(
         Ok(result) => result,
         Err(_) => Err(format!("{route} did not answer within {timeout:?}")),
     }
+}
+
+/// Mutual TLS with the admin port of the proxy at `admin`, dialled at `dial` (the admin
+/// address itself, or its host's tunnel, which the server name asks for that port): the
+/// control plane's certificate presented, only `id` accepted.
+async fn tls(
+    dialer: &ProxyDialer,
+    dial: SocketAddr,
+    admin: SocketAddr,
+    id: &weft_identity::SpiffeId,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+    let config = dialer.client_config(id)?;
+    let std::net::IpAddr::V4(ip) = admin.ip() else {
+        return Err(format!("{admin}: workloads are IPv4"));
+    };
+    let name = rustls_pki_types::ServerName::try_from(weft_identity::hbone::admin_server_name(ip))
+        .map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(dial)
+        .await
+        .map_err(|e| format!("connecting to {dial}: {e}"))?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS with {admin} (dialled at {dial}): {e}"))
 }
 
 /// One HTTP/1.1 `GET path` on a connection made for it.

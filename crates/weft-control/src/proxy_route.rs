@@ -1,7 +1,10 @@
 //! How the control plane reaches a proxy's admin endpoint.
 //!
-//! A proxy on the control plane's own network is dialled at its admin address. A proxy on a
-//! joined host is not: workload blocks are not routed between hosts, and each host opens one
+//! A proxy on the control plane's own network is dialled at its admin address: `/metrics` in
+//! plaintext (it is open), `/config` and `/tap` over mutual TLS when the proxy has its
+//! certificate (the token in plaintext before), because the proxy knows the admin token of
+//! the replica it is connected to only, while every replica proves the control plane's
+//! identity. A proxy on a joined host is not dialled: workload blocks are not routed between hosts, and each host opens one
 //! port, its tunnel. There the control plane names the proxy's admin port in the TLS server
 //! name (`10-213-2-5.admin.weft`); the tunnel splices the connection to that port, which
 //! speaks mutual TLS. The control plane presents its own certificate (its serving identity,
@@ -23,8 +26,12 @@ const CLIENT_CERT_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Where a proxy's admin endpoint is reached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProxyRoute {
-    /// Its admin address, routed from here.
-    Direct(SocketAddr),
+    /// Its admin address, routed from here; the workload's identity, when it has one, for
+    /// mutual TLS.
+    Direct {
+        admin: SocketAddr,
+        id: Option<SpiffeId>,
+    },
     /// Through its host's tunnel, over mutual TLS with the proxy.
     Tunnel {
         /// The host's tunnel.
@@ -40,14 +47,14 @@ impl ProxyRoute {
     /// The proxy's admin address, however it is reached.
     pub fn admin_addr(&self) -> SocketAddr {
         match self {
-            ProxyRoute::Direct(a) | ProxyRoute::Tunnel { admin: a, .. } => *a,
+            ProxyRoute::Direct { admin: a, .. } | ProxyRoute::Tunnel { admin: a, .. } => *a,
         }
     }
 
     /// The tunnel it is reached through, if any.
     pub fn tunnel(&self) -> Option<SocketAddr> {
         match self {
-            ProxyRoute::Direct(_) => None,
+            ProxyRoute::Direct { .. } => None,
             ProxyRoute::Tunnel { tunnel, .. } => Some(*tunnel),
         }
     }
@@ -56,7 +63,7 @@ impl ProxyRoute {
 impl fmt::Display for ProxyRoute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProxyRoute::Direct(a) => write!(f, "{a}"),
+            ProxyRoute::Direct { admin, .. } => write!(f, "{admin}"),
             ProxyRoute::Tunnel { tunnel, admin, .. } => {
                 write!(f, "{admin} (through the tunnel at {tunnel})")
             }
@@ -110,8 +117,8 @@ impl ProxyDialer {
     }
 }
 
-/// The route to the proxy of a workload at `address`: through `tunnel` (a joined host's),
-/// expecting the workload's identity `id`, when it has both; directly otherwise.
+/// The route to the proxy of a workload at `address`, whose identity is `id`: through
+/// `tunnel` (a joined host's) when it has one and the identity is known; directly otherwise.
 pub fn route_to(
     address: IpAddr,
     admin_port: u16,
@@ -121,6 +128,21 @@ pub fn route_to(
     let admin = SocketAddr::new(address, admin_port);
     match (tunnel, id) {
         (Some(tunnel), Some(id)) => ProxyRoute::Tunnel { tunnel, admin, id },
-        _ => ProxyRoute::Direct(admin),
+        (_, id) => ProxyRoute::Direct { admin, id },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_api_reserves_the_identity_the_control_plane_serves_as() {
+        assert_eq!(
+            weft_api::validate::CONTROL_NAMESPACE,
+            weft_proto::types::CONTROL_NAMESPACE
+        );
+        assert_eq!(
+            weft_api::validate::CONTROL_SERVICE_ACCOUNT,
+            weft_proto::types::CONTROL_SERVICE_ACCOUNT
+        );
     }
 }

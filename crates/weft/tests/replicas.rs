@@ -268,6 +268,24 @@ async fn replica_and_etcd_member_kills_and_a_rolling_restart_fail_no_request() {
     }
     mesh.whole_again(Instant::now(), 1, Duration::from_secs(20))
         .await;
+    // Any replica reads any proxy's /config (`weft proxy-config`, the dashboard's
+    // certificates), whichever replica the proxy is connected to: each replica has an admin
+    // token of its own, and proves the control plane's identity over mutual TLS instead.
+    for n in REPLICAS {
+        let token = mesh.token_of(n);
+        let (code, body) = admin_get_as(
+            addr(n, 4181),
+            "/proxies/default/client/config",
+            Some(&token),
+        )
+        .await
+        .unwrap_or_default();
+        assert_eq!(code, 200, "replica {n}: {body}");
+        assert!(
+            body.contains("spiffe://cluster.local/ns/default/sa/client"),
+            "replica {n}: {body}"
+        );
+    }
 
     let load = Arc::new(Load::default());
     let drivers: Vec<_> = (0..2).map(|_| tokio::spawn(drive(load.clone()))).collect();

@@ -24,7 +24,7 @@ mod tracing;
 mod traffic_policy;
 
 pub use locality::{TUNNEL_ANNOTATION, ZONE_LABEL};
-pub use services::protocol_from_app_protocol;
+pub use services::{protocol_from_app_protocol, CONTROL_NAMESPACE, CONTROL_SERVICE_ACCOUNT};
 
 use std::collections::BTreeMap;
 

@@ -262,6 +262,12 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u32 {
     h
 }
 
+/// The control plane's identity (`weft_proto::types::CONTROL_NAMESPACE` and
+/// `CONTROL_SERVICE_ACCOUNT`, which weft-control checks are the same): proxies trust it as
+/// their control plane, so no workload may be declared with it.
+pub const CONTROL_NAMESPACE: &str = "weft-system";
+pub const CONTROL_SERVICE_ACCOUNT: &str = "weft-control";
+
 fn build_workloads(resources: &[Resource], model: &mut Model, diags: &mut Diagnostics) {
     let mut addresses: BTreeMap<IpAddr, String> = BTreeMap::new();
     for r in resources {
@@ -282,6 +288,16 @@ fn build_workloads(resources: &[Resource], model: &mut Model, diags: &mut Diagno
                 continue;
             }
         };
+        if we.namespace() == CONTROL_NAMESPACE
+            && spec.service_account.as_deref() == Some(CONTROL_SERVICE_ACCOUNT)
+        {
+            rep.error(
+                "spec.serviceAccount",
+                format!("{CONTROL_NAMESPACE}/{CONTROL_SERVICE_ACCOUNT} is the control plane's identity; no workload may have it"),
+            )
+            .with_hint("give the workload a service account of its own");
+            continue;
+        }
         let me = format!("{}/{}", we.namespace(), we.name());
         if let Some(other) = addresses.insert(address, me) {
             rep.error_span(&spec.address, "spec.address", format!("address {address} is already the address of WorkloadEntry {other}"))

@@ -132,6 +132,10 @@ fn duplicates_and_conflicts() {
     );
     let d = first_error("apiVersion: v1\nkind: Service\nmetadata: {name: udp, namespace: ns}\nspec: {ports: [{port: 53, protocol: UDP}]}\n");
     assert_eq!(d.field.as_deref(), Some("spec.ports[0].protocol"));
+    // The control plane's identity is never a workload's.
+    let d = first_error("apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: fake, namespace: weft-system}\nspec: {address: 127.0.10.9, serviceAccount: weft-control}\n");
+    assert_eq!(d.field.as_deref(), Some("spec.serviceAccount"), "{d}");
+    assert!(d.message.contains("the control plane's identity"), "{d}");
 }
 
 #[test]

@@ -27,6 +27,16 @@ pub enum Accepted {
     Tls(Box<TlsStream<TcpStream>>, SpiffeId),
 }
 
+/// Whether `peer` is the mesh's control plane (`ns/weft-system/sa/weft-control` of this trust
+/// domain). It may read what the admin token may: every replica proves it with its
+/// certificate, while each replica has a token of its own, and the CA never certifies that
+/// identity for a workload.
+pub fn is_control_plane(peer: &SpiffeId, trust_domain: &str) -> bool {
+    peer.trust_domain() == trust_domain
+        && peer.namespace() == weft_proto::types::CONTROL_NAMESPACE
+        && peer.service_account() == weft_proto::types::CONTROL_SERVICE_ACCOUNT
+}
+
 /// Plaintext as it is, or the TLS handshake done and the client's identity proved.
 pub async fn accept(
     stream: TcpStream,
@@ -92,4 +102,25 @@ pub fn allowed<B>(
         auth: None,
     };
     authorizer.decide(&conn, Some(&attrs)).allowed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_control_plane_of_this_trust_domain_is_the_control_plane() {
+        let id = |td, ns, sa| SpiffeId::new(td, ns, sa).expect("id");
+        let control = id("cluster.local", "weft-system", "weft-control");
+        assert!(is_control_plane(&control, "cluster.local"));
+        assert!(!is_control_plane(&control, "other.local"));
+        assert!(!is_control_plane(
+            &id("cluster.local", "weft-system", "default"),
+            "cluster.local"
+        ));
+        assert!(!is_control_plane(
+            &id("cluster.local", "default", "weft-control"),
+            "cluster.local"
+        ));
+    }
 }

@@ -8,7 +8,9 @@
 //! whatever reads configuration or traffic needs the token: the control plane sends each
 //! proxy the token's digest (never the token), and `--admin-token-file` gives it one without a
 //! control plane. Or a SPIFFE identity over mutual TLS that MeshConfig `admin` allows (see
-//! [`identity`]). A refused request is logged.
+//! [`identity`]), or the control plane's own identity, which any replica of it proves with its
+//! certificate wherever the proxy runs (through a host's tunnel too). A refused request is
+//! logged.
 
 mod identity;
 mod tap;
@@ -133,6 +135,10 @@ fn handle(cx: &Admin, req: Request<Incoming>, caller: &Caller) -> Response<Body>
     if matches!(path, "/config" | "/tap") && !cx.authorized(&req) {
         if let Some(peer) = &caller.peer {
             let view = cx.state.load().view.clone();
+            if identity::is_control_plane(peer, &view.mesh.trust_domain) {
+                tracing::debug!(%client, path, "admin request from the control plane");
+                return route(cx, req);
+            }
             if identity::allowed(view.mesh.admin.as_ref(), peer, client, caller.local, &req) {
                 tracing::info!(%client, %peer, path, "admin request allowed by MeshConfig admin");
                 return route(cx, req);
