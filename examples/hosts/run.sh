@@ -185,6 +185,8 @@ wait_for frontend grep -q "Weft is up" "$dir/frontend.log"
 
 # shellcheck disable=SC2046
 "$weft" host list $(admin 1)
+echo "==> to look: $weft dashboard --control $net.2:4181 --admin-token-file $dir/replica-2/admin-token"
+echo "    (or weft stat / weft audit with the same two options; any replica answers for all hosts)"
 echo "==> the frontend on host-3 calls reviews (host-1, host-2) and ratings (host-1) over HBONE:"
 tail -n +1 -f --pid=$$ "$dir/frontend.log" | grep --line-buffered "demo:" &
 pids+=($!)
