@@ -64,6 +64,7 @@ dir=$(mktemp -d /tmp/weft-hosts.XXXXXX)
 # The proxies run as their own uid and read their CA bundle under here.
 chmod 755 "$dir"
 pids=()
+replicas=()
 etcds=()
 runners=()
 cleanup() {
@@ -131,6 +132,7 @@ for n in 1 2 3; do
     --ca-seal-key "$dir/seal.key" --state-dir "$dir/replica-$n" \
     --grpc-addr "$net.$n:4180" --admin-addr "$net.$n:4181" 2>"$dir/control-$n.log" &
   pids+=($!)
+  replicas[$n]=$!
 done
 for n in 1 2 3; do wait_for "replica $n" curl -sf "http://$net.$n:4181/ready"; done
 admin() { echo --control "$net.$1:4181" --admin-token-file "$dir/replica-$1/admin-token"; }
@@ -138,13 +140,14 @@ admin() { echo --control "$net.$1:4181" --admin-token-file "$dir/replica-$1/admi
 "$weft" apply -f "$root/examples/shop/mesh.yaml" $(admin 1)
 
 controls="$net.1:4180,$net.2:4180,$net.3:4180"
+admins="$net.1:4181,$net.2:4181,$net.3:4181"
 echo "==> each host joins (through its replica; its proxies will know all three), and serves its tunnel"
 for n in 1 2 3; do
   # The host keeps its record and credential in host-N, apart from the replica's admin token:
   # its workloads register with the credential.
   # shellcheck disable=SC2046
   "$weft" host join "host-$n" --address "$net.$n" --control-grpc "$controls" \
-    --state-dir "$dir/host-$n" $(admin "$n")
+    --control-admins "$admins" --state-dir "$dir/host-$n" $(admin "$n")
   ip netns exec "weft-host-$n" "$weft" host tunnel --state-dir "$dir/host-$n" 2>"$dir/tunnel-$n.log" &
   pids+=($!)
 done
@@ -213,6 +216,23 @@ if [ -n "$check" ]; then
     "$root/target/dashboard-screenshots/hosts") \
     || { echo "check: the dashboard across hosts failed (screenshots in target/dashboard-screenshots/hosts)" >&2; exit 1; }
   echo "check: dashboard and audit across hosts: PASSED"
+  # Replica 1 stops. Host 1's workloads joined through it; their registrations are leases
+  # (15 s) that must outlive it: the runners renew them through the next replica.
+  echo "==> check: replica 1 stops; host-1's workloads stay registered past their 15 s lease"
+  kill -TERM "${replicas[1]}"
+  sleep 20
+  token2=$(cat "$dir/replica-2/admin-token")
+  listed=$(curl -sf -H "Authorization: Bearer $token2" "http://$net.2:4181/workloads")
+  for w in reviews-v1 ratings; do
+    echo "$listed" | grep -q "\"$w\"" || { echo "$listed"; echo "check: $w was not renewed after replica 1 stopped" >&2; exit 1; }
+  done
+  grep -q "the control plane answers through this replica now" "$dir/reviews-v1.log" \
+    || { tail -n 20 "$dir/reviews-v1.log"; echo "check: reviews-v1's runner did not fail over" >&2; exit 1; }
+  last=$(grep "demo: reviews:" "$dir/frontend.log" | tail -n 1)
+  echo "$last"
+  echo "$last" | grep -q "reviews-v1 [1-9].*errors: 0" \
+    || { echo "check: the frontend's calls failed after replica 1 stopped" >&2; exit 1; }
+  echo "check: registrations fail over between replicas: PASSED"
 fi
 if [ -n "$duration" ]; then
   sleep "${duration%s}"

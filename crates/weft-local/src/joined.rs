@@ -31,12 +31,25 @@ pub struct JoinedHost {
     /// The control-plane replica it joined through: its workloads register there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_admin: Option<SocketAddr>,
+    /// Every replica's admin address, the one joined through first: registrations fail over
+    /// between them (`weft host join --control-admins`). Empty: only `control_admin`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub control_admins: Vec<SocketAddr>,
     /// The replicas' gRPC addresses its proxies dial (`A,B,C`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_grpc: Option<String>,
 }
 
 impl JoinedHost {
+    /// The replicas its workloads register with, in order.
+    pub fn admins(&self) -> Vec<SocketAddr> {
+        if self.control_admins.is_empty() {
+            self.control_admin.into_iter().collect()
+        } else {
+            self.control_admins.clone()
+        }
+    }
+
     pub fn path(state_dir: &Path) -> PathBuf {
         state_dir.join(FILE)
     }
@@ -125,10 +138,20 @@ mod tests {
             block: "10.213.7.0/24".into(),
             address: Some("192.0.2.1".parse().expect("ip")),
             control_admin: Some("192.0.2.1:4181".parse().expect("addr")),
+            control_admins: vec![
+                "192.0.2.1:4181".parse().expect("addr"),
+                "192.0.2.2:4181".parse().expect("addr"),
+            ],
             control_grpc: Some("192.0.2.1:4180,192.0.2.2:4180".into()),
         };
         host.write(&dir).expect("write");
         assert_eq!(JoinedHost::read(&dir), Ok(Some(host.clone())));
+        assert_eq!(host.admins(), host.control_admins, "every replica, in order");
+        let older = JoinedHost {
+            control_admins: Vec::new(),
+            ..host.clone()
+        };
+        assert_eq!(older.admins(), vec![host.control_admin.expect("set")]);
         let net = host.net("weft0").expect("net");
         assert_eq!(net.gateway, Ipv4Addr::new(10, 213, 7, 1));
         assert_eq!(net.prefix_len, 24);

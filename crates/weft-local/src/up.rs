@@ -152,10 +152,7 @@ async fn with_bridge(
         Ok(token) => {
             let on = Mesh {
                 grpc: control_grpc.to_string(),
-                client: ControlClient {
-                    admin: spec.control_admin,
-                    token: token.trim().to_string(),
-                },
+                client: ControlClient::new(vec![spec.control_admin], token.trim().to_string()),
                 host: None,
                 log: Some(control_log),
                 logs,

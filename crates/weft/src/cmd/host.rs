@@ -88,6 +88,11 @@ struct JoinArgs {
     /// comma-separated). Default: the --control address's IP, port 4180.
     #[arg(long, value_name = "ADDR[,ADDR...]", value_parser = super::host_args::parse_control)]
     control_grpc: Option<String>,
+    /// Every replica's admin address (comma-separated): this host's workloads register
+    /// through the one it joined through (--control) first, and fail over to the others
+    /// when it does not answer. Default: the --control address alone.
+    #[arg(long, value_name = "ADDR[,ADDR...]", value_delimiter = ',')]
+    control_admins: Vec<SocketAddr>,
     /// Where this host's record (`host.json`) and credential (`host-credential`) are kept,
     /// for `weft run`, `weft up` and the tunnel.
     #[arg(long, env = "WEFT_STATE_DIR", default_value = "/var/lib/weft")]
@@ -133,6 +138,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 anyhow::anyhow!("the control plane's answer has no host credential (is it older than this weft?)")
             })?;
             host.control_admin = Some(a.control.control);
+            // The replica joined through first, then the others as given.
+            host.control_admins = std::iter::once(a.control.control)
+                .chain(a.control_admins.iter().copied())
+                .fold(Vec::new(), |mut all, addr| {
+                    if !all.contains(&addr) {
+                        all.push(addr);
+                    }
+                    all
+                });
             host.control_grpc = Some(a.control_grpc.clone().unwrap_or_else(|| {
                 SocketAddr::new(a.control.control.ip(), weft_api::CONTROL_GRPC_PORT).to_string()
             }));

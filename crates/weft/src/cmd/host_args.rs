@@ -19,10 +19,11 @@ const DEFAULT_CONTROL_ADMIN: SocketAddr =
 
 #[derive(clap::Args, Clone)]
 pub struct HostArgs {
-    /// The control plane's admin address (registrations, hosts files, its CA bundle).
-    /// Default: 127.0.0.1:4181, or on a joined host the replica it joined through.
-    #[arg(long, env = "WEFT_CONTROL_ADMIN", value_name = "ADDR")]
-    pub control_admin: Option<SocketAddr>,
+    /// The control plane's admin address (registrations, hosts files, its CA bundle);
+    /// replicas' addresses comma-separated, for registrations to fail over between them.
+    /// Default: 127.0.0.1:4181, or on a joined host the replicas it joined with.
+    #[arg(long, env = "WEFT_CONTROL_ADMIN", value_name = "ADDR[,ADDR...]", value_delimiter = ',')]
+    pub control_admin: Option<Vec<SocketAddr>>,
     /// The control plane's gRPC address as proxies dial it; replicas' addresses
     /// comma-separated, or a name with several addresses, for proxies to fail over between
     /// them. Default: the bridge address, port 4180, or on a joined host the addresses it
@@ -66,13 +67,23 @@ impl HostArgs {
         JoinedHost::read(&self.state_dir).map_err(anyhow::Error::msg)
     }
 
-    /// The admin address registrations go to.
-    pub fn control_admin(&self) -> anyhow::Result<SocketAddr> {
-        if let Some(addr) = self.control_admin {
-            return Ok(addr);
+    /// The admin addresses registrations go to, in order (never empty).
+    pub fn control_admins(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        if let Some(addrs) = self.control_admin.as_ref().filter(|a| !a.is_empty()) {
+            return Ok(addrs.clone());
         }
-        let joined = self.joined()?.and_then(|h| h.control_admin);
-        Ok(joined.unwrap_or(DEFAULT_CONTROL_ADMIN))
+        let joined = self.joined()?.map(|h| h.admins()).unwrap_or_default();
+        Ok(if joined.is_empty() {
+            vec![DEFAULT_CONTROL_ADMIN]
+        } else {
+            joined
+        })
+    }
+
+    /// The first of them: where `weft up` on a single host starts its control plane.
+    pub fn control_admin(&self) -> anyhow::Result<SocketAddr> {
+        let admins = self.control_admins()?;
+        Ok(admins.first().copied().unwrap_or(DEFAULT_CONTROL_ADMIN))
     }
 
     /// The gRPC addresses proxies dial, for workloads on `net`.
@@ -87,15 +98,12 @@ impl HostArgs {
     /// The client registrations go through: with a joined host's credential when it has one
     /// (it registers that host's workloads and nothing else), else with the admin token.
     pub fn control(&self) -> anyhow::Result<ControlClient> {
-        let admin = self.control_admin()?;
+        let admins = self.control_admins()?;
         if self.joined()?.is_some() {
             if let Some(credential) =
                 JoinedHost::credential(&self.state_dir).map_err(anyhow::Error::msg)?
             {
-                return Ok(ControlClient {
-                    admin,
-                    token: credential,
-                });
+                return Ok(ControlClient::new(admins, credential));
             }
         }
         let path = self.state_dir.join(weft_control::state::ADMIN_TOKEN_FILE);
@@ -106,10 +114,7 @@ impl HostArgs {
                 self.state_dir.display()
             )
         })?;
-        Ok(ControlClient {
-            admin,
-            token: token.trim().to_string(),
-        })
+        Ok(ControlClient::new(admins, token.trim().to_string()))
     }
 }
 
