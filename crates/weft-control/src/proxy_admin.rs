@@ -1,9 +1,9 @@
 //! The control plane as a client of proxies' admin endpoints: `weft proxy-config`, `tap` and
-//! `stat` reach proxies through the control plane, which knows where they are and holds the
-//! admin token their protected routes ask for.
+//! `stat` reach proxies through the control plane, which knows where they are and proves
+//! what their protected routes ask for: its identity over mutual TLS, or its admin token.
 //!
 //! Every exchange has a deadline for its answer's head; whole bodies are capped. A proxy on
-//! a joined host is reached through its host's tunnel over mutual TLS ([`ProxyRoute`]).
+//! a joined host is reached through its host's tunnel ([`ProxyRoute`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
