@@ -127,7 +127,10 @@ impl ControlClient {
         for i in 0..n {
             let k = (first + i) % n;
             let addr = self.admins[k];
-            match self.request_to(addr, method.clone(), path, body.clone()).await {
+            match self
+                .request_to(addr, method.clone(), path, body.clone())
+                .await
+            {
                 Err(e) if e.is_this_replica() => {
                     if n > 1 {
                         tracing::warn!(%addr, error = %e, "a control-plane replica did not answer; asking the next");
@@ -281,7 +284,10 @@ mod tests {
         // A replica that cannot answer now (503: cut off from etcd) is passed over.
         let (unavailable, _) = replica(503).await;
         let client = ControlClient::new(vec![unavailable, live], "t".into());
-        client.trust_bundle().await.expect("the live replica answers");
+        client
+            .trust_bundle()
+            .await
+            .expect("the live replica answers");
         assert_eq!(client.admin(), Some(live));
         let e = ControlClient::new(vec![gone().await, gone().await], "t".into())
             .trust_bundle()

@@ -146,7 +146,11 @@ mod tests {
         };
         host.write(&dir).expect("write");
         assert_eq!(JoinedHost::read(&dir), Ok(Some(host.clone())));
-        assert_eq!(host.admins(), host.control_admins, "every replica, in order");
+        assert_eq!(
+            host.admins(),
+            host.control_admins,
+            "every replica, in order"
+        );
         let older = JoinedHost {
             control_admins: Vec::new(),
             ..host.clone()

@@ -22,7 +22,12 @@ pub struct HostArgs {
     /// The control plane's admin address (registrations, hosts files, its CA bundle);
     /// replicas' addresses comma-separated, for registrations to fail over between them.
     /// Default: 127.0.0.1:4181, or on a joined host the replicas it joined with.
-    #[arg(long, env = "WEFT_CONTROL_ADMIN", value_name = "ADDR[,ADDR...]", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "WEFT_CONTROL_ADMIN",
+        value_name = "ADDR[,ADDR...]",
+        value_delimiter = ','
+    )]
     pub control_admin: Option<Vec<SocketAddr>>,
     /// The control plane's gRPC address as proxies dial it; replicas' addresses
     /// comma-separated, or a name with several addresses, for proxies to fail over between
