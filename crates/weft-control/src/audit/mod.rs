@@ -7,13 +7,15 @@
 //!   kept in the state directory;
 //! - [`report`]: the report over a window (inventory, the capabilities the traffic used,
 //!   their alternatives, the verdict, the adoption path);
-//! - [`routing`], [`adoption`]: the report's routing and adoption-path sections;
+//! - [`inventory`], [`routing`], [`adoption`]: the report's inventory, routing and
+//!   adoption-path sections;
 //! - [`verdict`]: the framework's rules;
 //! - [`api`]: `GET /audit?window=24h` on the admin endpoint.
 
 pub mod adoption;
 pub mod api;
 pub mod facts;
+pub mod inventory;
 pub mod ledger;
 pub mod report;
 pub mod routing;

@@ -3,11 +3,11 @@
 //! the ledger's facts and the mesh's resources. Every number comes with the Prometheus
 //! expression that counts the same thing from the proxies' own counters (`promql`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 use weft_api::model::{Model, WorkloadModel};
-use weft_api::view::{MtlsMode, Protocol};
+use weft_api::view::MtlsMode;
 
 use super::facts::Fact;
 use super::ledger::Window;
@@ -34,132 +34,7 @@ pub fn build(model: &Model, w: &Window, window: &str, window_seconds: u64) -> Va
     let t = &w.totals;
     let q = |selector: &str| format!("sum(increase(weft_requests_total{{{selector}}}[{window}]))");
 
-    // Inventory.
-    let mut edges: BTreeMap<(String, String), (f64, f64, f64)> = BTreeMap::new();
-    let mut dest_services: BTreeSet<String> = BTreeSet::new();
-    let mut namespaces: BTreeSet<String> = BTreeSet::new();
-    for (f, n) in t {
-        match f {
-            Fact::Call {
-                source,
-                service,
-                mtls,
-                failed,
-                ..
-            } => {
-                let e = edges.entry((source.clone(), service.clone())).or_default();
-                e.0 += n;
-                if *failed {
-                    e.1 += n;
-                }
-                if *mtls {
-                    e.2 += n;
-                }
-                dest_services.insert(service.clone());
-                namespaces.extend(source.split('/').next().map(str::to_string));
-            }
-            Fact::Received {
-                workload,
-                source_principal,
-                mtls,
-                failed,
-            } if source_principal == "unknown" => {
-                let e = edges
-                    .entry(("(outside the mesh)".into(), workload.clone()))
-                    .or_default();
-                e.0 += n;
-                if *failed {
-                    e.1 += n;
-                }
-                if *mtls {
-                    e.2 += n;
-                }
-            }
-            _ => {}
-        }
-    }
-    // Requests each workload took in, and each workload's host: looked up per fact below.
-    let mut received_by: HashMap<&str, f64> = HashMap::new();
-    for (f, n) in t {
-        if let Fact::Received { workload, .. } = f {
-            *received_by.entry(workload.as_str()).or_default() += n;
-        }
-    }
-    let received = |node: &str| received_by.get(node).copied().unwrap_or(0.0);
-    let host_by: HashMap<String, String> = model
-        .workloads
-        .iter()
-        .map(|w| {
-            let host = w.view.network.clone();
-            (node(w), host.unwrap_or_else(|| "this host".into()))
-        })
-        .collect();
-    let host_of = |n: &str| host_by.get(n).map_or("this host", String::as_str);
-    let mut services_with_traffic: BTreeSet<String> = dest_services.clone();
-    let mut protocols: BTreeMap<&'static str, usize> = BTreeMap::new();
-    for ((ns, name), svc) in &model.services {
-        let id = format!("{ns}/{name}");
-        let took = model
-            .selected(&svc.namespace, &svc.selector)
-            .any(|w| received(&node(w)) > 0.0);
-        if took {
-            services_with_traffic.insert(id.clone());
-        }
-        if services_with_traffic.contains(&id) {
-            namespaces.insert(ns.clone());
-            for p in &svc.ports {
-                *protocols.entry(protocol_name(p.protocol)).or_default() += 1;
-            }
-        }
-    }
-    for (f, n) in t {
-        if let Fact::Detected { protocol } = f {
-            if *n > 0.0 && protocol != "unknown" {
-                protocols.entry(detected_name(protocol)).or_default();
-            }
-        }
-    }
-    let hosts: BTreeSet<String> = model
-        .workloads
-        .iter()
-        .map(node)
-        .filter(|n| received(n) > 0.0 || edges.keys().any(|(s, _)| s == n))
-        .map(|n| host_of(&n).to_string())
-        .collect();
-    let cross_host: f64 = sum(t, |f| match f {
-        Fact::Call {
-            source,
-            destination,
-            ..
-        } => destination != "unknown" && host_of(source) != host_of(destination),
-        _ => false,
-    });
-    let calls = |m: &BTreeMap<Fact, f64>| sum(m, |f| matches!(f, Fact::Call { .. }));
-    let (first, second) = (calls(&w.first_half), calls(&w.second_half));
-    let mut worst_edge: Option<(String, f64)> = None;
-    let edge_rows: Vec<Value> = edges
-        .iter()
-        .map(|((source, dest), (n, failed, mtls))| {
-            let share = if *n > 0.0 { failed / n } else { 0.0 };
-            if *n >= 20.0 && worst_edge.as_ref().is_none_or(|(_, s)| share > *s) {
-                worst_edge = Some((format!("{source} → {dest}"), share));
-            }
-            let promql = if source.starts_with('(') {
-                let (ns, name) = dest.split_once('/').unwrap_or(("", dest));
-                q(&format!("namespace=\"{ns}\",workload=\"{name}\",direction=\"inbound\",source_principal=\"unknown\""))
-            } else {
-                let (ns, name) = source.split_once('/').unwrap_or(("", source));
-                q(&format!("namespace=\"{ns}\",workload=\"{name}\",direction=\"outbound\",destination_service=\"{dest}\""))
-            };
-            json!({
-                "source": source,
-                "destination": dest,
-                "requests": number(*n, promql),
-                "failed": failed,
-                "mtlsShare": if *n > 0.0 { mtls / n } else { 0.0 },
-            })
-        })
-        .collect();
+    let inv = super::inventory::observe(model, w, window);
 
     // mTLS.
     let requests_in = sum(t, |f| matches!(f, Fact::Received { .. }));
@@ -398,10 +273,10 @@ pub fn build(model: &Model, w: &Window, window: &str, window_seconds: u64) -> Va
     ];
 
     let observed = Observed {
-        services_with_traffic: services_with_traffic.len(),
-        namespaces_with_traffic: namespaces.len(),
-        hosts_with_traffic: hosts.len(),
-        cross_host_calls: cross_host,
+        services_with_traffic: inv.services_with_traffic.len(),
+        namespaces_with_traffic: inv.namespaces.len(),
+        hosts_with_traffic: inv.hosts.len(),
+        cross_host_calls: inv.cross_host,
         requests_in,
         requests_in_mtls,
         strict_workloads: strict.len(),
@@ -410,7 +285,7 @@ pub fn build(model: &Model, w: &Window, window: &str, window_seconds: u64) -> Va
         authz_decisions: allowed + denied + audited,
         authz_denied: denied,
         authz_policies_idle: idle.len(),
-        worst_edge,
+        worst_edge: inv.worst_edge.clone(),
         retries,
     };
     let verdict = verdict::decide(&observed);
@@ -420,23 +295,7 @@ pub fn build(model: &Model, w: &Window, window: &str, window_seconds: u64) -> Va
         "window": window,
         "windowSeconds": window_seconds,
         "coveredSeconds": w.covered_seconds,
-        "inventory": {
-            "services": model.services.len(),
-            "servicesWithTraffic": services_with_traffic,
-            "workloads": model.workloads.len(),
-            "meshedWorkloads": meshed.len(),
-            "hosts": hosts,
-            "namespaces": namespaces,
-            "protocols": protocols,
-            "calls": number(first + second, q("direction=\"outbound\"")),
-            // Halves of five-minute buckets say something only past two of them.
-            "growth": if w.covered_seconds >= 2 * super::ledger::BUCKET.as_secs() {
-                json!({"firstHalf": first, "secondHalf": second})
-            } else {
-                Value::Null
-            },
-            "edges": edge_rows,
-        },
+        "inventory": inv.to_json(model, meshed.len(), w.covered_seconds, window),
         "capabilities": capabilities,
         "verdict": verdict,
         "adoptionPath": adoption,
@@ -465,23 +324,4 @@ fn capability(
         "details": details,
         "alternative": if used { verdict::alternative(id) } else { None },
     })
-}
-
-fn protocol_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Http1 => "http",
-        Protocol::Http2 => "http2",
-        Protocol::Grpc => "grpc",
-        Protocol::Tcp => "tcp",
-        Protocol::Detect => "detected",
-    }
-}
-
-fn detected_name(p: &str) -> &'static str {
-    match p {
-        "http1" | "http" => "http",
-        "http2" | "h2c" => "http2",
-        "tls" => "tls",
-        _ => "tcp",
-    }
 }
