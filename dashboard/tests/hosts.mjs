@@ -7,40 +7,15 @@
 // the frontend's requests in its live tap. Screenshots go to SHOTS.
 //
 //   node tests/hosts.mjs http://127.0.0.1:4691 SHOTS_DIR
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { open } from './harness.mjs';
 
 const [base, shots] = process.argv.slice(2);
 if (!base || !shots) {
   console.error('usage: node tests/hosts.mjs BASE_URL SCREENSHOT_DIR');
   process.exit(2);
 }
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-let failed = false;
-const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
-const external = [];
-page.on('request', (r) => { if (!r.url().startsWith(base)) external.push(r.url()); });
-page.on('pageerror', (e) => { console.error(`page error: ${e.message}`); failed = true; });
-
-async function check(what, fn) {
-  try {
-    await fn();
-    console.log(`ok: ${what}`);
-  } catch (e) {
-    failed = true;
-    console.error(`FAILED: ${what}: ${e.message}`);
-    await page.screenshot({ path: join(shots, `failed-${what.replace(/\W+/g, '-')}.png`) }).catch(() => {});
-  }
-}
-
-const text = async (selector) => (await page.locator(selector).allInnerTexts()).join('\n');
+const run = await open(base, shots);
+const { page, check, text } = run;
 
 await page.goto(`${base}/dashboard/`);
 await check('the graph shows the shop across three hosts', async () => {
@@ -49,15 +24,8 @@ await check('the graph shows the shop across three hosts', async () => {
     const edges = g ? g.dataset.edges || '' : '';
     return edges.includes('reviews-v2') && edges.includes('ratings') && edges.includes('reviews-v1');
   }, null, { timeout: 30000 });
-  const nodes = await page.locator('#graph').getAttribute('data-nodes');
-  for (const s of ['shop/frontend', 'shop/reviews', 'shop/ratings']) {
-    if (!nodes.includes(s)) throw new Error(`${s} not in the graph: ${nodes}`);
-  }
-  const edges = await text('#edges');
-  for (const e of ['frontend-0 → reviews-v1', 'frontend-0 → reviews-v2', 'frontend-0 → ratings']) {
-    if (!edges.includes(e)) throw new Error(`no edge ${e}: ${edges}`);
-  }
-  await page.screenshot({ path: join(shots, 'hosts-graph.png') });
+  await run.expectGraph(['shop/frontend', 'shop/reviews', 'shop/ratings'], ['frontend-0 → reviews-v1', 'frontend-0 → reviews-v2', 'frontend-0 → ratings']);
+  await run.shot('hosts-graph.png');
 });
 
 await check('the reviews page reads proxies on two other hosts', async () => {
@@ -72,13 +40,7 @@ await check('the reviews page reads proxies on two other hosts', async () => {
   if (!body.includes('spiffe://cluster.local/ns/shop/sa/reviews, expires')) throw new Error(`no certificate: ${body}`);
   // The frontend calls reviews every second or so: its requests reach the tap.
   await page.waitForFunction(() => [...document.querySelectorAll('table.tap tbody tr')].some((r) => r.textContent.includes('inbound') && r.textContent.includes('frontend')), null, { timeout: 20000 });
-  await page.screenshot({ path: join(shots, 'hosts-reviews.png'), fullPage: true });
+  await run.shot('hosts-reviews.png', { fullPage: true });
 });
 
-await check('the page fetched nothing from elsewhere', async () => {
-  if (external.length) throw new Error(external.join(', '));
-});
-
-await browser.close();
-console.log(failed ? 'FAILED' : 'PASSED');
-process.exit(failed ? 1 : 0);
+await run.finish();
