@@ -20,9 +20,7 @@ fn main() {
         copy_dist(Path::new(&prebuilt), &dist);
         return;
     }
-    // ok: as OUT_DIR, cargo always sets it.
-    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let source = manifest.join("../../dashboard");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dashboard");
     for input in ["src", "package.json", "package-lock.json", "build.mjs"] {
         println!("cargo:rerun-if-changed={}", source.join(input).display());
     }

@@ -293,12 +293,14 @@ impl Model {
         candidates
             .iter()
             .filter_map(|&i| self.workloads.get(i))
-            .filter(move |w| {
-                selector
-                    .iter()
-                    .all(|(k, v)| w.view.labels.get(k) == Some(v))
-            })
+            .filter(move |w| selects(selector, &w.view.labels))
     }
+}
+
+/// Whether `selector` selects a workload labelled `labels` (every key with its value; an empty
+/// selector selects nothing, as a Service without one selects no workloads).
+pub fn selects(selector: &BTreeMap<String, String>, labels: &BTreeMap<String, String>) -> bool {
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
 /// Istio's default: the same YAML files mean the same thing in both meshes.

@@ -13,7 +13,7 @@ use http::{header, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
 use weft_api::compile::authz::policies_for;
-use weft_api::model::{FilterModel, Model, RouteModel, WorkloadModel};
+use weft_api::model::{selects, FilterModel, Model, RouteModel, WorkloadModel};
 use weft_api::view::authz::AuthzAction;
 use weft_api::view::{FilterView, MtlsMode, PathMatch, StringMatch};
 
@@ -77,27 +77,14 @@ fn api_answer(model: &Model, api: &str) -> Response<Full<Bytes>> {
     }
 }
 
-fn node(w: &WorkloadModel) -> String {
-    format!("{}/{}", w.view.namespace, w.view.name)
-}
-
 /// Service `ns/name`: its workloads, its routes, the policies of its workloads.
 pub fn service(model: &Model, ns: &str, name: &str) -> Option<Value> {
     let svc = model.services.get(&(ns.to_string(), name.to_string()))?;
     let workloads: Vec<&WorkloadModel> = model.selected(&svc.namespace, &svc.selector).collect();
-    let routes: Vec<Value> = model
-        .routes
-        .iter()
-        .filter(|r| {
-            r.parents
-                .iter()
-                .any(|p| p.namespace == ns && p.service == name)
-        })
-        .map(route)
-        .collect();
+    let routes = routes_to(model, ns, |service| service == name);
     Some(json!({
         "name": format!("{ns}/{name}"),
-        "workloads": workloads.iter().map(|w| node(w)).collect::<Vec<_>>(),
+        "workloads": workloads.iter().map(|w| w.view.node()).collect::<Vec<_>>(),
         "routes": routes,
         "peerAuthentications": peer_authentications(model, &workloads),
         "authorizationPolicies": authorization_policies(model, &workloads),
@@ -113,34 +100,33 @@ pub fn workload(model: &Model, ns: &str, name: &str) -> Option<Value> {
     let services: Vec<String> = model
         .services
         .values()
-        .filter(|s| {
-            s.namespace == ns
-                && !s.selector.is_empty()
-                && s.selector
-                    .iter()
-                    .all(|(k, v)| w.view.labels.get(k) == Some(v))
-        })
+        .filter(|s| s.namespace == ns && selects(&s.selector, &w.view.labels))
         .map(|s| s.name.clone())
         .collect();
-    let routes: Vec<Value> = model
-        .routes
-        .iter()
-        .filter(|r| {
-            r.parents
-                .iter()
-                .any(|p| p.namespace == ns && services.contains(&p.service))
-        })
-        .map(route)
-        .collect();
+    let routes = routes_to(model, ns, |service| services.iter().any(|s| s == service));
     Some(json!({
-        "name": node(w),
-        "workloads": [node(w)],
+        "name": w.view.node(),
+        "workloads": [w.view.node()],
         "services": services,
         "meshed": w.view.meshed,
         "routes": routes,
         "peerAuthentications": peer_authentications(model, &[w]),
         "authorizationPolicies": authorization_policies(model, &[w]),
     }))
+}
+
+/// The routes attached to a Service of namespace `ns` that `serves` names.
+fn routes_to(model: &Model, ns: &str, serves: impl Fn(&str) -> bool) -> Vec<Value> {
+    model
+        .routes
+        .iter()
+        .filter(|r| {
+            r.parents
+                .iter()
+                .any(|p| p.namespace == ns && serves(&p.service))
+        })
+        .map(route)
+        .collect()
 }
 
 fn route(r: &RouteModel) -> Value {

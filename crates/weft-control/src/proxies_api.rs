@@ -96,7 +96,7 @@ pub fn service_proxies(
     Ok(model
         .selected(&svc.namespace, &svc.selector)
         .filter(|w| w.view.meshed)
-        .map(|w| (node_of(&w.view), route_of(model, &w.view)))
+        .map(|w| (w.view.node(), route_of(model, &w.view)))
         .collect())
 }
 
@@ -108,12 +108,8 @@ pub fn proxies(published: &Published) -> Vec<(String, ProxyRoute)> {
         .workloads
         .iter()
         .filter(|w| w.view.meshed)
-        .map(|w| (node_of(&w.view), route_of(model, &w.view)))
+        .map(|w| (w.view.node(), route_of(model, &w.view)))
         .collect()
-}
-
-fn node_of(v: &weft_api::view::WorkloadView) -> String {
-    format!("{}/{}", v.namespace, v.name)
 }
 
 /// A workload's proxy's admin endpoint: its address, or, on a joined host (the workload has

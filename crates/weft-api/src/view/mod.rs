@@ -250,6 +250,13 @@ pub struct WorkloadView {
     pub zone: Option<String>,
 }
 
+impl WorkloadView {
+    /// `namespace/name`: how the control plane names the workload's proxy (its xDS node).
+    pub fn node(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceView {

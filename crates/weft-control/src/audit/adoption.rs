@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use weft_api::model::{Model, WorkloadModel};
 
 use super::facts::Fact;
-use super::report::{node, sum};
+use super::report::sum;
 use super::verdict::Answer;
 
 /// Which workloads are still outside the mesh or PERMISSIVE, and the order to move them to
@@ -24,12 +24,12 @@ pub fn adoption_path(
         .workloads
         .iter()
         .filter(|w| !w.view.meshed)
-        .map(node)
+        .map(|w| w.view.node())
         .collect();
     let mut order: Vec<(bool, usize, f64, String)> = permissive
         .iter()
         .map(|w| {
-            let n = node(w);
+            let n = w.view.node();
             let callers: BTreeSet<&str> = t
                 .iter()
                 .filter_map(|(f, c)| match f {

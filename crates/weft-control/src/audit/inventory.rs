@@ -11,7 +11,7 @@ use weft_api::view::Protocol;
 
 use super::facts::Fact;
 use super::ledger::Window;
-use super::report::{node, number, sum};
+use super::report::{number, sum};
 
 /// What traffic the window saw, and where.
 pub(super) struct Inventory {
@@ -90,7 +90,7 @@ pub(super) fn observe(model: &Model, w: &Window, window: &str) -> Inventory {
         .iter()
         .map(|w| {
             let host = w.view.network.clone();
-            (node(w), host.unwrap_or_else(|| "this host".into()))
+            (w.view.node(), host.unwrap_or_else(|| "this host".into()))
         })
         .collect();
     let host_of = |n: &str| host_by.get(n).map_or("this host", String::as_str);
@@ -100,7 +100,7 @@ pub(super) fn observe(model: &Model, w: &Window, window: &str) -> Inventory {
         let id = format!("{ns}/{name}");
         let took = model
             .selected(&svc.namespace, &svc.selector)
-            .any(|w| received(&node(w)) > 0.0);
+            .any(|w| received(&w.view.node()) > 0.0);
         if took {
             services_with_traffic.insert(id.clone());
         }
@@ -121,7 +121,7 @@ pub(super) fn observe(model: &Model, w: &Window, window: &str) -> Inventory {
     let hosts: BTreeSet<String> = model
         .workloads
         .iter()
-        .map(node)
+        .map(|w| w.view.node())
         .filter(|n| received(n) > 0.0 || edges.keys().any(|(s, _)| s == n))
         .map(|n| host_of(&n).to_string())
         .collect();

@@ -25,10 +25,6 @@ pub(super) fn sum(w: &BTreeMap<Fact, f64>, keep: impl Fn(&Fact) -> bool) -> f64 
         .fold(0.0, |total, (_, n)| total + n)
 }
 
-pub(super) fn node(w: &WorkloadModel) -> String {
-    format!("{}/{}", w.view.namespace, w.view.name)
-}
-
 /// The report over `w`, the ledger's window `window` (as written, e.g. `24h`).
 pub fn build(model: &Model, w: &Window, window: &str, window_seconds: u64) -> Value {
     let t = &w.totals;
@@ -52,7 +48,7 @@ pub fn build(model: &Model, w: &Window, window: &str, window_seconds: u64) -> Va
     let strict: Vec<String> = meshed
         .iter()
         .filter(|w| mode(w) == MtlsMode::Strict)
-        .map(|w| node(w))
+        .map(|w| w.view.node())
         .collect();
     let permissive: Vec<&WorkloadModel> = meshed
         .iter()
@@ -122,7 +118,7 @@ pub fn build(model: &Model, w: &Window, window: &str, window_seconds: u64) -> Va
             ],
             json!({
                 "strict": strict,
-                "permissive": permissive.iter().map(|w| node(w)).collect::<Vec<_>>(),
+                "permissive": permissive.iter().map(|w| w.view.node()).collect::<Vec<_>>(),
                 "plaintextReceivers": plaintext_receivers,
             }),
         ),

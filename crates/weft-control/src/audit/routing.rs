@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use weft_api::model::{Model, RouteModel};
 
 use super::facts::Fact;
-use super::report::{node, number};
+use super::report::number;
 
 /// Routes with a split or header matches: how many moved traffic to more than one backend,
 /// how many sent it all one way, and a row per route.
@@ -70,7 +70,7 @@ fn backend_counts(
             .map(|s| {
                 model
                     .selected(&s.namespace, &s.selector)
-                    .map(node)
+                    .map(|w| w.view.node())
                     .collect()
             })
             .unwrap_or_default();
